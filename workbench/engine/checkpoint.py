@@ -1,0 +1,253 @@
+"""Run folders and checkpoints: safetensors for tensors, JSON for everything else, never pickle.
+
+A run folder::
+
+    config.toml          the exact experiment it trained with
+    tokenizer.json       the tokenizer it used
+    metrics.jsonl        one JSON object per line: step, split (train|val), task, loss, ...
+    checkpoints/         step_000500.safetensors + step_000500.json (the JSON is written last,
+                         so a checkpoint is complete exactly when its JSON exists)
+    attention/           step_000100.safetensors: attention of the probe text, tokens in metadata
+
+Every write goes to a temporary file in the same folder, is fsynced, then renamed over the target,
+so a crash leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_numpy, save as save_numpy_bytes
+from safetensors.torch import load_file as load_torch, save as save_torch_bytes
+
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+_STEP_FILE = re.compile(r"step_(\d+)\.json$")
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+# -- RNG states as JSON ----------------------------------------------------------------------
+
+
+def tensor_to_b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def b64_to_byte_tensor(s: str) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+
+
+# -- run folders -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.path / "tokenizer.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def attention(self) -> Path:
+        return self.path / "attention"
+
+    @classmethod
+    def new(cls, base: Path, name: str) -> "RunDir":
+        """A fresh folder ``base/NAME-YYYYmmdd-HHMMSS`` (suffixed if that exists)."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(base) / f"{safe}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = Path(base) / f"{safe}-{stamp}-{n}"
+        return cls.create(path)
+
+    @classmethod
+    def create(cls, path: Path) -> "RunDir":
+        path = Path(path)
+        if path.exists() and any(path.iterdir()) and not (path / "config.toml").exists():
+            raise CheckpointError(f"{path}: the folder exists and is not a run folder; choose an empty or new folder.")
+        for sub in ("checkpoints", "attention"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: Path) -> "RunDir":
+        path = Path(path)
+        if not (path / "config.toml").is_file():
+            raise CheckpointError(f"{path}: not a run folder (no config.toml). Pass the folder a run was "
+                                  f"written to, e.g. one listed by `workbench runs`.")
+        return cls(path)
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps of the complete checkpoints, oldest first."""
+        steps = []
+        for p in self.checkpoints.glob("step_*.json"):
+            m = _STEP_FILE.search(p.name)
+            if m and p.with_suffix(".safetensors").exists():
+                steps.append(int(m.group(1)))
+        return sorted(steps)
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:07d}.json"
+
+    def latest_checkpoint(self) -> Path:
+        steps = self.checkpoint_steps()
+        if not steps:
+            raise CheckpointError(f"{self.path}: no complete checkpoint in {self.checkpoints}; nothing to resume. "
+                                  f"Start a new run instead.")
+        return self.checkpoint_path(steps[-1])
+
+    def prune_checkpoints(self, keep: int, protect: set[int] = frozenset()) -> None:
+        for step in self.checkpoint_steps()[:-keep]:
+            if step in protect:
+                continue
+            p = self.checkpoint_path(step)
+            p.unlink(missing_ok=True)  # JSON first: the checkpoint stops counting before its tensors go
+            p.with_suffix(".safetensors").unlink(missing_ok=True)
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """On resume: drop metric lines a crashed run wrote after its last checkpoint."""
+        if not self.metrics.exists():
+            return
+        kept = []
+        for line in self.metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    kept.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+        atomic_write_text(self.metrics, "".join(k + "\n" for k in kept))
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """All records of a metrics.jsonl (a torn last line is skipped)."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+class MetricsWriter:
+    """Appends JSON lines; flushed at every write so a live reader (or a crash) sees whole lines."""
+
+    def __init__(self, path: Path):
+        self._f = open(path, "a", encoding="utf-8")
+
+    def write(self, **record) -> None:
+        self._f.write(json.dumps(record) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Write ``path`` (.json) and its .safetensors twin; tensors first, JSON last."""
+    path = Path(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write_bytes(path.with_suffix(".safetensors"), save_torch_bytes(tensors))
+    atomic_write_json(path, {"format": FORMAT_VERSION, **meta})
+    return path
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        path = path.with_suffix(".json")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint.") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: damaged checkpoint metadata ({e}); use an earlier checkpoint.") from None
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this workbench reads "
+                              f"{FORMAT_VERSION}.")
+    try:
+        tensors = load_torch(str(path.with_suffix(".safetensors")))
+    except Exception as e:  # safetensors raises its own types for truncated files
+        raise CheckpointError(f"{path.with_suffix('.safetensors')}: cannot read tensors ({e}); "
+                              f"use an earlier checkpoint.") from None
+    return tensors, meta
+
+
+# -- attention snapshots ---------------------------------------------------------------------
+
+
+def save_attention(folder: Path, step: int, attention: np.ndarray, tokens: list[str], ids: list[int]) -> Path:
+    """attention: (n_layer, n_head, T, T); stored as float16 (plenty for weights in 0..1)."""
+    path = Path(folder) / f"step_{step:07d}.safetensors"
+    meta = {"step": str(step), "tokens": json.dumps(tokens), "ids": json.dumps(ids)}
+    atomic_write_bytes(path, save_numpy_bytes({"attention": attention.astype(np.float16)}, metadata=meta))
+    return path
+
+
+def load_attention(path: Path) -> tuple[int, np.ndarray, list[str], list[int]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    arr = load_numpy(str(path))["attention"].astype(np.float32)
+    return int(meta["step"]), arr, json.loads(meta["tokens"]), json.loads(meta["ids"])
+
+
+def list_attention(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob("step_*.safetensors"))

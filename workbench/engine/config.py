@@ -1,0 +1,335 @@
+"""An experiment as frozen dataclasses, loaded from and saved to TOML.
+
+The TOML file is the experiment: the GUI builds one of these from its forms, the CLI reads one
+from disk, and a run folder keeps the exact copy it trained with. Every field carries its help
+text and limits in ``metadata`` so that validation, ``--help``-style listings and GUI tooltips
+all read the same source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .errors import ConfigError, did_you_mean
+
+
+def _f(default, help: str, *, choices=None, min=None, max=None, factory=None):
+    """A dataclass field with help text and limits kept in its metadata."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    paths: tuple[str, ...] = _f(
+        None,
+        'Files or folders to read (.txt .md .jsonl .csv .tsv), or built-in corpora as '
+        '"builtin:NAME" (toy, stdlib).',
+        factory=lambda: ("builtin:toy",),
+    )
+    glob: str = _f("**/*", "Which files to take from a folder (recursive glob pattern).")
+    text_field: str = _f("text", "The JSONL field or CSV/TSV column that holds the text.")
+    encoding_errors: str = _f(
+        "strict",
+        'What to do with bytes that are not UTF-8: "strict" stops with the byte offset, '
+        '"replace" substitutes U+FFFD.',
+        choices=("strict", "replace"),
+    )
+    val_fraction: float = _f(0.1, "Share of the tokens held out for validation.", min=0.0, max=0.5)
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = _f(
+        "char",
+        "char: one token per character; bpe: byte-level BPE (GPT-2 style); wordpiece (BERT "
+        "style); unigram (SentencePiece style).",
+        choices=("char", "bpe", "wordpiece", "unigram"),
+    )
+    vocab_size: int = _f(
+        512, "Largest vocabulary to learn (char takes every character it sees, up to this).",
+        min=16, max=262144,
+    )
+    path: str = _f("", "Use this tokenizer.json instead of training one.")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_layer: int = _f(4, "Transformer blocks.", min=1, max=96)
+    n_head: int = _f(4, "Attention heads per block; must divide n_embd.", min=1, max=128)
+    n_embd: int = _f(128, "Width of the residual stream.", min=8, max=16384)
+    block_size: int = _f(64, "Context length in tokens.", min=2, max=32768)
+    dropout: float = _f(0.0, "Dropout probability in attention and MLP.", min=0.0, max=0.9)
+    bias: bool = _f(True, "Biases in linear layers and LayerNorms (GPT-2 has them).")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    max_steps: int = _f(2000, "Optimizer steps to train for.", min=1)
+    batch_size: int = _f(12, "Sequences per micro-batch.", min=1)
+    grad_accum_steps: int = _f(1, "Micro-batches summed into one optimizer step.", min=1)
+    learning_rate: float = _f(1e-3, "Peak learning rate after warmup.", min=0.0, max=10.0)
+    min_lr: float = _f(1e-4, "Learning rate at the end of the cosine decay.", min=0.0, max=10.0)
+    warmup_steps: int = _f(100, "Steps of linear warmup from 0 to learning_rate.", min=0)
+    lr_decay_steps: int = _f(0, "Step where cosine decay reaches min_lr (0: max_steps).", min=0)
+    weight_decay: float = _f(0.1, "AdamW weight decay on matrices (not biases, norms).", min=0.0)
+    beta1: float = _f(0.9, "AdamW beta1.", min=0.0, max=0.999999)
+    beta2: float = _f(0.99, "AdamW beta2.", min=0.0, max=0.999999)
+    grad_clip: float = _f(1.0, "Clip the gradient norm to this (0: no clipping).", min=0.0)
+    eval_every: int = _f(250, "Evaluate on validation data every N steps (0: only at the end).", min=0)
+    eval_batches: int = _f(20, "Validation batches per evaluation.", min=1)
+    checkpoint_every: int = _f(500, "Save a checkpoint every N steps (0: only at the end).", min=0)
+    keep_checkpoints: int = _f(3, "How many periodic checkpoints to keep on disk.", min=1)
+    attention_every: int = _f(100, "Snapshot attention on the probe text every N steps (0: never).", min=0)
+    probe_text: str = _f("", "Text whose attention is recorded (empty: the start of validation data).")
+    seed: int = _f(1337, "Random seed for weights, batches and dropout.", min=0)
+    device: str = _f("auto", 'auto, cpu, cuda, cuda:N or mps ("auto": CUDA, then MPS, then CPU).')
+    precision: str = _f(
+        "auto", "auto (bf16 where supported, fp16 + grad scaler on other GPUs, fp32 on CPU), "
+        "fp32, bf16 or fp16.", choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI).", min=0)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str = _f("experiment", "A short name; run folders start with it.")
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    # -- conversions -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        from .checkpoint import atomic_write_text  # one place for atomic writes
+
+        atomic_write_text(Path(path), self.to_toml())
+
+    def replace(self, **sections) -> "Experiment":
+        """A copy with whole sections or top-level fields swapped."""
+        return dataclasses.replace(self, **sections)
+
+    def with_overrides(self, overrides: list[str]) -> "Experiment":
+        """Apply ``section.key=value`` strings (the CLI's ``--set``) and validate again."""
+        data = self.to_dict()
+        for item in overrides:
+            apply_override(data, item)
+        return from_dict(data, source="--set")
+
+
+SECTIONS: dict[str, type] = {
+    "corpus": CorpusConfig,
+    "tokenizer": TokenizerConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+}
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    """Read an experiment TOML file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file. Check the path, or pass a preset name "
+                          f"({', '.join(preset_names()) or 'none installed'}).") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8.") from None
+    exp = loads_experiment(text, source=str(path), overrides=overrides)
+    return _resolve_paths(exp, path.resolve().parent)
+
+
+def _resolve_paths(exp: Experiment, base: Path) -> Experiment:
+    """Relative file paths in an experiment are relative to the TOML file's folder; make them absolute
+    so the copy saved in a run folder still points at the same files."""
+    def fix(p: str) -> str:
+        if not p or p.startswith("builtin:") or Path(p).expanduser().is_absolute():
+            return str(Path(p).expanduser()) if p.startswith("~") else p
+        return str((base / p).resolve())
+
+    corpus = dataclasses.replace(exp.corpus, paths=tuple(fix(p) for p in exp.corpus.paths))
+    tokenizer = dataclasses.replace(exp.tokenizer, path=fix(exp.tokenizer.path))
+    return exp.replace(corpus=corpus, tokenizer=tokenizer)
+
+
+def loads_experiment(text: str, source: str = "<string>", overrides: list[str] | None = None) -> Experiment:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}. Fix the syntax at that line.") from None
+    for item in overrides or []:
+        apply_override(data, item)
+    return from_dict(data, source=source)
+
+
+def from_dict(data: dict[str, Any], source: str = "<dict>") -> Experiment:
+    """Build and validate an Experiment from plain data (as TOML gives it)."""
+    return _build(Experiment, data, source, prefix="")
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """``training.max_steps=100`` -> data["training"]["max_steps"] = 100 (value parsed as TOML)."""
+    if "=" not in item:
+        raise ConfigError(f'--set {item!r}: expected section.key=value, for example training.max_steps=500.')
+    dotted, raw = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as cuda or wordpiece: take it as a string
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {k} is a value, not a section.")
+    node[keys[-1]] = value
+
+
+def preset_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "resources" / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in preset_dir().glob("*.toml"))
+
+
+def resolve_experiment(name_or_path: str, overrides: list[str] | None = None) -> Experiment:
+    """A path to a TOML file, or the name of a bundled preset."""
+    p = Path(name_or_path)
+    if not p.exists() and (preset_dir() / f"{name_or_path}.toml").exists():
+        p = preset_dir() / f"{name_or_path}.toml"
+    return load_experiment(p, overrides)
+
+
+# -- the generic part: dataclass <-> dict with checks ------------------------------------------
+
+
+def _to_plain(obj):
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_plain(x) for x in obj]
+    return obj
+
+
+def _build(cls, data: Any, source: str, prefix: str):
+    where = f"[{prefix}]" if prefix else "the top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where} must be a table of settings.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown setting {_name(prefix, key)}{did_you_mean(key, fields)}. "
+                f"Known in {where}: {', '.join(fields)}."
+            )
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        typ = hints[name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[name] = _build(typ, data[name], source, name if not prefix else f"{prefix}.{name}")
+        else:
+            kwargs[name] = _check_value(data[name], typ, f.metadata, source, _name(prefix, name))
+    obj = cls(**kwargs)
+    _check_relations(obj, source)
+    return obj
+
+
+def _name(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _check_value(value, typ, meta, source: str, name: str):
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        (item_type, _) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {name} must be a list, got {value!r}.")
+        return tuple(_check_value(v, item_type, {}, source, f"{name}[{i}]") for i, v in enumerate(value))
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {name} must be true or false, got {value!r}.")
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(f"{source}: {name} must be a whole number, got {value!r}.")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {name} must be a number, got {value!r}.")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}.")
+    elif typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {name} must be text (in quotes), got {value!r}.")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(
+            f"{source}: {name} = {value!r} is not one of {', '.join(map(repr, choices))}"
+            f"{did_you_mean(str(value), choices)}."
+        )
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{source}: {name} = {value!r} is below its minimum {lo}.")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{source}: {name} = {value!r} is above its maximum {hi}.")
+    return value
+
+
+def _check_relations(obj, source: str) -> None:
+    """Checks that involve more than one field of a section."""
+    if isinstance(obj, ModelConfig) and obj.n_embd % obj.n_head:
+        lo = obj.n_embd - obj.n_embd % obj.n_head
+        raise ConfigError(
+            f"{source}: model.n_embd = {obj.n_embd} is not divisible by model.n_head = {obj.n_head}; "
+            f"each head gets n_embd / n_head channels. Try n_embd = {lo or obj.n_head} or "
+            f"{lo + obj.n_head}, or another n_head."
+        )
+    if isinstance(obj, TrainingConfig):
+        if obj.min_lr > obj.learning_rate:
+            raise ConfigError(f"{source}: training.min_lr = {obj.min_lr} is above training.learning_rate "
+                              f"= {obj.learning_rate}; the decay goes down to min_lr.")
+        dev = obj.device
+        if not (dev in ("auto", "cpu", "mps", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError(f"{source}: training.device = {dev!r}: use auto, cpu, cuda, cuda:N or mps"
+                              f"{did_you_mean(dev, ['auto', 'cpu', 'cuda', 'mps'])}.")
+    if isinstance(obj, CorpusConfig) and not obj.paths:
+        raise ConfigError(f'{source}: corpus.paths is empty; give a file or folder, or "builtin:toy".')
+
+
+def describe_settings() -> list[tuple[str, str, Any]]:
+    """(dotted name, help, default) for every setting: for --help listings and the docs."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((f"{section}.{f.name}", f.metadata.get("help", ""), _to_plain(default)))
+    return rows

@@ -1,0 +1,132 @@
+"""Token caches on disk and context-window batches drawn from them.
+
+A corpus is encoded once per tokenizer into a flat array of token ids (uint16 when the vocabulary
+fits, else uint32), stored in the cache dir under a key made from the corpus and tokenizer
+fingerprints, and memory-mapped: a 1 GB corpus never has to sit in memory. Documents are separated
+by the end-of-text token. The last ``val_fraction`` of the tokens is the validation split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write_json
+from .errors import Cancelled, DataError
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TokenCache:
+    path: Path          # the .bin file
+    n_tokens: int
+    dtype: str
+    documents: int
+
+    def array(self) -> np.memmap:
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(self.n_tokens,))
+
+
+def cache_key(corpus_fingerprint: str, tokenizer_fingerprint: str) -> str:
+    h = hashlib.sha256(f"{CACHE_VERSION}:{corpus_fingerprint}:{tokenizer_fingerprint}".encode())
+    return h.hexdigest()[:24]
+
+
+def build_token_cache(corpus, tokenizer, cache_root: Path, *,
+                      progress: Callable[[int, int], None] | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> TokenCache:
+    """Encode ``corpus`` with ``tokenizer`` into ``cache_root/tokens/KEY.bin`` unless already there.
+
+    progress(chars_done, tokens_done) is called after each piece; should_stop() is checked between
+    pieces and cancels cleanly (no half-written cache is left behind).
+    """
+    folder = Path(cache_root) / "tokens"
+    key = cache_key(corpus.fingerprint(), tokenizer.fingerprint())
+    bin_path, meta_path = folder / f"{key}.bin", folder / f"{key}.json"
+    if meta_path.exists() and bin_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if bin_path.stat().st_size == meta["n_tokens"] * np.dtype(meta["dtype"]).itemsize:
+            return TokenCache(bin_path, meta["n_tokens"], meta["dtype"], meta["documents"])
+    folder.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
+    eos = tokenizer.special_id("eos")
+    tmp = bin_path.with_suffix(f".tmp{os.getpid()}")
+    n_tokens = chars = documents = 0
+    try:
+        with open(tmp, "wb") as f:
+            for piece in corpus.pieces():
+                if should_stop is not None and should_stop():
+                    raise Cancelled("encoding the corpus was cancelled")
+                if piece.new_document:
+                    if documents:
+                        f.write(np.array([eos], dtype=dtype).tobytes())
+                        n_tokens += 1
+                    documents += 1
+                # Encode line by line in one batch call: the tokenizer parallelises over the batch.
+                lines = piece.text.splitlines(keepends=True)
+                ids = [i for row in tokenizer.encode_batch(lines) for i in row]
+                f.write(np.asarray(ids, dtype=dtype).tobytes())
+                n_tokens += len(ids)
+                chars += len(piece.text)
+                if progress is not None:
+                    progress(chars, n_tokens)
+            f.write(np.array([eos], dtype=dtype).tobytes())  # close the last document
+            n_tokens += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, bin_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    atomic_write_json(meta_path, {"n_tokens": n_tokens, "dtype": np.dtype(dtype).name, "documents": documents,
+                                  "chars": chars})
+    return TokenCache(bin_path, n_tokens, np.dtype(dtype).name, documents)
+
+
+class TokenData:
+    """Train and validation splits of one token cache, and random context windows from them."""
+
+    def __init__(self, tokens: np.ndarray, val_fraction: float, block_size: int):
+        n = len(tokens)
+        n_val = int(n * val_fraction)
+        self.train = tokens[: n - n_val]
+        self.val = tokens[n - n_val:] if n_val else tokens[:0]
+        self.block_size = block_size
+        need = block_size + 1
+        if len(self.train) < need:
+            raise DataError(
+                f"The corpus gives {len(self.train):,} training tokens ({n:,} in all); one context window "
+                f"needs {need:,} (model.block_size + 1). Add text, or lower model.block_size."
+            )
+        if n_val and len(self.val) < need:
+            raise DataError(
+                f"The validation split has {len(self.val):,} tokens (corpus.val_fraction = {val_fraction} of "
+                f"{n:,}); one context window needs {need:,}. Raise corpus.val_fraction, add text, or lower "
+                f"model.block_size."
+            )
+
+    @classmethod
+    def from_cache(cls, cache: TokenCache, val_fraction: float, block_size: int) -> "TokenData":
+        return cls(cache.array(), val_fraction, block_size)
+
+    def split(self, name: str) -> np.ndarray:
+        data = self.val if name == "val" else self.train
+        return data if len(data) else self.train  # no held-out data: validate on training text
+
+    def batch(self, split: str, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random windows: x (B, T) int64 and y = x shifted left by one (B, T)."""
+        data = self.split(split)
+        T = self.block_size
+        ix = torch.randint(len(data) - T, (batch_size,), generator=generator).numpy()
+        # One fancy-index gather from the memmap: (B, T+1) in a single numpy call.
+        window = data[ix[:, None] + np.arange(T + 1)].astype(np.int64)
+        xy = torch.from_numpy(window)
+        return xy[:, :-1].contiguous(), xy[:, 1:].contiguous()

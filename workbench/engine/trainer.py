@@ -1,0 +1,439 @@
+"""The training loop: prepare data and model, step, evaluate, snapshot attention, checkpoint.
+
+``Trainer(experiment).run(control, reporter)`` runs in whatever thread calls it (the CLI's main
+thread, the GUI's worker QThread). It talks to the outside only through the reporter (events out)
+and the RunControl (stop, pause, commands in), both polled between optimizer steps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import paths
+from . import checkpoint as ckpt
+from .config import Experiment, from_dict
+from .control import SAVE_CHECKPOINT, SNAPSHOT_ATTENTION, RunControl
+from .corpus import Corpus
+from .data import TokenData, build_token_cache
+from .device import describe_device, resolve_device, resolve_precision
+from .errors import Cancelled, CheckpointError, TrainingError, WorkbenchError
+from .events import (AttentionSnapshot, CheckpointSaved, EvalResult, Failed, Finished, NullReporter, Paused,
+                     Resumed, RunStarted, Status, StepMetrics)
+from .model import GPT, GPTConfig
+from .tokenizer import Tokenizer, train_tokenizer
+
+
+@dataclass
+class RunResult:
+    status: str            # completed | stopped | failed
+    run_dir: Path | None
+    step: int
+    message: str = ""
+    last_val_loss: float | None = None
+
+
+def lr_at(step: int, cfg) -> float:
+    """Linear warmup to learning_rate, cosine decay to min_lr at lr_decay_steps, then min_lr."""
+    decay_end = cfg.lr_decay_steps or cfg.max_steps
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / (cfg.warmup_steps + 1)
+    if step >= decay_end:
+        return cfg.min_lr
+    progress = (step - cfg.warmup_steps) / max(1, decay_end - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
+
+
+def build_optimizer(model: torch.nn.Module, cfg, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the parameters that require grad only (frozen ones then cost nothing).
+    Matrices and embeddings decay; biases and LayerNorm gains do not."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    # fused kernels exist for CUDA and (recent torch) CPU; measured faster on both for small GPTs
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=fused)
+
+
+def prepare_tokenizer(exp: Experiment, corpus: Corpus, *, reporter=None, should_stop=None) -> Tokenizer:
+    """Load the configured tokenizer.json, or train one (cached by corpus and settings)."""
+    tc = exp.tokenizer
+    if tc.path:
+        return Tokenizer.load(tc.path)
+    import hashlib
+
+    key = hashlib.sha256(f"{corpus.fingerprint()}:{tc.kind}:{tc.vocab_size}".encode()).hexdigest()[:24]
+    cached = paths.cache_dir() / "tokenizers" / f"{key}.json"
+    if cached.exists():
+        return Tokenizer.load(cached)
+    report = reporter.report if reporter else (lambda e: None)
+    report(Status(f"Training a {tc.kind} tokenizer (vocabulary {tc.vocab_size:,})"))
+    tok = train_tokenizer(
+        tc.kind, tc.vocab_size, (p.text for p in corpus.pieces(max_chars=8192)),
+        should_stop=should_stop,
+        progress=lambda chars: report(Status(f"Training a {tc.kind} tokenizer: {chars / 1e6:.1f} M characters")),
+    )
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(cached)
+    return tok
+
+
+class Trainer:
+    def __init__(self, experiment: Experiment, *, run_dir: str | Path | None = None,
+                 resume: str | Path | None = None, default_threads: int | None = None):
+        """run_dir: where to write (default: a new folder under the data dir).
+        resume: a run folder to continue from its latest checkpoint; ``experiment`` must then be
+        its saved one (``saved_experiment``) with at most the RESUMABLE settings changed.
+        default_threads: CPU threads when training.threads is 0 (the GUI passes cores - 1)."""
+        self.exp = experiment
+        self.run_dir_arg = Path(run_dir) if run_dir else None
+        self.resume_arg = Path(resume) if resume else None
+        self.default_threads = default_threads or os.cpu_count() or 1
+        # filled by prepare()
+        self.model: GPT | None = None
+        self.tokenizer: Tokenizer | None = None
+        self.step = 0
+
+    # -- public entry ------------------------------------------------------------------------
+
+    def run(self, control: RunControl | None = None, reporter=None) -> RunResult:
+        control = control or RunControl()
+        reporter = reporter or NullReporter()
+        self.control, self.reporter = control, reporter
+        self.run_dir: ckpt.RunDir | None = None
+        try:
+            self._prepare()
+            status = self._loop()
+            return RunResult(status, self.run_dir.path, self.step, last_val_loss=self.last_val_loss)
+        except Cancelled as e:
+            reporter.report(Finished(self.step, "stopped", str(self.run_dir.path if self.run_dir else ""), {}))
+            return RunResult("stopped", self.run_dir.path if self.run_dir else None, self.step, str(e))
+        except WorkbenchError as e:
+            reporter.report(Failed(self.step, str(e), "", str(self.run_dir.path) if self.run_dir else None))
+            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, str(e))
+        except Exception as e:  # a bug or an environment problem: keep the traceback for the details
+            msg = f"Training failed at step {self.step}: {type(e).__name__}: {e}"
+            reporter.report(Failed(self.step, msg, traceback.format_exc(),
+                                   str(self.run_dir.path) if self.run_dir else None))
+            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
+        finally:
+            if getattr(self, "metrics", None) is not None:
+                self.metrics.close()
+                self.metrics = None
+
+    # -- preparation -------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        report = self.reporter.report
+        should_stop = lambda: self.control.stop_requested  # noqa: E731
+        state = None
+        if self.resume_arg is not None:
+            self.run_dir = ckpt.RunDir.open(self.resume_arg)
+            state_tensors, state = ckpt.load_checkpoint(self.run_dir.latest_checkpoint())
+            saved = from_dict(state["experiment"], source=str(self.run_dir.config))
+            check_resumable(saved, self.exp, self.run_dir.path)
+        exp, tc = self.exp, self.exp.training
+
+        threads = tc.threads or self.default_threads
+        torch.set_num_threads(max(1, threads))
+        self.device = resolve_device(tc.device)
+        self.precision = resolve_precision(tc.precision, self.device)
+        _seed_everything(tc.seed)
+
+        report(Status("Reading the corpus"))
+        corpus = Corpus.from_config(exp.corpus)
+        if state is not None and self.run_dir.tokenizer.exists():
+            self.tokenizer = Tokenizer.load(self.run_dir.tokenizer)
+        else:
+            self.tokenizer = prepare_tokenizer(exp, corpus, reporter=self.reporter, should_stop=should_stop)
+
+        report(Status("Encoding the corpus", 0.0))
+        cache = build_token_cache(
+            corpus, self.tokenizer, paths.cache_dir(), should_stop=should_stop,
+            progress=lambda chars, toks: report(Status(f"Encoding the corpus: {toks:,} tokens")),
+        )
+        self.data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size)
+
+        gconf = GPTConfig.from_model_config(exp.model, self.tokenizer.vocab_size)
+        self.model = GPT(gconf).to(self.device)
+        self.optimizer = build_optimizer(self.model, tc, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
+        self.batch_gen = torch.Generator().manual_seed(tc.seed)
+        self.step, self.tokens_seen, self.elapsed = 0, 0, 0.0
+        self.last_val_loss = None
+
+        if state is None:
+            self.run_dir = (ckpt.RunDir.create(self.run_dir_arg) if self.run_dir_arg
+                            else ckpt.RunDir.new(paths.runs_dir(), exp.name))
+            exp.save(self.run_dir.config)
+            self.tokenizer.save(self.run_dir.tokenizer)
+        else:
+            self._restore(state_tensors, state)
+            self.run_dir.truncate_metrics_after(self.step)
+            exp.save(self.run_dir.config)  # max_steps may have grown
+        self.metrics = ckpt.MetricsWriter(self.run_dir.metrics)
+        self.probe = self._probe_ids()
+        self.tokens_per_step = tc.batch_size * tc.grad_accum_steps * exp.model.block_size
+        report(RunStarted(
+            run_dir=str(self.run_dir.path), device=describe_device(self.device), precision=self.precision.name,
+            params=self.model.num_params(), start_step=self.step, max_steps=tc.max_steps,
+            tokens_per_step=self.tokens_per_step, vocab_size=self.tokenizer.vocab_size,
+        ))
+
+    def _probe_ids(self) -> list[int]:
+        T = self.exp.model.block_size
+        text = self.exp.training.probe_text
+        if text:
+            ids = self.tokenizer.encode(text)[:T]
+            if ids:
+                return ids
+        return [int(i) for i in self.data.split("val")[:T]]
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> str:
+        tc, report, control = self.exp.training, self.reporter.report, self.control
+        model, opt = self.model, self.optimizer
+        if self.step == 0 and tc.attention_every:
+            self._snapshot_attention()
+        window_tokens, window_time = 0, 0.0
+        while self.step < tc.max_steps:
+            # Between steps: commands, pause, stop.
+            for cmd, _args in control.pending_commands():
+                if cmd == SNAPSHOT_ATTENTION:
+                    self._snapshot_attention()
+                elif cmd == SAVE_CHECKPOINT:
+                    self._save_checkpoint()
+            if control.paused:
+                report(Paused(self.step))
+                control.wait_while_paused()
+                if not control.stop_requested:
+                    report(Resumed(self.step))
+            if control.stop_requested:
+                self._save_checkpoint()
+                report(Finished(self.step, "stopped", str(self.run_dir.path), self._summary()))
+                return "stopped"
+
+            t0 = time.perf_counter()
+            lr = lr_at(self.step, tc)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            model.train()
+            loss_sum = 0.0
+            for _ in range(tc.grad_accum_steps):
+                x, y = self.data.batch("train", tc.batch_size, self.batch_gen)
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                with self.precision.autocast(self.device):
+                    _, loss = model(x, y)
+                loss = loss / tc.grad_accum_steps
+                self.scaler.scale(loss).backward()
+                loss_sum += loss.item()
+            if not math.isfinite(loss_sum):
+                raise TrainingError(self._nan_message(loss_sum))
+            self.scaler.unscale_(opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")).item()
+            self.scaler.step(opt)
+            self.scaler.update()
+            opt.zero_grad(set_to_none=True)
+            self.step += 1
+            self.tokens_seen += self.tokens_per_step
+            dt = time.perf_counter() - t0
+            self.elapsed += dt
+            window_tokens += self.tokens_per_step
+            window_time += dt
+            tps = window_tokens / window_time if window_time > 0 else 0.0
+            if window_time > 2.0:  # a sliding-ish window: halve the history every 2 s
+                window_tokens, window_time = window_tokens // 2, window_time / 2
+
+            self.metrics.write(step=self.step, split="train", task="lm", loss=loss_sum, lr=lr,
+                               grad_norm=grad_norm, tokens=self.tokens_seen, time=round(self.elapsed, 4),
+                               tokens_per_s=round(tps, 1))
+            report(StepMetrics(self.step, tc.max_steps, self.tokens_seen, self.elapsed, loss_sum,
+                               {"lm": loss_sum}, lr, grad_norm, tps))
+
+            last = self.step == tc.max_steps
+            if (tc.eval_every and self.step % tc.eval_every == 0) or last:
+                self._evaluate()
+            if tc.attention_every and (self.step % tc.attention_every == 0 or last):
+                self._snapshot_attention()
+            if (tc.checkpoint_every and self.step % tc.checkpoint_every == 0) or last:
+                self._save_checkpoint()
+        report(Finished(self.step, "completed", str(self.run_dir.path), self._summary()))
+        return "completed"
+
+    def _nan_message(self, loss: float) -> str:
+        steps = self.run_dir.checkpoint_steps()
+        kept = (f"The last good checkpoint (step {steps[-1]}) is kept in {self.run_dir.checkpoints}."
+                if steps else "No checkpoint had been saved yet.")
+        return (f"The loss became {loss} at step {self.step + 1}; training stopped. {kept} "
+                f"Try a lower training.learning_rate, a smaller training.grad_clip, or precision fp32.")
+
+    def _summary(self) -> dict[str, float]:
+        out = {"steps": self.step, "tokens": self.tokens_seen, "seconds": round(self.elapsed, 2)}
+        if self.last_val_loss is not None:
+            out["val_loss"] = self.last_val_loss
+        return out
+
+    # -- evaluation and probes ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate_loss(self, split: str = "val") -> float:
+        """Mean loss over eval_batches fixed batches (same windows every time: comparable numbers)."""
+        tc = self.exp.training
+        gen = torch.Generator().manual_seed(tc.seed + 1)
+        self.model.eval()
+        total = 0.0
+        for _ in range(tc.eval_batches):
+            x, y = self.data.batch(split, tc.batch_size, gen)
+            with self.precision.autocast(self.device):
+                _, loss = self.model(x.to(self.device), y.to(self.device))
+            total += loss.item()
+        return total / tc.eval_batches
+
+    def _evaluate(self) -> None:
+        val = self.evaluate_loss("val")
+        self.last_val_loss = val
+        self.metrics.write(step=self.step, split="val", task="lm", loss=val, tokens=self.tokens_seen,
+                           time=round(self.elapsed, 4))
+        self.reporter.report(EvalResult(self.step, self.tokens_seen, self.elapsed, {"lm": val},
+                                        {"lm/ppl": math.exp(min(val, 50.0))}))
+
+    @torch.no_grad()
+    def attention_snapshot(self) -> AttentionSnapshot:
+        self.model.eval()
+        idx = torch.tensor([self.probe], dtype=torch.long, device=self.device)
+        _, att = self.model.attention_maps(idx)  # (L, 1, H, T, T)
+        arr = att[:, 0].float().cpu().numpy()
+        return AttentionSnapshot(self.step, self.tokenizer.token_texts(self.probe), list(self.probe), arr)
+
+    def _snapshot_attention(self) -> None:
+        snap = self.attention_snapshot()
+        ckpt.save_attention(self.run_dir.attention, snap.step, snap.attention, snap.tokens, snap.ids)
+        self.reporter.report(snap)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _save_checkpoint(self) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items() if k != "lm_head.weight"}
+        names = {p: n for n, p in self.model.named_parameters()}
+        opt_steps = {}
+        for p, st in self.optimizer.state.items():
+            name = names[p]
+            tensors[f"optim.{name}.exp_avg"] = st["exp_avg"]
+            tensors[f"optim.{name}.exp_avg_sq"] = st["exp_avg_sq"]
+            opt_steps[name] = float(st["step"])
+        meta = {
+            "step": self.step, "tokens": self.tokens_seen, "elapsed": self.elapsed,
+            "experiment": self.exp.to_dict(), "vocab_size": self.tokenizer.vocab_size,
+            "optimizer": {"steps": opt_steps}, "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "last_val_loss": self.last_val_loss, "rng": _rng_state(self.batch_gen),
+        }
+        path = ckpt.save_checkpoint(self.run_dir.checkpoint_path(self.step), tensors, meta)
+        self.run_dir.prune_checkpoints(self.exp.training.keep_checkpoints)
+        self.reporter.report(CheckpointSaved(self.step, str(path)))
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        missing, unexpected = self.model.load_state_dict(model_sd, strict=False)
+        if [m for m in missing if m != "lm_head.weight"] or unexpected:
+            raise CheckpointError(f"{self.run_dir.path}: checkpoint does not fit the model "
+                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
+        for name, p in self.model.named_parameters():
+            if f"optim.{name}.exp_avg" in tensors:
+                self.optimizer.state[p] = {
+                    "step": torch.tensor(meta["optimizer"]["steps"][name], dtype=torch.float32),
+                    "exp_avg": tensors[f"optim.{name}.exp_avg"].to(self.device),
+                    "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(self.device),
+                }
+        if meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        self.step, self.tokens_seen, self.elapsed = meta["step"], meta["tokens"], meta["elapsed"]
+        self.last_val_loss = meta.get("last_val_loss")
+        _set_rng_state(meta["rng"], self.batch_gen)
+
+
+# Settings that may differ on resume without changing the numbers already computed.
+RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.eval_every",
+             "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every"}
+
+
+def saved_experiment(run_dir: str | Path) -> Experiment:
+    """The experiment a run folder was trained with."""
+    from .config import load_experiment
+
+    return load_experiment(ckpt.RunDir.open(Path(run_dir)).config)
+
+
+def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:
+    a, b = _flatten(saved.to_dict()), _flatten(wanted.to_dict())
+    changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUMABLE)
+    if changed:
+        raise CheckpointError(
+            f"{where}: cannot resume with changed settings {', '.join(changed)}; on resume only "
+            f"{', '.join(sorted(RESUMABLE))} may change. Start a new run to change the others.")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state(batch_gen: torch.Generator) -> dict:
+    state = {
+        "torch": ckpt.tensor_to_b64(torch.get_rng_state()),
+        "batches": ckpt.tensor_to_b64(batch_gen.get_state()),
+        "python": _py_state_to_json(random.getstate()),
+        "numpy": _np_state_to_json(np.random.get_state()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [ckpt.tensor_to_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
+    torch.set_rng_state(ckpt.b64_to_byte_tensor(state["torch"]))
+    batch_gen.set_state(ckpt.b64_to_byte_tensor(state["batches"]))
+    random.setstate(_py_state_from_json(state["python"]))
+    np.random.set_state(_np_state_from_json(state["numpy"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([ckpt.b64_to_byte_tensor(s) for s in state["cuda"]])
+
+
+def _py_state_to_json(st):
+    version, internal, gauss = st
+    return [version, list(internal), gauss]
+
+
+def _py_state_from_json(st):
+    version, internal, gauss = st
+    return (version, tuple(internal), gauss)
+
+
+def _np_state_to_json(st):
+    name, keys, pos, has_gauss, gauss = st
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
+
+
+def _np_state_from_json(st):
+    name, keys, pos, has_gauss, gauss = st
+    return (name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss)

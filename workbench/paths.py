@@ -1,0 +1,26 @@
+"""Where the workbench keeps things (platformdirs), overridable for tests and shared machines.
+
+WORKBENCH_DATA_DIR   runs (config, metrics, checkpoints, attention snapshots)
+WORKBENCH_CACHE_DIR  token caches and trained tokenizers (safe to delete)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "gpt-workbench"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("WORKBENCH_DATA_DIR") or platformdirs.user_data_dir(APP))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WORKBENCH_CACHE_DIR") or platformdirs.user_cache_dir(APP))
+
+
+def runs_dir() -> Path:
+    return data_dir() / "runs"
