@@ -101,6 +101,39 @@ class TrainingConfig:
     threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI).", min=0)
 
 
+TASK_KINDS = ("causal_lm", "masked_lm", "continuity")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    kind: str = _f("causal_lm", "causal_lm: next-token prediction (GPT); masked_lm: BERT-style masked "
+                   "tokens, bidirectional; continuity: does segment B follow segment A?", choices=TASK_KINDS)
+    name: str = _f("", "Name in curves and metrics (default: lm, mlm, continuity).")
+    weight: float = _f(1.0, "Loss weight (fixed weighting) and sampling weight (proportional, temperature).",
+                       min=0.0)
+    mask_prob: float = _f(0.15, "masked_lm: share of positions to predict (80% masked, 10% random, 10% kept).",
+                          min=0.01, max=0.9)
+
+    @property
+    def label(self) -> str:
+        return self.name or {"causal_lm": "lm", "masked_lm": "mlm"}.get(self.kind, self.kind)
+
+
+@dataclass(frozen=True)
+class MultitaskConfig:
+    sampling: str = _f("all", "all: every task every step; proportional: one task per step drawn by weight; "
+                       "temperature: drawn by weight^(1/T); round_robin: in turn.",
+                       choices=("all", "proportional", "temperature", "round_robin"))
+    temperature: float = _f(2.0, "T for temperature sampling (1 = proportional, large = uniform).", min=0.01)
+    weighting: str = _f("fixed", "fixed: the tasks' weights; average: equal weights; uncertainty: learned "
+                        "(Kendall et al. 2018); gradnorm: learned to balance gradient norms (Chen et al. "
+                        "2018); pcgrad: equal weights with conflicting gradients projected (Yu et al. 2020).",
+                        choices=("fixed", "average", "uncertainty", "gradnorm", "pcgrad"))
+    gradnorm_alpha: float = _f(1.5, "GradNorm's asymmetry: how hard slower tasks are pushed.", min=0.0)
+    gradnorm_lr: float = _f(0.025, "Learning rate of GradNorm's task weights.", min=0.0)
+    conflict_every: int = _f(50, "Measure task weights and gradient conflicts every N steps (0: never).", min=0)
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str = _f("experiment", "A short name; run folders start with it.")
@@ -108,6 +141,8 @@ class Experiment:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    tasks: tuple[TaskConfig, ...] = field(default_factory=lambda: (TaskConfig(),))
+    multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
 
     # -- conversions -------------------------------------------------------------------------
 
@@ -139,6 +174,7 @@ SECTIONS: dict[str, type] = {
     "tokenizer": TokenizerConfig,
     "model": ModelConfig,
     "training": TrainingConfig,
+    "multitask": MultitaskConfig,
 }
 
 
@@ -267,6 +303,12 @@ def _check_value(value, typ, meta, source: str, name: str):
     origin = typing.get_origin(typ)
     if origin is tuple:
         (item_type, _) = typing.get_args(typ)
+        if dataclasses.is_dataclass(item_type):  # an array of tables: [[tasks]]
+            if isinstance(value, dict):
+                value = [value]
+            if not isinstance(value, list):
+                raise ConfigError(f"{source}: {name} must be a list of tables ([[{name}]]), got {value!r}.")
+            return tuple(_build(item_type, v, source, f"{name}[{i}]") for i, v in enumerate(value))
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
@@ -321,6 +363,15 @@ def _check_relations(obj, source: str) -> None:
         if not (dev in ("auto", "cpu", "mps", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise ConfigError(f"{source}: training.device = {dev!r}: use auto, cpu, cuda, cuda:N or mps"
                               f"{did_you_mean(dev, ['auto', 'cpu', 'cuda', 'mps'])}.")
+    if isinstance(obj, Experiment):
+        if not obj.tasks:
+            raise ConfigError(f'{source}: no [[tasks]]; add at least one, e.g. [[tasks]] kind = "causal_lm".')
+        labels = [t.label for t in obj.tasks]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ConfigError(f"{source}: two tasks are named {dup[0]!r}; give each [[tasks]] its own name.")
+        if obj.multitask.sampling in ("proportional", "temperature") and not any(t.weight > 0 for t in obj.tasks):
+            raise ConfigError(f"{source}: every task has weight 0; {obj.multitask.sampling} sampling needs one > 0.")
     if isinstance(obj, CorpusConfig) and not obj.paths:
         raise ConfigError(f'{source}: corpus.paths is empty; give a file or folder, or "builtin:toy".')
 
@@ -328,7 +379,7 @@ def _check_relations(obj, source: str) -> None:
 def describe_settings() -> list[tuple[str, str, Any]]:
     """(dotted name, help, default) for every setting: for --help listings and the docs."""
     rows = []
-    for section, cls in SECTIONS.items():
+    for section, cls in {**SECTIONS, "tasks[]": TaskConfig}.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             rows.append((f"{section}.{f.name}", f.metadata.get("help", ""), _to_plain(default)))

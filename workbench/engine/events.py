@@ -62,6 +62,15 @@ class AttentionSnapshot:
 
 
 @dataclass(frozen=True)
+class TaskBalance:
+    """How the tasks of a multi-task run are weighted and whether their gradients agree."""
+    step: int
+    tasks: list[str]
+    weights: list[float]   # current loss weight of each task
+    conflict: np.ndarray   # (n, n) cosine similarity of the tasks' gradients on the shared trunk
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     step: int
     path: str

@@ -136,6 +136,8 @@ class GPT(nn.Module):
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # tied input/output embedding
+        # Task heads (classifiers, ...) on the shared trunk, by task name; empty for plain LM.
+        self.heads = nn.ModuleDict()
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled down by depth so the residual stream's variance stays put
         for name, p in self.named_parameters():

@@ -27,8 +27,10 @@ from .data import TokenData, build_token_cache
 from .device import describe_device, resolve_device, resolve_precision
 from .errors import Cancelled, CheckpointError, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, EvalResult, Failed, Finished, NullReporter, Paused,
-                     Resumed, RunStarted, Status, StepMetrics)
+                     Resumed, RunStarted, Status, StepMetrics, TaskBalance)
 from .model import GPT, GPTConfig
+from .multitask import TaskSampler, build_weighting, conflict_matrix
+from .tasks import TaskContext, build_task
 from .tokenizer import Tokenizer, train_tokenizer
 
 
@@ -165,8 +167,20 @@ class Trainer:
         self.data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size)
 
         gconf = GPTConfig.from_model_config(exp.model, self.tokenizer.vocab_size)
-        self.model = GPT(gconf).to(self.device)
-        self.optimizer = build_optimizer(self.model, tc, self.device)
+        self.model = GPT(gconf)
+        ctx = TaskContext(self.tokenizer, self.data, exp.model.n_embd, exp.model.block_size)
+        self.tasks = [build_task(t, ctx) for t in exp.tasks]
+        for task in self.tasks:
+            head = task.build_head()
+            if head is not None:
+                head.apply(GPT._init_weights)
+                self.model.heads[task.name] = head
+        self.sampler = TaskSampler(list(exp.tasks), exp.multitask)
+        self.weighting = build_weighting(list(exp.tasks), exp.multitask)
+        # One module holds everything that is trained or checkpointed: "model.*" and "balance.*".
+        self.net = torch.nn.ModuleDict({"model": self.model, "balance": self.weighting}).to(self.device)
+        self.shared = [p for n, p in self.model.named_parameters() if not n.startswith("heads.")]
+        self.optimizer = build_optimizer(self.net, tc, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
         self.batch_gen = torch.Generator().manual_seed(tc.seed)
         self.step, self.tokens_seen, self.elapsed = 0, 0, 0.0
@@ -228,24 +242,7 @@ class Trainer:
             lr = lr_at(self.step, tc)
             for group in opt.param_groups:
                 group["lr"] = lr
-            model.train()
-            loss_sum = 0.0
-            for _ in range(tc.grad_accum_steps):
-                x, y = self.data.batch("train", tc.batch_size, self.batch_gen)
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                with self.precision.autocast(self.device):
-                    _, loss = model(x, y)
-                loss = loss / tc.grad_accum_steps
-                self.scaler.scale(loss).backward()
-                loss_sum += loss.item()
-            if not math.isfinite(loss_sum):
-                raise TrainingError(self._nan_message(loss_sum))
-            self.scaler.unscale_(opt)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")).item()
-            self.scaler.step(opt)
-            self.scaler.update()
-            opt.zero_grad(set_to_none=True)
+            loss_total, losses, grad_norm, balance = self._train_step()
             self.step += 1
             self.tokens_seen += self.tokens_per_step
             dt = time.perf_counter() - t0
@@ -256,11 +253,18 @@ class Trainer:
             if window_time > 2.0:  # a sliding-ish window: halve the history every 2 s
                 window_tokens, window_time = window_tokens // 2, window_time / 2
 
-            self.metrics.write(step=self.step, split="train", task="lm", loss=loss_sum, lr=lr,
-                               grad_norm=grad_norm, tokens=self.tokens_seen, time=round(self.elapsed, 4),
-                               tokens_per_s=round(tps, 1))
-            report(StepMetrics(self.step, tc.max_steps, self.tokens_seen, self.elapsed, loss_sum,
-                               {"lm": loss_sum}, lr, grad_norm, tps))
+            common = dict(step=self.step, split="train", lr=lr, grad_norm=grad_norm, tokens=self.tokens_seen,
+                          time=round(self.elapsed, 4), tokens_per_s=round(tps, 1))
+            if len(self.tasks) == 1:
+                self.metrics.write(task=self.tasks[0].name, loss=loss_total, **common)
+            else:
+                self.metrics.write(task="total", loss=loss_total, **common)
+                for name, value in losses.items():
+                    self.metrics.write(step=self.step, split="train", task=name, loss=value)
+            report(StepMetrics(self.step, tc.max_steps, self.tokens_seen, self.elapsed, loss_total,
+                               {k: v for k, v in losses.items() if not k.endswith("/accuracy")}, lr, grad_norm, tps))
+            if balance is not None:
+                report(balance)
 
             last = self.step == tc.max_steps
             if (tc.eval_every and self.step % tc.eval_every == 0) or last:
@@ -287,27 +291,132 @@ class Trainer:
 
     # -- evaluation and probes ---------------------------------------------------------------
 
+    def _train_step(self):
+        """One optimizer step over the tasks the sampler picks; returns (total loss, per-task losses,
+        gradient norm, TaskBalance or None)."""
+        tc, mt = self.exp.training, self.exp.multitask
+        model, opt, scaler = self.model, self.optimizer, self.scaler
+        active = self.sampler.tasks_for_step(self.step, self.batch_gen)
+        report_balance = len(self.tasks) > 1 and mt.conflict_every and (self.step + 1) % mt.conflict_every == 0
+        need_grads = len(self.tasks) > 1 and (self.weighting.needs_task_grads or report_balance)
+        task_grads = torch.zeros(len(self.tasks), sum(p.numel() for p in self.shared if p.requires_grad),
+                                 device=self.device) if need_grads else None
+        model.train()
+        # Values stay on the device until one .tolist() after the step: a single host sync per step.
+        terms: list[torch.Tensor] = []
+        values: list[tuple[str, int, torch.Tensor]] = []  # (metric name, task index, value)
+        for _ in range(tc.grad_accum_steps):
+            for i in active:
+                task = self.tasks[i]
+                batch = {k: v.to(self.device, non_blocking=True)
+                         for k, v in task.sample("train", tc.batch_size, self.batch_gen).items()}
+                with self.precision.autocast(self.device):
+                    out = task.forward(model, batch)
+                term = self.weighting.term(i, out.loss) / tc.grad_accum_steps
+                before = self._flat_shared_grad() if need_grads else None
+                scaler.scale(term).backward()
+                if need_grads:
+                    task_grads[i] += self._flat_shared_grad() - before
+                terms.append(term.detach())
+                values.append((task.name, i, out.loss.detach() / tc.grad_accum_steps))
+                values += [(f"{task.name}/{k}", -1, v / tc.grad_accum_steps) for k, v in out.metrics.items()]
+        numbers = torch.stack(terms + [v for _, _, v in values]).float().tolist()
+        total = sum(numbers[:len(terms)])
+        sums: dict[str, float] = {}
+        raw: dict[int, float] = {}
+        for (name, i, _), x in zip(values, numbers[len(terms):]):
+            sums[name] = sums.get(name, 0.0) + x
+            if i >= 0:
+                raw[i] = raw.get(i, 0.0) + x
+        if not math.isfinite(total):
+            raise TrainingError(self._nan_message(total))
+        if need_grads:
+            combined = self.weighting.combine_shared(task_grads, active, self.batch_gen)
+            if combined is not None:
+                self._set_flat_shared_grad(combined)
+        scaler.unscale_(opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.net.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")).item()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+        balance = None
+        if need_grads:
+            unscale = 1.0 / scaler.get_scale() if scaler.is_enabled() else 1.0
+            last = self._last_shared_slice()
+            norms = {i: float(task_grads[i, last].norm()) * unscale for i in active}
+            self.weighting.after_step(raw, norms)
+            if report_balance:
+                names = [t.name for t in self.tasks]
+                balance = TaskBalance(self.step + 1, names, self.weighting.weights(),
+                                      conflict_matrix(task_grads).float().cpu().numpy())
+                with open(self.run_dir.path / "balance.jsonl", "a", encoding="utf-8") as f:
+                    import json
+
+                    f.write(json.dumps({"step": balance.step, "tasks": names, "weights": balance.weights,
+                                        "conflict": balance.conflict.round(5).tolist()}) + "\n")
+        return total, sums, grad_norm, balance
+
+    def _flat_shared_grad(self) -> torch.Tensor:
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                          for p in self.shared if p.requires_grad])
+
+    def _set_flat_shared_grad(self, flat: torch.Tensor) -> None:
+        offset = 0
+        for p in self.shared:
+            if not p.requires_grad:
+                continue
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p).clone()
+            offset += n
+
+    def _last_shared_slice(self) -> slice:
+        """Where the last block's MLP output weights sit in the flat shared gradient (GradNorm's W)."""
+        target = self.model.transformer.h[-1].mlp.c_proj.weight
+        offset = 0
+        for p in self.shared:
+            if not p.requires_grad:
+                continue
+            if p is target:
+                return slice(offset, offset + p.numel())
+            offset += p.numel()
+        return slice(0, offset)
+
     @torch.no_grad()
-    def evaluate_loss(self, split: str = "val") -> float:
-        """Mean loss over eval_batches fixed batches (same windows every time: comparable numbers)."""
+    def evaluate(self, split: str = "val") -> tuple[dict[str, float], dict[str, float]]:
+        """Per-task mean loss and metrics over eval_batches fixed batches (the same windows every
+        time, from generators of their own, so evaluating never changes training)."""
         tc = self.exp.training
-        gen = torch.Generator().manual_seed(tc.seed + 1)
         self.model.eval()
-        total = 0.0
-        for _ in range(tc.eval_batches):
-            x, y = self.data.batch(split, tc.batch_size, gen)
-            with self.precision.autocast(self.device):
-                _, loss = self.model(x.to(self.device), y.to(self.device))
-            total += loss.item()
-        return total / tc.eval_batches
+        losses, metrics = {}, {}
+        for i, task in enumerate(self.tasks):
+            gen = torch.Generator().manual_seed(tc.seed + 1 + i)
+            total, sums = 0.0, {}
+            for _ in range(tc.eval_batches):
+                batch = {k: v.to(self.device) for k, v in task.sample(split, tc.batch_size, gen).items()}
+                with self.precision.autocast(self.device):
+                    out = task.forward(self.model, batch)
+                total += out.loss.item()
+                for k, v in out.metrics.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+            losses[task.name] = total / tc.eval_batches
+            metrics.update({f"{task.name}/{k}": v / tc.eval_batches for k, v in sums.items()})
+            if task.kind == "causal_lm":
+                metrics[f"{task.name}/ppl"] = math.exp(min(losses[task.name], 50.0))
+        return losses, metrics
+
+    def evaluate_loss(self, split: str = "val") -> float:
+        """The first task's validation loss (the LM loss in a plain pretraining run)."""
+        return next(iter(self.evaluate(split)[0].values()))
 
     def _evaluate(self) -> None:
-        val = self.evaluate_loss("val")
-        self.last_val_loss = val
-        self.metrics.write(step=self.step, split="val", task="lm", loss=val, tokens=self.tokens_seen,
-                           time=round(self.elapsed, 4))
-        self.reporter.report(EvalResult(self.step, self.tokens_seen, self.elapsed, {"lm": val},
-                                        {"lm/ppl": math.exp(min(val, 50.0))}))
+        losses, metrics = self.evaluate("val")
+        self.last_val_loss = next(iter(losses.values()))
+        for name, loss in losses.items():
+            extra = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(name + "/")}
+            self.metrics.write(step=self.step, split="val", task=name, loss=loss, tokens=self.tokens_seen,
+                               time=round(self.elapsed, 4), **extra)
+        self.reporter.report(EvalResult(self.step, self.tokens_seen, self.elapsed, losses, metrics))
 
     @torch.no_grad()
     def attention_snapshot(self) -> AttentionSnapshot:
@@ -325,8 +434,10 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def _save_checkpoint(self) -> None:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items() if k != "lm_head.weight"}
-        names = {p: n for n, p in self.model.named_parameters()}
+        # net's names are "model.transformer...", "model.heads...", "balance..."; the tied output
+        # embedding is stored once, as in GPT-2 files.
+        tensors = {k: v for k, v in self.net.state_dict().items() if k != "model.lm_head.weight"}
+        names = {p: n for n, p in self.net.named_parameters()}
         opt_steps = {}
         for p, st in self.optimizer.state.items():
             name = names[p]
@@ -344,12 +455,12 @@ class Trainer:
         self.reporter.report(CheckpointSaved(self.step, str(path)))
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        missing, unexpected = self.model.load_state_dict(model_sd, strict=False)
-        if [m for m in missing if m != "lm_head.weight"] or unexpected:
+        state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
+        if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
             raise CheckpointError(f"{self.run_dir.path}: checkpoint does not fit the model "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
-        for name, p in self.model.named_parameters():
+        for name, p in self.net.named_parameters():
             if f"optim.{name}.exp_avg" in tensors:
                 self.optimizer.state[p] = {
                     "step": torch.tensor(meta["optimizer"]["steps"][name], dtype=torch.float32),

@@ -1,0 +1,174 @@
+"""Several tasks on one trunk: which tasks a step trains, and how their losses are combined.
+
+Each task has its own forward pass (its own batch), so the trainer backpropagates one task at a
+time and the total gradient is the sum of the per-task ones. That makes the per-task gradients
+on the shared parameters available for free whenever they are needed: for PCGrad, for GradNorm,
+and for the conflict matrix (cosine similarity between the tasks' gradients) that the GUI shows.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import MultitaskConfig, TaskConfig
+from .errors import ConfigError
+
+
+# -- sampling --------------------------------------------------------------------------------
+
+
+class TaskSampler:
+    """Chooses the tasks of each step. Randomness comes from the batch generator (exact resume)."""
+
+    def __init__(self, tasks: list[TaskConfig], cfg: MultitaskConfig):
+        self.mode = cfg.sampling
+        self.n = len(tasks)
+        w = torch.tensor([t.weight for t in tasks], dtype=torch.float64)
+        if self.mode == "temperature":
+            w = w ** (1.0 / cfg.temperature)
+        self.probs = (w / w.sum()) if w.sum() > 0 else torch.full((self.n,), 1.0 / self.n, dtype=torch.float64)
+
+    def tasks_for_step(self, step: int, gen: torch.Generator) -> list[int]:
+        if self.mode == "all" or self.n == 1:
+            return list(range(self.n))
+        if self.mode == "round_robin":
+            return [step % self.n]
+        return [int(torch.multinomial(self.probs, 1, generator=gen))]
+
+
+# -- weighting -------------------------------------------------------------------------------
+
+
+class Weighting(nn.Module):
+    """Turns one task's loss into its term of the total loss; may learn, may rewrite gradients."""
+
+    needs_task_grads = False  # does it need the per-task gradients on the shared parameters?
+
+    def __init__(self, tasks: list[TaskConfig], cfg: MultitaskConfig):
+        super().__init__()
+        self.n = len(tasks)
+        self.sampling_all = cfg.sampling == "all"
+        self.register_buffer("fixed", torch.tensor([t.weight for t in tasks], dtype=torch.float32))
+
+    def term(self, i: int, loss: torch.Tensor) -> torch.Tensor:
+        # With one task drawn per step the weights already acted as sampling probabilities.
+        return loss * self.fixed[i] if self.sampling_all else loss
+
+    def weights(self) -> list[float]:
+        return self.fixed.tolist() if self.sampling_all else [1.0] * self.n
+
+    def combine_shared(self, grads: torch.Tensor, active: list[int], gen: torch.Generator) -> torch.Tensor | None:
+        """Given per-task gradients (n, P) of the terms, return the shared gradient to use, or None
+        to keep their plain sum."""
+        return None
+
+    def after_step(self, losses: dict[int, float], task_grad_norms: dict[int, float]) -> None:
+        pass
+
+
+class Average(Weighting):
+    def __init__(self, tasks, cfg):
+        super().__init__(tasks, cfg)
+        self.fixed.fill_(1.0 / self.n)
+
+
+class Uncertainty(Weighting):
+    """Kendall, Gal & Cipolla 2018: total = sum_i 0.5 * exp(-s_i) * L_i + 0.5 * s_i with s_i = log sigma_i^2
+    learned. A noisier task (higher irreducible loss) ends up with a larger s_i: a smaller weight."""
+
+    def __init__(self, tasks, cfg):
+        super().__init__(tasks, cfg)
+        self.log_vars = nn.Parameter(torch.zeros(self.n))
+
+    def term(self, i, loss):
+        s = self.log_vars[i]
+        return 0.5 * torch.exp(-s) * loss + 0.5 * s
+
+    def weights(self):
+        return (0.5 * torch.exp(-self.log_vars.detach())).tolist()
+
+
+class GradNorm(Weighting):
+    """Chen et al. 2018: learn weights w_i so that each task's gradient norm on the last shared layer,
+    ||grad w_i L_i||, approaches the mean norm times (relative inverse training rate)^alpha. The weights
+    are renormalised to sum to the number of tasks after every update."""
+
+    needs_task_grads = True
+
+    def __init__(self, tasks, cfg):
+        super().__init__(tasks, cfg)
+        if cfg.sampling != "all":
+            raise ConfigError('multitask.weighting = "gradnorm" compares all tasks within a step; '
+                              'set multitask.sampling = "all".')
+        self.alpha, self.lr = cfg.gradnorm_alpha, cfg.gradnorm_lr
+        self.register_buffer("w", torch.ones(self.n))
+        self.register_buffer("initial_loss", torch.zeros(self.n))
+
+    def term(self, i, loss):
+        return self.w[i] * loss
+
+    def weights(self):
+        return self.w.tolist()
+
+    def after_step(self, losses, task_grad_norms):
+        if len(task_grad_norms) < self.n:
+            return
+        L = torch.tensor([losses[i] for i in range(self.n)])
+        if (self.initial_loss == 0).any():
+            self.initial_loss.copy_(L.clamp_min(1e-8))
+        g = torch.tensor([task_grad_norms[i] for i in range(self.n)])  # ||grad of w_i L_i||
+        ratio = L / self.initial_loss
+        r = ratio / ratio.mean()
+        target = g.mean() * r ** self.alpha
+        # d/dw_i |w_i G_i - target_i| with G_i = g_i / w_i and the target held constant
+        unweighted = g / self.w.clamp_min(1e-8)
+        grad = torch.sign(g - target) * unweighted
+        w = (self.w - self.lr * grad).clamp_min(1e-3)
+        self.w.copy_(w * self.n / w.sum())
+
+
+class PCGrad(Weighting):
+    """Yu et al. 2020: where two tasks' gradients conflict (negative dot product), project each onto the
+    normal plane of the other, in random order, then sum."""
+
+    needs_task_grads = True
+
+    def __init__(self, tasks, cfg):
+        super().__init__(tasks, cfg)
+        if cfg.sampling != "all":
+            raise ConfigError('multitask.weighting = "pcgrad" projects the gradients of tasks trained in the '
+                              'same step; set multitask.sampling = "all".')
+        self.fixed.fill_(1.0)
+
+    def combine_shared(self, grads, active, gen):
+        return pcgrad_project(grads[active], gen).sum(0)
+
+
+def pcgrad_project(grads: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """grads (n, P) -> projected (n, P). Each g_i is made orthogonal to every g_j it conflicts with."""
+    out = grads.clone()
+    n = grads.size(0)
+    for i in range(n):
+        order = torch.randperm(n, generator=gen).tolist()
+        for j in order:
+            if j == i:
+                continue
+            dot = torch.dot(out[i], grads[j])
+            if dot < 0:
+                out[i] -= dot / grads[j].pow(2).sum().clamp_min(1e-20) * grads[j]
+    return out
+
+
+def conflict_matrix(grads: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity between the rows of grads (n, P): (n, n); 1 agree, 0 unrelated, -1 opposed."""
+    unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-20)
+    return unit @ unit.T
+
+
+WEIGHTINGS = {"fixed": Weighting, "average": Average, "uncertainty": Uncertainty, "gradnorm": GradNorm,
+              "pcgrad": PCGrad}
+
+
+def build_weighting(tasks: list[TaskConfig], cfg: MultitaskConfig) -> Weighting:
+    return WEIGHTINGS[cfg.weighting](tasks, cfg)
