@@ -149,6 +149,7 @@ class RunDir:
         return self.checkpoint_path(steps[-1])
 
     def prune_checkpoints(self, keep: int, protect: set[int] = frozenset()) -> None:
+        """Keep the newest ``keep`` periodic checkpoints, and every step in ``protect`` (the best)."""
         for step in self.checkpoint_steps()[:-keep]:
             if step in protect:
                 continue

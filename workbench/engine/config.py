@@ -99,23 +99,51 @@ class TrainingConfig:
         "fp32, bf16 or fp16.", choices=("auto", "fp32", "bf16", "fp16"),
     )
     threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI).", min=0)
+    early_stopping_metric: str = _f("", 'Stop when this validation metric stops improving, e.g. "sst2/accuracy" '
+                                    'or "sst2/loss" (empty: never). The best checkpoint is kept.')
+    early_stopping_patience: int = _f(5, "Evaluations without improvement before stopping.", min=1)
 
 
-TASK_KINDS = ("causal_lm", "masked_lm", "continuity")
+PRETRAINING_KINDS = ("causal_lm", "masked_lm", "continuity")
+LABELLED_KINDS = ("classification", "entailment", "similarity", "multiple_choice", "regression")
+TASK_KINDS = PRETRAINING_KINDS + LABELLED_KINDS
 
 
 @dataclass(frozen=True)
 class TaskConfig:
     kind: str = _f("causal_lm", "causal_lm: next-token prediction (GPT); masked_lm: BERT-style masked "
-                   "tokens, bidirectional; continuity: does segment B follow segment A?", choices=TASK_KINDS)
-    name: str = _f("", "Name in curves and metrics (default: lm, mlm, continuity).")
+                   "tokens, bidirectional; continuity: does segment B follow segment A?; labelled tasks "
+                   "(GPT-1 input transformations): classification, entailment, similarity, "
+                   "multiple_choice, regression.", choices=TASK_KINDS)
+    name: str = _f("", "Name in curves and metrics (default: lm, mlm, continuity, or the kind).")
     weight: float = _f(1.0, "Loss weight (fixed weighting) and sampling weight (proportional, temperature).",
                        min=0.0)
     mask_prob: float = _f(0.15, "masked_lm: share of positions to predict (80% masked, 10% random, 10% kept).",
                           min=0.01, max=0.9)
+    # -- labelled data (classification ... regression) --
+    train: str = _f("", "Labelled training data: .csv, .tsv or .jsonl.")
+    val: str = _f("", "Labelled validation data (empty: hold out val_fraction of train).")
+    val_fraction: float = _f(0.1, "Share of train held out when there is no val file.", min=0.0, max=0.5)
+    text: str = _f("text", "Column/field of the text (premise, first sentence, context, question).")
+    text_pair: str = _f("", "Column of the second text (hypothesis, second sentence).")
+    label: str = _f("", "Column of the class label.")
+    labels: tuple[str, ...] = _f(None, "The label vocabulary in class order (empty: the sorted labels found).",
+                                 factory=tuple)
+    score: str = _f("", "Column of a number to predict (regression, similarity as regression).")
+    choices: tuple[str, ...] = _f(None, "multiple_choice: the answer columns, or one column holding a list.",
+                                  factory=tuple)
+    answer: str = _f("", "multiple_choice: the column naming the right choice (index or label).")
+    answer_base: int = _f(0, "multiple_choice: numbers in the answer column count from this (COPA: 1).", min=0)
+    max_examples: int = _f(0, "Use at most this many training examples (0: all).", min=0)
+    lm_weight: float = _f(0.5, "Auxiliary LM loss weight lambda: L = L_task + lambda * L_LM (GPT-1: 0.5; "
+                          "0: off).", min=0.0)
+    aug_token_dropout: float = _f(0.0, "Augmentation: chance to replace a token by <|unk|>.", min=0.0, max=0.5)
+    aug_delete: float = _f(0.0, "Augmentation: chance to delete a token.", min=0.0, max=0.5)
+    aug_swap: float = _f(0.0, "Augmentation: chance to swap a token with its neighbour.", min=0.0, max=0.5)
+    aug_mask: float = _f(0.0, "Augmentation: chance to replace a token by <|mask|>.", min=0.0, max=0.5)
 
     @property
-    def label(self) -> str:
+    def task_name(self) -> str:
         return self.name or {"causal_lm": "lm", "masked_lm": "mlm"}.get(self.kind, self.kind)
 
 
@@ -135,6 +163,31 @@ class MultitaskConfig:
 
 
 @dataclass(frozen=True)
+class StageConfig:
+    steps: int = _f(100, "How many steps this stage lasts.", min=1)
+    trainable: tuple[str, ...] = _f(None, 'What trains: "all", "heads", "ln_f", "embeddings", "blocks", '
+                                    '"block.N", "top:K" (the K highest blocks).', factory=lambda: ("all",))
+    learning_rate: float = _f(0.0, "Peak learning rate of this stage (0: training.learning_rate).", min=0.0)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    init: str = _f("", "Start from this run folder or checkpoint (empty: random weights, i.e. pretraining). "
+                   "Its tokenizer and model shape are used.")
+    freeze: str = _f("none", "none: everything trains; head_only: a linear probe on frozen features; "
+                     "bottom_n: embeddings and the lowest freeze_n blocks frozen; gradual: heads first, then one "
+                     "more block from the top every unfreeze_every steps (ULMFiT); stages: the [[finetune.stages]] "
+                     "plan.", choices=("none", "head_only", "bottom_n", "gradual", "stages"))
+    freeze_n: int = _f(0, "bottom_n: how many of the lowest blocks stay frozen.", min=0)
+    unfreeze_every: int = _f(100, "gradual: steps between unfreezing one more block.", min=1)
+    discriminative: bool = _f(False, "Discriminative learning rates: block l gets lr * lr_factor^(L - l), "
+                              "embeddings lr * lr_factor^L; combinable with any freezing.")
+    lr_factor: float = _f(1 / 2.6, "Per-block learning-rate factor for discriminative rates (fastai: 1/2.6).",
+                          min=0.01, max=1.0)
+    stages: tuple[StageConfig, ...] = _f(None, "freeze = stages: a list of stages run in order.", factory=tuple)
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str = _f("experiment", "A short name; run folders start with it.")
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -143,6 +196,7 @@ class Experiment:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tasks: tuple[TaskConfig, ...] = field(default_factory=lambda: (TaskConfig(),))
     multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     # -- conversions -------------------------------------------------------------------------
 
@@ -175,6 +229,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "training": TrainingConfig,
     "multitask": MultitaskConfig,
+    "finetune": FinetuneConfig,
 }
 
 
@@ -205,7 +260,9 @@ def _resolve_paths(exp: Experiment, base: Path) -> Experiment:
 
     corpus = dataclasses.replace(exp.corpus, paths=tuple(fix(p) for p in exp.corpus.paths))
     tokenizer = dataclasses.replace(exp.tokenizer, path=fix(exp.tokenizer.path))
-    return exp.replace(corpus=corpus, tokenizer=tokenizer)
+    tasks = tuple(dataclasses.replace(t, train=fix(t.train), val=fix(t.val)) for t in exp.tasks)
+    finetune = dataclasses.replace(exp.finetune, init=fix(exp.finetune.init))
+    return exp.replace(corpus=corpus, tokenizer=tokenizer, tasks=tasks, finetune=finetune)
 
 
 def loads_experiment(text: str, source: str = "<string>", overrides: list[str] | None = None) -> Experiment:
@@ -366,12 +423,34 @@ def _check_relations(obj, source: str) -> None:
     if isinstance(obj, Experiment):
         if not obj.tasks:
             raise ConfigError(f'{source}: no [[tasks]]; add at least one, e.g. [[tasks]] kind = "causal_lm".')
-        labels = [t.label for t in obj.tasks]
+        labels = [t.task_name for t in obj.tasks]
         dup = sorted({x for x in labels if labels.count(x) > 1})
         if dup:
             raise ConfigError(f"{source}: two tasks are named {dup[0]!r}; give each [[tasks]] its own name.")
         if obj.multitask.sampling in ("proportional", "temperature") and not any(t.weight > 0 for t in obj.tasks):
             raise ConfigError(f"{source}: every task has weight 0; {obj.multitask.sampling} sampling needs one > 0.")
+    if isinstance(obj, TaskConfig) and obj.kind in LABELLED_KINDS:
+        need = {"classification": ("text", "label"), "entailment": ("text", "text_pair", "label"),
+                "similarity": ("text", "text_pair"), "multiple_choice": ("text", "choices", "answer"),
+                "regression": ("text", "score")}[obj.kind]
+        if not obj.train:
+            raise ConfigError(f"{source}: the {obj.kind} task needs train = \"FILE\" (.csv, .tsv or .jsonl).")
+        for key in need:
+            if not getattr(obj, key):
+                raise ConfigError(f"{source}: the {obj.kind} task needs {key} = the column holding it.")
+        if obj.kind == "similarity" and not (obj.label or obj.score):
+            raise ConfigError(f"{source}: the similarity task needs label = COLUMN (paraphrase or not) or "
+                              f"score = COLUMN (a similarity score, trained by regression).")
+    if isinstance(obj, FinetuneConfig) and obj.freeze == "stages" and not obj.stages:
+        raise ConfigError(f'{source}: finetune.freeze = "stages" needs [[finetune.stages]] tables '
+                          f'(steps, trainable, learning_rate).')
+    if isinstance(obj, StageConfig):
+        for t in obj.trainable:
+            ok = t in ("all", "heads", "ln_f", "embeddings", "blocks") or (
+                t.startswith("block.") and t[6:].isdigit()) or (t.startswith("top:") and t[4:].isdigit())
+            if not ok:
+                raise ConfigError(f'{source}: stage trainable {t!r} is not one of "all", "heads", "ln_f", '
+                                  f'"embeddings", "blocks", "block.N", "top:K".')
     if isinstance(obj, CorpusConfig) and not obj.paths:
         raise ConfigError(f'{source}: corpus.paths is empty; give a file or folder, or "builtin:toy".')
 
@@ -379,7 +458,7 @@ def _check_relations(obj, source: str) -> None:
 def describe_settings() -> list[tuple[str, str, Any]]:
     """(dotted name, help, default) for every setting: for --help listings and the docs."""
     rows = []
-    for section, cls in {**SECTIONS, "tasks[]": TaskConfig}.items():
+    for section, cls in {**SECTIONS, "tasks[]": TaskConfig, "finetune.stages[]": StageConfig}.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             rows.append((f"{section}.{f.name}", f.metadata.get("help", ""), _to_plain(default)))

@@ -71,6 +71,15 @@ class TaskBalance:
 
 
 @dataclass(frozen=True)
+class FreezeChanged:
+    """The freezing plan changed what trains (at the start of ``step``)."""
+    step: int
+    trainable: list[str]   # group names: embeddings, block.N, ln_f, heads
+    n_trainable: int       # parameters (elements) that now train
+    description: str       # "ln_f, heads, blocks 2-3"
+
+
+@dataclass(frozen=True)
 class CheckpointSaved:
     step: int
     path: str
@@ -89,7 +98,7 @@ class Resumed:
 @dataclass(frozen=True)
 class Finished:
     step: int
-    reason: str            # "completed" | "stopped"
+    reason: str            # "completed" | "stopped" | "early_stopped"
     run_dir: str
     summary: dict[str, float]
 

@@ -20,14 +20,15 @@ import torch
 
 from .. import paths
 from . import checkpoint as ckpt
-from .config import Experiment, from_dict
+from .config import PRETRAINING_KINDS, Experiment, from_dict
 from .control import SAVE_CHECKPOINT, SNAPSHOT_ATTENTION, RunControl
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import describe_device, resolve_device, resolve_precision
 from .errors import Cancelled, CheckpointError, TrainingError, WorkbenchError
-from .events import (AttentionSnapshot, CheckpointSaved, EvalResult, Failed, Finished, NullReporter, Paused,
+from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics, TaskBalance)
+from .freezing import FreezePlan, apply_trainable, discriminative_scales
 from .model import GPT, GPTConfig
 from .multitask import TaskSampler, build_weighting, conflict_matrix
 from .tasks import TaskContext, build_task
@@ -54,14 +55,18 @@ def lr_at(step: int, cfg) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
 
 
-def build_optimizer(model: torch.nn.Module, cfg, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, cfg, device: torch.device,
+                    lr_scales: dict[str, float] | None = None) -> torch.optim.AdamW:
     """AdamW over the parameters that require grad only (frozen ones then cost nothing).
-    Matrices and embeddings decay; biases and LayerNorm gains do not."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    Matrices and embeddings decay; biases and LayerNorm gains do not. ``lr_scales`` (by parameter
+    name) gives discriminative learning rates: each group carries an ``lr_scale`` the loop applies."""
+    buckets: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            scale = (lr_scales or {}).get(name, 1.0)
+            buckets.setdefault((p.dim() >= 2, scale), []).append(p)
+    groups = [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": scale}
+              for (decay, scale), ps in sorted(buckets.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
     # fused kernels exist for CUDA and (recent torch) CPU; measured faster on both for small GPTs
     fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=fused)
@@ -152,22 +157,38 @@ class Trainer:
         self.precision = resolve_precision(tc.precision, self.device)
         _seed_everything(tc.seed)
 
-        report(Status("Reading the corpus"))
-        corpus = Corpus.from_config(exp.corpus)
+        init = None
+        if exp.finetune.init:
+            from .loading import load_trained
+
+            report(Status(f"Loading the pretrained model from {exp.finetune.init}"))
+            init = load_trained(exp.finetune.init, with_heads=False)
+            if exp.model != init.experiment.model:  # the checkpoint decides the shape
+                self.exp = exp = exp.replace(model=init.experiment.model)
+
+        self.data = None
         if state is not None and self.run_dir.tokenizer.exists():
             self.tokenizer = Tokenizer.load(self.run_dir.tokenizer)
-        else:
-            self.tokenizer = prepare_tokenizer(exp, corpus, reporter=self.reporter, should_stop=should_stop)
-
-        report(Status("Encoding the corpus", 0.0))
-        cache = build_token_cache(
-            corpus, self.tokenizer, paths.cache_dir(), should_stop=should_stop,
-            progress=lambda chars, toks: report(Status(f"Encoding the corpus: {toks:,} tokens")),
-        )
-        self.data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size)
+        elif init is not None:
+            self.tokenizer = init.tokenizer
+        if any(t.kind in PRETRAINING_KINDS for t in exp.tasks) or (self.tokenizer is None):
+            report(Status("Reading the corpus"))
+            corpus = Corpus.from_config(exp.corpus)
+            if self.tokenizer is None:
+                self.tokenizer = prepare_tokenizer(exp, corpus, reporter=self.reporter, should_stop=should_stop)
+            if any(t.kind in PRETRAINING_KINDS for t in exp.tasks):
+                report(Status("Encoding the corpus", 0.0))
+                cache = build_token_cache(
+                    corpus, self.tokenizer, paths.cache_dir(), should_stop=should_stop,
+                    progress=lambda chars, toks: report(Status(f"Encoding the corpus: {toks:,} tokens")),
+                )
+                self.data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size)
 
         gconf = GPTConfig.from_model_config(exp.model, self.tokenizer.vocab_size)
         self.model = GPT(gconf)
+        if init is not None:
+            self.model.load_state_dict(init.model.state_dict(), strict=False)
+        report(Status("Reading the tasks' data"))
         ctx = TaskContext(self.tokenizer, self.data, exp.model.n_embd, exp.model.block_size)
         self.tasks = [build_task(t, ctx) for t in exp.tasks]
         for task in self.tasks:
@@ -179,12 +200,20 @@ class Trainer:
         self.weighting = build_weighting(list(exp.tasks), exp.multitask)
         # One module holds everything that is trained or checkpointed: "model.*" and "balance.*".
         self.net = torch.nn.ModuleDict({"model": self.model, "balance": self.weighting}).to(self.device)
+        self.plan = FreezePlan(exp.finetune, exp.model.n_layer)
+        self.lr_scales = {f"model.{k}": v for k, v in
+                          discriminative_scales(self.model, exp.finetune, exp.model.n_layer).items()}
+        self.trainable = self.plan.trainable(state["step"] if state else 0)
+        apply_trainable(self.model, self.trainable)
         self.shared = [p for n, p in self.model.named_parameters() if not n.startswith("heads.")]
-        self.optimizer = build_optimizer(self.net, tc, self.device)
+        self.optimizer = build_optimizer(self.net, tc, self.device, self.lr_scales)
+        self.opt_stash: dict = {}  # AdamW state of parameters frozen for now, kept for when they thaw
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
         self.batch_gen = torch.Generator().manual_seed(tc.seed)
         self.step, self.tokens_seen, self.elapsed = 0, 0, 0.0
         self.last_val_loss = None
+        self.best = None           # (value, step) of the early-stopping metric
+        self.evals_since_best = 0
 
         if state is None:
             self.run_dir = (ckpt.RunDir.create(self.run_dir_arg) if self.run_dir_arg
@@ -211,7 +240,10 @@ class Trainer:
             ids = self.tokenizer.encode(text)[:T]
             if ids:
                 return ids
-        return [int(i) for i in self.data.split("val")[:T]]
+        if self.data is not None:
+            return [int(i) for i in self.data.split("val")[:T]]
+        task = self.tasks[0]  # a labelled task: its first validation input, as the model sees it
+        return task.sequences(task.examples["val"][0] if task.examples["val"] else task.examples["train"][0])[0][:T]
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -238,10 +270,12 @@ class Trainer:
                 report(Finished(self.step, "stopped", str(self.run_dir.path), self._summary()))
                 return "stopped"
 
+            self._apply_freeze_plan()
+            opt = self.optimizer
             t0 = time.perf_counter()
-            lr = lr_at(self.step, tc)
+            lr = lr_at(self.step, tc) * self.plan.lr_multiplier(self.step, tc.learning_rate)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             loss_total, losses, grad_norm, balance = self._train_step()
             self.step += 1
             self.tokens_seen += self.tokens_per_step
@@ -269,12 +303,51 @@ class Trainer:
             last = self.step == tc.max_steps
             if (tc.eval_every and self.step % tc.eval_every == 0) or last:
                 self._evaluate()
+                if self._early_stop_due():
+                    self._save_checkpoint()
+                    report(Finished(self.step, "early_stopped", str(self.run_dir.path), self._summary()))
+                    return "early_stopped"
             if tc.attention_every and (self.step % tc.attention_every == 0 or last):
                 self._snapshot_attention()
             if (tc.checkpoint_every and self.step % tc.checkpoint_every == 0) or last:
                 self._save_checkpoint()
         report(Finished(self.step, "completed", str(self.run_dir.path), self._summary()))
         return "completed"
+
+    def _apply_freeze_plan(self) -> None:
+        """At a step boundary: if the plan trains other groups now, switch requires_grad and rebuild
+        the optimizer from the trainable parameters, carrying AdamW state across by parameter."""
+        groups = self.plan.trainable(self.step)
+        if groups == self.trainable:
+            return
+        old = self.optimizer
+        self.opt_stash.update(old.state)
+        self.trainable = groups
+        n = apply_trainable(self.model, groups)
+        self.optimizer = build_optimizer(self.net, self.exp.training, self.device, self.lr_scales)
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if p in self.opt_stash:
+                    self.optimizer.state[p] = self.opt_stash.pop(p)
+        self.reporter.report(FreezeChanged(self.step, sorted(groups), n, self.plan.describe(self.step)))
+
+    def _early_stop_due(self) -> bool:
+        """Track the early-stopping metric; save the best checkpoint; True when patience is spent."""
+        name = self.exp.training.early_stopping_metric
+        if not name:
+            return False
+        value = self.last_eval.get(name)
+        if value is None:
+            known = ", ".join(sorted(self.last_eval))
+            raise TrainingError(f"training.early_stopping_metric = {name!r} is not measured; known: {known}.")
+        lower_better = any(w in name for w in ("loss", "mse", "ppl"))
+        better = self.best is None or (value < self.best[0] if lower_better else value > self.best[0])
+        if better:
+            self.best, self.evals_since_best = (value, self.step), 0
+            self._save_checkpoint(best=True)
+            return False
+        self.evals_since_best += 1
+        return self.evals_since_best >= self.exp.training.early_stopping_patience
 
     def _nan_message(self, loss: float) -> str:
         steps = self.run_dir.checkpoint_steps()
@@ -390,6 +463,11 @@ class Trainer:
         self.model.eval()
         losses, metrics = {}, {}
         for i, task in enumerate(self.tasks):
+            if hasattr(task, "evaluate"):  # labelled: the whole validation set, in order
+                with self.precision.autocast(self.device):
+                    losses[task.name], m = task.evaluate(self.model, tc.batch_size, self.device)
+                metrics.update({f"{task.name}/{k}": v for k, v in m.items()})
+                continue
             gen = torch.Generator().manual_seed(tc.seed + 1 + i)
             total, sums = 0.0, {}
             for _ in range(tc.eval_batches):
@@ -412,6 +490,7 @@ class Trainer:
     def _evaluate(self) -> None:
         losses, metrics = self.evaluate("val")
         self.last_val_loss = next(iter(losses.values()))
+        self.last_eval = {**{f"{k}/loss": v for k, v in losses.items()}, **metrics}
         for name, loss in losses.items():
             extra = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(name + "/")}
             self.metrics.write(step=self.step, split="val", task=name, loss=loss, tokens=self.tokens_seen,
@@ -433,13 +512,13 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, best: bool = False) -> None:
         # net's names are "model.transformer...", "model.heads...", "balance..."; the tied output
         # embedding is stored once, as in GPT-2 files.
         tensors = {k: v for k, v in self.net.state_dict().items() if k != "model.lm_head.weight"}
         names = {p: n for n, p in self.net.named_parameters()}
         opt_steps = {}
-        for p, st in self.optimizer.state.items():
+        for p, st in list(self.optimizer.state.items()) + list(self.opt_stash.items()):
             name = names[p]
             tensors[f"optim.{name}.exp_avg"] = st["exp_avg"]
             tensors[f"optim.{name}.exp_avg_sq"] = st["exp_avg_sq"]
@@ -449,9 +528,15 @@ class Trainer:
             "experiment": self.exp.to_dict(), "vocab_size": self.tokenizer.vocab_size,
             "optimizer": {"steps": opt_steps}, "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "last_val_loss": self.last_val_loss, "rng": _rng_state(self.batch_gen),
+            "best": list(self.best) if self.best else None, "evals_since_best": self.evals_since_best,
+            "trainable": sorted(self.trainable),
         }
         path = ckpt.save_checkpoint(self.run_dir.checkpoint_path(self.step), tensors, meta)
-        self.run_dir.prune_checkpoints(self.exp.training.keep_checkpoints)
+        if best:
+            ckpt.atomic_write_json(self.run_dir.path / "best.json", {"step": self.step, "value": self.best[0],
+                                   "metric": self.exp.training.early_stopping_metric})
+        keep = {self.best[1]} if self.best else set()
+        self.run_dir.prune_checkpoints(self.exp.training.keep_checkpoints, protect=keep)
         self.reporter.report(CheckpointSaved(self.step, str(path)))
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
@@ -460,9 +545,11 @@ class Trainer:
         if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
             raise CheckpointError(f"{self.run_dir.path}: checkpoint does not fit the model "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
+        in_optimizer = {p for g in self.optimizer.param_groups for p in g["params"]}
         for name, p in self.net.named_parameters():
             if f"optim.{name}.exp_avg" in tensors:
-                self.optimizer.state[p] = {
+                target = self.optimizer.state if p in in_optimizer else self.opt_stash
+                target[p] = {
                     "step": torch.tensor(meta["optimizer"]["steps"][name], dtype=torch.float32),
                     "exp_avg": tensors[f"optim.{name}.exp_avg"].to(self.device),
                     "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(self.device),
@@ -471,6 +558,8 @@ class Trainer:
             self.scaler.load_state_dict(meta["scaler"])
         self.step, self.tokens_seen, self.elapsed = meta["step"], meta["tokens"], meta["elapsed"]
         self.last_val_loss = meta.get("last_val_loss")
+        self.best = tuple(meta["best"]) if meta.get("best") else None
+        self.evals_since_best = meta.get("evals_since_best", 0)
         _set_rng_state(meta["rng"], self.batch_gen)
 
 

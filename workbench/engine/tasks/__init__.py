@@ -6,9 +6,11 @@ from ..config import TaskConfig
 from .base import Task, TaskContext, TaskOutput
 from .causal_lm import CausalLM
 from .continuity import Continuity
+from .labelled import Classification, Entailment, MultipleChoice, Regression, Similarity
 from .masked_lm import MaskedLM
 
-TASK_CLASSES: dict[str, type[Task]] = {c.kind: c for c in (CausalLM, MaskedLM, Continuity)}
+TASK_CLASSES: dict[str, type[Task]] = {c.kind: c for c in (
+    CausalLM, MaskedLM, Continuity, Classification, Entailment, Similarity, MultipleChoice, Regression)}
 
 
 def build_task(cfg: TaskConfig, ctx: TaskContext) -> Task:

@@ -34,7 +34,7 @@ class Task:
 
     def __init__(self, cfg: TaskConfig, ctx: TaskContext):
         self.cfg = cfg
-        self.name = cfg.label
+        self.name = cfg.task_name
         self.ctx = ctx
 
     def build_head(self) -> nn.Module | None:

@@ -1,0 +1,253 @@
+import json
+import random
+
+import pytest
+import torch
+
+from workbench.engine.config import Experiment, FinetuneConfig, StageConfig
+from workbench.engine.errors import CorpusError
+from workbench.engine.events import EvalResult, Finished, FreezeChanged, ListReporter, StepMetrics
+from workbench.engine.freezing import FreezePlan, discriminative_scales, group_of
+from workbench.engine.labelled import Columns, read_labelled
+from workbench.engine.model import GPT, GPTConfig
+from workbench.engine.trainer import Trainer
+
+GOOD = "good great fine lovely superb".split()
+BAD = "bad awful poor dull terrible".split()
+FILL = "the film was and a plot with acting music story".split()
+
+
+def review(rng, positive):
+    words = [rng.choice(FILL) for _ in range(rng.randint(3, 7))]
+    words.insert(rng.randrange(len(words)), rng.choice(GOOD if positive else BAD))
+    return " ".join(words)
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    """A sentiment task the project makes itself: the label is carried by one word."""
+    rng = random.Random(0)
+    for name, n in (("train", 400), ("dev", 80)):
+        rows = ["sentence\tlabel"] + [f"{review(rng, y)}\t{y}" for y in (rng.randint(0, 1) for _ in range(n))]
+        (tmp_path / f"{name}.tsv").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+@pytest.fixture
+def pretrained(small_text, tmp_path_factory):
+    """A small char-level GPT pretrained for a few steps on text containing the task's words."""
+    out = tmp_path_factory.mktemp("pre") / "run"
+    rng = random.Random(1)
+    text = small_text.parent / "reviews.txt"
+    text.write_text("\n".join(review(rng, rng.randint(0, 1)) for _ in range(1500)) + "\n")
+    exp = base(tokenizer_kind="char").with_overrides([f'corpus.paths=["{text}"]', "training.max_steps=30"])
+    assert Trainer(exp, run_dir=out).run().status == "completed"
+    return out
+
+
+def base(tokenizer_kind="char"):
+    return Experiment(name="ft").with_overrides([
+        f"tokenizer.kind={tokenizer_kind}", "model.n_layer=2", "model.n_head=2", "model.n_embd=32",
+        "model.block_size=64", "training.batch_size=16", "training.learning_rate=3e-3", "training.min_lr=3e-4",
+        "training.warmup_steps=5", "training.eval_batches=3", "training.threads=1", "training.attention_every=0",
+        "training.checkpoint_every=0",
+    ])
+
+
+def finetune_experiment(reviews, pretrained, *extra):
+    return base().with_overrides([
+        f'finetune.init="{pretrained}"',
+        f'tasks=[{{kind="classification", name="sent", train="{reviews / "train.tsv"}", '
+        f'val="{reviews / "dev.tsv"}", text="sentence", label="label"}}]',
+        *extra,
+    ])
+
+
+# -- labelled data -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content, cols, words", [
+    ("sentence\tlabel\nfine\t1\n", Columns(text="text", label="label"), ["line 2", "'text'", "sentence"]),
+    ("sentence\tlabel\nfine\t1\n\t0\n", Columns(text="sentence", label="label"), ["line 3", "empty text"]),
+    ("sentence\tlabel\nfine\t1\nok\t1\textra\n", Columns(text="sentence", label="label"), ["line 3", "3 fields"]),
+    ("sentence\tlabel\nfine\t\n", Columns(text="sentence", label="label"), ["line 2", "missing label"]),
+    ("sentence\tlabel\nfine\tmaybe\n", Columns(text="sentence", label="label"), ["line 2", "unknown label 'maybe'"]),
+])
+def test_bad_labelled_rows_name_the_file_line_and_column(tmp_path, content, cols, words):
+    path = tmp_path / "data.tsv"
+    path.write_text(content)
+    with pytest.raises(CorpusError) as err:
+        read_labelled(path, cols, labels=["0", "1"])
+    assert str(path) in str(err.value)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_jsonl_multiple_choice_with_nested_fields(tmp_path):
+    path = tmp_path / "mc.jsonl"
+    rows = [{"question": {"stem": "2+2?", "choices": [{"label": "A", "text": "3"}, {"label": "B", "text": "4"}]},
+             "answerKey": "B"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    cols = Columns(text="question.stem", choices=("question.choices",), answer="answerKey")
+    with pytest.raises(CorpusError, match="line 2"):
+        read_labelled(path, cols)
+    path.write_text(json.dumps(rows[0]) + "\n")
+    ex = read_labelled(path, cols).examples[0]
+    assert ex.choices == ("3", "4") and ex.answer == 1
+
+
+# -- input transformations -------------------------------------------------------------------
+
+
+def test_gpt1_input_transformations(reviews, pretrained):
+    from workbench.engine.loading import load_trained
+    from workbench.engine.tasks import TaskContext, build_task
+
+    tok = load_trained(pretrained).tokenizer
+    bos, delim, ext = (tok.special_id(r) for r in ("bos", "delim", "extract"))
+    ctx = TaskContext(tok, None, 32, 64)
+    (reviews / "pairs.tsv").write_text("a\tb\tlabel\tscore\n" + "ab\tcd\t1\t2.5\nab\tcd\t0\t1.0\n" * 4)
+    (reviews / "mc.jsonl").write_text(json.dumps({"q": "ab", "c": ["x", "yz"], "a": 1}) + "\n")
+    a, b, c, d = (tok.encode(ch) for ch in "abcd")
+    ent = build_task(base().with_overrides([f'tasks=[{{kind="entailment", train="{reviews / "pairs.tsv"}", '
+                                            'text="a", text_pair="b", label="label"}]']).tasks[0], ctx)
+    assert ent.sequences(ent.examples["train"][0]) == [[bos, *a, *b, delim, *c, *d, ext]]
+    sim = build_task(base().with_overrides([f'tasks=[{{kind="similarity", train="{reviews / "pairs.tsv"}", '
+                                            'text="a", text_pair="b", score="score"}]']).tasks[0], ctx)
+    assert sim.regression and sim.sequences(sim.examples["train"][0]) == [
+        [bos, *a, *b, delim, *c, *d, ext], [bos, *c, *d, delim, *a, *b, ext]]
+    mc = build_task(base().with_overrides([f'tasks=[{{kind="multiple_choice", train="{reviews / "mc.jsonl"}", '
+                                           'val="' + str(reviews / "mc.jsonl") + '", text="q", choices=["c"], '
+                                           'answer="a"}]']).tasks[0], ctx)
+    space = tok.encode(" ")
+    assert mc.sequences(mc.examples["val"][0]) == [[bos, *a, *b, delim, *space, *tok.encode("x"), ext],
+                                                   [bos, *a, *b, delim, *space, *tok.encode("yz"), ext]]
+    # similarity is symmetric by construction: swapping A and B cannot change the prediction
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=32, block_size=64)).eval()
+    model.heads["similarity"] = sim.build_head()
+    enc = sim.examples["train"][0]
+    from workbench.engine.tasks.labelled import Encoded
+
+    swapped = Encoded([enc.parts[1], enc.parts[0]], enc.target)
+    p1, _ = sim.predict(model, sim.collate([enc]))
+    p2, _ = sim.predict(model, sim.collate([swapped]))
+    assert torch.allclose(p1, p2, atol=1e-5)
+
+
+# -- freezing ----------------------------------------------------------------------------------
+
+
+def test_freeze_plans_and_discriminative_rates():
+    L = 4
+    plan = lambda **kw: FreezePlan(FinetuneConfig(**kw), L)  # noqa: E731
+    assert plan(freeze="head_only").trainable(0) == {"heads"}
+    assert plan(freeze="bottom_n", freeze_n=2).trainable(0) == {"block.2", "block.3", "ln_f", "heads", "other"}
+    g = plan(freeze="gradual", unfreeze_every=10)
+    assert g.trainable(0) == {"heads", "ln_f", "other"}
+    assert g.trainable(10) == {"heads", "ln_f", "other", "block.3"}
+    assert g.trainable(25) == {"heads", "ln_f", "other", "block.3", "block.2"}
+    assert "embeddings" in g.trainable(50) and "block.0" in g.trainable(40)
+    st = plan(freeze="stages", stages=(StageConfig(steps=5, trainable=("heads",), learning_rate=1e-2),
+                                       StageConfig(steps=5, trainable=("top:1", "heads"))))
+    assert st.trainable(4) == {"heads"} and st.trainable(5) == {"block.3", "heads"} == st.trainable(99)
+    assert st.lr_multiplier(0, 1e-3) == pytest.approx(10.0) and st.lr_multiplier(6, 1e-3) == 1.0
+    model = GPT(GPTConfig(vocab_size=20, n_layer=L, n_head=2, n_embd=16, block_size=8))
+    scales = discriminative_scales(model, FinetuneConfig(discriminative=True, lr_factor=0.5), L)
+    assert scales["transformer.h.3.attn.c_attn.weight"] == 1.0
+    assert scales["transformer.h.0.mlp.c_fc.weight"] == 0.5 ** 3
+    assert scales["transformer.wte.weight"] == 0.5 ** 4 and scales["transformer.ln_f.weight"] == 1.0
+
+
+def snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("extra, frozen_groups", [
+    (["finetune.freeze=head_only"], {"embeddings", "block.0", "block.1", "ln_f"}),
+    (["finetune.freeze=bottom_n", "finetune.freeze_n=1"], {"embeddings", "block.0"}),
+])
+def test_frozen_parameters_stay_bitwise_equal(reviews, pretrained, tmp_path, extra, frozen_groups):
+    exp = finetune_experiment(reviews, pretrained, "training.max_steps=15", "training.eval_every=0", *extra)
+    trainer = Trainer(exp, run_dir=tmp_path / "f")
+    before = {}
+
+    class Grab(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if type(e).__name__ == "RunStarted":
+                before.update(snapshot(trainer.model))
+
+    assert trainer.run(reporter=Grab()).status == "completed"
+    after = snapshot(trainer.model)
+    for name, p in after.items():
+        if group_of(name) in frozen_groups:
+            assert torch.equal(p, before[name]), name
+        else:
+            assert not torch.equal(p, before[name]), name
+
+
+def test_gradual_unfreezing_thaws_blocks_from_the_top(reviews, pretrained, tmp_path):
+    exp = finetune_experiment(reviews, pretrained, "training.max_steps=12", "training.eval_every=0",
+                              "finetune.freeze=gradual", "finetune.unfreeze_every=4", "finetune.discriminative=true")
+    trainer = Trainer(exp, run_dir=tmp_path / "g")
+    rep, seen = ListReporter(), {}
+
+    class Watch(ListReporter):
+        def report(self, e):
+            rep.report(e)
+            if isinstance(e, StepMetrics) and e.step in (4, 8):
+                seen[e.step] = snapshot(trainer.model)
+
+    trainer.run(reporter=Watch())
+    changes = rep.of(FreezeChanged)
+    assert [c.step for c in changes] == [4, 8]
+    assert "block.1" in changes[0].trainable and "block.0" not in changes[0].trainable
+    assert "block.0" in changes[1].trainable
+    # block 0 was frozen through step 8, block 1 thawed at 4
+    final = snapshot(trainer.model)
+    w0, w1 = "transformer.h.0.attn.c_attn.weight", "transformer.h.1.attn.c_attn.weight"
+    assert torch.equal(seen[4][w0], seen[8][w0]) and not torch.equal(seen[8][w0], final[w0])
+    assert not torch.equal(seen[4][w1], seen[8][w1])
+    lrs = {g["lr_scale"] for g in trainer.optimizer.param_groups}
+    assert 1.0 in lrs and any(s < 1.0 for s in lrs)  # discriminative rates
+
+
+# -- the whole fine-tuning run -----------------------------------------------------------------
+
+
+def test_finetuning_learns_the_task_with_an_auxiliary_lm_loss_and_stops_early(reviews, pretrained, tmp_path):
+    exp = finetune_experiment(reviews, pretrained, "training.max_steps=300", "training.eval_every=20",
+                              "training.early_stopping_metric=sent/accuracy", "training.early_stopping_patience=3",
+                              "training.checkpoint_every=0")
+    rep = ListReporter()
+    result = Trainer(exp, run_dir=tmp_path / "e").run(reporter=rep)
+    evals = rep.of(EvalResult)
+    accs = [e.metrics["sent/accuracy"] for e in evals]
+    assert accs[0] <= 0.6 and max(accs) >= 0.8, accs  # chance is 0.5
+    assert "sent/f1" in evals[-1].metrics
+    assert {"sent", "sent/lm_loss", "sent/task_loss"} <= set(rep.of(StepMetrics)[-1].losses)
+    # it plateaus: three evaluations without a better accuracy end the run early
+    assert result.status == "early_stopped" and rep.of(Finished)[-1].reason == "early_stopped"
+    assert result.step < 300
+    best = json.loads((tmp_path / "e" / "best.json").read_text())
+    assert best["value"] == max(accs)
+    from workbench.engine.checkpoint import RunDir
+
+    assert best["step"] in RunDir.open(tmp_path / "e").checkpoint_steps()
+
+
+def test_augmentation_changes_training_batches_only(reviews, pretrained):
+    from workbench.engine.loading import load_trained
+    from workbench.engine.tasks import TaskContext, build_task
+
+    tok = load_trained(pretrained).tokenizer
+    cfg = finetune_experiment(reviews, pretrained, "tasks=[]" if False else "model.dropout=0.0").tasks[0]
+    import dataclasses
+
+    plain = build_task(cfg, TaskContext(tok, None, 32, 64))
+    aug = build_task(dataclasses.replace(cfg, aug_delete=0.2, aug_swap=0.2, aug_mask=0.2), TaskContext(tok, None, 32, 64))
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert not torch.equal(plain.sample("train", 8, g1)["x"], aug.sample("train", 8, g2)["x"])
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert torch.equal(plain.sample("val", 8, g1)["x"], aug.sample("val", 8, g2)["x"])
