@@ -455,6 +455,27 @@ def _check_relations(obj, source: str) -> None:
         raise ConfigError(f'{source}: corpus.paths is empty; give a file or folder, or "builtin:toy".')
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"model": {"n_layer": 4}, "tasks": [{...}]} -> {"model.n_layer": 4, "tasks[0].kind": ...}."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for i, item in enumerate(v):
+                out.update(flatten(item, f"{key}[{i}]."))
+        else:
+            out[key] = v
+    return out
+
+
+def diff_experiments(a: Experiment, b: Experiment) -> list[tuple[str, Any, Any]]:
+    """(dotted setting, value in a, value in b) for every setting that differs."""
+    fa, fb = flatten(a.to_dict()), flatten(b.to_dict())
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(fa.keys() | fb.keys()) if fa.get(k) != fb.get(k)]
+
+
 def describe_settings() -> list[tuple[str, str, Any]]:
     """(dotted name, help, default) for every setting: for --help listings and the docs."""
     rows = []

@@ -20,7 +20,7 @@ import torch
 
 from .. import paths
 from . import checkpoint as ckpt
-from .config import PRETRAINING_KINDS, Experiment, from_dict
+from .config import PRETRAINING_KINDS, Experiment, diff_experiments, from_dict
 from .control import SAVE_CHECKPOINT, SNAPSHOT_ATTENTION, RunControl
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
@@ -576,20 +576,11 @@ def saved_experiment(run_dir: str | Path) -> Experiment:
 
 
 def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:
-    a, b = _flatten(saved.to_dict()), _flatten(wanted.to_dict())
-    changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUMABLE)
+    changed = [k for k, _, _ in diff_experiments(saved, wanted) if k not in RESUMABLE]
     if changed:
         raise CheckpointError(
             f"{where}: cannot resume with changed settings {', '.join(changed)}; on resume only "
             f"{', '.join(sorted(RESUMABLE))} may change. Start a new run to change the others.")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
 
 
 def _seed_everything(seed: int) -> None:
