@@ -221,7 +221,9 @@ def test_finetuning_learns_the_task_with_an_auxiliary_lm_loss_and_stops_early(re
                               "training.early_stopping_metric=sent/accuracy", "training.early_stopping_patience=3",
                               "training.checkpoint_every=0")
     rep = ListReporter()
-    result = Trainer(exp, run_dir=tmp_path / "e").run(reporter=rep)
+    trainer = Trainer(exp, run_dir=tmp_path / "e")
+    result = trainer.run(reporter=rep)
+    result.trainer = trainer
     evals = rep.of(EvalResult)
     accs = [e.metrics["sent/accuracy"] for e in evals]
     assert accs[0] <= 0.6 and max(accs) >= 0.8, accs  # chance is 0.5
@@ -232,9 +234,20 @@ def test_finetuning_learns_the_task_with_an_auxiliary_lm_loss_and_stops_early(re
     assert result.step < 300
     best = json.loads((tmp_path / "e" / "best.json").read_text())
     assert best["value"] == max(accs)
-    from workbench.engine.checkpoint import RunDir
+    from workbench.engine import checkpoint as ckpt
 
-    assert best["step"] in RunDir.open(tmp_path / "e").checkpoint_steps()
+    run = ckpt.RunDir.open(tmp_path / "e")
+    assert best["step"] in run.checkpoint_steps()
+    # the run ends on the best weights, not the last ones
+    tensors, _ = ckpt.load_checkpoint(run.checkpoint_path(best["step"]))
+    for name, p in trainer_model(result, tmp_path / "e").items():
+        assert torch.equal(p, tensors[f"model.{name}"]), name
+    # a confusion matrix per evaluation: rows true, columns predicted, all validation examples counted
+    conf = evals[-1].confusion["sent"]
+    assert conf.shape == (2, 2) and conf.sum() == 80 and evals[-1].labels["sent"] == ["0", "1"]
+    assert (conf[0, 0] + conf[1, 1]) / 80 == pytest.approx(accs[-1])
+    norms = [s.group_grad_norms for s in rep.of(StepMetrics) if s.group_grad_norms]
+    assert norms and {"embeddings", "block.0", "block.1", "heads"} <= set(norms[0])
 
 
 def test_augmentation_changes_training_batches_only(reviews, pretrained):
@@ -251,3 +264,32 @@ def test_augmentation_changes_training_batches_only(reviews, pretrained):
     assert not torch.equal(plain.sample("train", 8, g1)["x"], aug.sample("train", 8, g2)["x"])
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     assert torch.equal(plain.sample("val", 8, g1)["x"], aug.sample("val", 8, g2)["x"])
+
+
+def trainer_model(result, _path):
+    return {n: t for n, t in result.trainer.model.state_dict().items() if n != "lm_head.weight"}
+
+
+def test_multiple_choice_handles_two_to_five_answers(tmp_path, pretrained):
+    from workbench.engine.loading import load_trained
+    from workbench.engine.tasks import TaskContext, build_task
+
+    rows = [{"q": "pick", "c": [f"o{j}" for j in range(n)], "a": n - 1} for n in (2, 3, 4, 5)]
+    path = tmp_path / "mc.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    tok = load_trained(pretrained).tokenizer
+    cfg = base().with_overrides([f'tasks=[{{kind="multiple_choice", train="{path}", val="{path}", text="q", '
+                                 'choices=["c"], answer="a"}]']).tasks[0]
+    task = build_task(cfg, TaskContext(tok, None, 32, 64))
+    batch = task.collate(task.examples["val"])
+    assert batch["choices"].tolist() == [[j < n for j in range(5)] for n in (2, 3, 4, 5)]
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=32, block_size=64))
+    model.heads[task.name] = task.build_head()
+    scores, _ = task.predict(model, batch)
+    assert scores.shape == (4, 5)
+    assert torch.isinf(scores[0, 2:]).all() and torch.isfinite(scores[3]).all()  # missing answers never win
+    probs = scores.softmax(-1)
+    assert torch.allclose(probs.sum(-1), torch.ones(4)) and (probs[0, 2:] == 0).all()
+    out = task.forward(model, batch)
+    assert torch.isfinite(out.loss)

@@ -42,6 +42,7 @@ class StepMetrics:
     lr: float
     grad_norm: float       # before clipping
     tokens_per_s: float    # over the last few steps
+    group_grad_norms: dict[str, float] | None = None  # per layer group ("block.0", "heads"...), every 10th step
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class EvalResult:
     elapsed: float
     losses: dict[str, float]                        # validation loss per task
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. {"lm/ppl": 9.1}
+    confusion: dict[str, np.ndarray] = field(default_factory=dict)  # task -> (true, predicted) counts
+    labels: dict[str, list[str]] = field(default_factory=dict)      # task -> class names of those rows
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .device import describe_device, resolve_device, resolve_precision
 from .errors import Cancelled, CheckpointError, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics, TaskBalance)
-from .freezing import FreezePlan, apply_trainable, discriminative_scales
+from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_of
 from .model import GPT, GPTConfig
 from .multitask import TaskSampler, build_weighting, conflict_matrix
 from .tasks import TaskContext, build_task
@@ -212,6 +212,7 @@ class Trainer:
         self.batch_gen = torch.Generator().manual_seed(tc.seed)
         self.step, self.tokens_seen, self.elapsed = 0, 0, 0.0
         self.last_val_loss = None
+        self.group_norms = None
         self.best = None           # (value, step) of the early-stopping metric
         self.evals_since_best = 0
 
@@ -296,7 +297,8 @@ class Trainer:
                 for name, value in losses.items():
                     self.metrics.write(step=self.step, split="train", task=name, loss=value)
             report(StepMetrics(self.step, tc.max_steps, self.tokens_seen, self.elapsed, loss_total,
-                               {k: v for k, v in losses.items() if not k.endswith("/accuracy")}, lr, grad_norm, tps))
+                               {k: v for k, v in losses.items() if not k.endswith("/accuracy")}, lr, grad_norm, tps,
+                               self.group_norms))
             if balance is not None:
                 report(balance)
 
@@ -304,7 +306,7 @@ class Trainer:
             if (tc.eval_every and self.step % tc.eval_every == 0) or last:
                 self._evaluate()
                 if self._early_stop_due():
-                    self._save_checkpoint()
+                    self._restore_best()
                     report(Finished(self.step, "early_stopped", str(self.run_dir.path), self._summary()))
                     return "early_stopped"
             if tc.attention_every and (self.step % tc.attention_every == 0 or last):
@@ -349,6 +351,14 @@ class Trainer:
         self.evals_since_best += 1
         return self.evals_since_best >= self.exp.training.early_stopping_patience
 
+    def _restore_best(self) -> None:
+        """Early stopping ends on the best weights, not the last ones: load the best checkpoint's model."""
+        tensors, _ = ckpt.load_checkpoint(self.run_dir.checkpoint_path(self.best[1]))
+        state = {k: v for k, v in tensors.items() if k.startswith("model.")}
+        self.net.load_state_dict(state, strict=False)
+        self.reporter.report(Status(f"Early stopping: restored the best weights (step {self.best[1]}, "
+                                    f"{self.exp.training.early_stopping_metric} = {self.best[0]:.4f})"))
+
     def _nan_message(self, loss: float) -> str:
         steps = self.run_dir.checkpoint_steps()
         kept = (f"The last good checkpoint (step {steps[-1]}) is kept in {self.run_dir.checkpoints}."
@@ -358,6 +368,8 @@ class Trainer:
 
     def _summary(self) -> dict[str, float]:
         out = {"steps": self.step, "tokens": self.tokens_seen, "seconds": round(self.elapsed, 2)}
+        if self.best is not None:
+            out["best_step"], out["best_value"] = self.best[1], self.best[0]
         if self.last_val_loss is not None:
             out["val_loss"] = self.last_val_loss
         return out
@@ -408,6 +420,7 @@ class Trainer:
             if combined is not None:
                 self._set_flat_shared_grad(combined)
         scaler.unscale_(opt)
+        self.group_norms = self._group_grad_norms() if (self.step + 1) % 10 == 0 else None
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.net.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")).item()
         scaler.step(opt)
@@ -429,6 +442,17 @@ class Trainer:
                     f.write(json.dumps({"step": balance.step, "tasks": names, "weights": balance.weights,
                                         "conflict": balance.conflict.round(5).tolist()}) + "\n")
         return total, sums, grad_norm, balance
+
+    def _group_grad_norms(self) -> dict[str, float]:
+        """Gradient norm per layer group (embeddings, block.N, ln_f, heads): which layers learn."""
+        sq: dict[str, torch.Tensor] = {}
+        for name, p in self.model.named_parameters():
+            if p.grad is not None:
+                g = group_of(name)
+                sq[g] = sq.get(g, 0.0) + p.grad.detach().float().pow(2).sum()
+        names = list(sq)
+        values = torch.stack([sq[n] for n in names]).sqrt().tolist() if names else []
+        return dict(zip(names, values))
 
     def _flat_shared_grad(self) -> torch.Tensor:
         return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
@@ -489,13 +513,15 @@ class Trainer:
 
     def _evaluate(self) -> None:
         losses, metrics = self.evaluate("val")
+        confusion = {t.name: t.last_confusion for t in self.tasks if getattr(t, "last_confusion", None) is not None}
+        labels = {name: next(t for t in self.tasks if t.name == name).class_names() for name in confusion}
         self.last_val_loss = next(iter(losses.values()))
         self.last_eval = {**{f"{k}/loss": v for k, v in losses.items()}, **metrics}
         for name, loss in losses.items():
             extra = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(name + "/")}
             self.metrics.write(step=self.step, split="val", task=name, loss=loss, tokens=self.tokens_seen,
                                time=round(self.elapsed, 4), **extra)
-        self.reporter.report(EvalResult(self.step, self.tokens_seen, self.elapsed, losses, metrics))
+        self.reporter.report(EvalResult(self.step, self.tokens_seen, self.elapsed, losses, metrics, confusion, labels))
 
     @torch.no_grad()
     def attention_snapshot(self) -> AttentionSnapshot:

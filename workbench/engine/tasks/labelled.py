@@ -205,7 +205,23 @@ class LabelledTask(Task):
             preds.append(p.cpu())
             targets.append(batch["target"].cpu())
         pred, target = torch.cat(preds), torch.cat(targets)
+        self.last_confusion = None if self.regression else self.confusion(pred, target)
         return total / len(pool), self.metrics(pred, target)
+
+    def confusion(self, pred: torch.Tensor, target: torch.Tensor):
+        """(classes, classes) counts, rows = true class, columns = predicted."""
+        import numpy as np
+
+        n = pred.size(-1)
+        m = np.zeros((n, n), dtype=np.int64)
+        np.add.at(m, (target.numpy(), pred.argmax(-1).numpy()), 1)
+        return m
+
+    def class_names(self) -> list[str]:
+        if self.kind == "multiple_choice":
+            width = max(len(e.parts) - 1 for e in self.examples["val"] or self.examples["train"])
+            return [f"choice {i + 1}" for i in range(width)]
+        return list(self.labels)
 
     def metrics(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         if self.regression:
