@@ -165,3 +165,22 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
     assert max(lrs) == pytest.approx(1.0, abs=0.01)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[100] == lrs[119] == 0.1
+
+
+def test_the_probe_text_can_change_during_a_run(small_text, tmp_path):
+    from workbench.engine.control import SET_PROBE_TEXT
+
+    exp = tiny_experiment(small_text, max_steps=6, eval_every=0, attention_every=0)
+    control = RunControl()
+
+    class Ask(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, StepMetrics) and e.step == 3:
+                control.request(SET_PROBE_TEXT, "the cat sat.")
+
+    rep = Ask()
+    Trainer(exp, run_dir=tmp_path / "probe").run(control, rep)
+    snap = rep.of(AttentionSnapshot)[-1]
+    assert snap.step == 3 and "".join(snap.tokens) == "the cat sat."
+    assert snap.attention.shape[-1] == len("the cat sat.")

@@ -13,6 +13,7 @@ import threading
 # Commands the trainer understands between steps.
 SNAPSHOT_ATTENTION = "snapshot_attention"
 SAVE_CHECKPOINT = "save_checkpoint"
+SET_PROBE_TEXT = "set_probe_text"  # args: (text,) -> re-encode, crop to the context, snapshot now
 
 
 class RunControl:

@@ -21,7 +21,7 @@ import torch
 from .. import paths
 from . import checkpoint as ckpt
 from .config import PRETRAINING_KINDS, Experiment, diff_experiments, from_dict
-from .control import SAVE_CHECKPOINT, SNAPSHOT_ATTENTION, RunControl
+from .control import SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import describe_device, resolve_device, resolve_precision
@@ -234,9 +234,11 @@ class Trainer:
             tokens_per_step=self.tokens_per_step, vocab_size=self.tokenizer.vocab_size,
         ))
 
-    def _probe_ids(self) -> list[int]:
+    def _probe_ids(self, text: str | None = None) -> list[int]:
+        """The probe's token ids: the given text, else training.probe_text, else the start of the
+        validation data (or of the first labelled example), cropped to the context."""
         T = self.exp.model.block_size
-        text = self.exp.training.probe_text
+        text = self.exp.training.probe_text if text is None else text
         if text:
             ids = self.tokenizer.encode(text)[:T]
             if ids:
@@ -256,8 +258,11 @@ class Trainer:
         window_tokens, window_time = 0, 0.0
         while self.step < tc.max_steps:
             # Between steps: commands, pause, stop.
-            for cmd, _args in control.pending_commands():
-                if cmd == SNAPSHOT_ATTENTION:
+            for cmd, args in control.pending_commands():
+                if cmd == SET_PROBE_TEXT:
+                    self.probe = self._probe_ids(args[0] if args else "")
+                    self._snapshot_attention()
+                elif cmd == SNAPSHOT_ATTENTION:
                     self._snapshot_attention()
                 elif cmd == SAVE_CHECKPOINT:
                     self._save_checkpoint()
@@ -591,7 +596,8 @@ class Trainer:
 
 # Settings that may differ on resume without changing the numbers already computed.
 RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.eval_every",
-             "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every"}
+             "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
+             "training.probe_text"}
 
 
 def saved_experiment(run_dir: str | Path) -> Experiment:

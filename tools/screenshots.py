@@ -1,0 +1,103 @@
+"""Screenshots of every panel of the window, for the docs and for looking at the GUI.
+
+    xvfb-run -s "-screen 0 1600x1000x24" python tools/screenshots.py [--seconds 40] [--out docs/screenshots]
+
+Opens the window (with temporary settings, data and cache folders unless --keep-dirs), shows the
+corpus, tokenizer and model pages, then presses Demo, lets it train for --seconds, and grabs the
+training, curves and attention pages while it runs. Finally stops the run and closes cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--seconds", type=float, default=40.0, help="how long the demo trains before the live shots")
+    ap.add_argument("--size", default="1440x900", help="window size WIDTHxHEIGHT")
+    ap.add_argument("--presentation", action="store_true", help="also shoot the curves in presentation mode")
+    ap.add_argument("--keep-dirs", action="store_true", help="use the normal data and cache folders")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="workbench-shots-"))
+    if not args.keep_dirs:
+        os.environ["WORKBENCH_DATA_DIR"] = str(tmp / "data")
+        os.environ["WORKBENCH_CACHE_DIR"] = str(tmp / "cache")
+
+    from PySide6 import QtCore
+
+    from workbench.gui.app import create_app
+
+    app = create_app()
+    from workbench.gui.main_window import MainWindow
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = QtCore.QSettings(str(tmp / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    w.resize(width, height)
+    w.show()
+
+    def spin(seconds: float, until=lambda: False) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if until():
+                return True
+            time.sleep(0.02)
+        return until()
+
+    def shoot(panel: str) -> None:
+        w.show_panel(panel)
+        spin(0.6)
+        w.curves.refresh(force=True)
+        spin(0.3)
+        path = out / f"{panel}.png"
+        w.grab().save(str(path))
+        print(f"saved {path}", flush=True)
+
+    spin(30, w.engine_ready)
+    spin(30, lambda: not w.corpus.is_counting())
+    shoot("corpus")
+    w.show_panel("tokenizer")
+    spin(2)
+    spin(120, lambda: not w.tokenizer.is_training())
+    w.tokenizer.sample_edit.setPlainText("abcdef>abcdef\nponm<mnop\n([{}])|")
+    spin(0.5)
+    shoot("tokenizer")
+    shoot("model")
+
+    w.run_demo()
+    spin(args.seconds)
+    w.attention.show_sharpest_head()
+    for panel in ("training", "curves", "attention"):
+        shoot(panel)
+    if args.presentation:
+        w.set_presentation(True)
+        w.show_panel("curves")
+        spin(1.0)
+        w.grab().save(str(out / "curves_presentation.png"))
+        w.set_presentation(False)
+
+    w.confirm_close = False
+    w.close()
+    spin(60, lambda: not w.session.is_active())
+    spin(1.0)
+    w.close()
+    print("closed cleanly" if not w.session.is_active() else "run still going", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,454 @@
+"""The only place where the engine meets Qt threads.
+
+Two kinds of background work run here, and nowhere else:
+
+- ``TrainingSession``: one training run. The GUI hands it a frozen ``Experiment``; it starts ONE
+  ``QThread`` whose ``run()`` calls ``Trainer(...).run(control, reporter)``. The reporter lives in
+  that worker thread and turns engine events into Qt signals that carry plain Python numbers and
+  numpy arrays (never torch tensors, never widgets):
+
+  * ``StepMetrics`` are accumulated and sent as one ``MetricsBatch`` at most ~10 times a second;
+  * attention snapshots go through a one-slot ``Mailbox`` (the newest wins) and a payload-free
+    ``attentionReady`` signal; the GUI pulls the snapshot when it gets round to it;
+  * everything else (status, eval, checkpoint, paused, resumed, finished, failed, task balance,
+    freezing changes) is forwarded as
+    it comes, after any pending metrics, so the GUI sees events in the order they happened.
+
+  The GUI steers the worker only through the engine's ``RunControl`` (stop, pause, resume,
+  request).
+
+- ``Job``: a short piece of engine work (corpus statistics, tokenizer training, importing torch)
+  run in its own ``QThread``. The function receives a ``JobState`` (``should_stop()``,
+  ``progress(value)``) and knows nothing of Qt, as in Orange3's ``concurrent`` helpers; its result
+  or error comes back as a signal.
+
+Signals emitted from a worker thread reach slots of GUI objects as queued calls: no widget is
+ever touched from a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6 import QtCore
+
+from workbench.engine import events as ev
+from workbench.engine.control import RunControl
+from workbench.engine.errors import Cancelled, WorkbenchError
+
+# -- what crosses the thread boundary -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricsBatch:
+    """Consecutive ``StepMetrics`` as columns (numpy arrays, one entry per step)."""
+
+    step: np.ndarray
+    tokens: np.ndarray
+    elapsed: np.ndarray
+    loss: np.ndarray
+    lr: np.ndarray
+    grad_norm: np.ndarray
+    tokens_per_s: np.ndarray
+    losses: dict[str, np.ndarray] = field(default_factory=dict)  # per task
+    max_steps: int = 0
+    group_grad_norms: dict[str, float] | None = None  # the newest per-group norms in the batch, if any
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    @property
+    def last_step(self) -> int:
+        return int(self.step[-1])
+
+    @classmethod
+    def from_events(cls, items: list[ev.StepMetrics]) -> "MetricsBatch":
+        col = lambda name, dtype=np.float64: np.array([getattr(m, name) for m in items], dtype=dtype)  # noqa: E731
+        tasks: list[str] = []
+        for m in items:
+            tasks += [t for t in m.losses if t not in tasks]
+        losses = {t: np.array([m.losses.get(t, np.nan) for m in items], dtype=np.float64) for t in tasks}
+        norms = next((dict(m.group_grad_norms) for m in reversed(items)
+                      if getattr(m, "group_grad_norms", None)), None)
+        return cls(step=col("step", np.int64), tokens=col("tokens", np.int64), elapsed=col("elapsed"),
+                   loss=col("loss"), lr=col("lr"), grad_norm=col("grad_norm"),
+                   tokens_per_s=col("tokens_per_s"), losses=losses, max_steps=int(items[-1].max_steps),
+                   group_grad_norms=norms)
+
+
+class Mailbox:
+    """One slot shared by two threads: ``put`` replaces what is there, ``take`` empties it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._item = None
+
+    def put(self, item) -> None:
+        with self._lock:
+            self._item = item
+
+    def take(self):
+        with self._lock:
+            item, self._item = self._item, None
+            return item
+
+
+class SignalReporter:
+    """The engine's reporter inside the worker thread: engine events in, Qt signals out.
+
+    ``session`` is the GUI-side ``TrainingSession`` whose signals are emitted (queued to the GUI
+    thread by Qt). ``clock`` and ``interval`` are there for tests.
+    """
+
+    def __init__(self, session: "TrainingSession", mailbox: Mailbox, *, interval: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic):
+        self.session = session
+        self.mailbox = mailbox
+        self.interval = interval
+        self.clock = clock
+        self._pending: list[ev.StepMetrics] = []
+        self._last_flush = -1e9
+
+    def report(self, event) -> None:
+        s = self.session
+        if isinstance(event, ev.StepMetrics):
+            self._pending.append(event)
+            if self.clock() - self._last_flush >= self.interval or event.step >= event.max_steps:
+                self.flush()
+            return
+        self.flush()  # keep the order: metrics of earlier steps before what follows them
+        if isinstance(event, ev.AttentionSnapshot):
+            self.mailbox.put(event)
+            s.attentionReady.emit()
+        elif isinstance(event, ev.Status):
+            s.status.emit(event.message, -1.0 if event.fraction is None else float(event.fraction))
+        elif isinstance(event, ev.RunStarted):
+            s.started.emit(event)
+        elif isinstance(event, ev.EvalResult):
+            s.evaluated.emit(event)
+        elif isinstance(event, ev.CheckpointSaved):
+            s.checkpointSaved.emit(int(event.step), str(event.path))
+        elif isinstance(event, ev.Paused):
+            s.paused.emit(int(event.step))
+        elif isinstance(event, ev.Resumed):
+            s.resumed.emit(int(event.step))
+        elif isinstance(event, ev.Finished):
+            s.finished.emit(event)
+        elif isinstance(event, ev.Failed):
+            s.failed.emit(event)
+        elif isinstance(event, ev.TaskBalance):
+            s.taskBalance.emit(event)
+        elif isinstance(event, ev.FreezeChanged):
+            s.freezeChanged.emit(event)
+
+    def flush(self) -> None:
+        self._last_flush = self.clock()
+        if self._pending:
+            batch = MetricsBatch.from_events(self._pending)
+            self._pending = []
+            self.session.metrics.emit(batch)
+
+
+# -- a training run ------------------------------------------------------------------------------
+
+
+class _TrainingThread(QtCore.QThread):
+    def __init__(self, session: "TrainingSession", experiment, run_dir, resume, default_threads: int):
+        super().__init__()
+        self.session = session
+        self.experiment = experiment
+        self.run_dir = run_dir
+        self.resume = resume
+        self.default_threads = default_threads
+        self.result = None
+
+    def run(self) -> None:  # the worker thread
+        reporter = SignalReporter(self.session, self.session.mailbox)
+        try:
+            from workbench.engine.trainer import Trainer  # torch loads here, not on the GUI thread
+
+            trainer = Trainer(self.experiment, run_dir=self.run_dir, resume=self.resume,
+                              default_threads=self.default_threads)
+            self.result = trainer.run(self.session.control, reporter)
+        except BaseException as e:  # the trainer catches its own; this is for imports and set-up
+            reporter.flush()
+            message = str(e) if isinstance(e, WorkbenchError) else f"Training could not start: {type(e).__name__}: {e}"
+            self.session.failed.emit(ev.Failed(0, message, traceback.format_exc()))
+        finally:
+            reporter.flush()
+
+
+class TrainingSession(QtCore.QObject):
+    """The GUI's handle on one training run at a time (reusable for the next run).
+
+    States: ``idle`` -> ``preparing`` (corpus, tokenizer, encoding) -> ``running`` <-> ``paused``;
+    ``stopping`` after stop(); back to ``idle`` when the worker thread has ended (``threadDone``).
+    """
+
+    status = QtCore.Signal(str, float)          # message, fraction 0..1 (-1: unknown)
+    started = QtCore.Signal(object)             # events.RunStarted
+    metrics = QtCore.Signal(object)             # MetricsBatch
+    evaluated = QtCore.Signal(object)           # events.EvalResult
+    attentionReady = QtCore.Signal()            # pull with take_attention()
+    checkpointSaved = QtCore.Signal(int, str)   # step, path
+    paused = QtCore.Signal(int)
+    resumed = QtCore.Signal(int)
+    finished = QtCore.Signal(object)            # events.Finished
+    failed = QtCore.Signal(object)              # events.Failed
+    taskBalance = QtCore.Signal(object)         # events.TaskBalance (multi-task runs)
+    freezeChanged = QtCore.Signal(object)       # events.FreezeChanged (fine-tuning plans)
+    stateChanged = QtCore.Signal(str)
+    threadDone = QtCore.Signal()
+
+    def __init__(self, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self.control = RunControl()
+        self.mailbox = Mailbox()
+        self._thread: _TrainingThread | None = None
+        self._state = "idle"
+        self.run_dir: str | None = None
+        self.last_result = None
+        # bound methods of this QObject: Qt queues these calls to the GUI thread
+        self.started.connect(self._on_started)
+        self.paused.connect(self._on_paused)
+        self.resumed.connect(self._on_resumed)
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def is_active(self) -> bool:
+        """A worker thread exists and has not ended."""
+        return self._thread is not None
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.stateChanged.emit(state)
+
+    def _on_paused(self, _step: int) -> None:
+        if self._state != "stopping":
+            self._set_state("paused")
+
+    def _on_resumed(self, _step: int) -> None:
+        self._set_state("stopping" if self.control.stop_requested else "running")
+
+    def _on_started(self, e: ev.RunStarted) -> None:
+        self.run_dir = e.run_dir
+        if self._state == "preparing":
+            self._set_state("paused" if self.control.paused else "running")
+
+    # -- commands from the GUI -----------------------------------------------------------------
+
+    def start(self, experiment, *, run_dir: str | Path | None = None, resume: str | Path | None = None,
+              default_threads: int | None = None) -> None:
+        if self._thread is not None:
+            raise RuntimeError("a run is already going; stop it first")
+        self.control = RunControl()
+        self.mailbox.take()
+        self.run_dir = str(resume) if resume else None
+        self.last_result = None
+        threads = default_threads or max(1, (os.cpu_count() or 2) - 1)
+        thread = _TrainingThread(self, experiment, run_dir, resume, threads)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread = thread
+        self._set_state("preparing")
+        thread.start()
+
+    def pause(self) -> None:
+        if self._thread is not None and not self.control.stop_requested:
+            self.control.pause()
+
+    def resume(self) -> None:
+        if self._thread is not None:
+            self.control.resume()
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step; it saves a checkpoint first."""
+        if self._thread is not None:
+            self.control.stop()
+            self._set_state("stopping")
+
+    def request(self, command: str, *args) -> None:
+        if self._thread is not None:
+            self.control.request(command, *args)
+
+    def take_attention(self) -> ev.AttentionSnapshot | None:
+        return self.mailbox.take()
+
+    def wait(self, msecs: int | None = None) -> bool:
+        """Block until the worker thread has ended (True) or msecs passed (False)."""
+        thread = self._thread
+        if thread is None:
+            return True
+        done = thread.wait() if msecs is None else thread.wait(QtCore.QDeadlineTimer(msecs))
+        if done:
+            self._on_thread_finished()
+        return done
+
+    def _on_thread_finished(self) -> None:
+        thread = self._thread
+        if thread is None or not thread.isFinished():  # a late signal from an earlier run's thread
+            return
+        self.last_result = thread.result
+        self._thread = None
+        thread.deleteLater()
+        self._set_state("idle")
+        self.threadDone.emit()
+
+
+# -- short background jobs -----------------------------------------------------------------------
+
+
+class JobState:
+    """What a job's function sees: a stop flag to poll and a way to report progress."""
+
+    def __init__(self, job: "Job"):
+        self._job = job
+        self._stop = threading.Event()
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def progress(self, value: Any) -> None:
+        self._job.progress.emit(value)
+
+    def check(self) -> None:
+        """Raise Cancelled if a stop was asked for."""
+        if self._stop.is_set():
+            raise Cancelled("cancelled")
+
+
+class _JobThread(QtCore.QThread):
+    def __init__(self, job: "Job"):
+        super().__init__()
+        self.job = job
+
+    def run(self) -> None:
+        job = self.job
+        try:
+            result = job.fn(job.state, *job.args)
+        except Cancelled:
+            job._outcome = ("cancelled", None)
+        except WorkbenchError as e:
+            job._outcome = ("failed", (str(e), ""))
+        except BaseException as e:
+            job._outcome = ("failed", (f"{type(e).__name__}: {e}", traceback.format_exc()))
+        else:
+            job._outcome = ("cancelled", None) if job.state.should_stop() else ("done", result)
+
+
+class Job(QtCore.QObject):
+    """``fn(state, *args)`` in a QThread. Signals arrive on the GUI thread; exactly one of
+    ``done``/``failed``/``cancelled`` comes, then ``ended``."""
+
+    progress = QtCore.Signal(object)
+    done = QtCore.Signal(object)
+    failed = QtCore.Signal(str, str)   # message for a person, details (traceback) for a developer
+    cancelled = QtCore.Signal()
+    ended = QtCore.Signal()
+
+    _alive: set["Job"] = set()  # keeps running jobs (and their threads) from being collected
+
+    def __init__(self, fn: Callable[..., Any], *args, name: str = "", parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        self.fn, self.args, self.name = fn, args, name or getattr(fn, "__name__", "job")
+        self.state = JobState(self)
+        self._thread: _JobThread | None = None
+        self._outcome: tuple[str, Any] | None = None
+
+    def start(self) -> "Job":
+        self._thread = _JobThread(self)
+        self._thread.finished.connect(self._on_finished)
+        Job._alive.add(self)
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self.state._stop.set()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def wait(self, msecs: int = 30000) -> bool:
+        if self._thread is None:
+            return True
+        ok = self._thread.wait(QtCore.QDeadlineTimer(msecs))
+        if ok:
+            self._on_finished()
+        return ok
+
+    def _on_finished(self) -> None:
+        thread = self._thread
+        if thread is None or self not in Job._alive:
+            return
+        Job._alive.discard(self)
+        kind, value = self._outcome or ("cancelled", None)
+        if kind == "done":
+            self.done.emit(value)
+        elif kind == "failed":
+            self.failed.emit(*value)
+        else:
+            self.cancelled.emit()
+        self.ended.emit()
+
+    @classmethod
+    def running(cls) -> bool:
+        return any(job.is_running() for job in cls._alive)
+
+    @classmethod
+    def shutdown_all(cls, msecs: int = 10000) -> None:
+        """Cancel every running job and wait for it (on quit)."""
+        for job in list(cls._alive):
+            job.cancel()
+        deadline = time.monotonic() + msecs / 1000
+        for job in list(cls._alive):
+            job.wait(max(0, int((deadline - time.monotonic()) * 1000)))
+
+
+def run_job(fn: Callable[..., Any], *args, on_done=None, on_failed=None, on_progress=None,
+            on_cancelled=None, on_ended=None, parent=None, name: str = "") -> Job:
+    """Create, connect and start a Job in one call."""
+    job = Job(fn, *args, parent=parent, name=name)
+    for signal, slot in ((job.done, on_done), (job.failed, on_failed), (job.progress, on_progress),
+                         (job.cancelled, on_cancelled), (job.ended, on_ended)):
+        if slot is not None:
+            signal.connect(slot)
+    return job.start()
+
+
+def import_engine(state: JobState) -> dict:
+    """Load torch and the engine modules that need it, off the GUI thread at start-up, and warm up
+    what torch only loads on first use (building an AdamW imports torch._dynamo: ~4 s here; the
+    first backward pass and optimizer step add more), so that Start starts at once. Returns what
+    the forms need."""
+    import importlib
+
+    import torch
+
+    from workbench.engine import device, model
+
+    importlib.import_module("workbench.engine.trainer")  # what the run imports first, loaded now
+
+    devices = [(d.id, d.label) for d in device.detect_devices()]
+    try:
+        with torch.random.fork_rng(devices=[]):
+            tiny = model.GPT(model.GPTConfig(vocab_size=8, n_layer=1, n_head=1, n_embd=8, block_size=4))
+            opt = torch.optim.AdamW(tiny.parameters(), lr=1e-3, fused=True)
+            x = torch.zeros(1, 4, dtype=torch.long)
+            _, loss = tiny(x, x)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(tiny.parameters(), 1.0)
+            opt.step()
+    except Exception:  # only a warm-up: a real run reports real problems
+        pass
+    return {"devices": devices}

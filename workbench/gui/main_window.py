@@ -1,0 +1,832 @@
+"""The main window: a sidebar that walks the path corpus -> tokenizer -> model -> training ->
+curves -> attention, one page per step, a toolbar with Start/Pause/Resume/Stop and Demo, and a
+status bar.
+
+The window owns the experiment: on Start it copies every form into one frozen ``Experiment`` on
+the GUI thread and gives it to the ``TrainingSession`` (bridge.py), which runs the trainer in its
+worker thread. Events come back as signals and are handed to the panels. Geometry, splitter
+positions and recent experiments persist in QSettings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from workbench.engine import control as control_mod
+from workbench.engine.config import (ConfigError, Experiment, from_dict, load_experiment, preset_dir,
+                                     resolve_experiment)
+
+from . import app as app_mod
+from .bridge import Job, TrainingSession, import_engine
+from .panels.attention_panel import AttentionPanel
+from .panels.corpus_panel import CorpusPanel
+from .panels.curves_panel import CurvesPanel
+from .panels.model_panel import ModelPanel
+from .panels.tokenizer_panel import TokenizerPanel
+from .panels.training_panel import TrainingPanel, command_line
+
+DEMO_PRESET = "demo_toy"
+MAX_RECENT = 8
+PRESENTATION_SCALE = 1.45
+STATE_LOOK = {  # state -> (chip text, colour)
+    "idle": ("Ready", "#8a9099"),
+    "preparing": ("Preparing", "#b26a00"),
+    "running": ("Training", "#3d8b37"),
+    "paused": ("Paused", "#b26a00"),
+    "stopping": ("Stopping", "#c62828"),
+}
+
+TITLE_ROLE = QtCore.Qt.ItemDataRole.DisplayRole
+SUBTITLE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+NUMBER_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
+
+
+def make_icon(shape: str, color: str = "#3a4150") -> QtGui.QIcon:
+    """Simple, crisp toolbar icons drawn here (the platform's media icons vary a lot)."""
+    size = 64
+    pm = QtGui.QPixmap(size, size)
+    pm.fill(QtCore.Qt.GlobalColor.transparent)
+    p = QtGui.QPainter(pm)
+    p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    p.setPen(QtCore.Qt.PenStyle.NoPen)
+    p.setBrush(QtGui.QColor(color))
+    P = QtCore.QPointF
+    if shape == "play":
+        p.drawPolygon(QtGui.QPolygonF([P(16, 8), P(56, 32), P(16, 56)]))
+    elif shape == "pause":
+        p.drawRoundedRect(QtCore.QRectF(12, 8, 14, 48), 3, 3)
+        p.drawRoundedRect(QtCore.QRectF(38, 8, 14, 48), 3, 3)
+    elif shape == "resume":
+        p.drawRoundedRect(QtCore.QRectF(8, 8, 10, 48), 3, 3)
+        p.drawPolygon(QtGui.QPolygonF([P(26, 8), P(60, 32), P(26, 56)]))
+    elif shape == "stop":
+        p.drawRoundedRect(QtCore.QRectF(10, 10, 44, 44), 6, 6)
+    elif shape == "demo":  # a sparkle
+        path = QtGui.QPainterPath()
+        cx, cy, r, k = 28, 34, 26, 7
+        path.moveTo(cx, cy - r)
+        path.quadTo(cx + k / 2, cy - k / 2, cx + r, cy)
+        path.quadTo(cx + k / 2, cy + k / 2, cx, cy + r)
+        path.quadTo(cx - k / 2, cy + k / 2, cx - r, cy)
+        path.quadTo(cx - k / 2, cy - k / 2, cx, cy - r)
+        p.drawPath(path)
+        p.drawEllipse(QtCore.QPointF(52, 10), 6, 6)
+    elif shape == "screen":
+        p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        p.setPen(QtGui.QPen(QtGui.QColor(color), 6))
+        p.drawRoundedRect(QtCore.QRectF(6, 10, 52, 34), 4, 4)
+        p.drawLine(P(32, 46), P(32, 56))
+        p.drawLine(P(20, 57), P(44, 57))
+    p.end()
+    return QtGui.QIcon(pm)
+
+
+class SidebarDelegate(QtWidgets.QStyledItemDelegate):
+    """Draws a step of the path: a numbered circle on a connecting line, the name, and a one-line
+    summary of that step's current state."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.scale = 1.0
+
+    def sizeHint(self, option, index) -> QtCore.QSize:
+        fm = QtGui.QFontMetrics(option.font)
+        return QtCore.QSize(200, int(fm.height() * 2.2 + 22 * self.scale))
+
+    def paint(self, p: QtGui.QPainter, option, index) -> None:
+        p.save()
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        r = QtCore.QRectF(option.rect)
+        selected = bool(option.state & QtWidgets.QStyle.StateFlag.State_Selected)
+        hover = bool(option.state & QtWidgets.QStyle.StateFlag.State_MouseOver)
+        if selected or hover:
+            bg = QtGui.QColor("#2f394b" if selected else "#272e3b")
+            p.setPen(QtCore.Qt.PenStyle.NoPen)
+            p.setBrush(bg)
+            p.drawRoundedRect(r.adjusted(8, 2, -8, -2), 7, 7)
+            if selected:
+                p.setBrush(QtGui.QColor("#6fa0d8"))
+                p.drawRoundedRect(QtCore.QRectF(r.left() + 8, r.top() + 10, 3, r.height() - 20), 1.5, 1.5)
+        number = index.data(NUMBER_ROLE)
+        model = index.model()
+        rad = 13 * self.scale
+        cx, cy = r.left() + 34 * self.scale, r.center().y()
+        line = QtGui.QPen(QtGui.QColor("#4a5466"), 2)
+        p.setPen(line)
+        if index.row() > 0:
+            p.drawLine(QtCore.QPointF(cx, r.top()), QtCore.QPointF(cx, cy - rad))
+        if index.row() < model.rowCount() - 1:
+            p.drawLine(QtCore.QPointF(cx, cy + rad), QtCore.QPointF(cx, r.bottom() + 1))
+        p.setPen(QtGui.QPen(QtGui.QColor("#6fa0d8" if selected else "#5b6679"), 2))
+        p.setBrush(QtGui.QColor("#4e79a7" if selected else "#1f2430"))
+        p.drawEllipse(QtCore.QPointF(cx, cy), rad, rad)
+        f = QtGui.QFont(option.font)
+        f.setBold(True)
+        p.setFont(f)
+        p.setPen(QtGui.QColor("#ffffff" if selected else "#b8c0cf"))
+        p.drawText(QtCore.QRectF(cx - rad, cy - rad, 2 * rad, 2 * rad), QtCore.Qt.AlignmentFlag.AlignCenter, str(number))
+        tx = cx + rad + 12 * self.scale
+        fm = QtGui.QFontMetrics(f)
+        title_rect = QtCore.QRectF(tx, cy - fm.height() - 1, r.right() - tx - 10, fm.height())
+        p.setPen(QtGui.QColor("#ffffff" if selected else "#d8dde6"))
+        p.drawText(title_rect, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
+                   index.data(TITLE_ROLE))
+        small = QtGui.QFont(option.font)
+        small.setPointSizeF(option.font.pointSizeF() * 0.88)
+        p.setFont(small)
+        sfm = QtGui.QFontMetrics(small)
+        sub = index.data(SUBTITLE_ROLE) or ""
+        sub_rect = QtCore.QRectF(tx, cy + 2, r.right() - tx - 10, sfm.height())
+        p.setPen(QtGui.QColor("#9fb3cc" if selected else "#8e97a8"))
+        p.drawText(sub_rect, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
+                   sfm.elidedText(sub, QtCore.Qt.TextElideMode.ElideRight, int(sub_rect.width())))
+        p.restore()
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """See the module docstring. ``settings``: a QSettings to use (tests pass a temporary one)."""
+
+    def __init__(self, settings: QtCore.QSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.settings = settings or QtCore.QSettings(app_mod.ORGANIZATION, app_mod.APPLICATION)
+        self.session = TrainingSession(self)
+        self.presentation = False
+        self.confirm_close = True          # ask before closing during a run
+        self._close_after_stop = False
+        self._experiment_path: str | None = None
+        self._base_label = DEMO_PRESET
+        self._base_exp = Experiment()
+        self._engine_ready = False
+        self._resume_exp: Experiment | None = None
+        self.setWindowTitle(app_mod.APPLICATION)
+        self.setMinimumSize(1000, 660)
+
+        # panels, in the order of the path
+        self.corpus = CorpusPanel()
+        self.tokenizer = TokenizerPanel()
+        self.model = ModelPanel()
+        self.training = TrainingPanel()
+        self.curves = CurvesPanel()
+        self.attention = AttentionPanel()
+        self.panels = {"corpus": self.corpus, "tokenizer": self.tokenizer, "model": self.model,
+                       "training": self.training, "curves": self.curves, "attention": self.attention}
+
+        self._build_actions()
+        self._build_layout()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect()
+
+        self.plot_timer = QtCore.QTimer(self)
+        self.plot_timer.setInterval(100)  # curves redraw ~10 times a second
+        self.plot_timer.timeout.connect(self._redraw)
+        self.plot_timer.start()
+
+        self._restore_settings()
+        self.set_experiment(resolve_experiment(DEMO_PRESET), base_label=DEMO_PRESET)
+        self._update_actions()
+        QtCore.QTimer.singleShot(0, self._warm_up)
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _action(self, text: str, slot, shortcut=None, icon=None, tip: str = "") -> QtGui.QAction:
+        a = QtGui.QAction(text, self)
+        if isinstance(icon, QtGui.QIcon):
+            a.setIcon(icon)
+        if shortcut:
+            a.setShortcut(QtGui.QKeySequence(shortcut))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        return a
+
+    def _build_actions(self) -> None:
+        self.start_action = self._action("Start", self.start, "Ctrl+Return", make_icon("play", "#ffffff"),
+                                         "Train a model with the current settings")
+        self.pause_action = self._action("Pause", self.pause, "Ctrl+P", make_icon("pause"),
+                                         "Pause after this step; everything stays in memory")
+        self.resume_action = self._action("Resume", self.resume, "Ctrl+R", make_icon("resume"),
+                                          "Carry on from where it paused")
+        self.stop_action = self._action("Stop", self.stop, "Ctrl+.", make_icon("stop", "#c62828"),
+                                        "Stop after this step and save a checkpoint")
+        self.demo_action = self._action("Demo", self.run_demo, "Ctrl+D", make_icon("demo", "#ffffff"),
+                                        "Load the demo (a tiny GPT learns to copy, reverse and close brackets) and start it")
+        self.snapshot_action = self._action("Snapshot attention now", self.request_snapshot, "Ctrl+Shift+A",
+                                            tip="Record the attention maps at the next step")
+        self.open_action = self._action("Open experiment…", self.open_experiment_dialog, QtGui.QKeySequence.StandardKey.Open)
+        self.save_action = self._action("Save experiment", self.save_experiment, QtGui.QKeySequence.StandardKey.Save)
+        self.save_as_action = self._action("Save experiment as…", self.save_experiment_as,
+                                           QtGui.QKeySequence.StandardKey.SaveAs)
+        self.open_run_action = self._action("Open run folder…", self.open_run_dialog, "Ctrl+Shift+O",
+                                            tip="Show the curves and attention of a run that trained earlier")
+        self.quit_action = self._action("Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
+        self.presentation_action = self._action("Presentation mode", self.toggle_presentation, "F11",
+                                                make_icon("screen"), tip="Larger fonts and plots for a projector (F11)")
+        self.presentation_action.setCheckable(True)
+        self.fullscreen_action = self._action("Full screen", self.toggle_fullscreen, "Ctrl+Shift+F")
+        self.fullscreen_action.setCheckable(True)
+        self.copy_command_action = self._action("Copy command line", self.copy_command, "Ctrl+Shift+C",
+                                                tip="Copy the equivalent `workbench train` command")
+
+    def _build_layout(self) -> None:
+        side = QtWidgets.QWidget()
+        side.setObjectName("sidebarPane")
+        sl = QtWidgets.QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.setSpacing(0)
+        t = QtWidgets.QLabel("GPT Workbench")
+        t.setObjectName("appTitle")
+        st = QtWidgets.QLabel("train and look inside small GPTs")
+        st.setObjectName("appSubtitle")
+        sl.addWidget(t)
+        sl.addWidget(st)
+        self.sidebar = QtWidgets.QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar_delegate = SidebarDelegate(self.sidebar)
+        self.sidebar.setItemDelegate(self.sidebar_delegate)
+        self.sidebar.setMouseTracking(True)
+        self.sidebar.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.sidebar.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stack = QtWidgets.QStackedWidget()
+        for i, (key, panel) in enumerate(self.panels.items(), start=1):
+            item = QtWidgets.QListWidgetItem(panel.title)
+            item.setData(NUMBER_ROLE, i)
+            item.setData(SUBTITLE_ROLE, panel.summary())
+            item.setToolTip(panel.subtitle)
+            self.sidebar.addItem(item)
+            self.stack.addWidget(panel)
+            panel.summaryChanged.connect(lambda text, it=item: it.setData(SUBTITLE_ROLE, text))
+        sl.addWidget(self.sidebar, 1)
+        self.sidebar_foot = QtWidgets.QLabel("F11 presentation mode")
+        self.sidebar_foot.setObjectName("sidebarFoot")
+        sl.addWidget(self.sidebar_foot)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+
+        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(side)
+        self.splitter.addWidget(self.stack)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([230, 1200])
+        side.setMinimumWidth(215)
+        self.sidebar_pane = side
+        self.setCentralWidget(self.splitter)
+
+        tb = QtWidgets.QToolBar("Training")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.setIconSize(QtCore.QSize(18, 18))
+        for a in (self.start_action, self.pause_action, self.resume_action, self.stop_action):
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addAction(self.demo_action)
+        spacer = QtWidgets.QWidget()
+        spacer.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred)
+        tb.addWidget(spacer)
+        tb.addAction(self.presentation_action)
+        self.addToolBar(tb)
+        self.toolbar = tb
+        for action, name in ((self.start_action, "startTool"), (self.demo_action, "demoTool")):
+            w = tb.widgetForAction(action)
+            w.setObjectName(name)
+            w.style().unpolish(w)
+            w.style().polish(w)
+        self.training.set_actions({"start": self.start_action, "pause": self.pause_action,
+                                   "resume": self.resume_action, "stop": self.stop_action})
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.open_action)
+        self.recent_menu = m.addMenu("Recent experiments")
+        self.presets_menu = m.addMenu("Presets")
+        for p in sorted(preset_dir().glob("*.toml")):
+            self.presets_menu.addAction(p.stem, lambda name=p.stem: self.open_experiment(name))
+        m.addSeparator()
+        m.addAction(self.save_action)
+        m.addAction(self.save_as_action)
+        m.addAction(self.copy_command_action)
+        m.addSeparator()
+        m.addAction(self.open_run_action)
+        m.addSeparator()
+        m.addAction(self.quit_action)
+        m = mb.addMenu("&Run")
+        for a in (self.start_action, self.pause_action, self.resume_action, self.stop_action):
+            m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.snapshot_action)
+        m.addAction(self.demo_action)
+        m = mb.addMenu("&View")
+        for i, panel in enumerate(self.panels.values()):
+            m.addAction(f"{i + 1}  {panel.title}", lambda i=i: self.show_panel(i), f"Ctrl+{i + 1}")
+        m.addSeparator()
+        m.addAction(self.presentation_action)
+        m.addAction(self.fullscreen_action)
+        m = mb.addMenu("&Help")
+        m.addAction("About GPT Workbench", self._about)
+        self._update_recent_menu()
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.state_chip = QtWidgets.QLabel()
+        self.state_chip.setObjectName("stateChip")
+        self.status_progress = QtWidgets.QProgressBar()
+        self.status_progress.setMaximumWidth(160)
+        self.status_progress.setMaximumHeight(14)
+        self.status_progress.setTextVisible(False)
+        self.status_progress.hide()
+        self.status_text = QtWidgets.QLabel()
+        sb.addPermanentWidget(self.status_text)
+        sb.addPermanentWidget(self.status_progress)
+        sb.addPermanentWidget(self.state_chip)
+        self._show_state("idle")
+
+    def _connect(self) -> None:
+        s = self.session
+        s.stateChanged.connect(self._on_state)
+        s.status.connect(self._on_status)
+        s.started.connect(self._on_started)
+        s.metrics.connect(self._on_metrics)
+        s.evaluated.connect(self._on_eval)
+        s.attentionReady.connect(self._pull_attention)
+        s.checkpointSaved.connect(self.training.on_checkpoint)
+        s.paused.connect(self.training.on_paused)
+        s.resumed.connect(self.training.on_resumed)
+        s.finished.connect(self._on_finished)
+        s.failed.connect(self._on_failed)
+        s.threadDone.connect(self._on_thread_done)
+        s.freezeChanged.connect(lambda e: self.training.log_line(
+            f"Step {e.step}: now training {e.description} ({e.n_trainable:,} parameters)"))
+
+        self.corpus.configChanged.connect(self._corpus_changed)
+        self.tokenizer.vocabChanged.connect(self.model.set_vocab_size)
+        self.model.validityChanged.connect(lambda _ok: self._update_actions())
+        self.training.configChanged.connect(self._training_changed)
+        self.training.saveRequested.connect(self.save_experiment_as)
+        self.training.copyCommandRequested.connect(self.copy_command)
+        self.training.resumeChosen.connect(self._resume_chosen)
+        self.attention.snapshotRequested.connect(self.request_snapshot)
+        self.attention.probeTextApplied.connect(self._apply_probe_text)
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def _warm_up(self) -> None:
+        """Load torch in the background; then fill the device list and the model's numbers."""
+        job = Job(import_engine, name="import torch")
+        job.done.connect(self._engine_loaded)
+        job.failed.connect(lambda msg, details: self.statusBar().showMessage(f"PyTorch could not be loaded: {msg}"))
+        self._warm_job = job.start()
+
+    def _engine_loaded(self, info: dict) -> None:
+        self._engine_ready = True
+        self.training.set_devices(info["devices"])
+        self.model.enable_stats()
+
+    def engine_ready(self) -> bool:
+        return self._engine_ready
+
+    # -- the experiment ----------------------------------------------------------------------
+
+    def experiment(self) -> Experiment:
+        """Every form as one validated, frozen Experiment (raises ConfigError)."""
+        training = self.training.config()
+        probe = self.attention.probe_text()
+        training = dataclasses.replace(training, probe_text=probe)
+        # sections without a form here (tasks, multitask, finetune) come from the loaded experiment
+        exp = self._base_exp.replace(name=self.training.name(), corpus=self.corpus.config(),
+                                     tokenizer=self.tokenizer.config(), model=self.model.config(), training=training)
+        return from_dict(exp.to_dict(), source="the forms")
+
+    def set_experiment(self, exp: Experiment, *, base_label: str | None = None, path: str | None = None) -> None:
+        """Fill every form from ``exp``."""
+        self._base_exp = exp
+        self.training.set_name(exp.name)
+        self.corpus.set_config(exp.corpus)
+        self.tokenizer.set_config(exp.tokenizer)
+        self.model.set_config(exp.model)
+        self.training.set_config(exp.training)
+        self.attention.set_probe_text(exp.training.probe_text)
+        self._base_label = base_label or path or self._base_label
+        self._experiment_path = path
+        self._update_title()
+        self._corpus_changed()
+        self._training_changed()
+
+    def _update_title(self) -> None:
+        where = f" — {Path(self._experiment_path).name}" if self._experiment_path else ""
+        self.setWindowTitle(f"{app_mod.APPLICATION} — {self.training.name()}{where}")
+
+    def _corpus_changed(self) -> None:
+        cfg = self.corpus.config()
+        self.tokenizer.set_corpus(cfg, ok=not self.corpus.has_errors())
+        sample = self.corpus.preview_sample()
+        if sample and self.tokenizer.sample_edit.toPlainText() == "":
+            self.tokenizer.set_sample_text(sample[:300])
+
+    def _training_changed(self) -> None:
+        t = self.training.config()
+        tokens = t.max_steps * t.batch_size * t.grad_accum_steps * self.model.config().block_size
+        self.model.set_training(t.batch_size, tokens)
+        self._update_title()
+
+    def open_experiment(self, name_or_path: str) -> bool:
+        """A TOML file or a preset name; errors are shown, not raised."""
+        try:
+            exp = resolve_experiment(name_or_path)
+        except ConfigError as e:
+            self.show_error("Cannot open the experiment", str(e))
+            return False
+        is_file = Path(name_or_path).exists()
+        self.training.set_resume("")
+        self.set_experiment(exp, base_label=name_or_path, path=str(Path(name_or_path).resolve()) if is_file else None)
+        if is_file:
+            self._add_recent(str(Path(name_or_path).resolve()))
+        self.statusBar().showMessage(f"Opened {name_or_path}", 4000)
+        return True
+
+    def open_experiment_dialog(self) -> None:
+        start = str(Path(self._experiment_path).parent) if self._experiment_path else str(preset_dir())
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open experiment", start, "Experiment (*.toml)")
+        if path:
+            self.open_experiment(path)
+
+    def save_experiment(self) -> bool:
+        if not self._experiment_path:
+            return self.save_experiment_as()
+        return self.save_experiment_to(self._experiment_path)
+
+    def save_experiment_as(self) -> bool:
+        default = self._experiment_path or str(Path.home() / f"{self.training.name()}.toml")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save experiment", default, "Experiment (*.toml)")
+        if not path:
+            return False
+        if not path.endswith(".toml"):
+            path += ".toml"
+        return self.save_experiment_to(path)
+
+    def save_experiment_to(self, path: str) -> bool:
+        try:
+            exp = self.experiment()
+            exp.save(path)
+        except (ConfigError, OSError) as e:
+            self.show_error("Cannot save the experiment", str(e))
+            return False
+        self._experiment_path = str(Path(path).resolve())
+        self._base_label, self._base_exp = self._experiment_path, exp
+        self._add_recent(self._experiment_path)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    def copy_command(self) -> str:
+        try:
+            exp = self.experiment()
+        except ConfigError as e:
+            self.training.show_message(str(e))
+            return ""
+        resume = self.training.resume_dir() or None
+        base = self._resume_exp if resume and self._resume_exp is not None else self._base_exp
+        try:
+            cmd = command_line(self._base_label, base, exp, resume)
+        except ValueError as e:
+            self.training.show_message(str(e))
+            return ""
+        QtWidgets.QApplication.clipboard().setText(cmd)
+        self.training.show_command(cmd)
+        self.statusBar().showMessage("Command line copied to the clipboard", 4000)
+        return cmd
+
+    def _resume_chosen(self, folder: str) -> None:
+        """Resuming trains the run's own experiment: show it in the forms."""
+        self._resume_exp = None
+        if not folder:
+            return
+        try:
+            exp = load_experiment(Path(folder) / "config.toml")
+        except ConfigError as e:
+            self.training.show_message(str(e))
+            return
+        self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"))
+        self._resume_exp = exp
+        self.curves.load_run(folder)
+        self.attention.load_run(folder)
+
+    # -- recent experiments ------------------------------------------------------------------
+
+    def recent_experiments(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [v for v in (value or []) if v]
+
+    def _add_recent(self, path: str) -> None:
+        items = [path] + [p for p in self.recent_experiments() if p != path]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self._update_recent_menu()
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent_experiments()
+        for p in items:
+            self.recent_menu.addAction(p, lambda p=p: self.open_experiment(p))
+        self.recent_menu.setEnabled(bool(items))
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        if self.session.is_active():
+            return False
+        if not self.model.is_valid():
+            self.show_panel("model")
+            return False
+        try:
+            exp = self.experiment()
+        except ConfigError as e:
+            self.training.show_message(str(e))
+            self.statusBar().showMessage(str(e), 8000)
+            return False
+        resume = self.training.resume_dir() or None
+        if resume:
+            self.curves.load_run(resume)
+        else:
+            self.curves.reset()
+            self.attention.reset()
+        self.training.on_preparing(resume)
+        self.session.start(exp, resume=resume, default_threads=max(1, (os.cpu_count() or 2) - 1))
+        return True
+
+    def pause(self) -> None:
+        self.session.pause()
+        self._update_actions()
+
+    def resume(self) -> None:
+        self.session.resume()
+        self._update_actions()
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def run_demo(self) -> bool:
+        """Load the bundled demo preset and start it, showing the curves."""
+        if self.session.is_active():
+            return False
+        self.training.set_resume("")
+        self.set_experiment(resolve_experiment(DEMO_PRESET), base_label=DEMO_PRESET)
+        ok = self.start()
+        if ok:
+            self.show_panel("curves")
+        return ok
+
+    def request_snapshot(self) -> None:
+        self.session.request(control_mod.SNAPSHOT_ATTENTION)
+
+    def _apply_probe_text(self, text: str) -> None:
+        """The probe text goes into the next run's experiment; a running trainer that knows the
+        engine's SET_PROBE_TEXT command switches to it at its next step and snapshots at once."""
+        command = getattr(control_mod, "SET_PROBE_TEXT", None)
+        if self.session.is_active() and command:
+            self.session.request(command, text)
+            self.session.request(control_mod.SNAPSHOT_ATTENTION)
+            self.attention.caption.setText("The run records this text from its next step on.")
+        elif self.session.is_active():
+            self.attention.caption.setText("The next run records this text (this run keeps its probe text).")
+        else:
+            self.attention.caption.setText("The next run records this text.")
+
+    # -- events from the run -----------------------------------------------------------------
+
+    def _on_state(self, state: str) -> None:
+        self._show_state(state)
+        self._update_actions()
+
+    def _show_state(self, state: str) -> None:
+        text, color = STATE_LOOK.get(state, (state, "#8a9099"))
+        self.state_chip.setText(text)
+        self.state_chip.setStyleSheet(f"background: {color};")
+        self.status_progress.setVisible(state != "idle")
+
+    def _update_actions(self) -> None:
+        st = self.session.state
+        active = self.session.is_active()
+        self.start_action.setEnabled(not active and self.model.is_valid())
+        self.start_action.setToolTip("Train with the current settings" if self.model.is_valid()
+                                     else "Fix the model settings first (see the Model page)")
+        self.pause_action.setEnabled(st in ("preparing", "running") and not self.session.control.paused)
+        self.resume_action.setEnabled(st in ("paused", "preparing", "running") and self.session.control.paused)
+        self.stop_action.setEnabled(active and st != "stopping")
+        self.demo_action.setEnabled(not active)
+        self.snapshot_action.setEnabled(st in ("running", "paused"))
+        for a in (self.open_action, self.open_run_action):
+            a.setEnabled(not active)
+        self.recent_menu.setEnabled(not active and bool(self.recent_experiments()))
+        self.presets_menu.setEnabled(not active)
+        editable = not active
+        for panel in (self.corpus, self.tokenizer, self.model, self.training):
+            panel.set_editable(editable)
+        self.attention.set_run_active(active)
+
+    def _on_status(self, message: str, fraction: float) -> None:
+        self.training.on_status(message, fraction)
+        self.status_text.setText(message)
+
+    def _on_started(self, e) -> None:
+        self.training.on_started(e)
+        self.model.set_vocab_size(e.vocab_size, True)
+        self.status_progress.setRange(0, max(1, e.max_steps))
+        self.status_progress.setValue(e.start_step)
+        self.status_text.setText(f"{e.device} · {e.params:,} parameters")
+        self.statusBar().showMessage(f"Training in {e.run_dir}", 5000)
+
+    def _on_metrics(self, batch) -> None:
+        self.curves.add_metrics(batch)
+        self.training.on_metrics(batch)
+        step = batch.last_step
+        self.status_progress.setRange(0, max(1, batch.max_steps))
+        self.status_progress.setValue(step)
+        self.status_text.setText(f"step {step:,} / {batch.max_steps:,} · loss {float(batch.loss[-1]):.3f} · "
+                                 f"{float(batch.tokens_per_s[-1]):,.0f} tokens/s")
+
+    def _on_eval(self, e) -> None:
+        self.curves.add_eval(e)
+        self.training.on_eval(e)
+
+    def _pull_attention(self) -> None:
+        snap = self.session.take_attention()
+        if snap is not None:
+            self.attention.add_snapshot(snap)
+
+    def _on_finished(self, e) -> None:
+        self.training.on_finished(e)
+        if e.run_dir:
+            self.attention.set_run_dir(e.run_dir)
+        word = {"completed": "Finished", "early_stopped": "Stopped early"}.get(e.reason, "Stopped")
+        self.statusBar().showMessage(f"{word} at step {e.step:,}. Run folder: {e.run_dir}", 15000)
+
+    def _on_failed(self, e) -> None:
+        self.training.on_failed(e)
+        self.statusBar().showMessage(f"Training failed: {e.message}", 15000)
+        self.show_error("Training failed", e.message, e.details)
+
+    def _on_thread_done(self) -> None:
+        self._update_actions()
+        self.status_text.setText("")
+        if self._close_after_stop:
+            self._close_after_stop = False
+            self.confirm_close = False
+            self.close()
+
+    def _redraw(self) -> None:
+        if self.curves.isVisible():
+            self.curves.refresh()
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        """A message box with the message in words and the details (traceback) behind
+        "Show Details…". Tests replace ``QMessageBox.exec``."""
+        box = QtWidgets.QMessageBox(self)
+        box.setIcon(QtWidgets.QMessageBox.Icon.Critical)
+        box.setWindowTitle(title)
+        box.setText(message)
+        if details:
+            box.setDetailedText(details)
+        box.setStandardButtons(QtWidgets.QMessageBox.StandardButton.Ok)
+        self.last_message_box = box
+        box.exec()
+
+    def _about(self) -> None:
+        QtWidgets.QMessageBox.about(
+            self, "About GPT Workbench",
+            "<b>GPT Workbench</b><br>Train and study small GPT language models by pointing and clicking."
+            "<br><br>Every experiment can be saved as TOML and replayed with <code>workbench train</code>.")
+
+    # -- navigation and view -------------------------------------------------------------------
+
+    def show_panel(self, which) -> None:
+        index = list(self.panels).index(which) if isinstance(which, str) else int(which)
+        self.sidebar.setCurrentRow(index)
+
+    def current_panel(self) -> str:
+        return list(self.panels)[self.stack.currentIndex()]
+
+    def toggle_presentation(self, checked: bool | None = None) -> None:
+        self.set_presentation(not self.presentation if checked is None else bool(checked))
+
+    def set_presentation(self, on: bool) -> None:
+        self.presentation = on
+        scale = PRESENTATION_SCALE if on else 1.0
+        with QtCore.QSignalBlocker(self.presentation_action):
+            self.presentation_action.setChecked(on)
+        app = QtWidgets.QApplication.instance()
+        app_mod.apply_style(app, scale)
+        self.sidebar_delegate.scale = scale
+        self.sidebar_pane.setMinimumWidth(int(215 * scale))
+        self.sidebar.doItemsLayout()
+        self.toolbar.setIconSize(QtCore.QSize(int(18 * scale), int(18 * scale)))
+        for panel in self.panels.values():
+            panel.set_presentation(scale)
+        self.splitter.setSizes([int(230 * scale), max(400, self.width() - int(230 * scale))])
+
+    def toggle_fullscreen(self, on: bool) -> None:
+        self.showFullScreen() if on else self.showNormal()
+
+    def open_run_dialog(self) -> None:
+        from workbench import paths
+
+        start = str(paths.runs_dir()) if paths.runs_dir().exists() else ""
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a run folder", start)
+        if folder:
+            self.open_run(folder)
+
+    def open_run(self, folder: str) -> bool:
+        """Show a finished run: its settings, curves and attention snapshots."""
+        try:
+            exp = load_experiment(Path(folder) / "config.toml")
+        except ConfigError as e:
+            self.show_error("Not a run folder", str(e))
+            return False
+        self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"))
+        self.curves.load_run(folder)
+        self.attention.load_run(folder)
+        self.show_panel("curves")
+        self.statusBar().showMessage(f"Showing the run in {folder}", 6000)
+        return True
+
+    # -- settings and closing ------------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geo = s.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1440, 900)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        for key, splitter in (("window/splitter", self.splitter), ("curves/splitter", self.curves.splitter),
+                              ("curves/bottom", self.curves.bottom_splitter),
+                              ("attention/splitter", self.attention.splitter)):
+            v = s.value(key)
+            if v is not None:
+                splitter.restoreState(v)
+        page = s.value("window/page")
+        if page is not None:
+            try:
+                self.show_panel(int(page))
+            except (TypeError, ValueError):
+                pass
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/splitter", self.splitter.saveState())
+        s.setValue("curves/splitter", self.curves.splitter.saveState())
+        s.setValue("curves/bottom", self.curves.bottom_splitter.saveState())
+        s.setValue("attention/splitter", self.attention.splitter.saveState())
+        s.setValue("window/page", self.stack.currentIndex())
+        s.sync()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if self.session.is_active():
+            if self._close_after_stop:  # already stopping; wait for it
+                event.ignore()
+                return
+            if self.confirm_close:
+                answer = QtWidgets.QMessageBox.question(
+                    self, "Stop training?",
+                    "A training run is going on. Stop it (a checkpoint is saved first) and close?",
+                    QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                    QtWidgets.QMessageBox.StandardButton.No)
+                if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                    event.ignore()
+                    return
+            # stop, let the worker save its checkpoint while the window stays responsive, then close
+            self._close_after_stop = True
+            self.session.stop()
+            self.statusBar().showMessage("Stopping: saving a checkpoint, then closing…")
+            event.ignore()
+            return
+        self.save_settings()
+        for panel in (self.corpus, self.tokenizer):
+            panel.shutdown()
+        self.plot_timer.stop()
+        Job.shutdown_all(5000)
+        super().closeEvent(event)
+
+    def shutdown(self, msecs: int = 60000) -> None:
+        """Stop a run and wait for its thread (for quitting without a close event)."""
+        if self.session.is_active():
+            self.session.stop()
+            self.session.wait(msecs)
+        Job.shutdown_all(15000)
