@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.gui.widgets import (
     AttentionGrid,
@@ -494,8 +494,13 @@ def test_token_strip_hover_and_click(qtbot):
     strip.show()
     qtbot.waitExposed(strip)
     center = strip.box_rects()[1].center().toPoint()
+    # The move event goes to the strip itself: a synthetic cursor move lands on whatever
+    # top-level window an earlier test left under that screen position.
+    move = QtGui.QMouseEvent(QtCore.QEvent.Type.MouseMove, QtCore.QPointF(center),
+                             QtCore.QPointF(strip.mapToGlobal(center)), QtCore.Qt.MouseButton.NoButton,
+                             QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(strip.tokenHovered, timeout=2000) as hovered:
-        qtbot.mouseMove(strip, center)
+        QtWidgets.QApplication.sendEvent(strip, move)
     assert hovered.args == [1]
     with qtbot.waitSignal(strip.tokenClicked, timeout=2000) as clicked:
         qtbot.mouseClick(strip, QtCore.Qt.MouseButton.LeftButton, pos=center)

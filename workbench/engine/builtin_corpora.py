@@ -36,8 +36,9 @@ from .errors import CorpusError, did_you_mean
 VERSION = 1
 
 LETTERS = "abcdefghijklmnop"  # small, so every letter is seen often and learned fast
-# Short words: several lines fit in a 64-token context, and a 2-layer GPT learned copy and reverse
-# from these in about 1500 steps of 32 x 64 tokens (words of 4 to 12 letters took 2000).
+# Short words: several lines fit in a 64-token context, and a 2-layer, 4-head, 64-wide GPT (lr 3e-3)
+# learned copy and reverse (~90% of answers exact) in about 1750 steps of 32 x 64 tokens, or 2250
+# steps of 16 x 64; words of 4 to 12 letters took longer. Brackets come first, within 1000 steps.
 WORD_LENGTHS = (3, 8)
 OPENERS, CLOSERS = "([{", ")]}"
 MAX_DEPTH = 4
