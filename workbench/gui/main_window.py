@@ -23,6 +23,9 @@ from workbench.engine.config import (ConfigError, Experiment, from_dict, load_ex
 from . import app as app_mod
 from .bridge import Job, TrainingSession, import_engine
 from .panels.attention_panel import AttentionPanel
+from .panels.balance_panel import BalancePanel
+from .panels.finetune_panel import FinetunePanel, experiment_sections, load_experiment_into
+from .panels.tasks_panel import TasksPanel
 from .panels.corpus_panel import CorpusPanel
 from .panels.curves_panel import CurvesPanel
 from .panels.model_panel import ModelPanel
@@ -169,11 +172,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.corpus = CorpusPanel()
         self.tokenizer = TokenizerPanel()
         self.model = ModelPanel()
+        self.tasks = TasksPanel()
+        self.finetune = FinetunePanel()
         self.training = TrainingPanel()
         self.curves = CurvesPanel()
+        self.balance = BalancePanel()
         self.attention = AttentionPanel()
         self.panels = {"corpus": self.corpus, "tokenizer": self.tokenizer, "model": self.model,
-                       "training": self.training, "curves": self.curves, "attention": self.attention}
+                       "tasks": self.tasks, "finetune": self.finetune, "training": self.training,
+                       "curves": self.curves, "balance": self.balance, "attention": self.attention}
 
         self._build_actions()
         self._build_layout()
@@ -367,9 +374,14 @@ class MainWindow(QtWidgets.QMainWindow):
         s.freezeChanged.connect(lambda e: self.training.log_line(
             f"Step {e.step}: now training {e.description} ({e.n_trainable:,} parameters)"))
 
+        s.taskBalance.connect(self.balance.on_balance)
+        s.freezeChanged.connect(self.finetune.on_freeze)
+        self.finetune.enabledChanged.connect(self.tasks.set_finetune_note)
+        self.tasks.finetuneRequested.connect(lambda: (self.finetune.set_enabled(True), self.show_panel("finetune")))
         self.corpus.configChanged.connect(self._corpus_changed)
         self.tokenizer.vocabChanged.connect(self.model.set_vocab_size)
         self.model.validityChanged.connect(lambda _ok: self._update_actions())
+        self.model.configChanged.connect(self._training_changed)  # n_layer redraws the freezing lanes
         self.training.configChanged.connect(self._training_changed)
         self.training.saveRequested.connect(self.save_experiment_as)
         self.training.copyCommandRequested.connect(self.copy_command)
@@ -401,9 +413,9 @@ class MainWindow(QtWidgets.QMainWindow):
         training = self.training.config()
         probe = self.attention.probe_text()
         training = dataclasses.replace(training, probe_text=probe)
-        # sections without a form here (tasks, multitask, finetune) come from the loaded experiment
         exp = self._base_exp.replace(name=self.training.name(), corpus=self.corpus.config(),
-                                     tokenizer=self.tokenizer.config(), model=self.model.config(), training=training)
+                                     tokenizer=self.tokenizer.config(), model=self.model.config(), training=training,
+                                     **experiment_sections(self.tasks, self.finetune))
         return from_dict(exp.to_dict(), source="the forms")
 
     def set_experiment(self, exp: Experiment, *, base_label: str | None = None, path: str | None = None) -> None:
@@ -414,6 +426,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tokenizer.set_config(exp.tokenizer)
         self.model.set_config(exp.model)
         self.training.set_config(exp.training)
+        load_experiment_into(exp, self.tasks, self.finetune)
         self.attention.set_probe_text(exp.training.probe_text)
         self._base_label = base_label or path or self._base_label
         self._experiment_path = path
@@ -436,6 +449,8 @@ class MainWindow(QtWidgets.QMainWindow):
         t = self.training.config()
         tokens = t.max_steps * t.batch_size * t.grad_accum_steps * self.model.config().block_size
         self.model.set_training(t.batch_size, tokens)
+        self.finetune.set_run_shape(max_steps=t.max_steps, n_layer=self.model.config().n_layer,
+                                    learning_rate=t.learning_rate)
         self._update_title()
 
     def open_experiment(self, name_or_path: str) -> bool:
@@ -560,6 +575,8 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.curves.reset()
             self.attention.reset()
+            self.balance.reset()
+            self.finetune.reset()
         self.training.on_preparing(resume)
         self.session.start(exp, resume=resume, default_threads=max(1, (os.cpu_count() or 2) - 1))
         return True
@@ -630,7 +647,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu.setEnabled(not active and bool(self.recent_experiments()))
         self.presets_menu.setEnabled(not active)
         editable = not active
-        for panel in (self.corpus, self.tokenizer, self.model, self.training):
+        for panel in (self.corpus, self.tokenizer, self.model, self.tasks, self.finetune, self.training):
             panel.set_editable(editable)
         self.attention.set_run_active(active)
 
@@ -649,6 +666,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_metrics(self, batch) -> None:
         self.curves.add_metrics(batch)
         self.training.on_metrics(batch)
+        self.balance.on_step(batch)
+        self.finetune.on_step(batch)
         step = batch.last_step
         self.status_progress.setRange(0, max(1, batch.max_steps))
         self.status_progress.setValue(step)
@@ -658,6 +677,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_eval(self, e) -> None:
         self.curves.add_eval(e)
         self.training.on_eval(e)
+        self.balance.on_eval(e)
+        self.finetune.on_eval(e)
 
     def _pull_attention(self) -> None:
         snap = self.session.take_attention()
@@ -666,6 +687,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_finished(self, e) -> None:
         self.training.on_finished(e)
+        self.finetune.refresh_checkpoints()
         if e.run_dir:
             self.attention.set_run_dir(e.run_dir)
         word = {"completed": "Finished", "early_stopped": "Stopped early"}.get(e.reason, "Stopped")
@@ -685,8 +707,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.close()
 
     def _redraw(self) -> None:
-        if self.curves.isVisible():
-            self.curves.refresh()
+        for panel in (self.curves, self.balance, self.finetune):
+            if panel.isVisible():
+                panel.refresh()
 
     # -- messages ------------------------------------------------------------------------------
 
