@@ -61,6 +61,64 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
+    e = sub.add_parser("eval", help="zero/one/few-shot in-context evaluation of a run on labelled data",
+                       description="Score every label's verbalizer (or every choice) after a prompt of k "
+                                   "demonstrations and the query; print accuracy for each k over several "
+                                   "draws of demonstrations. Templates take \\n for a line break.")
+    e.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json) to evaluate")
+    e.add_argument("--data", required=True, help='labelled .csv/.tsv/.jsonl file, or "builtin:icl" '
+                   '(builtin:icl:N for a mapping of N keys) to go with the icl_keyvalue preset')
+    e.add_argument("--demos", metavar="FILE", help="draw demonstrations from this file (same columns); "
+                   "default: 20%% of --data is held out for them")
+    e.add_argument("--text", default="text", metavar="COL", help="column with the input text (default text)")
+    e.add_argument("--text-pair", default="", metavar="COL", help="column with the second text of a pair")
+    e.add_argument("--label", default="", metavar="COL", help="column with the label")
+    e.add_argument("--choices", default="", metavar="COL[,COL...]",
+                   help="multiple choice: columns of the options, or one column holding a list")
+    e.add_argument("--answer", default="", metavar="COL", help="multiple choice: column naming the right option")
+    e.add_argument("--answer-base", type=int, default=0, help="numbered answers count from this (COPA: 1)")
+    e.add_argument("--verbalizer", default="", metavar="LABEL=WORD,...",
+                   help="the word each label is shown as, e.g. 0=negative,1=positive")
+    e.add_argument("--template", help=r'input template with {text} and {text_pair} (default "{text}\nAnswer:")')
+    e.add_argument("--answer-template", help='answer template with {answer} (default " {answer}")')
+    e.add_argument("--separator", help=r'between the parts of a prompt (default "\n\n")')
+    e.add_argument("--description", default="", help="task description put before the demonstrations")
+    e.add_argument("--k", default="0,1,2,4,8", help="numbers of demonstrations (default 0,1,2,4,8)")
+    e.add_argument("--draws", type=int, default=5, help="random draws of demonstrations per k (default 5)")
+    e.add_argument("--length-norm", action="store_true", help="score answers by mean, not summed, log-likelihood")
+    e.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test examples only")
+    e.add_argument("--seed", type=int, default=0, help="seed of the demonstration draws (default 0)")
+    e.add_argument("--attention", type=int, default=16, metavar="N",
+                   help="measure the query's attention to each demonstration on N prompts at the largest k "
+                        "(default 16; 0: skip)")
+    e.add_argument("--show-prompt", type=int, metavar="K", help="print the first test example's prompt with K "
+                   "demonstrations")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    e.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
+    e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file")
+
+    gn = sub.add_parser("generate", help="sample text from a run's model, streamed as it is generated")
+    gn.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
+    gn.add_argument("--prompt", default="", help="text to continue (default: start from <|endoftext|>)")
+    gn.add_argument("--max-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    gn.add_argument("--temperature", type=float, default=0.8, help="0: greedy; higher: more varied (default 0.8)")
+    gn.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all; default 50)")
+    gn.add_argument("--top-p", type=float, default=0.95, help="sample within this much probability (1: all; "
+                    "default 0.95)")
+    gn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gn.add_argument("--no-echo", action="store_true", help="print only the generated text, not the prompt")
+    gn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    gn.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
+
+    x = sub.add_parser("export", help="write a run's model in the GPT-2 layout of Hugging Face transformers")
+    x.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
+    x.add_argument("out", metavar="OUT_DIR", help="folder for config.json, model.safetensors, tokenizer.json")
+
+    im = sub.add_parser("import", help="turn a local GPT-2-style folder (gpt2, distilgpt2, ...) into a run folder")
+    im.add_argument("folder", metavar="GPT2_DIR", help="folder with config.json, model.safetensors, tokenizer.json")
+    im.add_argument("out", metavar="OUT_RUN_DIR", help="run folder to write")
+    im.add_argument("--name", help="experiment name (default: the folder's name)")
+
     sub.add_parser("presets", help="list the bundled experiment presets")
     sub.add_parser("settings", help="list every experiment setting with its default and meaning")
     return p
@@ -242,7 +300,153 @@ def cmd_settings(args) -> int:
     return 0
 
 
+# -- eval, generate, export, import ------------------------------------------------------------
+
+
+def _unescape(text: str | None) -> str | None:
+    """\\n and \\t typed on a command line become a line break and a tab."""
+    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def _set_threads(n: int) -> None:
+    if n > 0:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _icl_task_from_args(args):
+    """An InContextTask from the eval command's data options."""
+    from workbench.engine.errors import ConfigError
+    from workbench.engine.evaluate import InContextTask, PromptTemplate, builtin_icl_task, default_template
+    from workbench.engine.labelled import Columns, read_labelled, split_examples
+
+    if args.data.startswith("builtin:icl"):
+        keys = args.data.removeprefix("builtin:icl").lstrip(":")
+        if keys and not keys.isdigit():
+            raise ConfigError(f"--data {args.data}: use builtin:icl or builtin:icl:N with N keys, e.g. builtin:icl:6.")
+        return builtin_icl_task(n=args.limit or 200, seed=args.seed, n_keys=int(keys or 4))
+    verbalizer = {}
+    for item in filter(None, (p.strip() for p in args.verbalizer.split(","))):
+        label, sep, word = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--verbalizer {args.verbalizer!r}: write LABEL=WORD pairs separated by commas, "
+                              f"e.g. 0=negative,1=positive.")
+        verbalizer[label.strip()] = word
+    choices = tuple(c.strip() for c in args.choices.split(",") if c.strip())
+    if not (args.label or choices) or (choices and not args.answer):
+        raise ConfigError("eval: give --label COL for a labelled task, or --choices and --answer for multiple choice.")
+    cols = Columns(text=args.text, text_pair=args.text_pair, label=args.label if not choices else "",
+                   choices=choices, answer=args.answer, answer_base=args.answer_base)
+    labels = list(verbalizer) or None
+    data = read_labelled(args.data, cols, labels)
+    if args.demos:
+        pool = read_labelled(args.demos, cols, labels or data.labels or None)
+        test = data
+    else:  # hold out a fifth of the file as the demonstration pool, so no query is its own demonstration
+        pool, test = split_examples(data, 0.8, args.seed)
+    test_examples = test.examples[:args.limit] if args.limit else test.examples
+    base = default_template(pair=bool(args.text_pair), description=_unescape(args.description))
+    template = PromptTemplate(
+        input=_unescape(args.template) if args.template is not None else base.input,
+        answer=_unescape(args.answer_template) if args.answer_template is not None else base.answer,
+        description=base.description,
+        separator=_unescape(args.separator) if args.separator is not None else base.separator,
+    )
+    return InContextTask(test_examples, pool.examples, template, [] if choices else (labels or data.labels),
+                         verbalizer, args.seed)
+
+
+def cmd_eval(args) -> int:
+    from workbench.engine.device import resolve_device
+    from workbench.engine.errors import ConfigError
+    from workbench.engine.evaluate import evaluate_in_context
+    from workbench.engine.loading import load_trained
+
+    try:
+        ks = [int(k) for k in args.k.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"--k {args.k!r}: give numbers of demonstrations separated by commas, "
+                          f"e.g. 0,1,2,4,8.") from None
+    task = _icl_task_from_args(args)
+    _set_threads(args.threads)
+    trained = load_trained(args.run, resolve_device(args.device), with_heads=False)
+    if args.show_prompt is not None:
+        p = task.prompt(0, args.show_prompt, 0, tokenizer=trained.tokenizer,
+                        block_size=trained.model.config.block_size)
+        print(f"--- prompt of test example 1 with k = {args.show_prompt} ({p.demos_used} demonstrations fit, "
+              f"{len(p.ids)} tokens) ---\n{p.text}\n--- answers: {p.answers} (right: {p.answers[p.gold]!r}) ---")
+    tty = sys.stderr.isatty()
+
+    def progress(done, total):
+        if tty:
+            sys.stderr.write(f"\r\033[Kscoring prompts: {done:,}/{total:,}")
+            sys.stderr.flush()
+
+    t0 = time.perf_counter()
+    result = evaluate_in_context(trained.model, trained.tokenizer, task, ks, args.draws, length_norm=args.length_norm,
+                                 attention_examples=args.attention, progress=progress)
+    if tty:
+        sys.stderr.write("\r\033[K")
+    print(result.table())
+    if result.attention and result.attention["examples"]:
+        a = result.attention
+        print(f"query attention per demonstration (k = {a['k']}, first .. last, mean of {a['examples']} prompts): "
+              + " ".join(f"{x:.3f}" for x in a["demonstrations"])
+              + "; by part: " + ", ".join(f"{kind} {x:.3f}" for kind, x in a["kinds"].items()))
+        same, other = a["same_input"]["same"], a["same_input"]["other"]
+        if same is not None and other is not None:
+            print(f"a demonstration with the query's own input gets {same:.3f} of its attention, "
+                  f"another one {other:.3f}")
+    print(f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    if args.out:
+        from pathlib import Path
+
+        from workbench.engine.checkpoint import atomic_write_json
+
+        atomic_write_json(Path(args.out), {"run": str(args.run), "checkpoint_step": trained.step,
+                                           "data": args.data, **result.to_dict()})
+        print(f"results: {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from workbench.engine.device import resolve_device
+    from workbench.engine.generate import SamplingSettings, TextStream, generate
+    from workbench.engine.loading import load_trained
+
+    _set_threads(args.threads)
+    trained = load_trained(args.run, resolve_device(args.device), with_heads=False)
+    settings = SamplingSettings(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
+                                top_p=args.top_p, seed=args.seed)
+    if not args.no_echo:
+        sys.stdout.write(_unescape(args.prompt))
+    stream = TextStream(trained.tokenizer)
+    for tok in generate(trained.model, trained.tokenizer, _unescape(args.prompt), settings, attention="none"):
+        sys.stdout.write(stream.push(tok.id))
+        sys.stdout.flush()
+    sys.stdout.write(stream.flush() + "\n")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from workbench.engine.gpt2_interop import export_run
+
+    out = export_run(args.run, args.out)
+    print(f"exported to {out} (GPT-2 layout: GPT2LMHeadModel.from_pretrained can read it)", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from workbench.engine.gpt2_interop import import_gpt2
+
+    run = import_gpt2(args.folder, args.out, name=args.name)
+    print(f"imported into run folder {run}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "corpus": cmd_corpus, "bench": cmd_bench, "presets": cmd_presets,
+            "eval": cmd_eval, "generate": cmd_generate, "export": cmd_export, "import": cmd_import,
             "settings": cmd_settings}
 
 if __name__ == "__main__":

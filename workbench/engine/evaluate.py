@@ -158,6 +158,8 @@ def build_prompt(template: PromptTemplate, demos: Sequence[tuple[Example, str]],
         if total <= room or not kept:
             break
         kept.pop(0)  # drop the demonstration farthest from the query
+    if total == 0:
+        raise ConfigError(f"the prompt for {query.text[:40]!r} encodes to no tokens; check the input template.")
     ids: list[int] = []
     parts: list[Part] = []
     for kind, index, text in parts_text:
@@ -452,28 +454,38 @@ def evaluate_in_context(model: GPT, tokenizer: Tokenizer, task: InContextTask,
 
 def mean_demonstration_attention(model: GPT, task: InContextTask, k: int, examples: int,
                                  tokenizer: Tokenizer | _Encoder) -> dict:
-    """DemoAttention averaged over the first ``examples`` test prompts of draw 0 that kept all k
-    demonstrations: the share of the query's attention per demonstration slot (1 = first in the
-    prompt), and per kind of part."""
+    """DemoAttention averaged over the first ``examples`` test prompts of draw 0 with k
+    demonstrations: the share of the query's attention per demonstration slot (first in the prompt
+    first) and per kind of part. Prompts that had to drop demonstrations count when they kept as many
+    as the first one did (the context holds that many), so slots stay comparable. ``same_input``
+    compares a demonstration whose input equals the query's (for builtin:icl: the same key, where
+    an induction head looks) with one whose input differs, as the mean share of one demonstration."""
     demos = task.demonstrations(k, 0)
-    slots = [0.0] * len(demos)
+    slots: list[float] = []
     kinds: dict[str, float] = {}
+    same, other = [], []
     m = 0
-    for i in range(len(task.test)):
+    for i, query in enumerate(task.test):
         if m >= examples:
             break
         p = task.prompt(i, k, 0, tokenizer=tokenizer, block_size=model.config.block_size, demos=demos)
-        if p.demos_used < len(demos) or p.cut_tokens:
+        if p.cut_tokens or (m and p.demos_used != len(slots)):
             continue
         a = demonstration_attention(model, p)
-        slots = [s + x for s, x in zip(slots, a.demonstrations)]
+        slots = [s + x for s, x in zip(slots, a.demonstrations)] if m else list(a.demonstrations)
         for kind, x in a.by_kind().items():
             kinds[kind] = kinds.get(kind, 0.0) + x
+        kept = demos[len(demos) - p.demos_used:]  # the ones nearest the query stay
+        for d, x in zip(kept, a.demonstrations):
+            (same if (d.text, d.text_pair) == (query.text, query.text_pair) else other).append(x)
         m += 1
-    if not m:
-        return {"k": k, "examples": 0, "demonstrations": [], "kinds": {}}
-    return {"k": len(demos), "examples": m, "demonstrations": [s / m for s in slots],
-            "kinds": {kind: x / m for kind, x in kinds.items()}}
+    return {
+        "k": len(slots), "examples": m,
+        "demonstrations": [s / m for s in slots] if m else [],
+        "kinds": {kind: x / m for kind, x in kinds.items()},
+        "same_input": {"same": statistics.fmean(same) if same else None,
+                       "other": statistics.fmean(other) if other else None},
+    }
 
 
 # -- the built-in in-context task -----------------------------------------------------------------

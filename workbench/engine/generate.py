@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from .errors import Cancelled, ConfigError, TokenizerError
 from .model import GPT

@@ -29,7 +29,7 @@ from safetensors.torch import save as save_torch_bytes
 
 from . import checkpoint as ckpt
 from .config import Experiment, ModelConfig, TokenizerConfig, from_dict
-from .errors import CheckpointError
+from .errors import CheckpointError, TokenizerError
 from .model import GPT, GPTConfig
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
@@ -111,7 +111,7 @@ def gpt2_config(config: GPTConfig, tokenizer: Tokenizer | None = None) -> dict:
 def _maybe_id(tokenizer: Tokenizer, role: str) -> int | None:
     try:
         return tokenizer.special_id(role)
-    except Exception:
+    except TokenizerError:
         return None
 
 
