@@ -19,6 +19,8 @@ EPILOG = """examples:
   workbench train exp.toml --resume RUN_DIR   continue a run from its latest checkpoint
   workbench corpus stats data/ --glob '**/*.txt'
   workbench bench train shakespeare_char      engine throughput vs a bare PyTorch loop
+  workbench runs                              earlier runs, their settings and results
+  workbench runs RUN_A RUN_B                  the settings that differ between two runs
   workbench settings                          every experiment setting with its default
 """
 
@@ -118,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("folder", metavar="GPT2_DIR", help="folder with config.json, model.safetensors, tokenizer.json")
     im.add_argument("out", metavar="OUT_RUN_DIR", help="run folder to write")
     im.add_argument("--name", help="experiment name (default: the folder's name)")
+
+    r = sub.add_parser("runs", help="list runs with their settings and results, or compare two configs")
+    r.add_argument("diff", nargs="*", metavar="RUN_DIR",
+                   help="two run folders: print the settings that differ between them")
+    r.add_argument("--dir", help="where runs live (default: the data dir's runs/)")
+    r.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("presets", help="list the bundled experiment presets")
     sub.add_parser("settings", help="list every experiment setting with its default and meaning")
@@ -279,6 +287,35 @@ def cmd_bench(args) -> int:
 
     exp = resolve_experiment(args.experiment, args.overrides)
     print(json.dumps(bench_train(exp, steps=args.steps, warmup=args.warmup, rounds=args.rounds)))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from workbench import paths
+    from workbench.engine.runs import config_diff, format_started, list_runs
+
+    if args.diff:
+        if len(args.diff) != 2:
+            print("error: runs takes two run folders to compare (or none to list)", file=sys.stderr)
+            return 2
+        rows = config_diff(args.diff[0], args.diff[1])
+        if args.json:
+            print(json.dumps([{"setting": k, "a": a, "b": b} for k, a, b in rows]))
+        for k, a, b in rows:
+            print(f"{k}: {json.dumps(a)} -> {json.dumps(b)}")
+        if not rows and not args.json:
+            print("the two runs have the same settings")
+        return 0
+    runs = list_runs(args.dir or paths.runs_dir())
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], default=str))
+        return 0
+    if not runs:
+        print(f"no runs in {args.dir or paths.runs_dir()}")
+    for r in runs:
+        val = ", ".join(f"{k} {v:.4g}" for k, v in list(r.val.items())[:3])
+        print(f"{format_started(r.started)}  {r.path.name:36s} {r.status:13s} {r.steps:>6}/{r.max_steps:<6} "
+              f"{r.model:28s} {r.tokenizer:14s} {val}")
     return 0
 
 
@@ -445,7 +482,7 @@ def cmd_import(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "corpus": cmd_corpus, "bench": cmd_bench, "presets": cmd_presets,
+COMMANDS = {"train": cmd_train, "corpus": cmd_corpus, "bench": cmd_bench, "presets": cmd_presets, "runs": cmd_runs,
             "eval": cmd_eval, "generate": cmd_generate, "export": cmd_export, "import": cmd_import,
             "settings": cmd_settings}
 
