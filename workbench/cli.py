@@ -19,6 +19,7 @@ EPILOG = """examples:
   workbench train exp.toml --resume RUN_DIR   continue a run from its latest checkpoint
   workbench corpus stats data/ --glob '**/*.txt'
   workbench bench train shakespeare_char      engine throughput vs a bare PyTorch loop
+  workbench bench gui                         the window while it trains (JSON)
   workbench runs                              earlier runs, their settings and results
   workbench runs RUN_A RUN_B                  the settings that differ between two runs
   workbench settings                          every experiment setting with its default
@@ -62,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--warmup", type=int, default=10, help="unmeasured steps first (default 10)")
     bt.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
+                         "curve redraw with 10^6 points, attention snapshot to pixels",
+                         description="Trains a preset in a real window (offscreen without a display) and prints "
+                                     "JSON. Takes about 3 x --seconds plus a minute; see workbench/gui/bench.py.")
+    bg.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
+    bg.add_argument("--seconds", type=float, default=20.0,
+                    help="seconds of event-loop measurement while training (default 20)")
+    bg.add_argument("--segments", type=int, default=4, help="rounds of window / headless measurement (default 4)")
+    bg.add_argument("--points", type=int, default=1_000_000, help="points in the curve redraw test (default 10^6)")
+    bg.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
     e = sub.add_parser("eval", help="zero/one/few-shot in-context evaluation of a run on labelled data",
                        description="Score every label's verbalizer (or every choice) after a prompt of k "
@@ -282,6 +293,12 @@ def cmd_corpus(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.bench_command == "gui":
+        from workbench.gui.bench import main as bench_gui
+
+        print(json.dumps(bench_gui(args.preset, args.seconds, args.overrides, segments=args.segments,
+                                   redraw_points=args.points)))
+        return 0
     from workbench.engine.bench import bench_train
     from workbench.engine.config import resolve_experiment
 

@@ -307,7 +307,9 @@ def test_experiment_files_recent_list_and_command_line(window, tmp_path):
     assert w.save_experiment_to(str(path))
     assert w.recent_experiments()[0] == str(path.resolve())
     w.open_experiment("demo_toy")
-    assert w.training.config().max_steps == 600
+    from workbench.engine.config import resolve_experiment
+
+    assert w.training.config() == resolve_experiment("demo_toy").training  # the forms show the preset
     assert w.open_experiment(str(path))
     assert w.training.config().max_steps == 123 and w.model.config() == TINY_MODEL
 

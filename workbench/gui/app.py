@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -21,6 +22,17 @@ ACCENT_DARK = "#3b5f86"
 GREEN = "#3d8b37"
 RED = "#c62828"
 SIDEBAR_BG = "#1f2430"
+ICON_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
+DESKTOP_FILE = "gpt-workbench"  # packaging/gpt-workbench.desktop: lets the desktop match windows to it
+
+
+def app_icon() -> QtGui.QIcon:
+    """The application icon: resources/icons/gpt-workbench-*.png (renders of the SVG beside
+    them, made by packaging/make_icons.py)."""
+    icon = QtGui.QIcon()
+    for png in sorted(ICON_DIR.glob("gpt-workbench-*.png")):
+        icon.addFile(str(png))
+    return icon
 
 
 def stylesheet(scale: float = 1.0) -> str:
@@ -153,6 +165,8 @@ def create_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(APPLICATION)
+    app.setDesktopFileName(DESKTOP_FILE)
+    app.setWindowIcon(app_icon())
     app.setStyle("Fusion")
     palette = app.style().standardPalette()
     palette.setColor(QtGui.QPalette.ColorRole.Highlight, QtGui.QColor(ACCENT))

@@ -7,7 +7,8 @@ Two kinds of background work run here, and nowhere else:
   that worker thread and turns engine events into Qt signals that carry plain Python numbers and
   numpy arrays (never torch tensors, never widgets):
 
-  * ``StepMetrics`` are accumulated and sent as one ``MetricsBatch`` at most ~10 times a second;
+  * ``StepMetrics`` are accumulated and sent as one ``MetricsBatch`` at most 4 times a second
+    (``METRICS_INTERVAL``);
   * attention snapshots go through a one-slot ``Mailbox`` (the newest wins) and a payload-free
     ``attentionReady`` signal; the GUI pulls the snapshot when it gets round to it;
   * everything else (status, eval, checkpoint, paused, resumed, finished, failed, task balance,
@@ -100,6 +101,12 @@ class Mailbox:
             return item
 
 
+# Seconds between two metrics batches. Each batch costs the GUI thread a few ms (labels, progress,
+# headline), and on a 2-core machine every GUI-thread millisecond is taken from the worker (they
+# share the process's CPU time and the GIL; `workbench bench gui`): 4 a second still looks live.
+METRICS_INTERVAL = 0.25
+
+
 class SignalReporter:
     """The engine's reporter inside the worker thread: engine events in, Qt signals out.
 
@@ -107,7 +114,7 @@ class SignalReporter:
     thread by Qt). ``clock`` and ``interval`` are there for tests.
     """
 
-    def __init__(self, session: "TrainingSession", mailbox: Mailbox, *, interval: float = 0.1,
+    def __init__(self, session: "TrainingSession", mailbox: Mailbox, *, interval: float = METRICS_INTERVAL,
                  clock: Callable[[], float] = time.monotonic):
         self.session = session
         self.mailbox = mailbox

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -32,9 +33,28 @@ from .panels.model_panel import ModelPanel
 from .panels.tokenizer_panel import TokenizerPanel
 from .panels.training_panel import TrainingPanel, command_line
 
+# Qt's raster engine hands any fill of 96 spans or more (a long grid line, a tall bar) to a thread
+# pool and waits for it: on 2 cores those helper threads take the CPU from the training worker
+# while the GUI thread waits on them (measured with the curves redrawing 10 times a second: -14%
+# process CPU, p99 event-loop lateness 45 -> 27 ms). Qt reads this at its first such fill, so it
+# is set here, before the window paints anything.
+os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
+
 DEMO_PRESET = "demo_toy"
 MAX_RECENT = 8
 PRESENTATION_SCALE = 1.45
+# Live redraw while a run trains (measured with `workbench bench gui`): redrawing the four curves
+# costs ~30 ms of GUI-thread CPU, and every GUI-thread millisecond is taken from the training
+# worker (on 2 cores they share the CPU time the process gets, and always the GIL). So during a
+# run the curves are redrawn one plot per tick (the loss plot every other tick), which keeps each
+# frame short, and the tick interval adapts so that the GUI thread uses at most GUI_CPU_SHARE of
+# the CPU time of the whole process. Sidebar summaries ("loss 2.345") then change at most once
+# every SUMMARY_INTERVAL_MS: any change repaints the whole sidebar.
+REDRAW_IDLE_MS = 100
+REDRAW_MIN_MS = 25
+REDRAW_MAX_MS = 1000
+GUI_CPU_SHARE = 0.05
+SUMMARY_INTERVAL_MS = 1000
 STATE_LOOK = {  # state -> (chip text, colour)
     "idle": ("Ready", "#8a9099"),
     "preparing": ("Preparing", "#b26a00"),
@@ -150,6 +170,51 @@ class SidebarDelegate(QtWidgets.QStyledItemDelegate):
         p.restore()
 
 
+class _PageHost(QtWidgets.QWidget):
+    """Holds one panel in the page stack and stops its relayouts at the page's edge.
+
+    A label whose text changes (the curves headline, the training panel's step and speed, several
+    times a second during a run) relayouts its panel, and Qt then relayouts every ancestor up to
+    the window, where the page stack asks every page, shown or not, for its size (word-wrapped
+    labels lay out their text each time): about 10 ms of GUI thread per metrics batch, measured
+    with `workbench bench gui`. This host has no layout: it gives the panel its whole area and
+    passes a relayout upwards only when the panel's size hints have changed."""
+
+    def __init__(self, panel: QtWidgets.QWidget):
+        super().__init__()
+        self.panel = panel
+        self._hints = None
+        self.setSizePolicy(panel.sizePolicy())
+        panel.setParent(self)
+
+    def sizeHint(self) -> QtCore.QSize:
+        return self.panel.sizeHint()
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return self.panel.minimumSizeHint()
+
+    def _fit(self) -> None:
+        hints = (self.panel.sizeHint(), self.panel.minimumSizeHint())
+        if hints != self._hints:
+            self._hints = hints
+            self.updateGeometry()
+        self.panel.setGeometry(self.rect())
+
+    def event(self, e: QtCore.QEvent) -> bool:
+        if e.type() == QtCore.QEvent.Type.LayoutRequest:  # the panel's layout changed
+            self._fit()
+            return True
+        return super().event(e)
+
+    def showEvent(self, e) -> None:
+        self._fit()
+        super().showEvent(e)
+
+    def resizeEvent(self, e) -> None:
+        self.panel.setGeometry(self.rect())
+        super().resizeEvent(e)
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """See the module docstring. ``settings``: a QSettings to use (tests pass a temporary one)."""
 
@@ -189,7 +254,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._connect()
 
         self.plot_timer = QtCore.QTimer(self)
-        self.plot_timer.setInterval(100)  # curves redraw ~10 times a second
+        self.plot_timer.setInterval(REDRAW_IDLE_MS)  # curves redraw ~10 times a second (paced in a run)
+        self._pace_mark: tuple[float, float] | None = None  # (process CPU, GUI thread CPU) seconds
+        self._redraw_tick = 0
         self.plot_timer.timeout.connect(self._redraw)
         self.plot_timer.start()
 
@@ -266,13 +333,16 @@ class MainWindow(QtWidgets.QMainWindow):
             item.setData(SUBTITLE_ROLE, panel.summary())
             item.setToolTip(panel.subtitle)
             self.sidebar.addItem(item)
-            self.stack.addWidget(panel)
-            panel.summaryChanged.connect(lambda text, it=item: it.setData(SUBTITLE_ROLE, text))
+            self.stack.addWidget(_PageHost(panel))
+            panel.summaryChanged.connect(lambda text, it=item: self._set_summary(it, text))
         sl.addWidget(self.sidebar, 1)
         self.sidebar_foot = QtWidgets.QLabel("F11 presentation mode")
         self.sidebar_foot.setObjectName("sidebarFoot")
         sl.addWidget(self.sidebar_foot)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        # during a run the curves redraw one plot per tick (see GUI_CPU_SHARE): all of them at once
+        # when the page comes into view, so that none shows old points
+        self.stack.currentChanged.connect(lambda _i: self.current_panel() == "curves" and self.curves.refresh())
         self.sidebar.setCurrentRow(0)
 
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
@@ -700,6 +770,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_thread_done(self) -> None:
         self._update_actions()
+        if getattr(self, "_pending_summaries", None):
+            self._flush_summaries()
         self.status_text.setText("")
         if self._close_after_stop:
             self._close_after_stop = False
@@ -707,9 +779,58 @@ class MainWindow(QtWidgets.QMainWindow):
             self.close()
 
     def _redraw(self) -> None:
-        for panel in (self.curves, self.balance, self.finetune):
+        live = self.session.is_active()
+        if live:
+            self._pace_redraw()
+        elif self._pace_mark is not None:
+            self._pace_mark = None
+            self.plot_timer.setInterval(REDRAW_IDLE_MS)
+        if self.curves.isVisible():
+            if live:  # one plot per tick (see GUI_CPU_SHARE): the loss plot every other tick
+                plots = list(self.curves.plots.values())
+                self._redraw_tick += 1
+                k = 0 if self._redraw_tick % 2 or len(plots) == 1 else 1 + (self._redraw_tick // 2) % (len(plots) - 1)
+                plots[k].refresh()
+            else:
+                self.curves.refresh()
+        for panel in (self.balance, self.finetune):
             if panel.isVisible():
                 panel.refresh()
+
+    def _pace_redraw(self) -> None:
+        """Stretch or shorten the redraw interval so that the GUI thread's share of this process's
+        CPU time stays near GUI_CPU_SHARE (judged over at least 0.25 s of process CPU time)."""
+        cpu, gui = time.process_time(), time.thread_time()
+        if self._pace_mark is None:
+            self._pace_mark = (cpu, gui)
+            return
+        d_cpu, d_gui = cpu - self._pace_mark[0], gui - self._pace_mark[1]
+        if d_cpu < 0.25:
+            return
+        self._pace_mark = (cpu, gui)
+        factor = min(2.0, max(0.5, (d_gui / d_cpu) / GUI_CPU_SHARE))
+        interval = int(min(REDRAW_MAX_MS, max(REDRAW_MIN_MS, self.plot_timer.interval() * factor)))
+        self.plot_timer.setInterval(interval)
+
+    def _set_summary(self, item: QtWidgets.QListWidgetItem, text: str) -> None:
+        """A panel's one-line summary under its name in the sidebar: at once, or during a run at
+        most every SUMMARY_INTERVAL_MS (see there)."""
+        if not hasattr(self, "_summary_timer"):
+            self._pending_summaries: dict[int, tuple[QtWidgets.QListWidgetItem, str]] = {}
+            self._summary_timer = QtCore.QTimer(self)
+            self._summary_timer.setSingleShot(True)
+            self._summary_timer.setInterval(SUMMARY_INTERVAL_MS)
+            self._summary_timer.timeout.connect(self._flush_summaries)
+        self._pending_summaries[id(item)] = (item, text)
+        if not self.session.is_active():
+            self._flush_summaries()
+        elif not self._summary_timer.isActive():
+            self._summary_timer.start()
+
+    def _flush_summaries(self) -> None:
+        pending, self._pending_summaries = self._pending_summaries, {}
+        for item, text in pending.values():
+            item.setData(SUBTITLE_ROLE, text)
 
     # -- messages ------------------------------------------------------------------------------
 
