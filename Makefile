@@ -24,7 +24,7 @@ test: $(BIN)/.installed
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(BIN)/.installed
-	$(BIN)/workbench bench train shakespeare_char
+	$(BIN)/workbench bench train examples/shakespeare_char.toml
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,11 +14,11 @@ import time
 
 EPILOG = """examples:
   workbench                                   open the window
-  workbench train shakespeare_char            train a bundled preset (see `workbench presets`)
+  workbench train demo_toy                    train a bundled preset (see `workbench presets`)
   workbench train exp.toml --set training.max_steps=500 --set model.n_layer=6
-  workbench train exp.toml --resume RUN_DIR   continue a run from its latest checkpoint
+  workbench train --resume RUN_DIR --set training.max_steps=4000   continue a run, longer
   workbench corpus stats data/ --glob '**/*.txt'
-  workbench bench train shakespeare_char      engine throughput vs a bare PyTorch loop
+  workbench bench train demo_toy              engine throughput vs a bare PyTorch loop
   workbench bench gui                         the window while it trains (JSON)
   workbench runs                              earlier runs, their settings and results
   workbench runs RUN_A RUN_B                  the settings that differ between two runs
