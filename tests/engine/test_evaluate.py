@@ -22,15 +22,6 @@ TEST = [Example("loved every minute", label="1"), Example("a waste of time", lab
         Example("great cast", label="1"), Example("boring", label="0")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models run fastest on one thread, and many times slower when threads compete for cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def char_tok():
     text = ("".join(e.text for e in POOL + TEST) + SENTIMENT.description

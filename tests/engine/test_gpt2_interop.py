@@ -17,15 +17,6 @@ from workbench.engine.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenize
 TEXT = "the cat sat on the mat. the dog ran to the big red ball. " * 20
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models run fastest on one thread, and many times slower when threads compete for cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tok():
     return train_tokenizer("bpe", 300, [TEXT])

@@ -6,6 +6,7 @@ task's head under the task's name, so heads checkpoint and freeze like any other
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +30,7 @@ class TaskOutput:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars, e.g. accuracy
 
 
-class Task:
+class Task(ABC):
     kind: str = ""
 
     def __init__(self, cfg: TaskConfig, ctx: TaskContext):
@@ -41,12 +42,13 @@ class Task:
         """Task-specific parameters; None when the task reuses the tied LM head."""
         return None
 
+    @abstractmethod
     def sample(self, split: str, batch_size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """A batch of CPU tensors drawn with ``gen`` (the only randomness allowed: exact resume)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def forward(self, model, batch: dict[str, torch.Tensor]) -> TaskOutput:
-        raise NotImplementedError
+        """The task's loss (and metrics) on one batch."""
 
     def head(self, model) -> nn.Module:
         return model.heads[self.name]
