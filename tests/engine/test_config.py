@@ -78,3 +78,9 @@ def test_every_preset_loads_and_every_setting_is_described():
 def test_a_missing_file_names_the_presets(tmp_path):
     with pytest.raises(ConfigError, match="demo_toy"):
         resolve_experiment(str(tmp_path / "nope.toml"))
+
+
+def test_gradnorm_and_pcgrad_need_every_task_in_every_step():
+    for weighting in ("gradnorm", "pcgrad"):
+        with pytest.raises(ConfigError, match=f'weighting = "{weighting}".*sampling = "all"'):
+            loads_experiment(f'[multitask]\nweighting = "{weighting}"\nsampling = "round_robin"\n', source="exp.toml")

@@ -441,6 +441,11 @@ def _check_relations(obj, source: str) -> None:
         if obj.kind == "similarity" and not (obj.label or obj.score):
             raise ConfigError(f"{source}: the similarity task needs label = COLUMN (paraphrase or not) or "
                               f"score = COLUMN (a similarity score, trained by regression).")
+    if isinstance(obj, MultitaskConfig) and obj.weighting in ("gradnorm", "pcgrad") and obj.sampling != "all":
+        why = "compares all tasks within a step" if obj.weighting == "gradnorm" else \
+            "projects the gradients of tasks trained in the same step"
+        raise ConfigError(f'{source}: multitask.weighting = "{obj.weighting}" {why}; set multitask.sampling = "all" '
+                          f'(now "{obj.sampling}").')
     if isinstance(obj, FinetuneConfig) and obj.freeze == "stages" and not obj.stages:
         raise ConfigError(f'{source}: finetune.freeze = "stages" needs [[finetune.stages]] tables '
                           f'(steps, trainable, learning_rate).')

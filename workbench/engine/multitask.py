@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from .config import MultitaskConfig, TaskConfig
-from .errors import ConfigError
 
 
 # -- sampling --------------------------------------------------------------------------------
@@ -97,10 +96,7 @@ class GradNorm(Weighting):
     needs_task_grads = True
 
     def __init__(self, tasks, cfg):
-        super().__init__(tasks, cfg)
-        if cfg.sampling != "all":
-            raise ConfigError('multitask.weighting = "gradnorm" compares all tasks within a step; '
-                              'set multitask.sampling = "all".')
+        super().__init__(tasks, cfg)  # config validation guarantees sampling = "all"
         self.alpha, self.lr = cfg.gradnorm_alpha, cfg.gradnorm_lr
         self.register_buffer("w", torch.ones(self.n))
         self.register_buffer("initial_loss", torch.zeros(self.n))
@@ -135,10 +131,7 @@ class PCGrad(Weighting):
     needs_task_grads = True
 
     def __init__(self, tasks, cfg):
-        super().__init__(tasks, cfg)
-        if cfg.sampling != "all":
-            raise ConfigError('multitask.weighting = "pcgrad" projects the gradients of tasks trained in the '
-                              'same step; set multitask.sampling = "all".')
+        super().__init__(tasks, cfg)  # config validation guarantees sampling = "all"
         self.fixed.fill_(1.0)
 
     def combine_shared(self, grads, active, gen):

@@ -9,7 +9,7 @@ run measures the conflict between their gradients (shown on the Task balance pag
 
 On the right a drawing of the set-up: one shared trunk, a head per task, and what one training
 step does with them. Every change is checked by the engine's own validation
-(``engine.config.from_dict``, and for GradNorm and PCGrad the weighting's constructor); the
+(``engine.config.from_dict``); the
 message appears under the form as the engine words it.
 """
 
@@ -632,10 +632,6 @@ class TasksPanel(Panel):
         tasks, mt = self.to_config()
         try:
             from_dict({"tasks": [_plain(t) for t in tasks], "multitask": _plain(mt)}, source="tasks")
-            if mt.weighting in ("gradnorm", "pcgrad") and tasks:
-                from workbench.engine.multitask import build_weighting  # imports torch: only for these two
-
-                build_weighting(list(tasks), mt)
         except (ConfigError, WorkbenchError) as e:
             return str(e).replace("tasks: ", "", 1)
         return ""
