@@ -48,15 +48,10 @@ def _bare_round(exp: Experiment, steps: int, warmup: int) -> float:
     from .trainer import Trainer, build_optimizer, lr_at
 
     tc = exp.training
-    # Reuse the engine's preparation for data and device only (cached after the first round).
-    probe = Trainer(exp.replace(training=dataclasses.replace(tc, max_steps=1)))
-    probe.control, probe.reporter = None, _StepClock()
-    from .control import RunControl
-
-    probe.control = RunControl()
+    # Reuse the engine's preparation for data, model and device (the token cache is warm by now).
     with tempfile.TemporaryDirectory() as d:
-        probe.run_dir_arg = d
-        probe._prepare()
+        probe = Trainer(exp.replace(training=dataclasses.replace(tc, max_steps=1)), run_dir=os.path.join(d, "run"))
+        probe.prepare()
         probe.metrics.close()
     model, data, device, prec = probe.model, probe.data, probe.device, probe.precision
     opt = build_optimizer(model, tc, device)

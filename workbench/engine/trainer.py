@@ -7,6 +7,7 @@ and the RunControl (stop, pause, commands in), both polled between optimizer ste
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -110,16 +111,16 @@ class Trainer:
         self.model: GPT | None = None
         self.tokenizer: Tokenizer | None = None
         self.step = 0
+        self.run_dir: ckpt.RunDir | None = None
+        self.control, self.reporter = RunControl(), NullReporter()
 
     # -- public entry ------------------------------------------------------------------------
 
     def run(self, control: RunControl | None = None, reporter=None) -> RunResult:
         control = control or RunControl()
         reporter = reporter or NullReporter()
-        self.control, self.reporter = control, reporter
-        self.run_dir: ckpt.RunDir | None = None
         try:
-            self._prepare()
+            self.prepare(control, reporter)
             status = self._loop()
             return RunResult(status, self.run_dir.path, self.step, last_val_loss=self.last_val_loss)
         except Cancelled as e:
@@ -140,7 +141,11 @@ class Trainer:
 
     # -- preparation -------------------------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def prepare(self, control: RunControl | None = None, reporter=None) -> None:
+        """Everything before the first step: run folder, corpus, tokenizer, token cache, model,
+        optimizer, restored state. ``run`` calls it; benchmarks call it alone."""
+        self.control = control or self.control
+        self.reporter = reporter or self.reporter
         report = self.reporter.report
         should_stop = lambda: self.control.stop_requested  # noqa: E731
         state = None
@@ -442,8 +447,6 @@ class Trainer:
                 balance = TaskBalance(self.step + 1, names, self.weighting.weights(),
                                       conflict_matrix(task_grads).float().cpu().numpy())
                 with open(self.run_dir.path / "balance.jsonl", "a", encoding="utf-8") as f:
-                    import json
-
                     f.write(json.dumps({"step": balance.step, "tasks": names, "weights": balance.weights,
                                         "conflict": balance.conflict.round(5).tolist()}) + "\n")
         return total, sums, grad_norm, balance
