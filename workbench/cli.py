@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("experiment", help="experiment TOML or preset name")
     bt.add_argument("--steps", type=int, default=60, help="measured steps per round (default 60)")
     bt.add_argument("--warmup", type=int, default=10, help="unmeasured steps first (default 10)")
-    bt.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each counts")
+    bt.add_argument("--rounds", type=int, default=2, help="alternating rounds of engine and bare loop (default 2); "
+                    "the median step of all rounds counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
                          "curve redraw with 10^6 points, attention snapshot to pixels",

@@ -56,3 +56,16 @@ def test_corpus_stats_prints_a_table_and_json(tmp_path):
     r = workbench("corpus", "stats", str(tmp_path / "a.txt"), "--json")
     stats = json.loads(r.stdout)
     assert stats["total"]["lines"] == 2 and stats["total"]["chars"] == 19
+
+
+def test_bench_train_prints_engine_bare_and_machine_figures():
+    r = workbench("bench", "train", "demo_toy", "--steps", "4", "--warmup", "1", "--rounds", "1", *TINY)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    tokens_per_step = 8 * 32  # batch 8 x block 32
+    assert abs(out["tokens_per_s"] * out["step_ms"] / 1000 - tokens_per_step) < 0.5
+    assert abs(out["ratio"] - out["bare_step_ms"] / out["step_ms"]) < 1e-3
+    assert out["threads"] == 1 and out["device"] == "cpu"
+    assert out["matmul_peak_gflops"] > 0 and out["model_gflops"] > 0
+    assert abs(out["mfu"] - out["model_gflops"] / out["matmul_peak_gflops"]) < 2e-3
+    assert len(out["engine_rounds_tokens_per_s"]) == len(out["bare_rounds_tokens_per_s"]) == 1

@@ -1,15 +1,23 @@
 """``workbench bench train``: what the engine's loop costs over a bare PyTorch loop.
 
 Both run the same model, optimizer settings and batches in one process, in alternating rounds
-(so a noisy neighbour hurts both alike); the best round of each counts. Periodic evaluation,
-attention snapshots and checkpoints are switched off for both: they are work the bare loop does
-not do, and their cost is set by their own intervals, not by the loop.
+(so a noisy neighbour hurts both alike). Each step is timed on its own and the figures are
+tokens per step over the *median* step time of all rounds: on a small shared machine a burst of
+noise lands in a few steps, and the median ignores them where a round's mean would not.
+Periodic evaluation, attention snapshots and checkpoints are switched off for both: they are
+work the bare loop does not do, and their cost is set by their own intervals, not by the loop.
+
+Beside the ratio it prints how close the model runs to the machine: model FLOPs per second
+(``model_stats``' 6N + attention convention) over the rate of one large fp32 matmul measured in
+the same process with the same threads (``mfu``). On a CPU that number, not the ratio, says
+whether a faster loop is still possible.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 import tempfile
 import time
 
@@ -28,23 +36,24 @@ class _StepClock:
             self.times.append(time.perf_counter())
 
 
-def _engine_round(exp: Experiment, steps: int, warmup: int, run_dir: str) -> float:
+def _engine_round(exp: Experiment, steps: int, warmup: int, run_dir: str) -> list[float]:
+    """Seconds of each measured step of ``Trainer.run`` (from one step's report to the next, so the
+    loop's own work between steps counts)."""
     from .trainer import Trainer
 
     tc = dataclasses.replace(exp.training, max_steps=warmup + steps, eval_every=0, attention_every=0,
                              checkpoint_every=0, warmup_steps=min(exp.training.warmup_steps, warmup + steps))
     clock = _StepClock()
-    trainer = Trainer(exp.replace(training=tc), run_dir=run_dir)
-    result = trainer.run(reporter=clock)
+    result = Trainer(exp.replace(training=tc), run_dir=run_dir).run(reporter=clock)
     if result.status != "completed":
         raise RuntimeError(result.message)
-    t = clock.times
-    tokens = steps * tc.batch_size * tc.grad_accum_steps * exp.model.block_size
-    return tokens / (t[warmup + steps - 1] - t[warmup - 1])
+    t = clock.times[warmup - 1:warmup + steps]
+    return [b - a for a, b in zip(t, t[1:])]
 
 
-def _bare_round(exp: Experiment, steps: int, warmup: int) -> float:
-    """The same work written as plainly as possible: sample, forward, backward, clip, step."""
+def _bare_round(exp: Experiment, steps: int, warmup: int):
+    """The same work written as plainly as possible: sample, forward, backward, clip, step.
+    Returns (seconds of each measured step, the model)."""
     from .trainer import Trainer, build_optimizer, lr_at
 
     tc = exp.training
@@ -58,12 +67,8 @@ def _bare_round(exp: Experiment, steps: int, warmup: int) -> float:
     scaler = torch.amp.GradScaler(device.type, enabled=prec.use_scaler)
     gen = torch.Generator().manual_seed(tc.seed)
     model.train()
-    t_start = 0.0
+    marks = []
     for step in range(warmup + steps):
-        if step == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t_start = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc)
         for _ in range(tc.grad_accum_steps):
@@ -76,27 +81,68 @@ def _bare_round(exp: Experiment, steps: int, warmup: int) -> float:
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
-    loss.item()  # wait for the device
-    elapsed = time.perf_counter() - t_start
-    return steps * tc.batch_size * tc.grad_accum_steps * exp.model.block_size / elapsed
+        loss.item()  # wait for the device, as the engine's one sync per step does
+        if step >= warmup - 1:
+            marks.append(time.perf_counter())
+    return [b - a for a, b in zip(marks, marks[1:])], model
+
+
+def matmul_gflops(device: torch.device, n: int = 1024, seconds: float = 0.5) -> float:
+    """fp32 GFLOP/s of an n x n x n matmul, best of a few timed batches: the machine's practical peak."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b
+    sync()
+    best, spent = 0.0, 0.0
+    while spent < seconds:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        sync()
+        dt = time.perf_counter() - t0
+        spent += dt
+        best = max(best, 4 * 2 * n ** 3 / dt / 1e9)
+    return best
 
 
 def bench_train(exp: Experiment, steps: int = 60, warmup: int = 10, rounds: int = 2) -> dict:
-    engine, bare = [], []
+    from .model import model_stats
+
+    if warmup < 1 or steps < 2:
+        raise ValueError("bench train needs --warmup >= 1 and --steps >= 2")
+    engine: list[list[float]] = []
+    bare: list[list[float]] = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             engine.append(_engine_round(exp, steps, warmup, os.path.join(tmp, f"run{r}")))
-            bare.append(_bare_round(exp, steps, warmup))
-    e, b = max(engine), max(bare)
+            times, model = _bare_round(exp, steps, warmup)
+            bare.append(times)
+    tokens = exp.training.batch_size * exp.training.grad_accum_steps * exp.model.block_size
+    e_med = statistics.median(t for r in engine for t in r)
+    b_med = statistics.median(t for r in bare for t in r)
+    flops_per_token = model_stats(model.config).flops_per_token  # the real vocabulary, specials included
+    device = next(model.parameters()).device
+    peak = matmul_gflops(device)
+    model_gflops = flops_per_token * tokens / e_med / 1e9
     return {
         "bench": "train",
         "experiment": exp.name,
         "steps": steps,
         "rounds": rounds,
         "threads": torch.get_num_threads(),
-        "tokens_per_s": round(e, 1),
-        "bare_tokens_per_s": round(b, 1),
-        "ratio": round(e / b, 4),
-        "engine_rounds": [round(x, 1) for x in engine],
-        "bare_rounds": [round(x, 1) for x in bare],
+        "device": str(device),
+        "tokens_per_s": round(tokens / e_med, 1),
+        "bare_tokens_per_s": round(tokens / b_med, 1),
+        "ratio": round(b_med / e_med, 4),
+        "step_ms": round(1000 * e_med, 2),
+        "bare_step_ms": round(1000 * b_med, 2),
+        "engine_rounds_tokens_per_s": [round(tokens * len(r) / sum(r), 1) for r in engine],
+        "bare_rounds_tokens_per_s": [round(tokens * len(r) / sum(r), 1) for r in bare],
+        "flops_per_token": flops_per_token,
+        "model_gflops": round(model_gflops, 2),
+        "matmul_peak_gflops": round(peak, 1),
+        "mfu": round(model_gflops / peak, 3),
+        "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
