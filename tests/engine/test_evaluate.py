@@ -241,3 +241,35 @@ def test_the_eval_command_prints_a_table_and_writes_json(tmp_path, capsys):
                  "--verbalizer", "0=x,1=y", "--template", r"{text}\n", "--answer-template", "{answer}",
                  "--k", "0,1", "--draws", "2", "--attention", "0"]) == 0
     assert "16 examples" in capsys.readouterr().out
+
+
+def test_prompt_parts_carry_their_own_text(char_tok):
+    task = sentiment_task()
+    p = task.prompt(1, 3, 0, tokenizer=char_tok)
+    assert "".join(q.text for q in p.parts) == p.text
+    assert all(char_tok.decode(p.ids[q.start:q.end]) == q.text for q in p.parts)
+    assert p.parts[2].text == f"Review: {task.demonstrations(3, 0)[0].text}\nSentiment: " + \
+        VERBALIZER[task.demonstrations(3, 0)[0].label]
+    cut = task.prompt(0, 3, 0, tokenizer=char_tok, block_size=30)  # cut from the left: decoded
+    assert cut.cut_tokens > 0 and "".join(q.text for q in cut.parts) == cut.text
+    assert all(char_tok.decode(cut.ids[q.start:q.end]) == q.text for q in cut.parts)
+
+
+def test_labelled_icl_task_holds_out_demonstrations_and_names_missing_columns(tmp_path):
+    from workbench.engine.errors import CorpusError
+    from workbench.engine.evaluate import default_template, labelled_icl_task
+    from workbench.engine.labelled import Columns
+
+    data = tmp_path / "data.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{w}\t{i % 2}\n" for i, w in enumerate("abcdefghijklmnopqrst")))
+    task = labelled_icl_task(data, Columns(text="sentence", label="label"), verbalizer={"0": "x", "1": "y"})
+    assert len(task.test) == 16 and len(task.pool) == 4  # a fifth held out for demonstrations
+    assert not {e.line for e in task.test} & {e.line for e in task.pool}
+    assert task.labels == ["0", "1"] and task.verbalize("1") == "y" and task.template == default_template()
+    assert len(labelled_icl_task(data, Columns(text="sentence", label="label"), limit=5).test) == 5
+    demos = tmp_path / "demos.tsv"
+    demos.write_text("sentence\tlabel\nzz\t1\n")
+    other = labelled_icl_task(data, Columns(text="sentence", label="label"), labels=["1", "0"], demos=demos)
+    assert len(other.test) == 20 and [e.text for e in other.pool] == ["zz"] and other.labels == ["1", "0"]
+    with pytest.raises(CorpusError, match="'sentense'"):
+        labelled_icl_task(data, Columns(text="sentense", label="label"))

@@ -16,3 +16,41 @@ def test_runs_are_listed_with_their_results_and_configs_compared(small_text, tmp
     assert ra.model.startswith("2x32") and "lm" in ra.val and ra.val["lm"] > 0
     diff = {k: (x, y) for k, x, y in config_diff(tmp_path / "runs" / "a", tmp_path / "runs" / "b")}
     assert diff == {"model.n_layer": (2, 1), "training.learning_rate": (3e-3, 1e-3), "training.max_steps": (6, 8)}
+
+
+def test_task_score_reads_the_best_or_last_accuracy_of_the_matching_task(tmp_path):
+    import json
+
+    import pytest
+
+    from workbench.engine.config import Experiment, TaskConfig
+    from workbench.engine.errors import CheckpointError
+    from workbench.engine.runs import task_score
+
+    run = tmp_path / "ft"
+    (run / "checkpoints").mkdir(parents=True)
+    sst, other = tmp_path / "sst.tsv", tmp_path / "other.tsv"
+    Experiment().replace(tasks=(
+        TaskConfig(kind="classification", name="other", train=str(other), label="label"),
+        TaskConfig(kind="classification", name="sst", train=str(sst), label="label"),
+    )).save(run / "config.toml")
+    lines = [{"step": 1, "split": "train", "task": "sst", "loss": 0.7, "accuracy": 0.99},  # train: ignored
+             {"step": 10, "split": "val", "task": "other", "loss": 0.6, "accuracy": 0.55},
+             {"step": 10, "split": "val", "task": "sst", "loss": 0.6, "accuracy": 0.70},
+             {"step": 20, "split": "val", "task": "sst", "loss": 0.5, "accuracy": 0.85},
+             {"step": 30, "split": "val", "task": "sst", "loss": 0.5, "accuracy": 0.80}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 4')  # torn line
+
+    best = task_score(run, data=sst)
+    assert (best.task, best.value, best.step, best.which) == ("sst", 0.85, 20, "best")
+    last = task_score(run, data=sst, which="last")
+    assert (last.value, last.step) == (0.80, 30)
+    assert task_score(run).task == "other"  # no data file: the first task with an accuracy
+    assert task_score(run, task="sst", which="last").value == 0.80
+    assert task_score(run, data=tmp_path / "elsewhere" / "sst.tsv").task == "sst"  # same file name elsewhere
+    (run / "checkpoints" / "step_0000030.json").write_text("{}")
+    assert task_score(run / "checkpoints" / "step_0000030.json", data=sst).value == 0.85  # a checkpoint: its run
+    with pytest.raises(CheckpointError, match="no validation f1"):
+        task_score(run, metric="f1")
+    with pytest.raises(CheckpointError, match="'nope'"):
+        task_score(run, task="nope")

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from .errors import Cancelled, ConfigError
 from .generate import eval_mode
-from .labelled import Example
+from .labelled import Columns, Example, read_labelled, split_examples
 from .model import GPT
 from .tokenizer import Tokenizer
 
@@ -81,6 +81,7 @@ class Part:
     index: int   # demonstrations: 0 = the first in the prompt; -1 for the other kinds
     start: int   # token span [start, end) in Prompt.ids
     end: int
+    text: str = ""  # the part's text (decoded from its tokens for a part cut from the left)
 
 
 @dataclass
@@ -164,13 +165,15 @@ def build_prompt(template: PromptTemplate, demos: Sequence[tuple[Example, str]],
     parts: list[Part] = []
     for kind, index, text in parts_text:
         piece = encode(text)
-        parts.append(Part(kind, index, len(ids), len(ids) + len(piece)))
+        parts.append(Part(kind, index, len(ids), len(ids) + len(piece), text))
         ids += piece
     cut = max(0, len(ids) - room) if room != math.inf else 0
     text = "".join(t for _, _, t in parts_text)
     if cut:
         ids = ids[cut:]
-        parts = [Part(p.kind, p.index, max(0, p.start - cut), p.end - cut) for p in parts if p.end > cut]
+        parts = [dataclasses.replace(p, start=p.start - cut, end=p.end - cut) if p.start >= cut
+                 else Part(p.kind, p.index, 0, p.end - cut, encode.tokenizer.decode(ids[:p.end - cut]))
+                 for p in parts if p.end > cut]
         text = encode.tokenizer.decode(ids)
     return Prompt(text, conts, gold, len(demos), len(kept), ids, answer_ids, parts, cut)
 
@@ -486,6 +489,35 @@ def mean_demonstration_attention(model: GPT, task: InContextTask, k: int, exampl
         "same_input": {"same": statistics.fmean(same) if same else None,
                        "other": statistics.fmean(other) if other else None},
     }
+
+
+# -- a task from a labelled file ------------------------------------------------------------------
+
+
+def labelled_icl_task(data, columns: Columns, *, labels: Sequence[str] | None = None,
+                      verbalizer: dict[str, str] | None = None, template: PromptTemplate | None = None,
+                      demos=None, limit: int | None = None, seed: int = 0) -> InContextTask:
+    """An in-context task from a labelled CSV/TSV/JSONL file (``columns`` say where text, second text
+    and label, or choices and answer, live).
+
+    Demonstrations come from ``demos`` (a file with the same columns) or, without one, from a fifth
+    of ``data`` held out by a seeded shuffle, so no query is its own demonstration; the rest are the
+    test examples (the first ``limit`` of them when given). ``labels`` fixes the candidate set and
+    its order (default: every label in the file); ``verbalizer`` maps labels to the words scored.
+    The template defaults to ``default_template`` (one text or a pair).
+    """
+    verbalizer = dict(verbalizer or {})
+    labels = list(labels) if labels else None
+    table = read_labelled(data, columns, labels)
+    if demos:
+        pool = read_labelled(demos, columns, labels or table.labels or None)
+        test = table
+    else:
+        pool, test = split_examples(table, 0.8, seed)
+    test_examples = test.examples[:limit] if limit else test.examples
+    template = template or default_template(pair=bool(columns.text_pair))
+    return InContextTask(test_examples, pool.examples, template, [] if columns.choices else (labels or table.labels),
+                         verbalizer, seed)
 
 
 # -- the built-in in-context task -----------------------------------------------------------------

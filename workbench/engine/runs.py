@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from .config import diff_experiments, load_experiment
-from .errors import WorkbenchError
+from .errors import CheckpointError, WorkbenchError
 
 
 @dataclass
@@ -66,6 +66,63 @@ def summarize(path: Path) -> RunSummary:
         if s.steps < s.max_steps:
             s.status = "early stopped"
     return s
+
+
+@dataclass
+class TaskScore:
+    """One validation metric of a run's task, as its metrics.jsonl recorded it."""
+
+    run: Path
+    task: str
+    metric: str
+    value: float
+    step: int
+    which: str                     # "best" (the highest value) | "last"
+
+
+def task_score(path: Path, *, metric: str = "accuracy", which: str = "best", task: str | None = None,
+               data: str | Path | None = None) -> TaskScore:
+    """The best (highest) or last validation ``metric`` of one task of a run, e.g. the accuracy a
+    fine-tuned run reached, to compare an in-context evaluation of the same task with.
+
+    The task: the one named ``task``; else the one trained on the file ``data`` (same path, or at
+    least the same file name); else the first task with that metric. Raises CheckpointError, in words,
+    when the run recorded no such metric. ``path``: a run folder or one of its checkpoints.
+    """
+    if which not in ("best", "last"):
+        raise ValueError(f"which = {which!r}: best or last")
+    path = Path(path)
+    if path.is_file():  # RUN/checkpoints/step_N.json
+        path = path.parent.parent
+    run = ckpt.RunDir.open(path)
+    have: dict[str, list[tuple[int, float]]] = {}
+    if run.metrics.exists():
+        for rec in ckpt.read_metrics(run.metrics):
+            v = rec.get(metric)
+            if rec.get("split") == "val" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                have.setdefault(str(rec.get("task", "?")), []).append((int(rec.get("step", 0)), float(v)))
+    if not have:
+        raise CheckpointError(f"{path}: no validation {metric} in metrics.jsonl; it is recorded for labelled "
+                              f"tasks (classification, entailment, ...) when the run validates. Type the value "
+                              f"instead.")
+    name = task
+    if name is None and data:
+        try:
+            trained = {t.task_name: t.train for t in load_experiment(run.config).tasks}
+        except WorkbenchError:
+            trained = {}
+        want = Path(data)
+        for match in (lambda f: Path(f).resolve() == want.resolve(), lambda f: Path(f).name == want.name):
+            name = next((n for n, f in trained.items() if f and n in have and match(f)), None)
+            if name:
+                break
+    name = name or next(iter(have))
+    if name not in have:
+        raise CheckpointError(f"{path}: no validation {metric} of task {name!r}; the run has it for "
+                              f"{', '.join(have)}.")
+    points = have[name]
+    step, value = max(points, key=lambda sv: (sv[1], -sv[0])) if which == "best" else points[-1]
+    return TaskScore(path, name, metric, value, step, which)
 
 
 def list_runs(base: Path) -> list[RunSummary]:
