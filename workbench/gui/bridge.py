@@ -29,6 +29,7 @@ ever touched from a worker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -163,6 +164,41 @@ class SignalReporter:
             self.session.metrics.emit(batch)
 
 
+# -- borrowing the model of a paused run -----------------------------------------------------------
+
+
+class _LiveGate:
+    """Lets the GUI use the model of a paused run (the generation playground) without racing the
+    trainer. It sits between the trainer and the ``SignalReporter`` in the worker thread:
+
+    * on ``Paused`` it marks the worker as blocked (the trainer reports Paused and then waits in
+      ``RunControl.wait_while_paused`` with nothing in between), *before* the GUI hears of it;
+    * on any later event (``Resumed`` first of all, reported before the next step) it unmarks it
+      and takes ``lock`` once, so a borrower that holds the lock (one generated token at a time)
+      finishes its forward pass before the worker trains again.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.blocked = threading.Event()
+        self.trainer = None  # set by the worker thread once the Trainer exists
+
+    def wrap(self, reporter):
+        gate = self
+
+        class _Reporter:
+            def report(self, event) -> None:
+                if isinstance(event, ev.Paused):
+                    gate.blocked.set()
+                elif gate.blocked.is_set():
+                    gate.blocked.clear()
+                    with gate.lock:  # wait for a borrower's current token
+                        pass
+                reporter.report(event)
+
+        return _Reporter()
+
+
 # -- a training run ------------------------------------------------------------------------------
 
 
@@ -175,6 +211,7 @@ class _TrainingThread(QtCore.QThread):
         self.resume = resume
         self.default_threads = default_threads
         self.result = None
+        self.live = _LiveGate()
 
     def run(self) -> None:  # the worker thread
         reporter = SignalReporter(self.session, self.session.mailbox)
@@ -183,7 +220,8 @@ class _TrainingThread(QtCore.QThread):
 
             trainer = Trainer(self.experiment, run_dir=self.run_dir, resume=self.resume,
                               default_threads=self.default_threads)
-            self.result = trainer.run(self.session.control, reporter)
+            self.live.trainer = trainer
+            self.result = trainer.run(self.session.control, self.live.wrap(reporter))
         except BaseException as e:  # the trainer catches its own; this is for imports and set-up
             reporter.flush()
             message = str(e) if isinstance(e, WorkbenchError) else f"Training could not start: {type(e).__name__}: {e}"
@@ -291,6 +329,32 @@ class TrainingSession(QtCore.QObject):
 
     def take_attention(self) -> ev.AttentionSnapshot | None:
         return self.mailbox.take()
+
+    # -- the live model of a paused run (generation playground) --------------------------------
+
+    def live_model(self):
+        """``(model, tokenizer, step)`` of the run while it is paused (the worker blocked between two
+        steps), else None. Safe to call from any thread. To *use* the model, do it inside
+        ``hold_live_model()``: a resume then waits until the borrower lets go."""
+        thread = self._thread
+        gate = getattr(thread, "live", None)
+        trainer = getattr(gate, "trainer", None)
+        if (gate is None or trainer is None or self._state != "paused" or not gate.blocked.is_set()
+                or not self.control.paused or self.control.stop_requested or trainer.model is None):
+            return None
+        return trainer.model, trainer.tokenizer, int(trainer.step)
+
+    @contextlib.contextmanager
+    def hold_live_model(self):
+        """Borrow the paused run's model for a short while (one generated token, say): yields
+        ``live_model()`` (None when the run is not paused any more). While held, a resume is
+        answered at once on the GUI side but the worker waits before its next step."""
+        gate = getattr(self._thread, "live", None)
+        if gate is None:
+            yield None
+            return
+        with gate.lock:
+            yield self.live_model()
 
     def wait(self, msecs: int | None = None) -> bool:
         """Block until the worker thread has ended (True) or msecs passed (False)."""

@@ -1,0 +1,823 @@
+"""Generation playground: type a prompt, sample a continuation, and see where each token looked.
+
+The model comes from one of two places, and the panel always says which one is in use:
+
+- a **checkpoint**: a run folder (its latest checkpoint) or a checkpoint file, chosen with the
+  buttons or given with ``set_run(path)``; it is loaded by ``engine.loading.load_trained`` in a
+  background ``Job`` (CPU), so the window never freezes;
+- the **live model of a paused run**: the ``TrainingSession`` handed over with
+  ``set_session(session)``. Generation runs only while the run is paused. Each token is computed
+  inside ``session.hold_live_model()``, so when the person presses Resume the worker waits for
+  the token under way (one forward pass), the generation job ends itself (the model is no longer
+  lent), and the panel cancels it on the session's ``stateChanged`` too.
+
+Tokens are sampled by ``engine.generate.generate(..., attention="all")`` in a ``Job`` thread and
+streamed one ``GeneratedToken`` at a time through the job's ``progress`` signal; the panel
+collects them and redraws the token strip at most every ``FLUSH_MS`` milliseconds. The prompt's
+tokens are grey chips, generated tokens are coloured by the model's own probability of them
+(orange = unlikely, blue = likely; the tooltip has the numbers). Clicking a generated token shows
+what the position that produced it attended to: the context tokens shaded by weight and a bar
+per context token, for a chosen layer and head (or the mean of the heads; the default, the last
+layer's mean, is the engine's ``GeneratedToken.attention``).
+
+What the main window does with this panel (nothing else is needed):
+
+- ``set_session(session)`` once: the panel connects itself to ``session.stateChanged`` and
+  ``session.paused`` (and disconnects from a previous session);
+- ``set_run(path)`` to load a finished run (e.g. when a run finishes: its folder);
+- ``set_presentation(scale)``; the sidebar shows ``summary()`` (``summaryChanged``), e.g.
+  "step 2,000 · 120 tokens".
+
+Scripts and tests: ``wait(msecs)`` waits for loading and generating, ``generate()``, ``stop()``,
+``generated_tokens()``, ``select_token(i)``, ``attention_row()``, ``settings()``, ``validate()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ..widgets import style
+from ..widgets.attention_view import TokenAxis
+from ..widgets.token_strip import TokenStrip
+from . import ERROR_COLOR, MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
+
+MEAN = -1          # the head picker's "mean of heads"
+FLUSH_MS = 60      # streamed tokens are drawn at most this often
+PROMPT_COLOR = "#e4e4e4"
+# the model's probability of a generated token: 0 -> orange, 0.5 -> light grey, 1 -> blue (pastels)
+PROB_STOPS = ((0.0, (253, 205, 160)), (0.5, (238, 238, 238)), (1.0, (180, 211, 240)))
+HEAT_TO = (91, 155, 213)  # attention heat: white -> this blue at the row's largest weight
+
+SETTING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "seed")
+
+
+def prob_color(p: float) -> QtGui.QColor:
+    """The chip colour of a token the model gave probability ``p``."""
+    p = min(1.0, max(0.0, float(p)))
+    for (p0, c0), (p1, c1) in zip(PROB_STOPS, PROB_STOPS[1:]):
+        if p <= p1:
+            t = (p - p0) / (p1 - p0)
+            return QtGui.QColor(*[round(a + (b - a) * t) for a, b in zip(c0, c1)])
+    return QtGui.QColor(*PROB_STOPS[-1][1])
+
+
+def heat_color(w: float, top: float) -> QtGui.QColor:
+    t = 0.0 if top <= 0 else min(1.0, max(0.0, float(w) / top))
+    return QtGui.QColor(*[round(255 + (c - 255) * t) for c in HEAT_TO])
+
+
+def stream_tokens(state, hold, prompt_ids: list[int], settings, attention: str = "all",
+                  out: list | None = None) -> int:
+    """The job: send each ``GeneratedToken`` through ``state.progress`` (and append it to ``out``)
+    as soon as it is sampled; return how many came.
+
+    ``hold()`` is a context manager yielding ``(model, tokenizer, step)`` or None; each token is
+    computed inside it (for a paused run: ``session.hold_live_model``). None ends the job as
+    cancelled (the run is not paused any more). Qt-free apart from the JobState it is given.
+
+    ``out`` is what the panel draws from: queued progress signals can still be on their way when
+    the job's end is known, and a list appended by one thread and read by the other (atomic under
+    the GIL) always holds every token in order."""
+    from workbench.engine.errors import Cancelled
+    from workbench.engine.generate import generate
+
+    tokens = None
+    n = 0
+    while True:
+        with hold() as lent:
+            if lent is None:
+                raise Cancelled("The model is not available any more.")
+            model, tokenizer, _step = lent
+            if tokens is None:
+                tokens = generate(model, tokenizer, prompt_ids, settings, attention=attention,
+                                  should_stop=state.should_stop)
+            tok = next(tokens, None)
+        if tok is None:
+            return n
+        n += 1
+        if out is not None:
+            out.append(tok)
+        state.progress(tok)
+
+
+def _load(state, path: str):
+    from workbench.engine.loading import load_trained
+
+    return load_trained(path, "cpu")
+
+
+class ChipStrip(TokenStrip):
+    """A ``TokenStrip`` whose boxes take colours and tooltips given per token (the playground's
+    prompt/probability chips and the attention heat row)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._chip_colors: list[QtGui.QColor] = []
+        self._tips: list[str] = []
+
+    def set_chips(self, texts, ids, colors, tips) -> None:
+        selected = self._selected
+        self._chip_colors = [QtGui.QColor(c) for c in colors]
+        self._tips = list(tips)
+        self.set_tokens(texts, ids)
+        if 0 <= selected < len(self._chip_colors):
+            self.set_selected(selected)
+
+    def _color(self, i: int) -> QtGui.QColor:
+        if i < len(self._chip_colors):
+            return QtGui.QColor(self._chip_colors[i])
+        return super()._color(i)
+
+    def tooltip_text(self, index: int) -> str:
+        if index < len(self._tips) and self._tips[index]:
+            return self._tips[index]
+        return super().tooltip_text(index)
+
+
+class GeneratePanel(Panel):
+    """The generation playground (see the module docstring for what the main window wires).
+
+    Needs from the main window only ``set_session(session)``; it then follows the session itself:
+    ``stateChanged`` (leaving "paused" cancels a generation on the live model) and ``paused``
+    (the live model becomes available once the worker is blocked)."""
+
+    title = "Generate"
+    subtitle = ("Give the model a beginning and let it continue, one token at a time. Click a generated "
+                "token to see which earlier tokens it looked at.")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._session = None
+        self._trained = None          # engine.loading.TrainedModel of the checkpoint source
+        self._load_job = None
+        self._load_gen = 0
+        self._job = None              # the generation job
+        self._job_gen = 0
+        self._job_source = ""         # "checkpoint" / "live" of the running generation
+        self._cancel_reason = ""
+        self._stream: list = []       # every GeneratedToken of the running job, appended by its thread
+        self._texts: list[str] = []   # prompt + generated, as shown
+        self._ids: list[int] = []
+        self._n_prompt = 0
+        self._tokens: list = []       # GeneratedToken of each generated chip
+        self._used = ""               # what produced the output shown ("checkpoint step 3 ...")
+        self._used_step = 0
+        self._selected = -1
+        self._layer = -1              # -1: the last layer
+        self._head = MEAN
+        self._shape = (0, 0)
+        self._scale = 1.0
+        self._settings = None
+        self._message = ""            # the last problem that is not a setting (loading, starting, failing)
+        self._flush_timer = QtCore.QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
+
+        # -- the model ------------------------------------------------------------------------
+        model_box, ml = card("Model", QtWidgets.QVBoxLayout())
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(8)
+        self.checkpoint_radio = QtWidgets.QRadioButton("Checkpoint")
+        self.checkpoint_radio.setToolTip("A finished (or stopped) run: its latest checkpoint, or a checkpoint file")
+        self.live_radio = QtWidgets.QRadioButton("Paused training run (live)")
+        self.live_radio.setToolTip("The model of the run going on now, while it is paused: see what it has "
+                                   "learnt so far. Resume stops a generation first.")
+        self.checkpoint_radio.setChecked(True)
+        self.live_radio.setEnabled(False)
+        self.source_group = QtWidgets.QButtonGroup(self)
+        self.source_group.addButton(self.checkpoint_radio)
+        self.source_group.addButton(self.live_radio)
+        row.addWidget(self.checkpoint_radio)
+        row.addWidget(self.live_radio)
+        row.addStretch(1)
+        self.open_run_button = QtWidgets.QPushButton("Open run folder…")
+        self.open_file_button = QtWidgets.QPushButton("Open checkpoint file…")
+        row.addWidget(self.open_run_button)
+        row.addWidget(self.open_file_button)
+        ml.addLayout(row)
+        self.source_label = QtWidgets.QLabel()
+        self.source_label.setObjectName("statValue")
+        self.source_label.setWordWrap(True)
+        self.source_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        ml.addWidget(self.source_label)
+        self.body.addWidget(model_box)
+
+        # -- prompt and settings --------------------------------------------------------------
+        gen_box, gl = card("Prompt and sampling", QtWidgets.QVBoxLayout())
+        self.prompt_edit = QtWidgets.QPlainTextEdit()
+        self.prompt_edit.setPlaceholderText("Type the beginning of a text (empty: start from <|endoftext|>). "
+                                            "Ctrl+Enter generates.")
+        self.prompt_edit.setTabChangesFocus(True)
+        fm = self.prompt_edit.fontMetrics()
+        self.prompt_edit.setFixedHeight(int(fm.lineSpacing() * 3.2 + 12))
+        gl.addWidget(self.prompt_edit)
+        fields = QtWidgets.QHBoxLayout()
+        fields.setSpacing(6)
+        self.fields: dict[str, QtWidgets.QLineEdit] = {}
+        specs = [
+            ("temperature", "Temperature", "0.8", "0: greedy (always the most likely token); below 1: safer; "
+                                                  "above 1: more surprising."),
+            ("top_k", "Top-k", "0", "Sample only among the k most likely tokens (0: all)."),
+            ("top_p", "Top-p", "1.0", "Sample only among the most likely tokens whose probabilities add up to "
+                                      "p (1: all)."),
+            ("max_tokens", "Max tokens", "200", "How many tokens to generate at most."),
+            ("seed", "Seed", "0", "The same seed gives the same text; blank or \"random\" for a new one each "
+                                  "time."),
+        ]
+        for name, label, default, tip in specs:
+            lab = QtWidgets.QLabel(label)
+            lab.setToolTip(tip)
+            edit = QtWidgets.QLineEdit(default)
+            edit.setObjectName(f"gen_{name}")
+            edit.setToolTip(tip)
+            edit.setMaximumWidth(80 if name != "seed" else 90)
+            if name == "seed":
+                edit.setPlaceholderText("random")
+            edit.textChanged.connect(self._update_controls)
+            fields.addWidget(lab)
+            fields.addWidget(edit)
+            fields.addSpacing(6)
+            self.fields[name] = edit
+        self.temperature_edit = self.fields["temperature"]
+        self.top_k_edit = self.fields["top_k"]
+        self.top_p_edit = self.fields["top_p"]
+        self.max_tokens_edit = self.fields["max_tokens"]
+        self.seed_edit = self.fields["seed"]
+        self.eos_check = QtWidgets.QCheckBox("Stop at <|endoftext|>")
+        self.eos_check.setChecked(True)
+        self.eos_check.setToolTip("End when the model produces the end-of-text token")
+        fields.addWidget(self.eos_check)
+        fields.addStretch(1)
+        self.generate_button = QtWidgets.QPushButton("Generate")
+        self.generate_button.setDefault(True)
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        fields.addWidget(self.generate_button)
+        fields.addWidget(self.stop_button)
+        gl.addLayout(fields)
+        self.error = error_label()
+        gl.addWidget(self.error)
+        self.body.addWidget(gen_box)
+
+        # -- output ---------------------------------------------------------------------------
+        self.output_box, ol = card("Output")
+        ol.setContentsMargins(6, 6, 6, 6)
+        self.strip = ChipStrip()
+        self.out_scroll = QtWidgets.QScrollArea()
+        self.out_scroll.setWidgetResizable(True)
+        self.out_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.out_scroll.setWidget(self.strip)
+        self.out_scroll.setMinimumHeight(90)
+        ol.addWidget(self.out_scroll, 1)
+        self.status_label = muted_label()
+        ol.addWidget(self.status_label)
+
+        # -- attention of the chosen token ----------------------------------------------------
+        att_box, al = card("What the chosen token looked at")
+        al.setContentsMargins(6, 6, 6, 6)
+        pick = QtWidgets.QHBoxLayout()
+        pick.setSpacing(8)
+        pick.addWidget(QtWidgets.QLabel("Layer"))
+        self.layer_combo = QtWidgets.QComboBox()
+        self.layer_combo.setMinimumWidth(90)
+        pick.addWidget(self.layer_combo)
+        pick.addWidget(QtWidgets.QLabel("Head"))
+        self.head_combo = QtWidgets.QComboBox()
+        self.head_combo.setMinimumWidth(130)
+        pick.addWidget(self.head_combo)
+        pick.addStretch(1)
+        al.addLayout(pick)
+        self.attention_caption = muted_label("Click a generated (coloured) token above.")
+        al.addWidget(self.attention_caption)
+        self.heat = ChipStrip()
+        self.heat_scroll = QtWidgets.QScrollArea()
+        self.heat_scroll.setWidgetResizable(True)
+        self.heat_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.heat_scroll.setWidget(self.heat)
+        self.heat_scroll.setMinimumHeight(40)
+        self.heat_scroll.setMaximumHeight(110)
+        al.addWidget(self.heat_scroll)
+        self.bar_axis = TokenAxis("bottom", rotate=True, max_chars=10)
+        self.bar_plot = pg.PlotWidget(axisItems={"bottom": self.bar_axis})
+        self.bar_plot.setBackground(style.BACKGROUND)
+        self.bar_plot.setMenuEnabled(False)
+        self.bar_plot.hideButtons()
+        self.bar_plot.setMouseEnabled(x=False, y=False)
+        self.bar_plot.setMinimumHeight(150)
+        left = self.bar_plot.getPlotItem().getAxis("left")
+        for ax in (left, self.bar_axis):
+            ax.setPen(pg.mkPen(style.FAINT, width=1))
+            ax.setTextPen(pg.mkPen(style.FOREGROUND))
+            ax.setTickFont(style.font(1.0, size=9))
+        left.setLabel("attention", color=style.MUTED)
+        left.enableAutoSIPrefix(False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(*HEAT_TO), pen=pg.mkPen(None))
+        self.bar_plot.addItem(self.bars)
+        al.addWidget(self.bar_plot, 1)
+
+        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.output_box)
+        self.splitter.addWidget(att_box)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([300, 400])
+        self.body.addWidget(self.splitter, 1)
+
+        # -- connections ----------------------------------------------------------------------
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button.clicked.connect(self.stop)
+        self.open_run_button.clicked.connect(self._choose_run)
+        self.open_file_button.clicked.connect(self._choose_file)
+        self.source_group.buttonToggled.connect(lambda *_a: self._update_controls())
+        self.strip.tokenClicked.connect(self.select_token)
+        self.out_scroll.verticalScrollBar().rangeChanged.connect(self._follow_end)
+        self.layer_combo.currentIndexChanged.connect(self._on_layer)
+        self.head_combo.currentIndexChanged.connect(self._on_head)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            sc = QtGui.QShortcut(QtGui.QKeySequence(keys), self.prompt_edit)
+            sc.setContext(QtCore.Qt.ShortcutContext.WidgetShortcut)
+            sc.activated.connect(self.generate)
+        self._update_controls()
+
+    # =========================================================================================
+    # where the model comes from
+
+    def set_session(self, session) -> None:
+        """The main window's ``TrainingSession``: its paused run's model can be used here."""
+        if self._session is not None:
+            with contextlib.suppress(RuntimeError, TypeError):
+                self._session.stateChanged.disconnect(self.on_session_state)
+            with contextlib.suppress(RuntimeError, TypeError):
+                self._session.paused.disconnect(self._on_paused)
+        self._session = session
+        if session is not None:
+            session.stateChanged.connect(self.on_session_state)
+            session.paused.connect(self._on_paused)
+            self.on_session_state(session.state)
+        else:
+            self._update_controls()
+
+    def on_session_state(self, state: str) -> None:
+        """The session's state changed. Leaving "paused" stops a generation on the live model."""
+        if state != "paused" and self.is_generating() and self._job_source == "live":
+            self._cancel_reason = "the run went on training"
+            self._job.cancel()
+        self._on_paused()
+
+    def _on_paused(self, *_args) -> None:
+        live = self.live_available()
+        if live and self._trained is None and not self.is_generating():
+            self.live_radio.setChecked(True)  # nothing else to generate from: use the run
+        self._update_controls()
+
+    def live_available(self) -> bool:
+        return self._session is not None and self._session.live_model() is not None
+
+    def source(self) -> str:
+        """"live" or "checkpoint": the source the next Generate uses."""
+        return "live" if self.live_radio.isChecked() else "checkpoint"
+
+    def set_source(self, source: str) -> None:
+        (self.live_radio if source == "live" else self.checkpoint_radio).setChecked(True)
+
+    def set_run(self, path: str | Path) -> None:
+        """Load a run folder (its latest checkpoint) or a checkpoint file, in the background."""
+        if self.is_generating() and self._job_source == "checkpoint":
+            self._cancel_reason = "another model is being loaded"
+            self._job.cancel()
+        from ..bridge import run_job
+
+        self._load_gen += 1
+        gen = self._load_gen
+        self.source_label.setText(f"Loading {path}…")
+        self._message = ""
+        self.checkpoint_radio.setChecked(True)
+        self._load_job = run_job(_load, str(path), parent=self, name="load checkpoint",
+                                 on_done=lambda tm: self._loaded(gen, tm),
+                                 on_failed=lambda msg, _d: self._load_failed(gen, str(path), msg))
+        self._update_controls()
+
+    def _loaded(self, gen: int, trained) -> None:
+        if gen != self._load_gen:
+            return
+        self._trained = trained
+        self._load_job = None
+        self.set_summary(f"step {trained.step:,}")
+        self._update_controls()
+
+    def _load_failed(self, gen: int, path: str, message: str) -> None:
+        if gen != self._load_gen:
+            return
+        self._load_job = None
+        self._message = f"Could not load {path}: {message}"
+        self._update_controls()
+
+    def trained(self):
+        """The loaded checkpoint (``engine.loading.TrainedModel``) or None."""
+        return self._trained
+
+    def _choose_run(self) -> None:
+        from workbench import paths
+
+        start = str(paths.runs_dir()) if paths.runs_dir().exists() else ""
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Generate with a run's latest checkpoint", start)
+        if folder:
+            self.set_run(folder)
+
+    def _choose_file(self) -> None:
+        from workbench import paths
+
+        start = str(paths.runs_dir()) if paths.runs_dir().exists() else ""
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Generate with a checkpoint", start,
+                                                        "Checkpoints (*.json *.safetensors)")
+        if path:
+            self.set_run(path)
+
+    def _describe_checkpoint(self) -> str:
+        tm = self._trained
+        if tm is None:
+            return ""
+        run = tm.path.parent.parent
+        return (f"{run.name} · step {tm.step:,} · {human_count(tm.model.num_params())} parameters · "
+                f"{tm.path.name}")
+
+    # =========================================================================================
+    # settings
+
+    def settings(self):
+        """The sampling settings typed in; raises ConfigError naming the setting when one is wrong."""
+        from workbench.engine.errors import ConfigError
+        from workbench.engine.generate import SamplingSettings
+
+        values = {}
+        for name in SETTING_FIELDS:
+            text = self.fields[name].text().strip().replace(",", ".")
+            if name == "seed" and text.lower() in ("", "random", "none"):
+                values[name] = None
+                continue
+            try:
+                if name in ("max_tokens", "top_k", "seed"):
+                    values[name] = int(text)
+                else:
+                    values[name] = float(text)
+            except ValueError:
+                kind = "a whole number" if name in ("max_tokens", "top_k", "seed") else "a number"
+                extra = ' (or leave it blank for a random seed)' if name == "seed" else ""
+                raise ConfigError(f"{name} = {text!r}: give {kind}{extra}.") from None
+        s = SamplingSettings(stop_at_eos=self.eos_check.isChecked(), **values)
+        s.check()
+        return s
+
+    def set_settings(self, settings) -> None:
+        """Fill the fields from a ``SamplingSettings``."""
+        for name in SETTING_FIELDS:
+            v = getattr(settings, name)
+            self.fields[name].setText("" if v is None else str(v))
+        self.eos_check.setChecked(settings.stop_at_eos)
+
+    def validate(self) -> str:
+        """"" when the settings are fine, else the message (and the field is outlined in red)."""
+        from workbench.engine.errors import WorkbenchError
+
+        bad = ""
+        try:
+            self.settings()
+            message = ""
+        except WorkbenchError as e:
+            message = str(e)
+            bad = message.split(" = ", 1)[0]
+        for name, edit in self.fields.items():
+            edit.setStyleSheet(f"QLineEdit {{ border: 1px solid {ERROR_COLOR}; }}" if name == bad else "")
+        return message
+
+    # =========================================================================================
+    # generating
+
+    def is_generating(self) -> bool:
+        return self._job is not None
+
+    def _model_for(self, source: str):
+        """(hold context-manager factory, (model, tokenizer, step)) for the source, or a message."""
+        if source == "live":
+            session = self._session
+            lent = session.live_model() if session is not None else None
+            if lent is None:
+                return "The live model can be used only while a training run is paused: pause it first."
+            return session.hold_live_model, lent
+        tm = self._trained
+        if tm is None:
+            if self._load_job is not None:
+                return "The checkpoint is still loading."
+            return "No model yet: open a run folder or a checkpoint (or pause a training run)."
+        lent = (tm.model, tm.tokenizer, tm.step)
+        return (lambda: contextlib.nullcontext(lent)), lent
+
+    def generate(self) -> bool:
+        """Start generating with the prompt and settings typed in; False (and a message) when it
+        cannot start."""
+        if self.is_generating():
+            return False
+        message = self.validate()
+        if message:
+            show_error(self.error, message)
+            return False
+        self._message = ""
+        settings = self.settings()
+        source = self.source()
+        found = self._model_for(source)
+        if isinstance(found, str):
+            self._message = found
+            show_error(self.error, found)
+            return False
+        hold, (model, tokenizer, step) = found
+        prompt = self.prompt_edit.toPlainText()
+        ids = tokenizer.encode(prompt) if prompt else []
+        if not ids:
+            from workbench.engine.errors import TokenizerError
+
+            try:
+                ids = [tokenizer.special_id("eos")]
+            except TokenizerError:
+                self._message = ("The prompt is empty and this tokenizer has no <|endoftext|> to start from: "
+                                 "type a few characters.")
+                show_error(self.error, self._message)
+                return False
+        show_error(self.error, "")
+        # the output starts again: the prompt's tokens as grey chips
+        self._flush_timer.stop()
+        self._stream = []
+        self._ids = list(ids)
+        self._texts = list(tokenizer.token_texts(ids))
+        self._n_prompt = len(ids)
+        self._tokens = []
+        self._selected = -1
+        self._shape = (0, 0)
+        if source == "live":
+            run = getattr(self._session, "run_dir", None)
+            self._used = f"the live model at step {step:,}" + (f" ({Path(run).name})" if run else "")
+        else:
+            self._used = f"checkpoint {self._trained.path.parent.parent.name}, step {step:,}"
+        self._used_step = step
+        self.output_box.setTitle(f"Output · from {'live model' if source == 'live' else 'checkpoint'}, "
+                                 f"step {step:,}")
+        self._redraw_strip()
+        self._show_attention()
+        self._cancel_reason = ""
+        self._job_source = source
+        self._settings = settings
+        from ..bridge import run_job
+
+        self._job_gen += 1
+        gen = self._job_gen
+        self._job = run_job(stream_tokens, hold, list(ids), settings, "all", self._stream, parent=self,
+                            name="generate",
+                            on_progress=lambda tok: self._on_token(gen, tok),
+                            on_done=lambda n: self._ended(gen, "done", n),
+                            on_cancelled=lambda: self._ended(gen, "cancelled", None),
+                            on_failed=lambda msg, _d: self._ended(gen, "failed", msg))
+        self.status_label.setText(f"Generating with {self._used}…")
+        self._update_controls()
+        return True
+
+    def stop(self) -> None:
+        """Stop the generation under way (the tokens so far stay)."""
+        if self._job is not None:
+            self._cancel_reason = self._cancel_reason or "stopped"
+            self._job.cancel()
+
+    def wait(self, msecs: int = 30000) -> bool:
+        """Tests and scripts: wait for a load and a generation under way, and draw what came."""
+        ok = True
+        for job in (self._load_job, self._job):
+            if job is not None:
+                ok = job.wait(msecs) and ok
+        self._flush()
+        return ok
+
+    def _on_token(self, gen: int, _tok) -> None:
+        """A token was sampled: draw it (with any others that came meanwhile) within FLUSH_MS."""
+        if gen != self._job_gen or self._job is None:
+            return
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _ended(self, gen: int, how: str, value) -> None:
+        if gen != self._job_gen:
+            return
+        self._job = None
+        self._flush()
+        n = len(self._tokens)
+        eos = ""
+        if self._tokens and self._tokens[-1].text == "<|endoftext|>" and self._settings.stop_at_eos:
+            eos = " (the model ended the text)"
+        if how == "done":
+            self.status_label.setText(f"{n:,} tokens from {self._used}{eos}. Click a coloured token to see "
+                                      f"where it looked; the colour is the model's probability of it "
+                                      f"(orange: unlikely, blue: likely).")
+        elif how == "cancelled":
+            why = self._cancel_reason or "the model is not available any more"
+            self.status_label.setText(f"Stopped after {n:,} tokens: {why}. From {self._used}.")
+        else:
+            self.status_label.setText(f"Failed after {n:,} tokens.")
+            self._message = f"Generation failed: {value}"
+        self._cancel_reason = ""
+        self.set_summary(f"step {self._used_step:,} · {n:,} tokens")
+        self._update_controls()
+
+    def _flush(self) -> None:
+        self._flush_timer.stop()
+        new = self._stream[len(self._tokens):]
+        if not new:
+            return
+        for tok in new:
+            self._tokens.append(tok)
+            self._ids.append(tok.id)
+            self._texts.append(tok.text)
+        first = new[0]
+        if first.attention_all is not None and self._shape == (0, 0):
+            self._fill_pickers(*first.attention_all.shape[:2])
+        self._redraw_strip()
+        if self._job is not None:
+            self.status_label.setText(f"Generating with {self._used}… {len(self._tokens):,} tokens")
+
+    def _follow_end(self, _lo: int, hi: int) -> None:
+        """While tokens stream in, keep the newest in view."""
+        if self._job is not None:
+            self.out_scroll.verticalScrollBar().setValue(hi)
+
+    def _redraw_strip(self) -> None:
+        colors, tips = [], []
+        n = len(self._texts)
+        for i in range(n):
+            if i < self._n_prompt:
+                colors.append(PROMPT_COLOR)
+                tips.append(f"prompt token {i + 1} of {self._n_prompt}\nid {self._ids[i]}\ntext {self._texts[i]!r}")
+            else:
+                tok = self._tokens[i - self._n_prompt]
+                colors.append(prob_color(tok.model_prob))
+                tips.append(f"generated token {i - self._n_prompt + 1} (position {tok.position})\n"
+                            f"id {tok.id}\ntext {tok.text!r}\n"
+                            f"model's probability {tok.model_prob:.3f}\n"
+                            f"probability after temperature/top-k/top-p {tok.prob:.3f}\n"
+                            f"click: what it looked at")
+        self.strip.set_chips(self._texts, self._ids, colors, tips)
+        if 0 <= self._selected < n:
+            self.strip.set_selected(self._selected)
+
+    # =========================================================================================
+    # output and attention
+
+    def generated_tokens(self) -> list:
+        """The ``GeneratedToken``s shown (drawn so far)."""
+        return list(self._tokens)
+
+    def prompt_count(self) -> int:
+        return self._n_prompt
+
+    def output_ids(self) -> list[int]:
+        return list(self._ids)
+
+    def select_token(self, index: int) -> None:
+        """Show what the token at strip position ``index`` (prompt included) looked at."""
+        if not 0 <= index < len(self._texts):
+            return
+        self._selected = index
+        self.strip.set_selected(index)
+        self._show_attention()
+
+    def selected_token(self):
+        i = self._selected - self._n_prompt
+        return self._tokens[i] if 0 <= i < len(self._tokens) else None
+
+    def _fill_pickers(self, n_layer: int, n_head: int) -> None:
+        self._shape = (n_layer, n_head)
+        with QtCore.QSignalBlocker(self.layer_combo), QtCore.QSignalBlocker(self.head_combo):
+            self.layer_combo.clear()
+            self.layer_combo.addItems([f"layer {i}" for i in range(n_layer)])
+            self.head_combo.clear()
+            self.head_combo.addItems([f"head {h}" for h in range(n_head)] + ["mean of heads"])
+            layer = n_layer - 1 if self._layer < 0 else min(self._layer, n_layer - 1)
+            self.layer_combo.setCurrentIndex(layer)
+            self.head_combo.setCurrentIndex(n_head if self._head == MEAN else min(self._head, n_head - 1))
+
+    def set_head(self, layer: int, head: int) -> None:
+        """Choose the layer and head (``MEAN`` = -1: the mean of the layer's heads)."""
+        self._layer, self._head = layer, head
+        if self._shape != (0, 0):
+            L, H = self._shape
+            with QtCore.QSignalBlocker(self.layer_combo), QtCore.QSignalBlocker(self.head_combo):
+                self.layer_combo.setCurrentIndex(L - 1 if layer < 0 else min(layer, L - 1))
+                self.head_combo.setCurrentIndex(H if head == MEAN else min(head, H - 1))
+        self._show_attention()
+
+    def _on_layer(self, i: int) -> None:
+        if i >= 0:
+            self._layer = i
+            self._show_attention()
+
+    def _on_head(self, i: int) -> None:
+        if i >= 0:
+            self._head = MEAN if i == self._shape[1] else i
+            self._show_attention()
+
+    def attention_row(self) -> np.ndarray | None:
+        """The weights shown for the chosen token, layer and head: one per context token."""
+        tok = self.selected_token()
+        if tok is None:
+            return None
+        if tok.attention_all is None:
+            return None if tok.attention is None else np.asarray(tok.attention)
+        a = tok.attention_all  # (n_layer, n_head, T)
+        layer = a.shape[0] - 1 if self._layer < 0 else min(self._layer, a.shape[0] - 1)
+        if self._head == MEAN:
+            return a[layer].mean(axis=0)
+        return a[layer, min(self._head, a.shape[1] - 1)]
+
+    def attention_tokens(self) -> list[str]:
+        """The context tokens of the chosen token (what the row's weights are over)."""
+        tok = self.selected_token()
+        return [] if tok is None else self._texts[tok.context_start:tok.position]
+
+    def _show_attention(self) -> None:
+        tok = self.selected_token()
+        row = self.attention_row()
+        if tok is None or row is None:
+            self.heat.set_chips([], [], [], [])
+            self.bars.setOpts(x=[], height=[])
+            self.bar_axis.set_tokens([])
+            if 0 <= self._selected < self._n_prompt:
+                self.attention_caption.setText("That token is part of the prompt: the model read it but did not "
+                                               "choose it. Click a generated (coloured) token.")
+            else:
+                self.attention_caption.setText("Click a generated (coloured) token above.")
+            return
+        texts = self.attention_tokens()
+        ids = self._ids[tok.context_start:tok.position]
+        top = float(np.max(row)) if len(row) else 0.0
+        colors = [heat_color(w, top) for w in row]
+        tips = [f"{t!r} (position {tok.context_start + j}): attention {w:.3f}"
+                for j, (t, w) in enumerate(zip(texts, row))]
+        self.heat.set_chips(texts, ids, colors, tips)
+        x = np.arange(len(row)) + 0.5
+        self.bars.setOpts(x=x, height=np.asarray(row, dtype=float), width=0.8)
+        self.bar_axis.set_tokens(texts)
+        self.bar_plot.setXRange(0, max(1, len(row)), padding=0.01)
+        self.bar_plot.setYRange(0, max(top, 1e-6) * 1.08, padding=0)
+        L, H = self._shape
+        layer = L - 1 if self._layer < 0 else min(self._layer, L - 1)
+        heads = f"mean of {H} heads" if self._head == MEAN else f"head {self._head}"
+        best = np.argsort(row)[::-1][:3]
+        most = ", ".join(f"'{style.visible_whitespace(texts[j])}' {row[j]:.2f}" for j in best)
+        window = "" if tok.context_start == 0 else f" (the context window starts at position {tok.context_start})"
+        self.attention_caption.setText(
+            f"'{style.visible_whitespace(tok.text)}' (model's probability {tok.model_prob:.2f}) was chosen at "
+            f"position {tok.position} from the {len(row)} tokens before it{window}. Layer {layer}, {heads}: "
+            f"how much the last of them looked at each. Most: {most}.")
+
+    # =========================================================================================
+
+    def _update_controls(self, *_args) -> None:
+        generating = self.is_generating()
+        live = self.live_available()
+        self.live_radio.setEnabled(live or self.source() == "live")
+        message = self.validate()
+        source = self.source()
+        ready = (live if source == "live" else self._trained is not None)
+        self.generate_button.setEnabled(not generating and ready)
+        self.stop_button.setEnabled(generating)
+        self.open_run_button.setEnabled(not (generating and self._job_source == "checkpoint"))
+        self.open_file_button.setEnabled(self.open_run_button.isEnabled())
+        show_error(self.error, message or self._message)
+        # which model is in use
+        if source == "live":
+            if live:
+                step = self._session.live_model()[2]
+                text = f"In use: the live model of the paused run, step {step:,}."
+            elif self._session is not None and self._session.state in ("running", "preparing"):
+                text = "In use: the live model, but the run is training: pause it to generate."
+            else:
+                text = "In use: the live model, but no run is paused. Pause a run, or choose Checkpoint."
+        elif self._load_job is not None:
+            text = self.source_label.text()
+        elif self._trained is not None:
+            text = f"In use: checkpoint {self._describe_checkpoint()}"
+        else:
+            text = "No checkpoint loaded: open a run folder or a checkpoint file."
+            if live:
+                text += " (A paused run's live model is available.)"
+        self.source_label.setText(text)
+        self.source_label.setStyleSheet(f"color: {MUTED_COLOR};" if not ready else "")
+
+    def set_presentation(self, scale: float) -> None:
+        self._scale = scale
+        self.strip.set_presentation(scale)
+        self.heat.set_presentation(scale)
+        for ax in (self.bar_plot.getPlotItem().getAxis("left"), self.bar_axis):
+            ax.setTickFont(style.font(scale, size=9))
