@@ -22,6 +22,7 @@ EPILOG = """examples:
   workbench bench gui                         the window while it trains (JSON)
   workbench runs                              earlier runs, their settings and results
   workbench runs RUN_A RUN_B                  the settings that differ between two runs
+  workbench report RUN_DIR --out report.html  a run as one HTML page (--format folder: files)
   workbench settings                          every experiment setting with its default
 """
 
@@ -138,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="two run folders: print the settings that differ between them")
     r.add_argument("--dir", help="where runs live (default: the data dir's runs/)")
     r.add_argument("--json", action="store_true", help="print JSON")
+
+    rp = sub.add_parser("report", help="export a run as a report: one HTML file, or a folder of files",
+                        description="Write a run's settings, results, curves (SVG), attention snapshots (SVG), "
+                                    "metrics (CSV) and, with --sample, generated text: as one self-contained HTML "
+                                    "file, or as a folder (index.html, config.toml, summary.json, metrics.csv, "
+                                    "plots/, attention/, samples.txt).")
+    rp.add_argument("run", metavar="RUN_DIR", help="run folder to report on")
+    rp.add_argument("--out", required=True, metavar="PATH",
+                    help="the .html file to write, or with --format folder a new or empty folder")
+    rp.add_argument("--format", dest="fmt", choices=("html", "folder"), default="html",
+                    help="html: one file with everything inline (default); folder: separate files")
+    rp.add_argument("--sample", dest="samples", action="append", default=[], metavar="PROMPT",
+                    help="continue this prompt with the final checkpoint (seed 0) and include the text "
+                         "(repeatable; loads the model)")
+    rp.add_argument("--max-tokens", type=int, default=200, help="tokens per sample (default 200)")
 
     sub.add_parser("presets", help="list the bundled experiment presets")
     sub.add_parser("settings", help="list every experiment setting with its default and meaning")
@@ -337,6 +353,16 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from workbench.engine.report import export_report
+
+    out = export_report(args.run, args.out, fmt=args.fmt, samples=[_unescape(p) for p in args.samples],
+                        sample_tokens=args.max_tokens)
+    print(f"report written to {out}", file=sys.stderr)
+    print(out)
+    return 0
+
+
 def cmd_presets(args) -> int:
     from workbench.engine.config import preset_dir, preset_names, resolve_experiment
 
@@ -502,7 +528,7 @@ def cmd_import(args) -> int:
 
 COMMANDS = {"train": cmd_train, "corpus": cmd_corpus, "bench": cmd_bench, "presets": cmd_presets, "runs": cmd_runs,
             "eval": cmd_eval, "generate": cmd_generate, "export": cmd_export, "import": cmd_import,
-            "settings": cmd_settings}
+            "report": cmd_report, "settings": cmd_settings}
 
 if __name__ == "__main__":
     raise SystemExit(main())

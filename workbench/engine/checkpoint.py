@@ -25,12 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from safetensors.numpy import load_file as load_numpy, save as save_numpy_bytes
-from safetensors.torch import load_file as load_torch, save as save_torch_bytes
 
 from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that need it, so that reading a run folder (listing runs,
+# metrics, attention snapshots, reports) does not pay for loading torch.
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.json$")
@@ -70,6 +76,8 @@ def tensor_to_b64(t: torch.Tensor) -> str:
 
 
 def b64_to_byte_tensor(s: str) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
 
 
@@ -202,6 +210,8 @@ class MetricsWriter:
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write ``path`` (.json) and its .safetensors twin; tensors first, JSON last."""
+    from safetensors.torch import save as save_torch_bytes
+
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write_bytes(path.with_suffix(".safetensors"), save_torch_bytes(tensors))
@@ -210,6 +220,8 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors.torch import load_file as load_torch
+
     path = Path(path)
     if path.suffix == ".safetensors":
         path = path.with_suffix(".json")

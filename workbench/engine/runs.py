@@ -1,4 +1,8 @@
-"""The runs on disk: a summary of each (settings and results), and the difference of two configs."""
+"""The runs on disk: a summary of each (settings and results), and the difference of two configs.
+
+Listing runs reads only TOML and JSON and does not import torch (checkpoint.py imports it inside
+the functions that handle tensors); tests/engine/test_report.py checks it in a fresh process.
+"""
 
 from __future__ import annotations
 

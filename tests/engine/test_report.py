@@ -1,0 +1,265 @@
+"""Reports of runs (engine.report and `workbench report`): real tiny runs, real files, read back."""
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench.cli import main as cli_main
+from workbench.engine import checkpoint as ckpt
+from workbench.engine.config import Experiment
+from workbench.engine.errors import CheckpointError, ConfigError
+from workbench.engine.report import (ema, export_report, generate_samples, log_ticks, metric_curves, nice_ticks,
+                                     svg_line_chart, Line)
+from workbench.engine.runs import summarize
+from workbench.engine.trainer import Trainer
+
+SVG = "{http://www.w3.org/2000/svg}"
+TINY = ['corpus.paths=["builtin:toy"]', "tokenizer.kind=char", "model.n_layer=2", "model.n_head=2", "model.n_embd=32",
+        "model.block_size=32", "training.batch_size=8", "training.learning_rate=3e-3", "training.min_lr=3e-4",
+        "training.warmup_steps=2", "training.eval_batches=2", "training.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two tiny real runs on the builtin toy corpus, made once for the module: a plain LM run with
+    attention snapshots and a checkpoint, and a multi-task run (LM + continuity) without either."""
+    root = tmp_path_factory.mktemp("report-runs")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("WORKBENCH_DATA_DIR", str(root / "data"))
+            mp.setenv("WORKBENCH_CACHE_DIR", str(root / "cache"))
+            lm = Experiment(name="toy-lm").with_overrides(TINY + [
+                "training.max_steps=8", "training.eval_every=4", "training.attention_every=4",
+                "training.checkpoint_every=8"])
+            mt = Experiment(name="toy-mt").with_overrides(TINY + [
+                "training.max_steps=6", "training.eval_every=3", "training.attention_every=0",
+                "training.checkpoint_every=100", 'tasks=[{kind="causal_lm"}, {kind="continuity", weight=0.5}]'])
+            for name, exp in (("lm", lm), ("mt", mt)):
+                result = Trainer(exp, run_dir=root / "runs" / name).run()
+                assert result.status == "completed", result.message
+    finally:
+        torch.set_num_threads(threads)
+    return {"lm": root / "runs" / "lm", "mt": root / "runs" / "mt", "root": root}
+
+
+def svg_texts(root: ET.Element) -> list[str]:
+    return [t.text for t in root.iter(f"{SVG}text") if t.text]
+
+
+def as_record(row: dict[str, str], like: dict) -> dict:
+    """A CSV row back as a metrics record: empty cells are absent keys, numbers are numbers."""
+    out = {}
+    for k, v in row.items():
+        if v == "":
+            continue
+        out[k] = v if isinstance(like.get(k), str) else float(v)
+    return out
+
+
+# -- the folder report ---------------------------------------------------------------------------
+
+
+def test_folder_report_has_config_metrics_plots_attention_and_summary(runs, tmp_path):
+    run = runs["lm"]
+    out = export_report(run, tmp_path / "report", fmt="folder")
+    assert out == tmp_path / "report"
+    assert (out / "config.toml").read_bytes() == (run / "config.toml").read_bytes()
+    assert not (out / "samples.txt").exists()
+
+    # metrics.csv: one row per metrics.jsonl record, every key a column, values exact
+    records = ckpt.read_metrics(run / "metrics.jsonl")
+    rows = list(csv.DictReader((out / "metrics.csv").open(encoding="utf-8")))
+    assert len(rows) == len(records) == 8 + 2  # 8 training steps, validation at steps 4 and 8
+    header = next(csv.reader((out / "metrics.csv").open(encoding="utf-8")))
+    assert set(header) == set().union(*records) and header[:4] == ["step", "split", "task", "loss"]
+    for row, rec in zip(rows, records):
+        assert as_record(row, rec) == rec
+
+    # one chart per metric, valid SVG, with its legend
+    plots = {p.stem: ET.parse(p).getroot() for p in (out / "plots").glob("*.svg")}
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "ppl"} <= set(plots)
+    assert {"train/lm", "val/lm"} <= set(svg_texts(plots["loss"]))
+    assert "Loss" in svg_texts(plots["loss"]) and "train" in svg_texts(plots["lr"])
+    assert all(root.tag == f"{SVG}svg" for root in plots.values())
+
+    # attention snapshots at steps 0, 4, 8: one heatmap per layer and head
+    snaps = sorted((out / "attention").glob("*.svg"))
+    assert [p.name for p in snaps] == [p.with_suffix(".svg").name for p in ckpt.list_attention(run / "attention")]
+    assert [p.name for p in snaps] == ["step_0000000.svg", "step_0000004.svg", "step_0000008.svg"]
+    last = ET.parse(snaps[-1]).getroot()
+    images = list(last.iter(f"{SVG}image"))
+    assert len(images) == 2 * 2  # layers x heads
+    assert all(img.get("href").startswith("data:image/png;base64,iVBOR") for img in images)
+    texts = svg_texts(last)
+    assert {"layer 1", "layer 2", "head 1", "head 2"} <= set(texts)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(summarize(run).to_dict(), default=str))
+    assert summary["status"] == "completed" and summary["steps"] == 8
+
+    index = (out / "index.html").read_text()
+    for link in ("plots/loss.svg", "attention/step_0000008.svg", 'href="metrics.csv"', 'href="config.toml"',
+                 'href="summary.json"'):
+        assert link in index
+    # exporting again into the same folder replaces the earlier report
+    assert export_report(run, out, fmt="folder") == out
+
+
+def test_html_report_is_one_self_contained_file(runs, tmp_path):
+    run = runs["lm"]
+    out = export_report(run, tmp_path / "toy.html", samples=["ab", "(["], sample_tokens=20)
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    # nothing outside the file: every link is a data: URI
+    links = re.findall(r'(?:src|href)="([^"#][^"]*)"', text)
+    assert links and all(link.startswith("data:") for link in links)
+    # the config's values, every line of config.toml
+    for line in (run / "config.toml").read_text().splitlines():
+        assert html.escape(line) in text
+    assert "2 layers, 2 heads, width 32, context 32" in text
+    # the charts and the heatmaps inline, each a valid SVG document
+    svgs = [ET.fromstring(s) for s in re.findall(r"<svg .*?</svg>", text, flags=re.S)]
+    titles = [svg_texts(s)[0] for s in svgs]
+    assert {"Loss", "Learning rate", "Perplexity", "Attention at step 8"} <= set(titles)
+    loss = svgs[titles.index("Loss")]
+    assert {"train/lm", "val/lm"} <= set(svg_texts(loss))
+    # the metrics table rides along as a download
+    data = re.search(r'href="data:text/csv;base64,([^"]+)"', text).group(1)
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(data).decode("utf-8"))))
+    assert len(rows) == len(ckpt.read_metrics(run / "metrics.jsonl"))
+    # samples: the final checkpoint's continuation, the same every time (seeded)
+    samples = generate_samples(run, ["ab", "(["], max_tokens=20)
+    assert samples == generate_samples(run, ["ab", "(["], max_tokens=20)
+    for prompt, continuation in samples:
+        assert html.escape(prompt) + "</b>" + html.escape(continuation) in text
+    # a folder as --out: the file goes inside, named after the run
+    assert export_report(run, tmp_path) == tmp_path / "lm-report.html"
+
+
+def test_multitask_report_plots_each_task_and_its_accuracy(runs, tmp_path):
+    run = runs["mt"]
+    out = export_report(run, tmp_path / "mt", fmt="folder", samples=["ab"], sample_tokens=8)
+    loss = ET.parse(out / "plots" / "loss.svg").getroot()
+    assert {"train/total", "train/lm", "train/continuity", "val/lm", "val/continuity"} <= set(svg_texts(loss))
+    acc = ET.parse(out / "plots" / "accuracy.svg").getroot()
+    assert {"train/continuity", "val/continuity"} <= set(svg_texts(acc))
+    assert not (out / "attention").exists()  # the run took no snapshots
+    assert "--- prompt: 'ab'" in (out / "samples.txt").read_text()
+
+    records = ckpt.read_metrics(run / "metrics.jsonl")
+    curves = metric_curves(records)
+    train_acc = [r["loss"] for r in records if r.get("task") == "continuity/accuracy"]
+    val_acc = [r["accuracy"] for r in records if r.get("split") == "val" and r.get("task") == "continuity"]
+    assert curves["accuracy"]["train/continuity"]["y"] == train_acc and len(train_acc) == 6
+    assert curves["accuracy"]["val/continuity"]["y"] == val_acc
+    assert curves["accuracy"]["val/continuity"]["step"] == [3.0, 6.0]
+    assert curves["lr"]["train"]["y"] == [r["lr"] for r in records if "lr" in r]
+    assert all(math.isnan(t) for t in curves["loss"]["train/lm"]["tokens"])  # per-task lines carry no x but step
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_bad_input_says_which_file_and_what_to_do(runs, tmp_path):
+    with pytest.raises(CheckpointError, match="not a run folder") as e:
+        export_report(tmp_path, tmp_path / "r.html")
+    assert str(tmp_path) in str(e.value)
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    shutil.copy(runs["lm"] / "config.toml", fresh)
+    with pytest.raises(CheckpointError, match="no metrics yet") as e:
+        export_report(fresh, tmp_path / "r.html")
+    assert str(fresh / "metrics.jsonl") in str(e.value)
+    (fresh / "metrics.jsonl").write_text("")
+    with pytest.raises(CheckpointError, match="empty"):
+        export_report(fresh, tmp_path / "r.html")
+
+    with pytest.raises(ConfigError, match="html, folder"):
+        export_report(runs["lm"], tmp_path / "r.pdf", fmt="pdf")
+    with pytest.raises(CheckpointError, match="no such folder"):
+        export_report(runs["lm"], tmp_path / "missing" / "r.html")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="not empty"):
+        export_report(runs["lm"], busy, fmt="folder")
+    assert (busy / "notes.txt").read_text() == "mine"
+
+    no_ckpt = tmp_path / "no-ckpt"
+    shutil.copytree(runs["lm"], no_ckpt, ignore=shutil.ignore_patterns("step_*.json"))
+    with pytest.raises(CheckpointError, match="no checkpoint to generate samples from"):
+        export_report(no_ckpt, tmp_path / "r.html", samples=["ab"])
+    assert export_report(no_ckpt, tmp_path / "r.html").is_file()  # without samples it needs none
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def test_cli_report_writes_the_report_and_exits_with_the_right_code(runs, tmp_path, capsys):
+    out = tmp_path / "cli.html"
+    assert cli_main(["report", str(runs["lm"]), "--out", str(out)]) == 0
+    assert out.is_file() and capsys.readouterr().out.strip() == str(out)
+
+    folder = tmp_path / "cli-folder"
+    assert cli_main(["report", str(runs["lm"]), "--out", str(folder), "--format", "folder",
+                     "--sample", "ab", "--max-tokens", "5"]) == 0
+    assert (folder / "index.html").is_file() and (folder / "samples.txt").is_file()
+    capsys.readouterr()
+
+    assert cli_main(["report", str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a run folder" in err and str(tmp_path) in err
+    with pytest.raises(SystemExit) as e:  # --out is required: argparse's own usage error
+        cli_main(["report", str(runs["lm"])])
+    assert e.value.code == 2
+
+
+def test_listing_runs_and_reporting_do_not_import_torch(runs, tmp_path):
+    code = (
+        "import sys; from workbench.engine.runs import list_runs; from workbench.cli import main; "
+        f"runs = list_runs({str(runs['root'] / 'runs')!r}); assert len(runs) == 2, runs; "
+        f"rc = main(['report', {str(runs['lm'])!r}, '--out', {str(tmp_path / 'r.html')!r}]); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-2:] == ["0", "False"]
+    assert (tmp_path / "r.html").is_file()
+
+
+# -- the SVG chart writer -------------------------------------------------------------------------
+
+
+def test_chart_writer_ticks_legend_log_scale_and_gaps():
+    assert nice_ticks(0.0, 1.0, 6) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(3, 297, 5) == [50, 100, 150, 200, 250]
+    assert log_ticks(0.05, 300) == [0.1, 1, 10, 100]
+    assert log_ticks(12, 17) == [12, 14, 16]
+    assert ema([4.0, 2.0], 0.5) == [4.0, pytest.approx((0.5 * 0.5 * 4 + 0.5 * 2) / 0.75)]
+
+    svg = svg_line_chart([Line("a", [1, 2, 3, 4], [10, 1, float("nan"), 0.1]),
+                          Line("b", [1, 2], [-1, 5], markers=True)], title="T", y_label="v", log_y=True)
+    root = ET.fromstring(svg)
+    texts = svg_texts(root)
+    assert {"a", "b", "T", "v (log scale)"} <= set(texts)
+    paths = [p.get("d") for p in root.iter(f"{SVG}path")]
+    assert paths[0].count("M") == 2  # the NaN breaks the line in two
+    dots = list(root.iter(f"{SVG}circle"))
+    assert len(dots) == 1 + 1  # b's one positive point, plus its legend marker
+    empty = ET.fromstring(svg_line_chart([Line("a", [], [])], title="E"))
+    assert "no data" in svg_texts(empty)
