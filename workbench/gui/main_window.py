@@ -29,7 +29,10 @@ from .panels.finetune_panel import FinetunePanel, experiment_sections, load_expe
 from .panels.tasks_panel import TasksPanel
 from .panels.corpus_panel import CorpusPanel
 from .panels.curves_panel import CurvesPanel
+from .panels.evaluate_panel import EvaluatePanel
+from .panels.generate_panel import GeneratePanel
 from .panels.model_panel import ModelPanel
+from .panels.runs_panel import RunsPanel
 from .panels.tokenizer_panel import TokenizerPanel
 from .panels.training_panel import TrainingPanel, command_line
 
@@ -243,9 +246,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.curves = CurvesPanel()
         self.balance = BalancePanel()
         self.attention = AttentionPanel()
+        self.evaluate = EvaluatePanel()
+        self.generate = GeneratePanel()
+        self.runs = RunsPanel()
         self.panels = {"corpus": self.corpus, "tokenizer": self.tokenizer, "model": self.model,
                        "tasks": self.tasks, "finetune": self.finetune, "training": self.training,
-                       "curves": self.curves, "balance": self.balance, "attention": self.attention}
+                       "curves": self.curves, "balance": self.balance, "attention": self.attention,
+                       "evaluate": self.evaluate, "generate": self.generate, "runs": self.runs}
 
         self._build_actions()
         self._build_layout()
@@ -404,7 +411,9 @@ class MainWindow(QtWidgets.QMainWindow):
         m.addAction(self.demo_action)
         m = mb.addMenu("&View")
         for i, panel in enumerate(self.panels.values()):
-            m.addAction(f"{i + 1}  {panel.title}", lambda i=i: self.show_panel(i), f"Ctrl+{i + 1}")
+            # Ctrl+1 .. Ctrl+9, then Ctrl+0, -, = for the pages that study trained models
+            key = "1234567890-="[i] if i < 12 else None
+            m.addAction(f"{i + 1}  {panel.title}", lambda i=i: self.show_panel(i), f"Ctrl+{key}" if key else None)
         m.addSeparator()
         m.addAction(self.presentation_action)
         m.addAction(self.fullscreen_action)
@@ -458,6 +467,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.resumeChosen.connect(self._resume_chosen)
         self.attention.snapshotRequested.connect(self.request_snapshot)
         self.attention.probeTextApplied.connect(self._apply_probe_text)
+        self.generate.set_session(s)  # generation from the live model of a paused run
+        self.runs.openRunRequested.connect(self.open_run)
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -760,6 +771,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.finetune.refresh_checkpoints()
         if e.run_dir:
             self.attention.set_run_dir(e.run_dir)
+            self.runs.add_run(e.run_dir)
+            # the pages that study a trained model start from the run just made, unless one is chosen
+            for panel in (self.generate, self.evaluate):
+                if panel.trained() is None:
+                    panel.set_run(e.run_dir)
         word = {"completed": "Finished", "early_stopped": "Stopped early"}.get(e.reason, "Stopped")
         self.statusBar().showMessage(f"{word} at step {e.step:,}. Run folder: {e.run_dir}", 15000)
 
