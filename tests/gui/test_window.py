@@ -146,6 +146,11 @@ def test_a_failing_run_shows_the_error_and_the_next_run_works(window, qtbot, mon
     assert len(boxes) == n_boxes
     assert "done: 30 steps" in w.training.progress.format()
     assert metrics_points(w) == 30
+    # the finished run is listed on the Runs page and loaded where a trained model is studied
+    assert w.runs.wait_for_list() and str(Path(w.session.run_dir).resolve()) in \
+        [str(Path(r.path).resolve()) for r in w.runs.runs()]
+    assert w.generate.wait() and w.generate.trained().step == 30
+    assert w.evaluate.wait_idle() and w.evaluate.trained().step == 30
 
     # resume that run for 10 more steps: its settings fill the forms, its curves carry on
     run_dir = w.session.run_dir
@@ -157,6 +162,7 @@ def test_a_failing_run_shows_the_error_and_the_next_run_works(window, qtbot, mon
     assert len(boxes) == n_boxes, boxes[-1].text() if boxes else ""
     assert w.session.run_dir == run_dir and "done: 40 steps" in w.training.progress.format()
     assert metrics_points(w) == 40
+    assert w.generate.wait() and w.generate.trained().step == 40  # the longer run replaces its shorter self
 
 
 def test_closing_during_training_stops_saves_and_joins(window, qtbot, monkeypatch):

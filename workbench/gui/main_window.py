@@ -233,6 +233,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._base_exp = Experiment()
         self._engine_ready = False
         self._resume_exp: Experiment | None = None
+        self._window_runs: set[Path] = set()  # run folders trained in this window
         self.setWindowTitle(app_mod.APPLICATION)
         self.setMinimumSize(1000, 660)
 
@@ -772,12 +773,18 @@ class MainWindow(QtWidgets.QMainWindow):
         if e.run_dir:
             self.attention.set_run_dir(e.run_dir)
             self.runs.add_run(e.run_dir)
-            # the pages that study a trained model start from the run just made, unless one is chosen
-            for panel in (self.generate, self.evaluate):
-                if panel.trained() is None:
-                    panel.set_run(e.run_dir)
+            self._offer_trained_run(e.run_dir)
         word = {"completed": "Finished", "early_stopped": "Stopped early"}.get(e.reason, "Stopped")
         self.statusBar().showMessage(f"{word} at step {e.step:,}. Run folder: {e.run_dir}", 15000)
+
+    def _offer_trained_run(self, run_dir: str) -> None:
+        """The pages that study a trained model (Generate, Evaluate) load the run just made, unless
+        the person chose a model of another run there."""
+        self._window_runs.add(Path(run_dir).resolve())
+        for panel in (self.generate, self.evaluate):
+            t = panel.trained()
+            if t is None or Path(t.path).resolve().parent.parent in self._window_runs:
+                panel.set_run(run_dir)
 
     def _on_failed(self, e) -> None:
         self.training.on_failed(e)
