@@ -399,8 +399,8 @@ def _set_threads(n: int) -> None:
 def _icl_task_from_args(args):
     """An InContextTask from the eval command's data options."""
     from workbench.engine.errors import ConfigError
-    from workbench.engine.evaluate import InContextTask, PromptTemplate, builtin_icl_task, default_template
-    from workbench.engine.labelled import Columns, read_labelled, split_examples
+    from workbench.engine.evaluate import PromptTemplate, builtin_icl_task, default_template, labelled_icl_task
+    from workbench.engine.labelled import Columns
 
     if args.data.startswith("builtin:icl"):
         keys = args.data.removeprefix("builtin:icl").lstrip(":")
@@ -419,14 +419,6 @@ def _icl_task_from_args(args):
         raise ConfigError("eval: give --label COL for a labelled task, or --choices and --answer for multiple choice.")
     cols = Columns(text=args.text, text_pair=args.text_pair, label=args.label if not choices else "",
                    choices=choices, answer=args.answer, answer_base=args.answer_base)
-    labels = list(verbalizer) or None
-    data = read_labelled(args.data, cols, labels)
-    if args.demos:
-        pool = read_labelled(args.demos, cols, labels or data.labels or None)
-        test = data
-    else:  # hold out a fifth of the file as the demonstration pool, so no query is its own demonstration
-        pool, test = split_examples(data, 0.8, args.seed)
-    test_examples = test.examples[:args.limit] if args.limit else test.examples
     base = default_template(pair=bool(args.text_pair), description=_unescape(args.description))
     template = PromptTemplate(
         input=_unescape(args.template) if args.template is not None else base.input,
@@ -434,8 +426,8 @@ def _icl_task_from_args(args):
         description=base.description,
         separator=_unescape(args.separator) if args.separator is not None else base.separator,
     )
-    return InContextTask(test_examples, pool.examples, template, [] if choices else (labels or data.labels),
-                         verbalizer, args.seed)
+    return labelled_icl_task(args.data, cols, labels=list(verbalizer) or None, verbalizer=verbalizer,
+                             template=template, demos=args.demos, limit=args.limit, seed=args.seed)
 
 
 def cmd_eval(args) -> int:
