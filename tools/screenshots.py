@@ -4,7 +4,8 @@
 
 Opens the window (with temporary settings, data and cache folders unless --keep-dirs), shows the
 corpus, tokenizer and model pages, then presses Demo, lets it train for --seconds, and grabs the
-training, curves and attention pages while it runs. Finally stops the run and closes cleanly.
+training, curves and attention pages while it runs; pauses it and generates from the live model
+(the Generate page); stops it and shows the Runs page. Finally closes cleanly.
 """
 
 from __future__ import annotations
@@ -90,7 +91,30 @@ def main() -> int:
         w.grab().save(str(out / "curves_presentation.png"))
         w.set_presentation(False)
 
+    # Generate from the live model of the paused run: the demo's copy task ("abcdef>" -> "abcdef")
+    from workbench.engine.generate import SamplingSettings
+
+    w.pause()
+    spin(30, lambda: w.generate.live_available())
+    w.show_panel("generate")
+    w.generate.set_source("live")
+    w.generate.prompt_edit.setPlainText("bjdpge<")
+    w.generate.set_settings(SamplingSettings(max_tokens=16, temperature=0.0, seed=0))
+    w.generate.generate()
+    spin(60, lambda: not w.generate.is_generating())
+    if w.generate.generated_tokens():  # the third generated token (chips count the prompt first)
+        w.generate.select_token(w.generate.prompt_count() + min(2, len(w.generate.generated_tokens()) - 1))
+    shoot("generate")
+
+    # stop the run; it is listed on the Runs page beside any earlier ones
     w.confirm_close = False
+    w.stop()
+    spin(60, lambda: not w.session.is_active())
+    w.runs.refresh()
+    spin(30, lambda: not w.runs.is_listing())
+    w.runs.select_runs([w.session.run_dir])
+    spin(1.0)
+    shoot("runs")
     w.close()
     spin(60, lambda: not w.session.is_active())
     spin(1.0)
