@@ -8,7 +8,7 @@ from workbench.engine.config import Experiment, FinetuneConfig, StageConfig
 from workbench.engine.errors import CorpusError
 from workbench.engine.events import EvalResult, Finished, FreezeChanged, ListReporter, StepMetrics
 from workbench.engine.freezing import FreezePlan, discriminative_scales, group_of
-from workbench.engine.labelled import Columns, read_labelled
+from workbench.engine.labelled import Columns, preview, read_labelled
 from workbench.engine.model import GPT, GPTConfig
 from workbench.engine.trainer import Trainer
 
@@ -94,6 +94,26 @@ def test_jsonl_multiple_choice_with_nested_fields(tmp_path):
     path.write_text(json.dumps(rows[0]) + "\n")
     ex = read_labelled(path, cols).examples[0]
     assert ex.choices == ("3", "4") and ex.answer == 1
+
+
+def test_preview_names_the_columns_a_task_can_use(tmp_path):
+    nested = tmp_path / "arc.jsonl"
+    nested.write_text(json.dumps({"id": "q1", "question": {"stem": "Why?", "choices": [{"label": "A", "text": "x"}]},
+                                  "answerKey": "A"}) + "\n" + json.dumps({"id": "q2", "extra": 1}) + "\n")
+    columns, rows = preview(nested)
+    assert columns == ["id", "question.stem", "question.choices", "answerKey", "extra"]
+    assert rows[0]["question.stem"] == "Why?" and isinstance(rows[0]["question.choices"], list)
+    # GLUE-style TSV with a stray double quote: csv quoting fails on it, literal reading works
+    glue = tmp_path / "stsb.tsv"
+    glue.write_text('sentence1\tsentence2\tscore\n"Quoted start\tplain\t1.5\nb\tc\t2\n')
+    columns, rows = preview(glue, n=5)
+    assert columns == ["sentence1", "sentence2", "score"] and rows[0]["sentence1"] == '"Quoted start'
+    assert len(rows) == 2
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("text,label\n")
+    assert preview(header_only) == (["text", "label"], [])
+    with pytest.raises(CorpusError, match="no such file"):
+        preview(tmp_path / "missing.csv")
 
 
 # -- input transformations -------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.config import Experiment
 from workbench.engine.control import RunControl
-from workbench.engine.events import (AttentionSnapshot, CheckpointSaved, EvalResult, Failed, Finished, ListReporter,
+from workbench.engine.events import (AttentionSnapshot, EvalResult, Failed, Finished, ListReporter,
                                      Paused, Resumed, StepMetrics)
 from workbench.engine.trainer import Trainer, lr_at, saved_experiment
 

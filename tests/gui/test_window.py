@@ -18,7 +18,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from workbench.engine import events as ev
-from workbench.engine.config import ModelConfig, resolve_experiment
+from workbench.engine.config import ModelConfig
 from workbench.gui import app as app_mod
 from workbench.gui.bridge import MetricsBatch, SignalReporter, TrainingSession
 from workbench.gui.main_window import MainWindow

@@ -12,6 +12,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import CorpusError, did_you_mean
 
@@ -82,6 +83,54 @@ def read_labelled(path: str | Path, cols: Columns, labels: list[str] | None = No
         raise CorpusError(f"{path}: no examples in the file; it has a header but no rows.")
     vocab = _label_vocab(examples, labels, path, cols)
     return LabelledData(path, examples, vocab)
+
+
+def preview(path: str | Path, n: int = 20) -> tuple[list[str], list[dict[str, Any]]]:
+    """(column names, the first ``n`` rows as {column: value}) of a CSV, TSV or JSONL file, read the
+    way ``read_labelled`` reads it, so the names are the ones a task's columns can use: nested JSON
+    objects become dotted keys ("question.stem"), lists stay values."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such file. Check the path of the labelled data.")
+    suffix = path.suffix.lower()
+    rows: list[dict[str, Any]] = []
+    if suffix in (".jsonl", ".json"):
+        for _line, row in _jsonl_rows(path):
+            rows.append(_flatten(row))
+            if len(rows) >= n:
+                break
+    elif suffix in (".csv", ".tsv", ".txt"):
+        delimiter = "," if suffix == ".csv" else "\t"
+        for quoting in (csv.QUOTE_MINIMAL, csv.QUOTE_NONE):  # as read_labelled's "auto", on the first rows
+            rows = []
+            try:
+                for _line, row in _table_rows(path, delimiter, quoting):
+                    rows.append(row)
+                    if len(rows) >= n:
+                        break
+                break
+            except CorpusError:
+                if quoting == csv.QUOTE_NONE:
+                    raise
+        if not rows:  # a header and no rows: still name the columns
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                return [h.strip() for h in next(csv.reader(f, delimiter=delimiter), [])], []
+    else:
+        raise CorpusError(f"{path}: labelled data must be .csv, .tsv or .jsonl (got {suffix or 'no suffix'}).")
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    return columns, rows
+
+
+def _flatten(row: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def split_examples(data: LabelledData, val_fraction: float, seed: int) -> tuple[LabelledData, LabelledData]:

@@ -257,7 +257,6 @@ class Trainer:
 
     def _loop(self) -> str:
         tc, report, control = self.exp.training, self.reporter.report, self.control
-        model, opt = self.model, self.optimizer
         if self.step == 0 and tc.attention_every:
             self._snapshot_attention()
         window_tokens, window_time = 0, 0.0

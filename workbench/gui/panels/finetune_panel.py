@@ -27,7 +27,6 @@ reuses for its compact "labelled task" dialog, and ``experiment_sections`` /
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import sys
@@ -118,18 +117,6 @@ PREVIEW_ROWS = 50
 # reading a dataset's first rows (for the preview and the column pickers)
 
 
-def flatten_row(row: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested JSON objects -> dotted keys ("question.stem"); lists stay values."""
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten_row(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def cell_text(value: Any) -> str:
     if isinstance(value, list):
         items = [str(x.get("text", x)) if isinstance(x, dict) else str(x) for x in value]
@@ -138,44 +125,10 @@ def cell_text(value: Any) -> str:
 
 
 def preview_rows(path: str | Path, n: int = PREVIEW_ROWS) -> tuple[list[str], list[dict[str, Any]]]:
-    """(column names, the first ``n`` rows as {column: value}) of a CSV, TSV or JSONL file, read
-    with the engine's own readers (so the columns are the ones the run will look for)."""
-    from workbench.engine import labelled
-    from workbench.engine.errors import CorpusError
+    """(column names, the first ``n`` rows): the engine's reading of the file (``labelled.preview``)."""
+    from workbench.engine.labelled import preview
 
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: no such file.")
-    suffix = path.suffix.lower()
-    rows: list[dict] = []
-    if suffix in (".jsonl", ".json"):
-        for _line, row in labelled._jsonl_rows(path):
-            rows.append(flatten_row(row))
-            if len(rows) >= n:
-                break
-    elif suffix in (".csv", ".tsv", ".txt"):
-        delimiter = "," if suffix == ".csv" else "\t"
-        for quoting in (csv.QUOTE_MINIMAL, csv.QUOTE_NONE):
-            rows = []
-            try:
-                for _line, row in labelled._table_rows(path, delimiter, quoting):
-                    rows.append(row)
-                    if len(rows) >= n:
-                        break
-                break
-            except CorpusError:
-                if quoting == csv.QUOTE_NONE:
-                    raise
-    else:
-        raise CorpusError(f"{path}: labelled data must be .csv, .tsv or .jsonl (got {suffix or 'no suffix'}).")
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    if not rows and suffix in (".csv", ".tsv", ".txt"):
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f, delimiter=delimiter), [])
-        columns = [h.strip() for h in header]
-    return columns, rows
+    return preview(path, n)
 
 
 def guess_columns(columns: list[str], rows: list[dict]) -> dict[str, Any]:
