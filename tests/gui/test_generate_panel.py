@@ -178,7 +178,9 @@ def test_bad_settings_show_a_message_and_do_not_start(qtbot, tiny_run):
     fill(panel, max_tokens=5)
     assert not panel.error.isVisibleTo(panel) and all(not e.styleSheet() for e in panel.fields.values())
 
-    # a blank (or "random") seed is allowed: not reproducible, but it runs
+    # a blank (or "random") seed is allowed: not reproducible, but it runs (all the way: an unseeded
+    # sample could otherwise draw <|endoftext|> and end early)
+    panel.eos_check.setChecked(False)
     for seed in ("", "random"):
         fill(panel, max_tokens=4, temperature=1.0, seed=seed)
         assert panel.settings().seed is None

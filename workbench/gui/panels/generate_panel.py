@@ -111,34 +111,6 @@ def _load(state, path: str):
     return load_trained(path, "cpu")
 
 
-class ChipStrip(TokenStrip):
-    """A ``TokenStrip`` whose boxes take colours and tooltips given per token (the playground's
-    prompt/probability chips and the attention heat row)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._chip_colors: list[QtGui.QColor] = []
-        self._tips: list[str] = []
-
-    def set_chips(self, texts, ids, colors, tips) -> None:
-        selected = self._selected
-        self._chip_colors = [QtGui.QColor(c) for c in colors]
-        self._tips = list(tips)
-        self.set_tokens(texts, ids)
-        if 0 <= selected < len(self._chip_colors):
-            self.set_selected(selected)
-
-    def _color(self, i: int) -> QtGui.QColor:
-        if i < len(self._chip_colors):
-            return QtGui.QColor(self._chip_colors[i])
-        return super()._color(i)
-
-    def tooltip_text(self, index: int) -> str:
-        if index < len(self._tips) and self._tips[index]:
-            return self._tips[index]
-        return super().tooltip_text(index)
-
-
 class GeneratePanel(Panel):
     """The generation playground (see the module docstring for what the main window wires).
 
@@ -268,7 +240,7 @@ class GeneratePanel(Panel):
         # -- output ---------------------------------------------------------------------------
         self.output_box, ol = card("Output")
         ol.setContentsMargins(6, 6, 6, 6)
-        self.strip = ChipStrip()
+        self.strip = TokenStrip()
         self.out_scroll = QtWidgets.QScrollArea()
         self.out_scroll.setWidgetResizable(True)
         self.out_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
@@ -295,7 +267,7 @@ class GeneratePanel(Panel):
         al.addLayout(pick)
         self.attention_caption = muted_label("Click a generated (coloured) token above.")
         al.addWidget(self.attention_caption)
-        self.heat = ChipStrip()
+        self.heat = TokenStrip()
         self.heat_scroll = QtWidgets.QScrollArea()
         self.heat_scroll.setWidgetResizable(True)
         self.heat_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
@@ -667,7 +639,7 @@ class GeneratePanel(Panel):
                             f"model's probability {tok.model_prob:.3f}\n"
                             f"probability after temperature/top-k/top-p {tok.prob:.3f}\n"
                             f"click: what it looked at")
-        self.strip.set_chips(self._texts, self._ids, colors, tips)
+        self.strip.set_tokens(self._texts, self._ids, colors=colors, tooltips=tips, keep_selection=True)
         if 0 <= self._selected < n:
             self.strip.set_selected(self._selected)
 
@@ -749,7 +721,7 @@ class GeneratePanel(Panel):
         tok = self.selected_token()
         row = self.attention_row()
         if tok is None or row is None:
-            self.heat.set_chips([], [], [], [])
+            self.heat.clear()
             self.bars.setOpts(x=[], height=[])
             self.bar_axis.set_tokens([])
             if 0 <= self._selected < self._n_prompt:
@@ -764,7 +736,7 @@ class GeneratePanel(Panel):
         colors = [heat_color(w, top) for w in row]
         tips = [f"{t!r} (position {tok.context_start + j}): attention {w:.3f}"
                 for j, (t, w) in enumerate(zip(texts, row))]
-        self.heat.set_chips(texts, ids, colors, tips)
+        self.heat.set_tokens(texts, ids, colors=colors, tooltips=tips, keep_selection=True)
         x = np.arange(len(row)) + 0.5
         self.bars.setOpts(x=x, height=np.asarray(row, dtype=float), width=0.8)
         self.bar_axis.set_tokens(texts)

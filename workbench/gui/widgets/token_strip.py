@@ -47,6 +47,8 @@ class TokenStrip(QtWidgets.QWidget):
         self._texts: list[str] = []
         self._ids: list[int] = []
         self._runs: list[list[tuple[str, bool]]] = []
+        self._given_colors: list[QtGui.QColor] | None = None  # per token, instead of the pastels
+        self._tooltips: list[str] | None = None
         self._widths: list[float] = []
         self._scale = max(0.5, float(presentation))
         self._show_ids = show_ids
@@ -65,19 +67,26 @@ class TokenStrip(QtWidgets.QWidget):
 
     # -- API --------------------------------------------------------------------------------
 
-    def set_tokens(self, token_texts: Sequence[str], ids: Sequence[int] | None = None) -> None:
-        """Show these tokens (``ids`` optional, same length)."""
+    def set_tokens(self, token_texts: Sequence[str], ids: Sequence[int] | None = None, *,
+                   colors: Sequence[str | QtGui.QColor] | None = None, tooltips: Sequence[str] | None = None,
+                   keep_selection: bool = False) -> None:
+        """Show these tokens (``ids`` optional, same length). ``colors`` and ``tooltips``, one per
+        token, replace the pastel cycle and the default tooltip (e.g. colour by probability)."""
         texts = [str(t) for t in token_texts]
         if ids is None:
             ids = [-1] * len(texts)
         ids = [int(i) for i in ids]
-        if len(ids) != len(texts):
-            raise ValueError(f"{len(texts)} tokens but {len(ids)} ids")
+        for name, values in (("ids", ids), ("colors", colors), ("tooltips", tooltips)):
+            if values is not None and len(values) != len(texts):
+                raise ValueError(f"{len(texts)} tokens but {len(values)} {name}")
+        selected = self._selected if keep_selection and self._selected < len(texts) else -1
         self._texts, self._ids = texts, ids
+        self._given_colors = [QtGui.QColor(c) for c in colors] if colors is not None else None
+        self._tooltips = list(tooltips) if tooltips is not None else None
         self._runs = [style.visible_runs(t) for t in texts]
         self._measure()
         self._hover = -1
-        self._selected = -1
+        self._selected = selected
         self._relayout()
 
     def clear(self) -> None:
@@ -114,6 +123,8 @@ class TokenStrip(QtWidgets.QWidget):
         return -1
 
     def tooltip_text(self, index: int) -> str:
+        if self._tooltips is not None and self._tooltips[index]:
+            return self._tooltips[index]
         text = self._texts[index]
         shown = repr(text)
         tid = self._ids[index]
@@ -237,6 +248,8 @@ class TokenStrip(QtWidgets.QWidget):
     # -- painting ---------------------------------------------------------------------------
 
     def _color(self, i: int) -> QtGui.QColor:
+        if self._given_colors is not None:
+            return QtGui.QColor(self._given_colors[i])
         pastels = style.TOKEN_PASTELS
         if self._color_mode == "id" and self._ids and self._ids[i] >= 0:
             k = (self._ids[i] * 2654435761) % len(pastels)
