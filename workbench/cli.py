@@ -471,14 +471,11 @@ def cmd_eval(args) -> int:
         if same is not None and other is not None:
             print(f"a demonstration with the query's own input gets {same:.3f} of its attention, "
                   f"another one {other:.3f}")
+    if result.look_back is not None:
+        print(result.look_back_line())
     print(f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     if args.out:
-        from pathlib import Path
-
-        from workbench.engine.checkpoint import atomic_write_json
-
-        atomic_write_json(Path(args.out), {"run": str(args.run), "checkpoint_step": trained.step,
-                                           "data": args.data, **result.to_dict()})
+        result.save(args.out, args.run, trained.step, args.data)
         print(f"results: {args.out}", file=sys.stderr)
     return 0
 

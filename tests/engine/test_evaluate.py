@@ -8,7 +8,8 @@ from workbench.engine import builtin_corpora
 from workbench.engine.corpus import Corpus
 from workbench.engine.errors import ConfigError
 from workbench.engine.evaluate import (ICL_TEMPLATE, InContextTask, PromptTemplate, build_prompt, builtin_icl_task,
-                                       demonstration_attention, evaluate_in_context, score_prompts)
+                                       demonstration_attention, evaluate_in_context, look_back_attention,
+                                       score_prompts)
 from workbench.engine.labelled import Example
 from workbench.engine.model import GPT, GPTConfig
 from workbench.engine.tokenizer import train_tokenizer
@@ -273,3 +274,24 @@ def test_labelled_icl_task_holds_out_demonstrations_and_names_missing_columns(tm
     assert len(other.test) == 20 and [e.text for e in other.pool] == ["zz"] and other.labels == ["1", "0"]
     with pytest.raises(CorpusError, match="'sentense'"):
         labelled_icl_task(data, Columns(text="sentense", label="label"))
+
+
+def test_look_back_attention_finds_the_earlier_occurrence_and_the_token_after_it(char_tok):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=char_tok.vocab_size, n_layer=2, n_head=2, n_embd=16, block_size=32)).eval()
+    # zero queries and keys: every head spreads its attention evenly over the positions so far,
+    # so position t gives 1 / (t + 1) to each earlier token, whichever the layer
+    for block in model.transformer.h:
+        with torch.no_grad():
+            block.attn.c_attn.weight[:32].zero_()
+            block.attn.c_attn.bias[:32].zero_()
+    text = "ab1ab2ba"  # repeats: a at 3 (after 0), b at 4 (after 1), b at 6 (after 4), a at 7 (after 3)
+    lb = look_back_attention(model, char_tok, [text])
+    expected = (1 / 4 + 1 / 5 + 1 / 7 + 1 / 8) / 4  # same weight for the occurrence and the token after it
+    assert lb.positions == 4
+    assert torch.allclose(torch.tensor(lb.same_token), torch.full((2, 2), expected), atol=1e-5)
+    assert torch.allclose(torch.tensor(lb.induction), torch.full((2, 2), expected), atol=1e-5)
+    only_a = look_back_attention(model, char_tok, [text], only=lambda t: t == "a")
+    assert only_a.positions == 2 and abs(only_a.induction[0][0] - (1 / 4 + 1 / 8) / 2) < 1e-5
+    with pytest.raises(ConfigError, match="no token repeats"):
+        look_back_attention(model, char_tok, ["abc"])

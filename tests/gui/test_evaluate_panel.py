@@ -90,6 +90,8 @@ def test_the_plot_shows_the_engines_accuracy_per_k_and_the_json_is_the_eval_comm
                  "--attention", "4", "--device", "cpu", "--out", str(theirs)]) == 0
     a, b = json.loads(ours.read_text()), json.loads(theirs.read_text())
     assert a.keys() == b.keys()
+    assert a["look_back"] == b["look_back"] and a["look_back"]["positions"] > 0  # induction-head scores
+    assert "Look-back heads" in panel.plot_caption.text()
     att_a, att_b = a.pop("attention"), b.pop("attention")
     assert a == b
     assert att_a["demonstrations"] == pytest.approx(att_b["demonstrations"], abs=1e-5)

@@ -197,6 +197,10 @@ class InContextTask:
     labels: list[str] = field(default_factory=list)
     verbalizer: dict[str, str] = field(default_factory=dict)
     seed: int = 0
+    # Texts like the training data, to look for induction heads in (``look_back_attention``),
+    # and which tokens count (e.g. the keys); empty: not measured.
+    look_back_texts: list[str] = field(default_factory=list)
+    look_back_only: Callable[[str], bool] | None = None
 
     def __post_init__(self):
         if not self.test:
@@ -361,6 +365,59 @@ def demonstration_attention(model: GPT, prompt: Prompt) -> DemoAttention:
     return DemoAttention(prompt.parts, share, last, per_layer.tolist(), demos)
 
 
+@dataclass
+class LookBack:
+    """Per layer and head, (n_layer, n_head) lists: the mean attention that a token which occurred
+    earlier in its text pays to its previous occurrence (``same_token``) and to the token that
+    followed that occurrence (``induction``: the head that copies what came next last time).
+    ``positions``: how many repeated tokens were averaged."""
+
+    same_token: list[list[float]]
+    induction: list[list[float]]
+    positions: int
+
+    def strongest(self, which: str = "induction") -> tuple[int, int, float]:
+        """(layer, head, score) of the head with the highest ``which`` score."""
+        grid = getattr(self, which)
+        return max(((l, h, v) for l, row in enumerate(grid) for h, v in enumerate(row)), key=lambda x: x[2])
+
+
+@torch.no_grad()
+def look_back_attention(model: GPT, tokenizer: Tokenizer, texts: Sequence[str],
+                        only: Callable[[str], bool] | None = None) -> LookBack:
+    """Where repeated tokens look: the diagnostic for induction heads (each text up to the model's
+    context; a token counts when it already occurred earlier in the same window and, with
+    ``only``, when ``only(token text)`` holds, e.g. the keys of the key -> value corpus)."""
+    L, H = model.config.n_layer, model.config.n_head
+    same = torch.zeros(L, H)
+    induction = torch.zeros(L, H)
+    n = 0
+    device = next(model.parameters()).device
+    for text in texts:
+        ids = tokenizer.encode(text)[:model.config.block_size]
+        texts_of = tokenizer.token_texts(ids) if only is not None else None
+        last_seen: dict[int, int] = {}
+        pairs = []  # (position, its previous occurrence)
+        for t, i in enumerate(ids):
+            # the token after the earlier occurrence must itself be earlier than t
+            if i in last_seen and last_seen[i] + 1 < t and (only is None or only(texts_of[t])):
+                pairs.append((t, last_seen[i]))
+            last_seen[i] = t
+        if not pairs:
+            continue
+        with eval_mode(model):
+            _, att = model.attention_maps(torch.tensor([ids], device=device))  # (L, 1, H, T, T)
+        att = att[:, 0].float().cpu()
+        q = torch.tensor([t for t, _ in pairs])
+        s = torch.tensor([p for _, p in pairs])
+        same += att[:, :, q, s].sum(-1)
+        induction += att[:, :, q, s + 1].sum(-1)
+        n += len(pairs)
+    if n == 0:
+        raise ConfigError("look_back_attention: no token repeats within a window of these texts.")
+    return LookBack((same / n).tolist(), (induction / n).tolist(), n)
+
+
 # -- the evaluation -------------------------------------------------------------------------------
 
 
@@ -390,9 +447,29 @@ class ICLResult:
     verbalizer: dict[str, str]
     seed: int
     attention: dict | None = None  # mean DemoAttention over some prompts at the largest k
+    look_back: LookBack | None = None  # induction heads, when the task has look-back texts
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def save(self, path, run: str, checkpoint_step: int, data: str) -> None:
+        """The JSON file of ``workbench eval --out`` (the window's Save writes the same)."""
+        from pathlib import Path
+
+        from .checkpoint import atomic_write_json
+
+        atomic_write_json(Path(path), {"run": str(run), "checkpoint_step": int(checkpoint_step), "data": data,
+                                       **self.to_dict()})
+
+    def look_back_line(self) -> str:
+        """One sentence on the strongest look-back heads (empty when not measured)."""
+        if self.look_back is None:
+            return ""
+        layer, head, score = self.look_back.strongest("induction")
+        s_layer, s_head, s_score = self.look_back.strongest("same_token")
+        return (f"look-back heads ({self.look_back.positions:,} repeated tokens): layer {layer + 1} head {head + 1} "
+                f"gives {score:.2f} of its attention to the token after the previous occurrence (induction), "
+                f"layer {s_layer + 1} head {s_head + 1} gives {s_score:.2f} to the previous occurrence itself")
 
     def table(self) -> str:
         lines = [f"{'k':>3}  {'accuracy':>8}  {'± std':>7}  {'demos':>6}  fitted"]
@@ -452,6 +529,8 @@ def evaluate_in_context(model: GPT, tokenizer: Tokenizer, task: InContextTask,
                        list(task.labels), dict(task.verbalizer), task.seed)
     if attention_examples and ks[-1] > 0:
         result.attention = mean_demonstration_attention(model, task, ks[-1], attention_examples, encode)
+    if task.look_back_texts:
+        result.look_back = look_back_attention(model, tokenizer, task.look_back_texts, task.look_back_only)
     return result
 
 
@@ -523,11 +602,16 @@ def labelled_icl_task(data, columns: Columns, *, labels: Sequence[str] | None = 
 # -- the built-in in-context task -----------------------------------------------------------------
 
 
+LOOK_BACK_LINES = 300  # key -> value lines to measure the look-back heads on (~1,800 repeated keys)
+
+
 def builtin_icl_task(n: int = 200, seed: int = 0, n_keys: int = 4, pool: int = 64) -> InContextTask:
     """The evaluation that goes with ``builtin:icl``: one fresh key -> value mapping, keys as queries."""
-    from .builtin_corpora import icl_eval_examples
+    from .builtin_corpora import icl_eval_examples, keyvalue_line
 
     test = icl_eval_examples(n, seed, n_keys, part="test")
     demos = icl_eval_examples(pool, seed, n_keys, part="demos")
     labels = sorted({ex.label for ex in test + demos})
-    return InContextTask(test, demos, ICL_TEMPLATE, labels, {}, seed)
+    rng = random.Random(f"icl-look-back:{seed}")
+    lines = [keyvalue_line(rng) for _ in range(LOOK_BACK_LINES)]
+    return InContextTask(test, demos, ICL_TEMPLATE, labels, {}, seed, look_back_texts=lines, look_back_only=str.isalpha)

@@ -234,13 +234,6 @@ def read_reference(state, run: str, data: str, which: str):
     return task_score(Path(run), metric="accuracy", which=which, data=data or None)
 
 
-def write_results(path: str | Path, result, run: str, step: int, data: str) -> None:
-    """The JSON of ``workbench eval --out``."""
-    from workbench.engine.checkpoint import atomic_write_json
-
-    atomic_write_json(Path(path), {"run": str(run), "checkpoint_step": int(step), "data": data, **result.to_dict()})
-
-
 def shown_template(text: str) -> str:
     """A template part in a placeholder: escapes visible, a lone space named."""
     return "(a space)" if text == " " else escape_field(text)
@@ -1267,7 +1260,8 @@ class EvaluatePanel(Panel):
         self.plot_caption.setText(
             f"{result.n_examples:,} test examples · {result.draws} draws per k · answers scored by {mode} "
             f"log-likelihood · chance {result.chance:.3f} · majority class {result.majority:.3f}"
-            + (f" · {fitted:,} prompts lost demonstrations to the context" if fitted else ""))
+            + (f" · {fitted:,} prompts lost demonstrations to the context" if fitted else "")
+            + (f"\n{result.look_back_line()[0].upper()}{result.look_back_line()[1:]}." if result.look_back else ""))
         self.status.setText(f"Done: {spec.task.data_name()} with {Path(run).name or run} (step {trained.step:,}).")
         self.save_button.setEnabled(True)
         self.evaluationFinished.emit(result)
@@ -1310,7 +1304,7 @@ class EvaluatePanel(Panel):
         if self._result is None:
             raise RuntimeError("no results to save yet")
         m = self._result_meta
-        write_results(path, self._result, m["run"], m["checkpoint_step"], m["data"])
+        self._result.save(path, m["run"], m["checkpoint_step"], m["data"])
 
     def _save_dialog(self) -> None:
         if self._result is None:
