@@ -178,3 +178,18 @@ def fmt_duration(seconds: float) -> str:
     if s >= 3600:
         return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
     return f"{s // 60}:{s % 60:02d}"
+
+
+def spin_value(spin: QtWidgets.QDoubleSpinBox, base: float) -> float:
+    """The spin box's value, or ``base`` when the box shows ``base`` rounded (1/2.6 stays 1/2.6)."""
+    v = spin.value()
+    return float(base) if round(float(base), spin.decimals()) == round(v, spin.decimals()) else round(v, 6)
+
+
+def plain(obj):
+    """A config dataclass as plain data (tuples as lists), for ``from_dict``."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [plain(x) for x in obj]
+    return obj

@@ -59,7 +59,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..widgets import style
 from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
-from .finetune_panel import DatasetPreview, guess_columns, preview_rows
+from .dataset_form import DatasetPreview, guess_columns, preview_rows
 
 ROLES = ("text", "text_pair", "label")
 ROLE_TITLES = {"text": "Text column", "text_pair": "Second text (optional)", "label": "Label column"}

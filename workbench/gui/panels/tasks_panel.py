@@ -29,9 +29,9 @@ from workbench.engine.config import (
 from workbench.engine.errors import WorkbenchError
 
 from ..widgets import style
-from . import Panel, card, error_label, field_help, muted_label, show_error
+from . import Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
 from .balance_panel import TaskColors
-from .finetune_panel import KIND_LOOK, DatasetForm, DatasetPreview, _plain, spin_value
+from .dataset_form import KIND_LOOK, DatasetForm, DatasetPreview
 
 PRETRAIN_LOOK = {
     "causal_lm": ("Next-token prediction", "predict each next token (GPT)"),
@@ -244,7 +244,7 @@ class LabelledTaskDialog(QtWidgets.QDialog):
 
     def _validate(self) -> None:
         try:
-            from_dict({"tasks": [_plain(self.task_config())]}, source="this task")
+            from_dict({"tasks": [plain(self.task_config())]}, source="this task")
             show_error(self.error, self.form.preview_error())
         except ConfigError as e:
             show_error(self.error, str(e).replace("this task: ", ""))
@@ -631,7 +631,7 @@ class TasksPanel(Panel):
         """The engine's message for what is wrong with the tasks and their combination, or ""."""
         tasks, mt = self.to_config()
         try:
-            from_dict({"tasks": [_plain(t) for t in tasks], "multitask": _plain(mt)}, source="tasks")
+            from_dict({"tasks": [plain(t) for t in tasks], "multitask": plain(mt)}, source="tasks")
         except (ConfigError, WorkbenchError) as e:
             return str(e).replace("tasks: ", "", 1)
         return ""
