@@ -69,3 +69,4 @@ def test_bench_train_prints_engine_bare_and_machine_figures():
     assert out["matmul_peak_gflops"] > 0 and out["model_gflops"] > 0
     assert abs(out["mfu"] - out["model_gflops"] / out["matmul_peak_gflops"]) < 2e-3
     assert len(out["engine_rounds_tokens_per_s"]) == len(out["bare_rounds_tokens_per_s"]) == 1
+    assert out["max_rss_mb"] > 50 and out["cuda_max_allocated_mb"] is None  # torch alone takes more than 50 MB

@@ -145,4 +145,16 @@ def bench_train(exp: Experiment, steps: int = 60, warmup: int = 10, rounds: int 
         "matmul_peak_gflops": round(peak, 1),
         "mfu": round(model_gflops / peak, 3),
         "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "max_rss_mb": round(_max_rss_mb(), 1),
+        "cuda_max_allocated_mb": (round(torch.cuda.max_memory_allocated() / 2**20, 1)
+                                  if device.type == "cuda" else None),
     }
+
+
+def _max_rss_mb() -> float:
+    """This process's peak resident memory (Linux reports KiB, macOS bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
