@@ -285,13 +285,15 @@ def test_look_back_attention_finds_the_earlier_occurrence_and_the_token_after_it
         with torch.no_grad():
             block.attn.c_attn.weight[:32].zero_()
             block.attn.c_attn.bias[:32].zero_()
-    text = "ab1ab2ba"  # repeats: a at 3 (after 0), b at 4 (after 1), b at 6 (after 4), a at 7 (after 3)
+    # repeats: a at 3 (earlier: 0), b at 4 (earlier: 1), b at 6 (earlier: 1 and 4), a at 7 (earlier: 0 and 3);
+    # each earlier occurrence counts, and so does the token after it
+    text = "ab1ab2ba"
     lb = look_back_attention(model, char_tok, [text])
-    expected = (1 / 4 + 1 / 5 + 1 / 7 + 1 / 8) / 4  # same weight for the occurrence and the token after it
+    expected = (1 / 4 + 1 / 5 + 2 / 7 + 2 / 8) / 4  # same weight for the occurrences and the tokens after them
     assert lb.positions == 4
     assert torch.allclose(torch.tensor(lb.same_token), torch.full((2, 2), expected), atol=1e-5)
     assert torch.allclose(torch.tensor(lb.induction), torch.full((2, 2), expected), atol=1e-5)
     only_a = look_back_attention(model, char_tok, [text], only=lambda t: t == "a")
-    assert only_a.positions == 2 and abs(only_a.induction[0][0] - (1 / 4 + 1 / 8) / 2) < 1e-5
+    assert only_a.positions == 2 and abs(only_a.induction[0][0] - (1 / 4 + 2 / 8) / 2) < 1e-5
     with pytest.raises(ConfigError, match="no token repeats"):
         look_back_attention(model, char_tok, ["abc"])

@@ -368,8 +368,8 @@ def demonstration_attention(model: GPT, prompt: Prompt) -> DemoAttention:
 @dataclass
 class LookBack:
     """Per layer and head, (n_layer, n_head) lists: the mean attention that a token which occurred
-    earlier in its text pays to its previous occurrence (``same_token``) and to the token that
-    followed that occurrence (``induction``: the head that copies what came next last time).
+    earlier in its text pays to its earlier occurrences (``same_token``) and to the tokens that
+    followed them (``induction``: the head that copies what came next last time).
     ``positions``: how many repeated tokens were averaged."""
 
     same_token: list[list[float]]
@@ -395,24 +395,28 @@ def look_back_attention(model: GPT, tokenizer: Tokenizer, texts: Sequence[str],
     device = next(model.parameters()).device
     for text in texts:
         ids = tokenizer.encode(text)[:model.config.block_size]
+        T = len(ids)
         texts_of = tokenizer.token_texts(ids) if only is not None else None
-        last_seen: dict[int, int] = {}
-        pairs = []  # (position, its previous occurrence)
+        seen: dict[int, list[int]] = {}
+        # (T, T) masks over keys, one row per counted query: its earlier occurrences, and the tokens
+        # right after them (a repeated token may have several: all copies carry the same cue)
+        earlier, after = torch.zeros(T, T), torch.zeros(T, T)
+        rows = []
         for t, i in enumerate(ids):
-            # the token after the earlier occurrence must itself be earlier than t
-            if i in last_seen and last_seen[i] + 1 < t and (only is None or only(texts_of[t])):
-                pairs.append((t, last_seen[i]))
-            last_seen[i] = t
-        if not pairs:
+            prev = [p for p in seen.get(i, []) if p + 1 < t]  # the token after must be earlier than t
+            if prev and (only is None or only(texts_of[t])):
+                rows.append(t)
+                earlier[t, prev] = 1.0
+                after[t, [p + 1 for p in prev]] = 1.0
+            seen.setdefault(i, []).append(t)
+        if not rows:
             continue
         with eval_mode(model):
             _, att = model.attention_maps(torch.tensor([ids], device=device))  # (L, 1, H, T, T)
-        att = att[:, 0].float().cpu()
-        q = torch.tensor([t for t, _ in pairs])
-        s = torch.tensor([p for _, p in pairs])
-        same += att[:, :, q, s].sum(-1)
-        induction += att[:, :, q, s + 1].sum(-1)
-        n += len(pairs)
+        att = att[:, 0].float().cpu()[:, :, rows, :]  # (L, H, rows, T)
+        same += (att * earlier[rows]).sum((-1, -2))
+        induction += (att * after[rows]).sum((-1, -2))
+        n += len(rows)
     if n == 0:
         raise ConfigError("look_back_attention: no token repeats within a window of these texts.")
     return LookBack((same / n).tolist(), (induction / n).tolist(), n)
@@ -468,8 +472,8 @@ class ICLResult:
         layer, head, score = self.look_back.strongest("induction")
         s_layer, s_head, s_score = self.look_back.strongest("same_token")
         return (f"look-back heads ({self.look_back.positions:,} repeated tokens): layer {layer + 1} head {head + 1} "
-                f"gives {score:.2f} of its attention to the token after the previous occurrence (induction), "
-                f"layer {s_layer + 1} head {s_head + 1} gives {s_score:.2f} to the previous occurrence itself")
+                f"gives {score:.2f} of its attention to the tokens after earlier occurrences (induction), "
+                f"layer {s_layer + 1} head {s_head + 1} gives {s_score:.2f} to the earlier occurrences themselves")
 
     def table(self) -> str:
         lines = [f"{'k':>3}  {'accuracy':>8}  {'± std':>7}  {'demos':>6}  fitted"]
