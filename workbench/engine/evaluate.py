@@ -393,13 +393,13 @@ def look_back_attention(model: GPT, tokenizer: Tokenizer, texts: Sequence[str],
     induction = torch.zeros(L, H)
     n = 0
     device = next(model.parameters()).device
+    cases = []  # (ids, counted query positions, (T, T) masks over keys: earlier occurrences, tokens after them)
     for text in texts:
         ids = tokenizer.encode(text)[:model.config.block_size]
         T = len(ids)
         texts_of = tokenizer.token_texts(ids) if only is not None else None
         seen: dict[int, list[int]] = {}
-        # (T, T) masks over keys, one row per counted query: its earlier occurrences, and the tokens
-        # right after them (a repeated token may have several: all copies carry the same cue)
+        # a repeated token may have several earlier occurrences: all copies carry the same cue
         earlier, after = torch.zeros(T, T), torch.zeros(T, T)
         rows = []
         for t, i in enumerate(ids):
@@ -409,14 +409,21 @@ def look_back_attention(model: GPT, tokenizer: Tokenizer, texts: Sequence[str],
                 earlier[t, prev] = 1.0
                 after[t, [p + 1 for p in prev]] = 1.0
             seen.setdefault(i, []).append(t)
-        if not rows:
-            continue
-        with eval_mode(model):
-            _, att = model.attention_maps(torch.tensor([ids], device=device))  # (L, 1, H, T, T)
-        att = att[:, 0].float().cpu()[:, :, rows, :]  # (L, H, rows, T)
-        same += (att * earlier[rows]).sum((-1, -2))
-        induction += (att * after[rows]).sum((-1, -2))
-        n += len(rows)
+        if rows:
+            cases.append((ids, rows, earlier, after))
+    with eval_mode(model):
+        for start in range(0, len(cases), 64):
+            batch = cases[start:start + 64]
+            # right padding: causal attention keeps the real positions exactly as they are alone
+            T = max(len(c[0]) for c in batch)
+            idx = torch.tensor([c[0] + [c[0][-1]] * (T - len(c[0])) for c in batch], device=device)
+            _, att = model.attention_maps(idx)  # (L, B, H, T, T)
+            att = att.float().cpu()
+            for b, (ids, rows, earlier, after) in enumerate(batch):
+                a = att[:, b, :, rows, :len(ids)]  # (L, H, rows, T)
+                same += (a * earlier[rows]).sum((-1, -2))
+                induction += (a * after[rows]).sum((-1, -2))
+                n += len(rows)
     if n == 0:
         raise ConfigError("look_back_attention: no token repeats within a window of these texts.")
     return LookBack((same / n).tolist(), (induction / n).tolist(), n)
