@@ -206,8 +206,11 @@ def get(name: str) -> Builtin:
 # random digit (its value) for this line only, then pairs drawn from them so that keys recur.
 # The first value of a key cannot be predicted; every later one can, but only by looking back in
 # the same line for the earlier occurrence of the key and copying what followed it: a model has
-# to learn in context. Small models find this with an induction head (attention from a key to
-# the token after its previous occurrence), which the attention view shows.
+# to learn in context. ``evaluate.look_back_attention`` measures how a model does it: the share of
+# a repeated key's attention on its earlier occurrences and on the values after them. (The 2-layer
+# preset learns the lookup, 0.35 nats on a repeated key's value against 2.34 on a first one, with
+# heads that look back to earlier copies of the key; a clean induction head, one that also copies
+# in repeated random text, did not form in 16000 steps.)
 
 ICL_KEYS = "abcdefghijklmnopqrstuvwxyz"
 ICL_VALUES = "0123456789"
