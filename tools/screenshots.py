@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("--size", default="1440x900", help="window size WIDTHxHEIGHT")
     ap.add_argument("--presentation", action="store_true", help="also shoot the curves in presentation mode")
     ap.add_argument("--keep-dirs", action="store_true", help="use the normal data and cache folders")
+    ap.add_argument("--icl-run", help="a run of the icl_keyvalue preset: also shoot the Evaluate page on it")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="workbench-shots-"))
@@ -105,6 +106,20 @@ def main() -> int:
     if w.generate.generated_tokens():  # the third generated token (chips count the prompt first)
         w.generate.select_token(w.generate.prompt_count() + min(2, len(w.generate.generated_tokens()) - 1))
     shoot("generate")
+
+    if args.icl_run:  # in-context accuracy against k on a model trained on builtin:icl
+        w.show_panel("evaluate")
+        w.evaluate.set_run(args.icl_run)
+        w.evaluate.use_builtin_task(4)
+        w.evaluate.set_ks(8, every=True)
+        w.evaluate.draws_spin.setValue(5)
+        w.evaluate.examples_spin.setValue(200)
+        spin(1.0)
+        w.evaluate.start_evaluation()
+        spin(600, lambda: not w.evaluate.is_busy())
+        w.evaluate.inspect(5, 8, 0)
+        spin(30, lambda: not w.evaluate.is_busy())
+        shoot("evaluate")
 
     # stop the run; it is listed on the Runs page beside any earlier ones
     w.confirm_close = False
