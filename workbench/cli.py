@@ -190,8 +190,8 @@ class ConsoleReporter:
         self._val = None
         self._started = None
 
-    def _line(self, text: str) -> None:
-        if self.quiet:
+    def _line(self, text: str, *, always: bool = False) -> None:
+        if self.quiet and not always:  # --quiet drops progress, never the reason a run failed
             return
         if self.tty:
             self.out.write("\r\033[K")
@@ -233,8 +233,8 @@ class ConsoleReporter:
         elif isinstance(e, ev.Paused):
             self._line(f"paused at step {e.step}")
         elif isinstance(e, ev.Failed):
-            self._line(f"error: {e.message}")
-            if e.details:
+            self._line(f"error: {e.message}", always=True)
+            if e.details and not self.quiet:
                 self._line(e.details)
 
 

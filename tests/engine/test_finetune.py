@@ -313,3 +313,7 @@ def test_multiple_choice_handles_two_to_five_answers(tmp_path, pretrained):
     assert torch.allclose(probs.sum(-1), torch.ones(4)) and (probs[0, 2:] == 0).all()
     out = task.forward(model, batch)
     assert torch.isfinite(out.loss)
+    # validation in batches of 2 (widths 3 and 5): the narrow batch is padded, the metric matches one batch
+    _, by_two = task.evaluate(model, 2, torch.device("cpu"))
+    _, at_once = task.evaluate(model, 4, torch.device("cpu"))
+    assert by_two["accuracy"] == at_once["accuracy"]

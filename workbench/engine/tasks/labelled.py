@@ -204,6 +204,9 @@ class LabelledTask(Task):
             p, _ = self.predict(model, batch)
             preds.append(p.cpu())
             targets.append(batch["target"].cpu())
+        if self.kind == "multiple_choice":  # batches are as wide as their longest list of answers
+            width = max(p.size(1) for p in preds)
+            preds = [F.pad(p, (0, width - p.size(1)), value=float("-inf")) for p in preds]
         pred, target = torch.cat(preds), torch.cat(targets)
         self.last_confusion = None if self.regression else self.confusion(pred, target)
         return total / len(pool), self.metrics(pred, target)
