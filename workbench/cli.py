@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="zero/one/few-shot in-context evaluation of a run on labelled data",
                        description="Score every label's verbalizer (or every choice) after a prompt of k "
                                    "demonstrations and the query; print accuracy for each k over several "
-                                   "draws of demonstrations. Templates take \\n for a line break.")
+                                   "draws of demonstrations. Templates take \\n for a line break. With "
+                                   "--data builtin:icl it also prints look-back scores: how much attention a "
+                                   "repeated key pays to its earlier copies and the values after them.")
     e.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json) to evaluate")
     e.add_argument("--data", required=True, help='labelled .csv/.tsv/.jsonl file, or "builtin:icl" '
                    '(builtin:icl:N for a mapping of N keys) to go with the icl_keyvalue preset')

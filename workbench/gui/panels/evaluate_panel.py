@@ -1261,7 +1261,7 @@ class EvaluatePanel(Panel):
             f"{result.n_examples:,} test examples · {result.draws} draws per k · answers scored by {mode} "
             f"log-likelihood · chance {result.chance:.3f} · majority class {result.majority:.3f}"
             + (f" · {fitted:,} prompts lost demonstrations to the context" if fitted else "")
-            + (f"\n{result.look_back_line()[0].upper()}{result.look_back_line()[1:]}." if result.look_back else ""))
+            + (f"\n{result.look_back_line().capitalize()}." if result.look_back else ""))
         self.status.setText(f"Done: {spec.task.data_name()} with {Path(run).name or run} (step {trained.step:,}).")
         self.save_button.setEnabled(True)
         self.evaluationFinished.emit(result)
