@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting, e.g. --set training.max_steps=500 (repeatable)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint "
-                   "(--set training.max_steps=N to train longer)")
+                   "(--set training.max_steps=N to train longer; training.learning_rate, min_lr, grad_clip "
+                   "and the divergence_* rule may change too)")
+    t.add_argument("--from-step", type=int, metavar="N", help="with --resume: continue from the checkpoint of "
+                   "step N instead of the latest (e.g. the good one a divergence message names); the later "
+                   "checkpoints and the old metrics.jsonl are moved to RUN_DIR/superseded/, not deleted")
     t.add_argument("--quiet", action="store_true", help="print only the summary")
 
     c = sub.add_parser("corpus", help="inspect corpora")
@@ -211,7 +215,8 @@ class ConsoleReporter:
             self._started = e
             self._line(f"run {e.run_dir}\n  {e.params / 1e6:.2f} M parameters, vocabulary {e.vocab_size:,}, "
                        f"{e.device}, {e.precision}, {e.tokens_per_step:,} tokens/step"
-                       + (f", resuming at step {e.start_step}" if e.start_step else ""))
+                       + (f", resuming at step {e.start_step}" if e.start_step else "")
+                       + (f"\n  {e.note}" if e.note else ""))
         elif isinstance(e, ev.StepMetrics):
             now = time.monotonic()
             if self.quiet or (now - self._last_draw < 0.1 and e.step != e.max_steps):
@@ -253,6 +258,8 @@ def cmd_train(args) -> int:
 
     if args.experiment is None and args.resume is None:
         raise ConfigError("train: give an experiment TOML or preset name, or --resume RUN_DIR.")
+    if args.from_step is not None and args.resume is None:
+        raise ConfigError("train: --from-step N needs --resume RUN_DIR (the run whose checkpoint of step N to use).")
     if args.resume is not None:
         exp = saved_experiment(args.resume).with_overrides(args.overrides)
     else:
@@ -269,11 +276,11 @@ def cmd_train(args) -> int:
     reporter = ConsoleReporter(quiet=args.quiet)
     t0 = time.perf_counter()
     try:
-        result = Trainer(exp, run_dir=args.run_dir, resume=args.resume).run(control, reporter)
+        result = Trainer(exp, run_dir=args.run_dir, resume=args.resume, from_step=args.from_step).run(control, reporter)
     finally:
         signal.signal(signal.SIGINT, previous)
     wall = time.perf_counter() - t0
-    if result.status == "failed":
+    if result.status in ("failed", "diverged"):
         return 1
     summary = {"status": result.status, "steps": result.step, "val_loss": result.last_val_loss,
                "wall_s": round(wall, 1), "run_dir": str(result.run_dir)}

@@ -128,9 +128,10 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(small
 
     rep = Poison()
     result = trainer.run(reporter=rep)
-    assert result.status == "failed"
+    assert result.status == "diverged"
     fail = rep.of(Failed)[0]
     assert "step 7" in fail.message and "step 4" in fail.message and "learning_rate" in fail.message
+    assert "--from-step 4" in fail.message
     run = ckpt.RunDir.open(tmp_path / "n")
     assert run.checkpoint_steps() == [4]
     tensors, meta = ckpt.load_checkpoint(run.latest_checkpoint())

@@ -80,12 +80,23 @@ class TrainingConfig:
     grad_accum_steps: int = _f(1, "Micro-batches summed into one optimizer step.", min=1)
     learning_rate: float = _f(1e-3, "Peak learning rate after warmup.", min=0.0, max=10.0)
     min_lr: float = _f(1e-4, "Learning rate at the end of the cosine decay.", min=0.0, max=10.0)
-    warmup_steps: int = _f(100, "Steps of linear warmup from 0 to learning_rate.", min=0)
+    warmup_steps: int = _f(100, "Steps of linear warmup: step k of the first warmup_steps trains at "
+                           "learning_rate * k / warmup_steps (near 0 at step 1, the full rate at step "
+                           "warmup_steps), then the cosine decay.", min=0)
     lr_decay_steps: int = _f(0, "Step where cosine decay reaches min_lr (0: max_steps).", min=0)
     weight_decay: float = _f(0.1, "AdamW weight decay on matrices (not biases, norms).", min=0.0)
     beta1: float = _f(0.9, "AdamW beta1.", min=0.0, max=0.999999)
     beta2: float = _f(0.99, "AdamW beta2.", min=0.0, max=0.999999)
     grad_clip: float = _f(1.0, "Clip the gradient norm to this (0: no clipping).", min=0.0)
+    divergence_factor: float = _f(
+        2.0, "Stop the run as diverged when the smoothed training loss (moving average, ~10 steps) stays "
+        "above max(divergence_factor x its lowest value, lowest + divergence_margin) for divergence_steps "
+        "steps in a row after warmup; the message names the last checkpoint written inside that band, "
+        "which is never pruned (0: never stop; a NaN or infinite loss or gradient always stops).", min=0.0)
+    divergence_margin: float = _f(1.0, "See divergence_factor: the least rise (in loss units) that counts.",
+                                  min=0.0)
+    divergence_steps: int = _f(20, "See divergence_factor: out-of-band steps in a row that mean diverged.",
+                               min=1)
     eval_every: int = _f(250, "Evaluate on validation data every N steps (0: only at the end).", min=0)
     eval_batches: int = _f(20, "Validation batches per evaluation.", min=1)
     checkpoint_every: int = _f(500, "Save a checkpoint every N steps (0: only at the end).", min=0)

@@ -39,6 +39,11 @@ class TrainingError(WorkbenchError):
     """Training cannot go on (for example the loss became NaN)."""
 
 
+class Diverged(TrainingError):
+    """The loss or the gradients left any sane range; the message names the step, the rule that fired
+    and a checkpoint that is still good."""
+
+
 class Cancelled(WorkbenchError):
     """A long operation was stopped on request; not a failure."""
 

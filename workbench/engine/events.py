@@ -29,6 +29,7 @@ class RunStarted:
     max_steps: int
     tokens_per_step: int
     vocab_size: int
+    note: str = ""         # e.g. where resuming from an earlier checkpoint moved the later ones
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class TaskBalance:
     step: int
     tasks: list[str]
     weights: list[float]   # current loss weight of each task
-    conflict: np.ndarray   # (n, n) cosine similarity of the tasks' gradients on the shared trunk
+    conflict: np.ndarray   # (n, n) cosine similarity of the tasks' gradients on the shared trunk;
+                           # NaN for a pair not measured (a task without a batch in that step)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ and for the conflict matrix (cosine similarity between the tasks' gradients) tha
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -108,8 +110,8 @@ class GradNorm(Weighting):
         return self.w.tolist()
 
     def after_step(self, losses, task_grad_norms):
-        if len(task_grad_norms) < self.n:
-            return
+        if len(task_grad_norms) < self.n or not all(map(math.isfinite, task_grad_norms.values())):
+            return  # a skipped (overflowed) step teaches nothing; inf would make the weights NaN for good
         L = torch.tensor([losses[i] for i in range(self.n)])
         if (self.initial_loss == 0).any():
             self.initial_loss.copy_(L.clamp_min(1e-8))
@@ -153,10 +155,17 @@ def pcgrad_project(grads: torch.Tensor, gen: torch.Generator | None = None) -> t
     return out
 
 
-def conflict_matrix(grads: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity between the rows of grads (n, P): (n, n); 1 agree, 0 unrelated, -1 opposed."""
+def conflict_matrix(grads: torch.Tensor, active: list[int] | None = None) -> torch.Tensor:
+    """Cosine similarity between the rows of grads (n, P): (n, n); 1 agree, 0 unrelated, -1 opposed.
+    Only the ``active`` tasks (those that had a batch in the step; default all) have a gradient: every
+    pair involving another task is NaN, "not measured", never a misleading 0."""
     unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-20)
-    return unit @ unit.T
+    sim = unit @ unit.T
+    if active is not None:
+        measured = torch.zeros(grads.size(0), dtype=torch.bool, device=grads.device)
+        measured[list(active)] = True
+        sim = sim.masked_fill(~(measured[:, None] & measured[None, :]), float("nan"))
+    return sim
 
 
 WEIGHTINGS = {"fixed": Weighting, "average": Average, "uncertainty": Uncertainty, "gradnorm": GradNorm,

@@ -26,7 +26,8 @@ from .control import SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunCon
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import describe_device, resolve_device, resolve_precision
-from .errors import Cancelled, CheckpointError, TrainingError, WorkbenchError
+from .divergence import DivergenceWatch
+from .errors import Cancelled, CheckpointError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics, TaskBalance)
 from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_of
@@ -38,7 +39,7 @@ from .tokenizer import Tokenizer, train_tokenizer
 
 @dataclass
 class RunResult:
-    status: str            # completed | stopped | failed
+    status: str            # completed | stopped | early_stopped | diverged | failed
     run_dir: Path | None
     step: int
     message: str = ""
@@ -46,10 +47,12 @@ class RunResult:
 
 
 def lr_at(step: int, cfg) -> float:
-    """Linear warmup to learning_rate, cosine decay to min_lr at lr_decay_steps, then min_lr."""
+    """The rate of the update that takes the weights from ``step`` to ``step + 1`` (logged as step + 1):
+    linear warmup (step k = 1..W at learning_rate * k / W: near 0 first, the full rate at step W),
+    cosine decay to min_lr at lr_decay_steps, then min_lr."""
     decay_end = cfg.lr_decay_steps or cfg.max_steps
     if step < cfg.warmup_steps:
-        return cfg.learning_rate * (step + 1) / (cfg.warmup_steps + 1)
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
     if step >= decay_end:
         return cfg.min_lr
     progress = (step - cfg.warmup_steps) / max(1, decay_end - cfg.warmup_steps)
@@ -98,14 +101,20 @@ def prepare_tokenizer(exp: Experiment, corpus: Corpus, *, reporter=None, should_
 
 class Trainer:
     def __init__(self, experiment: Experiment, *, run_dir: str | Path | None = None,
-                 resume: str | Path | None = None, default_threads: int | None = None):
+                 resume: str | Path | None = None, from_step: int | None = None,
+                 default_threads: int | None = None):
         """run_dir: where to write (default: a new folder under the data dir).
         resume: a run folder to continue from its latest checkpoint; ``experiment`` must then be
         its saved one (``saved_experiment``) with at most the RESUMABLE settings changed.
+        from_step: with resume, continue from the checkpoint of this step instead of the latest;
+        later checkpoints and metrics are moved aside (see ``_set_aside_after``).
         default_threads: CPU threads when training.threads is 0 (the GUI passes cores - 1)."""
         self.exp = experiment
         self.run_dir_arg = Path(run_dir) if run_dir else None
         self.resume_arg = Path(resume) if resume else None
+        if from_step is not None and resume is None:
+            raise CheckpointError("from_step needs resume = the run folder to continue.")
+        self.from_step = from_step
         self.default_threads = default_threads or os.cpu_count() or 1
         # filled by prepare()
         self.model: GPT | None = None
@@ -123,6 +132,10 @@ class Trainer:
             self.prepare(control, reporter)
             status = self._loop()
             return RunResult(status, self.run_dir.path, self.step, last_val_loss=self.last_val_loss)
+        except Diverged as e:
+            reporter.report(Failed(self.step, str(e), "", str(self.run_dir.path) if self.run_dir else None))
+            return RunResult("diverged", self.run_dir.path if self.run_dir else None, self.step, str(e),
+                             self.last_val_loss)
         except Cancelled as e:
             reporter.report(Finished(self.step, "stopped", str(self.run_dir.path if self.run_dir else ""), {}))
             return RunResult("stopped", self.run_dir.path if self.run_dir else None, self.step, str(e))
@@ -151,7 +164,7 @@ class Trainer:
         state = None
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
-            state_tensors, state = ckpt.load_checkpoint(self.run_dir.latest_checkpoint())
+            state_tensors, state = ckpt.load_checkpoint(self._resume_checkpoint())
             saved = from_dict(state["experiment"], source=str(self.run_dir.config))
             check_resumable(saved, self.exp, self.run_dir.path)
         exp, tc = self.exp, self.exp.training
@@ -220,7 +233,17 @@ class Trainer:
         self.group_norms = None
         self.best = None           # (value, step) of the early-stopping metric
         self.evals_since_best = 0
+        # "Good" weights are weights whose loss was computed and finite: verified_step is the step
+        # whose weights that is known for. A periodic checkpoint of step s waits until step s + 1 has
+        # computed its loss (and finite gradients) with those weights, and is written then, before the
+        # update; a checkpoint that cannot wait (stop, end, request) checks the weights first.
+        self.verified_step: int | None = None
+        self.pending_checkpoint = False
+        self.skipped_in_row = 0    # fp16: optimizer steps the grad scaler skipped in a row
+        self.watch = DivergenceWatch(tc.divergence_factor, tc.divergence_margin, tc.divergence_steps,
+                                     tc.warmup_steps)
 
+        self.set_aside = None
         if state is None:
             self.run_dir = (ckpt.RunDir.create(self.run_dir_arg) if self.run_dir_arg
                             else ckpt.RunDir.new(paths.runs_dir(), exp.name))
@@ -228,6 +251,7 @@ class Trainer:
             self.tokenizer.save(self.run_dir.tokenizer)
         else:
             self._restore(state_tensors, state)
+            self.set_aside = _set_aside_after(self.run_dir, self.step) if self.from_step is not None else None
             self.run_dir.truncate_metrics_after(self.step)
             exp.save(self.run_dir.config)  # max_steps may have grown
         self.metrics = ckpt.MetricsWriter(self.run_dir.metrics)
@@ -237,6 +261,8 @@ class Trainer:
             run_dir=str(self.run_dir.path), device=describe_device(self.device), precision=self.precision.name,
             params=self.model.num_params(), start_step=self.step, max_steps=tc.max_steps,
             tokens_per_step=self.tokens_per_step, vocab_size=self.tokenizer.vocab_size,
+            note=(f"resuming from the checkpoint of step {self.step}; the later checkpoints, attention "
+                  f"snapshots and the old metrics.jsonl were moved to {self.set_aside}") if self.set_aside else "",
         ))
 
     def _probe_ids(self, text: str | None = None) -> list[int]:
@@ -269,14 +295,14 @@ class Trainer:
                 elif cmd == SNAPSHOT_ATTENTION:
                     self._snapshot_attention()
                 elif cmd == SAVE_CHECKPOINT:
-                    self._save_checkpoint()
+                    self._checkpoint_now()
             if control.paused:
                 report(Paused(self.step))
                 control.wait_while_paused()
                 if not control.stop_requested:
                     report(Resumed(self.step))
             if control.stop_requested:
-                self._save_checkpoint()
+                self._checkpoint_now()
                 report(Finished(self.step, "stopped", str(self.run_dir.path), self._summary()))
                 return "stopped"
 
@@ -320,8 +346,13 @@ class Trainer:
                     return "early_stopped"
             if tc.attention_every and (self.step % tc.attention_every == 0 or last):
                 self._snapshot_attention()
-            if (tc.checkpoint_every and self.step % tc.checkpoint_every == 0) or last:
-                self._save_checkpoint()
+            if last:
+                self._checkpoint_now()
+            elif tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
+                if self.verified_step == self.step:  # validation just computed a finite loss with them
+                    self._save_checkpoint()
+                else:
+                    self.pending_checkpoint = True  # written during the next step, once verified
         report(Finished(self.step, "completed", str(self.run_dir.path), self._summary()))
         return "completed"
 
@@ -368,12 +399,57 @@ class Trainer:
         self.reporter.report(Status(f"Early stopping: restored the best weights (step {self.best[1]}, "
                                     f"{self.exp.training.early_stopping_metric} = {self.best[0]:.4f})"))
 
-    def _nan_message(self, loss: float) -> str:
+    def _good_checkpoint(self) -> int | None:
+        """The newest checkpoint whose weights gave a finite loss inside the divergence band."""
         steps = self.run_dir.checkpoint_steps()
-        kept = (f"The last good checkpoint (step {steps[-1]}) is kept in {self.run_dir.checkpoints}."
-                if steps else "No checkpoint had been saved yet.")
-        return (f"The loss became {loss} at step {self.step + 1}; training stopped. {kept} "
-                f"Try a lower training.learning_rate, a smaller training.grad_clip, or precision fp32.")
+        if self.watch.streak and self.watch.good_checkpoint in steps:
+            return self.watch.good_checkpoint
+        if self.watch.streak:
+            steps = [s for s in steps if s < self.watch.streak_start - 1]
+        return steps[-1] if steps else None
+
+    def _advice(self) -> str:
+        good = self._good_checkpoint()
+        if good is None:
+            return ("No checkpoint had been saved yet; start a new run with a lower training.learning_rate "
+                    "or a smaller training.grad_clip.")
+        return (f"The last good checkpoint is step {good} in {self.run_dir.checkpoints}; continue from it "
+                f"with a lower learning rate: workbench train --resume {self.run_dir.path} --from-step {good} "
+                f"--set training.learning_rate=... (or a smaller training.grad_clip, or precision fp32).")
+
+    def _nan_message(self, what: str) -> str:
+        return (f"Training diverged at step {self.step + 1}: {what}; stopped before the update, nothing "
+                f"was written for this step. {self._advice()}")
+
+    def _diverged_message(self) -> str:
+        return (f"Training diverged at step {self.step + 1}: {self.watch.describe(self.step + 1)}. "
+                f"{self._advice()} To turn the rule off: training.divergence_factor = 0.")
+
+    def _checkpoint_now(self) -> None:
+        """A checkpoint that cannot wait for the next step's loss (stop, the end, a request): check
+        the weights on one validation batch per task first; weights giving a non-finite loss are never
+        written, and then the message names the good checkpoint instead."""
+        if self.verified_step != self.step:
+            losses = self._quick_losses()
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                raise Diverged(f"Training diverged by step {self.step}: the weights give a validation loss of "
+                               f"{bad}; they were not saved. {self._advice()}")
+            self.verified_step = self.step
+        self._save_checkpoint()
+
+    @torch.no_grad()
+    def _quick_losses(self) -> dict[str, float]:
+        """Each task's loss on one fixed validation batch, in eval mode (no RNG is consumed)."""
+        self.model.eval()
+        out = {}
+        for i, task in enumerate(self.tasks):
+            batch = {k: v.to(self.device) for k, v in
+                     task.sample("val", self.exp.training.batch_size,
+                                 torch.Generator().manual_seed(self.exp.training.seed + 1 + i)).items()}
+            with self.precision.autocast(self.device):
+                out[task.name] = float(task.forward(self.model, batch).loss)
+        return out
 
     def _summary(self) -> dict[str, float]:
         out = {"steps": self.step, "tokens": self.tokens_seen, "seconds": round(self.elapsed, 2)}
@@ -390,6 +466,7 @@ class Trainer:
         gradient norm, TaskBalance or None)."""
         tc, mt = self.exp.training, self.exp.multitask
         model, opt, scaler = self.model, self.optimizer, self.scaler
+        rng_before = _rng_state(self.batch_gen) if self.pending_checkpoint else None
         active = self.sampler.tasks_for_step(self.step, self.batch_gen)
         report_balance = len(self.tasks) > 1 and mt.conflict_every and (self.step + 1) % mt.conflict_every == 0
         need_grads = len(self.tasks) > 1 and (self.weighting.needs_task_grads or report_balance)
@@ -423,7 +500,9 @@ class Trainer:
             if i >= 0:
                 raw[i] = raw.get(i, 0.0) + x
         if not math.isfinite(total):
-            raise TrainingError(self._nan_message(total))
+            raise Diverged(self._nan_message(f"the loss became {total}"))
+        # Weights W_s just gave a finite loss; the watch sees it before anything is written.
+        diverged = self.watch.update(self.step + 1, total)
         if need_grads:
             combined = self.weighting.combine_shared(task_grads, active, self.batch_gen)
             if combined is not None:
@@ -432,22 +511,43 @@ class Trainer:
         self.group_norms = self._group_grad_norms() if (self.step + 1) % 10 == 0 else None
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.net.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")).item()
-        scaler.step(opt)
+        finite_grads = math.isfinite(grad_norm)
+        if not finite_grads and not scaler.is_enabled():
+            # Without a scaler nothing would skip this update: stop before the weights change.
+            raise Diverged(self._nan_message(f"the gradient norm became {grad_norm} (the loss {total:.4g} "
+                                             f"was finite)"))
+        if finite_grads:
+            self.verified_step = self.step
+            if self.pending_checkpoint and not diverged:  # W_s, with the RNG states as this step began
+                self._save_checkpoint(rng=rng_before)
+        if diverged:
+            raise Diverged(self._diverged_message())
+        scale = scaler.get_scale() if scaler.is_enabled() else 1.0  # the scale the gradients carry
+        scaler.step(opt)  # skips the update when the scaler found inf/NaN gradients
         scaler.update()
         opt.zero_grad(set_to_none=True)
+        if scaler.is_enabled():
+            # fp16: an overflowing step is skipped and the scale lowered; many in a row is divergence.
+            self.skipped_in_row = 0 if finite_grads else self.skipped_in_row + 1
+            if self.skipped_in_row >= MAX_SKIPPED_STEPS:
+                raise Diverged(self._nan_message(
+                    f"the gradients overflowed in {self.skipped_in_row} steps in a row (fp16 loss scale now "
+                    f"{scaler.get_scale():g})"))
         balance = None
         if need_grads:
-            unscale = 1.0 / scaler.get_scale() if scaler.is_enabled() else 1.0
             last = self._last_shared_slice()
-            norms = {i: float(task_grads[i, last].norm()) * unscale for i in active}
-            self.weighting.after_step(raw, norms)
-            if report_balance:
+            norms = {i: float(task_grads[i, last].norm()) / scale for i in active}
+            # A skipped step or non-finite norms teach GradNorm nothing and would poison its weights.
+            measured = finite_grads and all(math.isfinite(v) for v in norms.values())
+            if measured:
+                self.weighting.after_step(raw, norms)
+            if report_balance and measured:
                 names = [t.name for t in self.tasks]
-                balance = TaskBalance(self.step + 1, names, self.weighting.weights(),
-                                      conflict_matrix(task_grads).float().cpu().numpy())
+                conflict = conflict_matrix(task_grads, active).float().cpu().numpy()
+                balance = TaskBalance(self.step + 1, names, self.weighting.weights(), conflict)
                 with open(self.run_dir.path / "balance.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps({"step": balance.step, "tasks": names, "weights": balance.weights,
-                                        "conflict": balance.conflict.round(5).tolist()}) + "\n")
+                                        "conflict": _nan_to_none(conflict.round(5).tolist())}) + "\n")
         return total, sums, grad_norm, balance
 
     def _group_grad_norms(self) -> dict[str, float]:
@@ -523,6 +623,10 @@ class Trainer:
         confusion = {t.name: t.last_confusion for t in self.tasks if getattr(t, "last_confusion", None) is not None}
         labels = {name: next(t for t in self.tasks if t.name == name).class_names() for name in confusion}
         self.last_val_loss = next(iter(losses.values()))
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if bad:  # never a quiet 0.000 or NaN in the curves: the weights are gone
+            raise Diverged(f"Training diverged by step {self.step}: the validation loss is {bad}. {self._advice()}")
+        self.verified_step = self.step
         self.last_eval = {**{f"{k}/loss": v for k, v in losses.items()}, **metrics}
         for name, loss in losses.items():
             extra = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(name + "/")}
@@ -545,11 +649,14 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _save_checkpoint(self, best: bool = False) -> None:
+    def _save_checkpoint(self, best: bool = False, rng: dict | None = None) -> None:
+        """Write the state after ``self.step`` steps (callers make sure its loss is known finite).
+        ``rng``: the RNG states as they were after that step, when the save happens during the next."""
         # net's names are "model.transformer...", "model.heads...", "balance..."; the tied output
         # embedding is stored once, as in GPT-2 files.
         tensors = {k: v for k, v in self.net.state_dict().items() if k != "model.lm_head.weight"}
         names = {p: n for n, p in self.net.named_parameters()}
+        self.watch.checkpoint_written(self.step)  # before its state goes into this checkpoint
         opt_steps = {}
         for p, st in list(self.optimizer.state.items()) + list(self.opt_stash.items()):
             name = names[p]
@@ -560,7 +667,8 @@ class Trainer:
             "step": self.step, "tokens": self.tokens_seen, "elapsed": self.elapsed,
             "experiment": self.exp.to_dict(), "vocab_size": self.tokenizer.vocab_size,
             "optimizer": {"steps": opt_steps}, "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "last_val_loss": self.last_val_loss, "rng": _rng_state(self.batch_gen),
+            "last_val_loss": self.last_val_loss, "rng": rng or _rng_state(self.batch_gen),
+            "divergence": self.watch.state(), "skipped_in_row": self.skipped_in_row,
             "best": list(self.best) if self.best else None, "evals_since_best": self.evals_since_best,
             "trainable": sorted(self.trainable),
         }
@@ -568,7 +676,10 @@ class Trainer:
         if best:
             ckpt.atomic_write_json(self.run_dir.path / "best.json", {"step": self.step, "value": self.best[0],
                                    "metric": self.exp.training.early_stopping_metric})
+        self.pending_checkpoint = False
         keep = {self.best[1]} if self.best else set()
+        if self.watch.good_checkpoint is not None:  # the one a divergence message would name
+            keep.add(self.watch.good_checkpoint)
         self.run_dir.prune_checkpoints(self.exp.training.keep_checkpoints, protect=keep)
         self.reporter.report(CheckpointSaved(self.step, str(path)))
 
@@ -579,11 +690,15 @@ class Trainer:
             raise CheckpointError(f"{self.run_dir.path}: checkpoint does not fit the model "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
         in_optimizer = {p for g in self.optimizer.param_groups for p in g["params"]}
+        # AdamW keeps `step` on the CPU, except fused/capturable kernels, which read it on the device.
+        defaults = self.optimizer.defaults
+        on_device = bool(defaults.get("fused") or defaults.get("capturable"))
         for name, p in self.net.named_parameters():
             if f"optim.{name}.exp_avg" in tensors:
                 target = self.optimizer.state if p in in_optimizer else self.opt_stash
                 target[p] = {
-                    "step": torch.tensor(meta["optimizer"]["steps"][name], dtype=torch.float32),
+                    "step": torch.tensor(meta["optimizer"]["steps"][name], dtype=torch.float32,
+                                         device=p.device if on_device else "cpu"),
                     "exp_avg": tensors[f"optim.{name}.exp_avg"].to(self.device),
                     "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(self.device),
                 }
@@ -593,13 +708,69 @@ class Trainer:
         self.last_val_loss = meta.get("last_val_loss")
         self.best = tuple(meta["best"]) if meta.get("best") else None
         self.evals_since_best = meta.get("evals_since_best", 0)
+        self.watch.load(meta.get("divergence"))
+        self.skipped_in_row = meta.get("skipped_in_row", 0)
+        self.verified_step = self.step  # only checkpoints whose loss was finite are written
         _set_rng_state(meta["rng"], self.batch_gen)
 
+    def _resume_checkpoint(self) -> Path:
+        if self.from_step is None:
+            return self.run_dir.latest_checkpoint()
+        steps = self.run_dir.checkpoint_steps()
+        if self.from_step not in steps:
+            raise CheckpointError(f"{self.run_dir.checkpoints}: no checkpoint of step {self.from_step}; "
+                                  f"the complete ones are at steps {', '.join(map(str, steps)) or '(none)'}.")
+        return self.run_dir.checkpoint_path(self.from_step)
 
-# Settings that may differ on resume without changing the numbers already computed.
+
+# Settings that may differ on resume without changing the numbers already computed (the rates and
+# clipping change only the steps still to come: they are how a diverged run is continued).
 RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.eval_every",
              "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
-             "training.probe_text"}
+             "training.probe_text", "training.learning_rate", "training.min_lr", "training.grad_clip",
+             "training.divergence_factor", "training.divergence_margin", "training.divergence_steps"}
+
+MAX_SKIPPED_STEPS = 20  # fp16: overflowing steps in a row before the run counts as diverged
+
+
+def _set_aside_after(run_dir: ckpt.RunDir, step: int) -> Path | None:
+    """Resuming from an earlier checkpoint: move the later checkpoints and attention snapshots, and a
+    copy of metrics.jsonl as it was, into superseded/after_step_N-TIME/ (nothing is deleted; the run
+    folder then reads like a run that stopped at ``step``). Returns that folder, or None if empty."""
+    import shutil
+
+    later = [run_dir.checkpoint_path(s) for s in run_dir.checkpoint_steps() if s > step]
+    later += [p.with_suffix(".safetensors") for p in later]
+    later += [p for p in run_dir.attention.glob("step_*.safetensors") if _step_of(p) > step]
+    best = run_dir.path / "best.json"
+    if best.exists():
+        try:
+            if json.loads(best.read_text(encoding="utf-8")).get("step", 0) > step:
+                later.append(best)
+        except (OSError, ValueError):
+            pass
+    if not later:
+        return None
+    aside = run_dir.path / "superseded" / f"after_step_{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir(parents=True, exist_ok=True)
+    if run_dir.metrics.exists():
+        shutil.copy2(run_dir.metrics, aside / "metrics.jsonl")
+    for p in later:
+        if p.exists():
+            dest = aside / p.relative_to(run_dir.path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+    return aside
+
+
+def _step_of(path: Path) -> int:
+    digits = "".join(ch for ch in path.stem if ch.isdigit())
+    return int(digits) if digits else -1
+
+
+def _nan_to_none(rows: list[list[float]]) -> list[list[float | None]]:
+    """JSON has no NaN: a pair that was not measured is null."""
+    return [[None if isinstance(x, float) and math.isnan(x) else x for x in row] for row in rows]
 
 
 def saved_experiment(run_dir: str | Path) -> Experiment:

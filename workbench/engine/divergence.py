@@ -1,0 +1,73 @@
+"""When a run has diverged without the loss becoming NaN, and which checkpoint is still good.
+
+The rule (training.divergence_*): the training loss is smoothed with an exponential moving average
+(EMA, weight SMOOTHING on the past). Its lowest value so far is the run's floor. After warmup, a
+step is *out of band* when the EMA is above max(floor * divergence_factor, floor + divergence_margin);
+``divergence_steps`` out-of-band steps in a row mean the run has diverged. A run whose loss dips out
+of the band and comes back (a spike) is not stopped.
+
+The good checkpoint it names is the last one written while the loss was inside its band: checkpoints
+written during an out-of-band streak are still written (resume needs them) but never named good,
+and the trainer protects the good one from pruning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+SMOOTHING = 0.9  # EMA weight on the past: ~10 steps of memory, enough to ride out one noisy batch
+
+
+@dataclass
+class DivergenceWatch:
+    factor: float            # 0: never stop
+    margin: float
+    patience: int            # out-of-band steps in a row that mean "diverged"
+    warmup: int              # steps before the rule applies (the loss may wobble while lr ramps up)
+    ema: float | None = None
+    floor: float | None = None
+    floor_step: int = 0
+    streak: int = 0          # out-of-band steps in a row, up to the last one seen
+    streak_start: int = 0    # the first step of the current streak
+    good_checkpoint: int | None = None  # last checkpoint written inside the band
+
+    @property
+    def enabled(self) -> bool:
+        return self.factor > 0
+
+    def threshold(self) -> float:
+        return max(self.floor * self.factor, self.floor + self.margin)
+
+    def update(self, step: int, loss: float) -> bool:
+        """Feed the finite training loss of ``step`` (1-based); True when the rule fires."""
+        self.ema = loss if self.ema is None else SMOOTHING * self.ema + (1 - SMOOTHING) * loss
+        if self.floor is None or self.ema < self.floor:
+            self.floor, self.floor_step = self.ema, step
+        if not self.enabled or step <= self.warmup or self.ema <= self.threshold():
+            self.streak = 0
+            return False
+        if self.streak == 0:
+            self.streak_start = step
+        self.streak += 1
+        return self.streak >= self.patience
+
+    def checkpoint_written(self, step: int) -> None:
+        if self.streak == 0:
+            self.good_checkpoint = step
+
+    def describe(self, step: int) -> str:
+        return (f"the smoothed training loss ({self.ema:.4g}) stayed above {self.threshold():.4g} "
+                f"= max({self.factor:g} x its lowest {self.floor:.4g} (step {self.floor_step}), "
+                f"lowest + {self.margin:g}) for {self.streak} steps in a row (steps {self.streak_start}-{step}; "
+                f"rule: training.divergence_factor, divergence_margin, divergence_steps)")
+
+    # -- checkpoints carry the watch, so a resumed run judges as the uninterrupted one would --
+
+    def state(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("factor", "margin", "patience", "warmup")}
+
+    def load(self, state: dict | None) -> None:
+        for k, v in (state or {}).items():
+            if hasattr(self, k) and (v is None or not isinstance(v, float) or math.isfinite(v)):
+                setattr(self, k, v)
