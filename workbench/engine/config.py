@@ -107,7 +107,8 @@ class TrainingConfig:
     device: str = _f("auto", 'auto, cpu, cuda, cuda:N or mps ("auto": CUDA, then MPS, then CPU).')
     precision: str = _f(
         "auto", "auto (bf16 where supported, fp16 + grad scaler on other GPUs, fp32 on CPU), "
-        "fp32, bf16 or fp16.", choices=("auto", "fp32", "bf16", "fp16"),
+        "fp32, bf16 or fp16 (fp16 also runs on the CPU, slowly: it is there to test the loss scaler).",
+        choices=("auto", "fp32", "bf16", "fp16"),
     )
     threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI).", min=0)
     early_stopping_metric: str = _f("", 'Stop when this validation metric stops improving, e.g. "sst2/accuracy" '
