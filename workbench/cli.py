@@ -264,6 +264,10 @@ def cmd_train(args) -> int:
         exp = saved_experiment(args.resume).with_overrides(args.overrides)
     else:
         exp = resolve_experiment(args.experiment, args.overrides)
+    from workbench.engine.config import setting_warnings
+
+    for warning in setting_warnings(exp.tasks, exp.multitask):
+        print(f"warning: {warning}", file=sys.stderr)
     control = RunControl()
     # Ctrl-C stops after the current step and saves a checkpoint; a second Ctrl-C aborts.
     def on_sigint(signum, frame):

@@ -128,7 +128,8 @@ class TaskConfig:
                    "(GPT-1 input transformations): classification, entailment, similarity, "
                    "multiple_choice, regression.", choices=TASK_KINDS)
     name: str = _f("", "Name in curves and metrics (default: lm, mlm, continuity, or the kind).")
-    weight: float = _f(1.0, "Loss weight (fixed weighting) and sampling weight (proportional, temperature).",
+    weight: float = _f(1.0, "Loss weight (fixed and pcgrad weighting, sampling all) and sampling weight "
+                       "(proportional, temperature); other combinations ignore it (the config check says so).",
                        min=0.0)
     mask_prob: float = _f(0.15, "masked_lm: share of positions to predict (80% masked, 10% random, 10% kept).",
                           min=0.01, max=0.9)
@@ -167,7 +168,7 @@ class MultitaskConfig:
     temperature: float = _f(2.0, "T for temperature sampling (1 = proportional, large = uniform).", min=0.01)
     weighting: str = _f("fixed", "fixed: the tasks' weights; average: equal weights; uncertainty: learned "
                         "(Kendall et al. 2018); gradnorm: learned to balance gradient norms (Chen et al. "
-                        "2018); pcgrad: equal weights with conflicting gradients projected (Yu et al. 2020).",
+                        "2018); pcgrad: the tasks' weights, with conflicting gradients projected (Yu et al. 2020).",
                         choices=("fixed", "average", "uncertainty", "gradnorm", "pcgrad"))
     gradnorm_alpha: float = _f(1.5, "GradNorm's asymmetry: how hard slower tasks are pushed.", min=0.0)
     gradnorm_lr: float = _f(0.025, "Learning rate of GradNorm's task weights.", min=0.0)
@@ -470,6 +471,25 @@ def _check_relations(obj, source: str) -> None:
                                   f'"embeddings", "blocks", "block.N", "top:K".')
     if isinstance(obj, CorpusConfig) and not obj.paths:
         raise ConfigError(f'{source}: corpus.paths is empty; give a file or folder, or "builtin:toy".')
+
+
+def setting_warnings(tasks, multitask: MultitaskConfig) -> list[str]:
+    """Valid settings that do not do what they seem to: task weights a combination ignores. Shown by
+    `workbench train` before it starts and on the Tasks page."""
+    weights = [t.weight for t in tasks]
+    if len(tasks) < 2 or len(set(weights)) == 1:
+        return []
+    listed = ", ".join(f"{t.task_name} {t.weight:g}" for t in tasks)
+    if multitask.sampling == "round_robin":
+        return [f'the tasks\' weights ({listed}) are ignored with multitask.sampling = "round_robin": each task '
+                f'trains every {len(tasks)}th step and its loss counts fully. Use sampling = "proportional" '
+                f'(weights as draw chances) or "all" with weighting = "fixed" (weights as loss weights).']
+    if multitask.weighting in ("average", "uncertainty", "gradnorm"):
+        how = {"average": "every task counts the same", "uncertainty": "the weights are learned",
+               "gradnorm": "the weights are learned"}[multitask.weighting]
+        return [f'the tasks\' weights ({listed}) are ignored with multitask.weighting = "{multitask.weighting}" '
+                f'({how}). Use weighting = "fixed" or "pcgrad" to weight the losses.']
+    return []
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -128,13 +128,12 @@ class GradNorm(Weighting):
 
 class PCGrad(Weighting):
     """Yu et al. 2020: where two tasks' gradients conflict (negative dot product), project each onto the
-    normal plane of the other, in random order, then sum."""
+    normal plane of the other, in random order, then sum. Each gradient is of the task's weighted loss
+    (config validation guarantees sampling = "all", where ``term`` applies the weights)."""
 
     needs_task_grads = True
 
-    def __init__(self, tasks, cfg):
-        super().__init__(tasks, cfg)  # config validation guarantees sampling = "all"
-        self.fixed.fill_(1.0)
+    # The tasks' weights scale their losses (as with fixed weighting) before the projection.
 
     def combine_shared(self, grads, active, gen):
         return pcgrad_project(grads[active], gen).sum(0)

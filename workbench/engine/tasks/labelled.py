@@ -161,7 +161,10 @@ class LabelledTask(Task):
 
     def predict(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(predictions: logits (B, classes|choices) or numbers (B,), final hidden states (N, T, C))."""
-        h, _ = model.hidden_states(batch["x"], padding_mask=batch["mask"])  # causal + padding
+        # Right padding under causal attention: a real token only sees tokens before it, never the
+        # padding after the sequence, so no padding mask is needed (and SDPA keeps its is_causal
+        # fast path). The padded positions' states are never read: the head reads the last real one.
+        h, _ = model.hidden_states(batch["x"])
         feat = h[torch.arange(h.size(0), device=h.device), batch["lengths"] - 1]  # (N, C) at extract
         B = batch["target"].size(0)
         if self.kind == "similarity":
@@ -175,7 +178,10 @@ class LabelledTask(Task):
         return out, h
 
     def forward(self, model, batch):
-        pred, h = self.predict(model, batch)
+        return self._output(model, batch, *self.predict(model, batch))
+
+    def _output(self, model, batch, pred, h) -> TaskOutput:
+        """Loss and metrics from one pass of the trunk (its predictions and hidden states)."""
         if self.regression:
             task_loss = F.mse_loss(pred, batch["target"])
             metrics = {"mse": task_loss.detach()}
@@ -199,9 +205,8 @@ class LabelledTask(Task):
         preds, targets, total = [], [], 0.0
         for i in range(0, len(pool), batch_size):
             batch = {k: v.to(device) for k, v in self.collate(pool[i:i + batch_size]).items()}
-            out = self.forward(model, batch)
-            total += out.loss.item() * batch["target"].size(0)
-            p, _ = self.predict(model, batch)
+            p, h = self.predict(model, batch)  # one pass of the trunk gives both loss and predictions
+            total += self._output(model, batch, p, h).loss.item() * batch["target"].size(0)
             preds.append(p.cpu())
             targets.append(batch["target"].cpu())
         if self.kind == "multiple_choice":  # batches are as wide as their longest list of answers
@@ -283,6 +288,8 @@ def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
-    r = torch.empty_like(x, dtype=torch.float64)
-    r[x.argsort()] = torch.arange(len(x), dtype=torch.float64)
-    return r
+    """Ranks 0..n-1; tied values share the mean of the ranks they span (Spearman's convention)."""
+    _, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
+    # unique() sorts, so the tie group g spans the ranks start_g .. start_g + count_g - 1
+    starts = torch.cumsum(counts, 0) - counts
+    return (starts + (counts - 1) / 2.0).double()[inverse]

@@ -213,7 +213,8 @@ class BalancePanel(Panel):
             self.weight_plot.add_points(task, snap.step, w)
         for i in range(len(snap.tasks)):
             for j in range(i + 1, len(snap.tasks)):
-                self.pairs_plot.add_points(f"{snap.tasks[i]} · {snap.tasks[j]}", snap.step, snap.conflict[i, j])
+                if np.isfinite(snap.conflict[i, j]):  # NaN: not measured at this step (a task had no batch)
+                    self.pairs_plot.add_points(f"{snap.tasks[i]} · {snap.tasks[j]}", snap.step, snap.conflict[i, j])
         n = len(self._snapshots)
         self.slider.setEnabled(n > 1)
         with QtCore.QSignalBlocker(self.slider):
@@ -293,6 +294,9 @@ class BalancePanel(Panel):
 
     def _describe_conflict(self, i: int, j: int, v: float) -> str:
         rows, cols = self.conflict_view.labels()
+        if not np.isfinite(v):
+            return (f"{rows[i]} and {cols[j]}: not measured at this step (with one task drawn per step, "
+                    f"only the drawn task has a gradient)")
         if i == j:
             return f"{rows[i]} with itself: always +1"
         word = ("agree" if v > 0.1 else "conflict" if v < -0.1 else "are nearly unrelated")
@@ -307,8 +311,13 @@ class BalancePanel(Panel):
         s = self._snapshots[-1]
         n = len(s.tasks)
         parts = [f"<b>{n} tasks</b> at step {s.step:,}"]
-        if n > 1:
-            iu = np.triu_indices(n, 1)
+        iu = np.triu_indices(n, 1)
+        measured = np.isfinite(s.conflict[iu]) if n > 1 else np.zeros(0, dtype=bool)
+        if n > 1 and not measured.any():
+            parts.append("no pair of tasks measured at this step (one task drawn per step)")
+            self.set_summary("")
+        elif n > 1:
+            iu = (iu[0][measured], iu[1][measured])
             vals = s.conflict[iu]
             lo, hi = int(np.argmin(vals)), int(np.argmax(vals))
             a, b = iu[0][hi], iu[1][hi]

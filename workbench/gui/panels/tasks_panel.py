@@ -16,6 +16,8 @@ message appears under the form as the engine words it.
 from __future__ import annotations
 
 import dataclasses
+import html
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import (
@@ -25,6 +27,7 @@ from workbench.engine.config import (
     MultitaskConfig,
     TaskConfig,
     from_dict,
+    setting_warnings,
 )
 from workbench.engine.errors import WorkbenchError
 
@@ -715,11 +718,16 @@ def _explain(tasks, mt: MultitaskConfig) -> str:
         "average": "Every task counts the same, whatever its weight.",
         "uncertainty": "Each task learns how noisy it is; noisier tasks get smaller weights as training goes.",
         "gradnorm": "Weights are learned so that every task's gradient has a similar size, pushing slower tasks.",
-        "pcgrad": "Where two tasks' gradients point against each other, the conflicting part is removed.",
+        "pcgrad": "Each loss is multiplied by its task's weight; where two tasks' gradients point against each "
+                  "other, the conflicting part is removed.",
     }
     text = parts.get(mt.weighting, "")
     if mt.sampling != "all" and mt.weighting in ("fixed", "average"):
         text = "The weights decide how often each task is drawn; a drawn task's loss counts fully."
     if mt.conflict_every:
         text += f" Every {mt.conflict_every:,} steps the run compares the tasks' gradients (Task balance page)."
+        if mt.sampling != "all":
+            text += " With one task per step only that task has a gradient, so pairs show as not measured."
+    for warning in setting_warnings(tasks, mt):
+        text += f" <b>Note:</b> {html.escape(warning[0].upper() + warning[1:])}"
     return text
