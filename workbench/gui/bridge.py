@@ -203,12 +203,14 @@ class _LiveGate:
 
 
 class _TrainingThread(QtCore.QThread):
-    def __init__(self, session: "TrainingSession", experiment, run_dir, resume, default_threads: int):
+    def __init__(self, session: "TrainingSession", experiment, run_dir, resume, default_threads: int,
+                 from_step: int | None = None):
         super().__init__()
         self.session = session
         self.experiment = experiment
         self.run_dir = run_dir
         self.resume = resume
+        self.from_step = from_step
         self.default_threads = default_threads
         self.result = None
         self.live = _LiveGate()
@@ -219,7 +221,7 @@ class _TrainingThread(QtCore.QThread):
             from workbench.engine.trainer import Trainer  # torch loads here, not on the GUI thread
 
             trainer = Trainer(self.experiment, run_dir=self.run_dir, resume=self.resume,
-                              default_threads=self.default_threads)
+                              from_step=self.from_step, default_threads=self.default_threads)
             self.live.trainer = trainer
             self.result = trainer.run(self.session.control, self.live.wrap(reporter))
         except BaseException as e:  # the trainer catches its own; this is for imports and set-up
@@ -295,7 +297,7 @@ class TrainingSession(QtCore.QObject):
     # -- commands from the GUI -----------------------------------------------------------------
 
     def start(self, experiment, *, run_dir: str | Path | None = None, resume: str | Path | None = None,
-              default_threads: int | None = None) -> None:
+              from_step: int | None = None, default_threads: int | None = None) -> None:
         if self._thread is not None:
             raise RuntimeError("a run is already going; stop it first")
         self.control = RunControl()
@@ -303,7 +305,7 @@ class TrainingSession(QtCore.QObject):
         self.run_dir = str(resume) if resume else None
         self.last_result = None
         threads = default_threads or max(1, (os.cpu_count() or 2) - 1)
-        thread = _TrainingThread(self, experiment, run_dir, resume, threads)
+        thread = _TrainingThread(self, experiment, run_dir, resume, threads, from_step)
         thread.finished.connect(self._on_thread_finished)
         self._thread = thread
         self._set_state("preparing")

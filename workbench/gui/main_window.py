@@ -593,7 +593,7 @@ class MainWindow(QtWidgets.QMainWindow):
         resume = self.training.resume_dir() or None
         base = self._resume_exp if resume and self._resume_exp is not None else self._base_exp
         try:
-            cmd = command_line(self._base_label, base, exp, resume)
+            cmd = command_line(self._base_label, base, exp, resume, self.training.from_step() if resume else None)
         except ValueError as e:
             self.training.show_message(str(e))
             return ""
@@ -660,7 +660,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.balance.reset()
             self.finetune.reset()
         self.training.on_preparing(resume)
-        self.session.start(exp, resume=resume, default_threads=max(1, (os.cpu_count() or 2) - 1))
+        self.session.start(exp, resume=resume, from_step=self.training.from_step() if resume else None,
+                           default_threads=max(1, (os.cpu_count() or 2) - 1))
         return True
 
     def pause(self) -> None:

@@ -40,7 +40,8 @@ def toml_value(value) -> str:
     return tomli_w.dumps({"v": value}).strip()[len("v = "):]
 
 
-def command_line(base_label: str, base: Experiment, exp: Experiment, resume: str | None = None) -> str:
+def command_line(base_label: str, base: Experiment, exp: Experiment, resume: str | None = None,
+                 from_step: int | None = None) -> str:
     """``workbench train BASE --set k=v ...`` reproducing ``exp`` from ``base`` (a preset name or a
     TOML path whose contents are ``base``); with ``resume``, the resume form. Raises ValueError
     when a difference cannot be written as --set (an entry of a list of tables such as tasks)."""
@@ -51,6 +52,8 @@ def command_line(base_label: str, base: Experiment, exp: Experiment, resume: str
     parts = ["workbench", "train"]
     if resume:
         parts += ["--resume", shlex.quote(str(resume))]
+        if from_step is not None:
+            parts += ["--from-step", str(from_step)]
     else:
         parts.append(shlex.quote(base_label))
     for key, _old, new in changed:
@@ -105,9 +108,15 @@ class TrainingPanel(Panel):
         self.resume_button.setToolTip("Continue a run from its latest checkpoint (choose its folder).")
         self.resume_clear = QtWidgets.QPushButton("New run")
         self.resume_clear.hide()
+        self.from_step_combo = QtWidgets.QComboBox()
+        self.from_step_combo.setToolTip(
+            "Which checkpoint to continue from. An earlier one (say, the good one a divergence message "
+            "names) moves the later checkpoints and the old metrics to the run's superseded/ folder.")
+        self.from_step_combo.hide()
         self.resume_button.clicked.connect(self._choose_resume)
         self.resume_clear.clicked.connect(lambda: self.set_resume(""))
         resume_row.addWidget(self.resume_label, 1)
+        resume_row.addWidget(self.from_step_combo)
         resume_row.addWidget(self.resume_button)
         resume_row.addWidget(self.resume_clear)
         form.addRow("Continue", resume_row)
@@ -296,7 +305,22 @@ class TrainingPanel(Panel):
         self.resume_label.setText(f"<b>resume</b> {folder}" if folder else "a new run")
         self.resume_label.setToolTip(folder)
         self.resume_clear.setVisible(bool(folder))
+        self._fill_steps(folder)
         self.resumeChosen.emit(folder)
+
+    def from_step(self) -> int | None:
+        """The checkpoint step to continue from; None for the latest."""
+        return self.from_step_combo.currentData() if self._resume else None
+
+    def _fill_steps(self, folder: str) -> None:
+        from workbench.engine.checkpoint import RunDir
+
+        self.from_step_combo.clear()
+        steps = RunDir(Path(folder)).checkpoint_steps() if folder else []
+        for i, step in enumerate(reversed(steps)):
+            self.from_step_combo.addItem(f"latest: step {step:,}" if i == 0 else f"step {step:,}",
+                                         None if i == 0 else step)
+        self.from_step_combo.setVisible(len(steps) > 1)
 
     def _choose_resume(self) -> None:
         from workbench import paths
@@ -319,7 +343,7 @@ class TrainingPanel(Panel):
     def set_editable(self, editable: bool) -> None:
         """Settings are fixed while a run is going."""
         for w in list(self.fields.values()) + [self.name_edit, self.device_combo, self.precision_combo,
-                                               self.resume_button, self.resume_clear]:
+                                               self.resume_button, self.resume_clear, self.from_step_combo]:
             w.setEnabled(editable)
 
     def show_message(self, text: str) -> None:
@@ -364,6 +388,8 @@ class TrainingPanel(Panel):
         self.log_line(f"Started on {e.device} ({e.precision}), {e.params:,} parameters, "
                       f"{e.tokens_per_step:,} tokens per step" + (f", from step {e.start_step}" if e.start_step else ""))
         self.log_line(f"Run folder: {e.run_dir}")
+        if getattr(e, "note", ""):
+            self.log_line(e.note[0].upper() + e.note[1:])
 
     def on_metrics(self, batch) -> None:
         step = batch.last_step
