@@ -142,3 +142,16 @@ def test_the_watch_rides_out_a_spike_but_not_a_plateau_far_above_the_floor():
     assert fired.index(True) < 10 and w.good_checkpoint == len(losses)
     off = DivergenceWatch(factor=0.0, margin=1.0, patience=1, warmup=0)
     assert not any(off.update(i + 1, 10.0 ** i) for i in range(10))
+
+
+def test_a_loss_that_leaves_its_band_during_warmup_stops_right_after_it_and_names_no_later_checkpoint():
+    w = DivergenceWatch(factor=2.0, margin=1.0, patience=3, warmup=10)
+    w.update(1, 4.0)
+    w.checkpoint_written(1)
+    fired = []
+    for step in range(2, 15):
+        fired.append(w.update(step, 500.0))
+        if step == 5:
+            w.checkpoint_written(5)  # out of band already: written (resume needs it), never "good"
+    assert fired.index(True) + 2 == 11  # the first step after warmup
+    assert w.good_checkpoint == 1 and w.streak_start == 2

@@ -1,9 +1,10 @@
 """When a run has diverged without the loss becoming NaN, and which checkpoint is still good.
 
 The rule (training.divergence_*): the training loss is smoothed with an exponential moving average
-(EMA, weight SMOOTHING on the past). Its lowest value so far is the run's floor. After warmup, a
-step is *out of band* when the EMA is above max(floor * divergence_factor, floor + divergence_margin);
-``divergence_steps`` out-of-band steps in a row mean the run has diverged. A run whose loss dips out
+(EMA, weight SMOOTHING on the past). Its lowest value so far is the run's floor. A step is *out of
+band* when the EMA is above max(floor * divergence_factor, floor + divergence_margin);
+``divergence_steps`` out-of-band steps in a row, the last one after warmup, mean the run has
+diverged. A run whose loss dips out
 of the band and comes back (a spike) is not stopped.
 
 The good checkpoint it names is the last one written while the loss was inside its band: checkpoints
@@ -24,7 +25,7 @@ class DivergenceWatch:
     factor: float            # 0: never stop
     margin: float
     patience: int            # out-of-band steps in a row that mean "diverged"
-    warmup: int              # steps before the rule applies (the loss may wobble while lr ramps up)
+    warmup: int              # no stop before this step (the loss may wobble while lr ramps up)
     ema: float | None = None
     floor: float | None = None
     floor_step: int = 0
@@ -44,13 +45,15 @@ class DivergenceWatch:
         self.ema = loss if self.ema is None else SMOOTHING * self.ema + (1 - SMOOTHING) * loss
         if self.floor is None or self.ema < self.floor:
             self.floor, self.floor_step = self.ema, step
-        if not self.enabled or step <= self.warmup or self.ema <= self.threshold():
+        if not self.enabled or self.ema <= self.threshold():
             self.streak = 0
             return False
         if self.streak == 0:
             self.streak_start = step
         self.streak += 1
-        return self.streak >= self.patience
+        # Out of band counts from the first step (a checkpoint written then is never called good);
+        # only the stop waits until warmup is over.
+        return self.streak >= self.patience and step > self.warmup
 
     def checkpoint_written(self, step: int) -> None:
         if self.streak == 0:
