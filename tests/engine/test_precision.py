@@ -102,3 +102,29 @@ def test_fused_adamw_resumes_on_cuda_to_the_same_numbers(small_text, tmp_path):
     a = [s.loss for s in straight.of(StepMetrics)][4:]
     b = [s.loss for s in again.of(StepMetrics)]
     assert np.allclose(a, b, rtol=1e-5)
+
+
+def test_a_skipped_step_is_marked_in_the_metrics_without_an_infinite_norm(small_text, tmp_path):
+    from workbench.engine import checkpoint as ckpt
+
+    exp = tiny_experiment(small_text, max_steps=6, eval_every=0, attention_every=0, precision="fp16")
+    trainer = Trainer(exp, run_dir=tmp_path / "k")
+    hooks = []
+
+    class Overflow(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, StepMetrics) and e.step == 2:
+                w = trainer.model.transformer.h[0].mlp.c_fc.weight
+                hooks.append(w.register_hook(lambda g: torch.full_like(g, math.inf)))
+            if isinstance(e, StepMetrics) and e.step == 3:
+                hooks[0].remove()
+
+    rep = Overflow()
+    assert trainer.run(reporter=rep).status == "completed"
+    lines = (tmp_path / "k" / "metrics.jsonl").read_text()
+    assert "Infinity" not in lines and "NaN" not in lines
+    train = [r for r in ckpt.read_metrics(tmp_path / "k" / "metrics.jsonl") if r["split"] == "train"]
+    assert [r.get("skipped", False) for r in train] == [False, False, True, False, False, False]
+    assert "grad_norm" not in train[2] and all(r["grad_norm"] > 0 for i, r in enumerate(train) if i != 2)
+    assert math.isnan(rep.of(StepMetrics)[2].grad_norm)

@@ -323,8 +323,13 @@ class Trainer:
             if window_time > 2.0:  # a sliding-ish window: halve the history every 2 s
                 window_tokens, window_time = window_tokens // 2, window_time / 2
 
-            common = dict(step=self.step, split="train", lr=lr, grad_norm=grad_norm, tokens=self.tokens_seen,
+            common = dict(step=self.step, split="train", lr=lr, tokens=self.tokens_seen,
                           time=round(self.elapsed, 4), tokens_per_s=round(tps, 1))
+            if math.isfinite(grad_norm):
+                common["grad_norm"] = grad_norm
+            else:  # fp16: the scaler skipped this update (JSON has no inf; the curves show a gap)
+                common["skipped"] = True
+                grad_norm = math.nan
             if len(self.tasks) == 1:
                 self.metrics.write(task=self.tasks[0].name, loss=loss_total, **common)
             else:
