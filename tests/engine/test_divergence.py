@@ -65,6 +65,7 @@ def test_a_nan_gradient_with_a_finite_loss_stops_before_the_update(small_text, t
     assert _finite(after)
     run = ckpt.RunDir.open(tmp_path / "g")
     assert run.checkpoint_steps() == [3]  # step 3 was verified by step 4's loss and gradients
+    assert _finite(ckpt.load_checkpoint(run.checkpoint_path(3))[0])
     assert [s.step for s in rep.of(StepMetrics)][-1] == 5  # no metrics line for the failed step
 
 
