@@ -71,3 +71,17 @@ def test_tasks_page_names_weights_that_are_ignored(qtbot):
     assert "ignored" in panel.explain.text() and "round_robin" in panel.explain.text()
     panel.set_config(tasks, MultitaskConfig(sampling="all", weighting="pcgrad"))
     assert "ignored" not in panel.explain.text()
+
+
+def test_the_training_page_sets_the_divergence_rule(qtbot):
+    from workbench.engine.config import TrainingConfig
+    from workbench.gui.panels.training_panel import TrainingPanel
+
+    panel = shown(qtbot, TrainingPanel())
+    field = panel.fields["divergence_factor"]
+    assert field.value() == TrainingConfig().divergence_factor == 2.0
+    assert "divergence_steps" in field.toolTip()
+    field.setValue(0.0)
+    assert field.text() == "never" and panel.config().divergence_factor == 0.0
+    panel.set_config(dataclasses.replace(TrainingConfig(), divergence_factor=3.5))
+    assert panel.config().divergence_factor == 3.5

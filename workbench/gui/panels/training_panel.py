@@ -32,6 +32,7 @@ HYPER = [
     ("eval_every", "Evaluate every", "int"),
     ("attention_every", "Attention snapshot every", "int"),
     ("checkpoint_every", "Checkpoint every", "int"),
+    ("divergence_factor", "Stop when loss grows ×", "float"),
 ]
 PRECISIONS = [("auto", "Automatic"), ("fp32", "fp32 (full)"), ("bf16", "bf16"), ("fp16", "fp16 (GPU)")]
 
@@ -181,6 +182,9 @@ class TrainingPanel(Panel):
                 w.setSingleStep(0.01 if name == "weight_decay" else 0.1)
                 if name == "grad_clip":
                     w.setSpecialValueText("off")
+                if name == "divergence_factor":  # see workbench settings: a smoothed loss, for N steps
+                    w.setSpecialValueText("never")
+                    w.setSingleStep(0.5)
                 w.valueChanged.connect(self._changed)
             w.setToolTip(field_help(TrainingConfig, name))
             w.setMinimumWidth(120)
@@ -447,7 +451,8 @@ class TrainingPanel(Panel):
     def on_failed(self, e) -> None:
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
-        self.progress.setFormat("failed")
+        diverged = e.message.startswith("Training diverged")
+        self.progress.setFormat("diverged: see the message below" if diverged else "failed")
         self.status_label.setText("")
-        self.log_line(f"Failed: {e.message}")
+        self.log_line(f"{'Diverged' if diverged else 'Failed'}: {e.message}")
         show_error(self.error, e.message)
