@@ -206,3 +206,20 @@ def test_multitask_resume_is_exact(small_text, tmp_path):
     a = [(s.loss, s.losses) for s in straight.of(StepMetrics)]
     b = [(s.loss, s.losses) for s in first.of(StepMetrics) + second.of(StepMetrics)]
     assert a == b
+
+
+def test_resuming_from_an_earlier_step_keeps_one_balance_line_per_step(small_text, tmp_path):
+    import json
+
+    from workbench.engine.trainer import saved_experiment
+
+    exp = multitask_experiment(small_text, "gradnorm", max_steps=8, eval_every=0, checkpoint_every=4)
+    exp = exp.with_overrides(["multitask.conflict_every=1", "training.keep_checkpoints=5"])
+    first = ListReporter()
+    Trainer(exp, run_dir=tmp_path / "b").run(reporter=first)
+    again = ListReporter()
+    Trainer(saved_experiment(tmp_path / "b"), resume=tmp_path / "b", from_step=4).run(reporter=again)
+    lines = [json.loads(x) for x in (tmp_path / "b" / "balance.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == list(range(1, 9))
+    # GradNorm's weights are part of the exact resume
+    assert [b.weights for b in first.of(TaskBalance)][4:] == [b.weights for b in again.of(TaskBalance)]

@@ -167,16 +167,21 @@ class RunDir:
 
     def truncate_metrics_after(self, step: int) -> None:
         """On resume: drop metric lines a crashed run wrote after its last checkpoint."""
-        if not self.metrics.exists():
-            return
-        kept = []
-        for line in self.metrics.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= step:
-                    kept.append(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-        atomic_write_text(self.metrics, "".join(k + "\n" for k in kept))
+        truncate_jsonl_after(self.metrics, step)
+
+
+def truncate_jsonl_after(path: Path, step: int) -> None:
+    """Drop the lines of a JSON-lines log (metrics.jsonl, balance.jsonl) whose step is after ``step``."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+    atomic_write_text(path, "".join(k + "\n" for k in kept))
 
 
 def read_metrics(path: Path) -> list[dict]:

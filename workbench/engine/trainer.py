@@ -253,6 +253,7 @@ class Trainer:
             self._restore(state_tensors, state)
             self.set_aside = _set_aside_after(self.run_dir, self.step) if self.from_step is not None else None
             self.run_dir.truncate_metrics_after(self.step)
+            ckpt.truncate_jsonl_after(self.run_dir.path / "balance.jsonl", self.step)
             exp.save(self.run_dir.config)  # max_steps may have grown
         self.metrics = ckpt.MetricsWriter(self.run_dir.metrics)
         self.probe = self._probe_ids()
