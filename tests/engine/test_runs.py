@@ -54,3 +54,34 @@ def test_task_score_reads_the_best_or_last_accuracy_of_the_matching_task(tmp_pat
         task_score(run, metric="f1")
     with pytest.raises(CheckpointError, match="'nope'"):
         task_score(run, task="nope")
+
+
+def test_a_diverged_run_is_listed_as_diverged_until_it_is_resumed(small_text, tmp_path):
+    import math
+
+    import torch
+
+    from workbench.engine import checkpoint as ckpt
+    from workbench.engine.events import ListReporter, StepMetrics
+    from workbench.engine.report import metric_curves
+    from workbench.engine.trainer import saved_experiment
+
+    exp = tiny_experiment(small_text, max_steps=12, eval_every=0, attention_every=0, checkpoint_every=3)
+    trainer = Trainer(exp, run_dir=tmp_path / "runs" / "d")
+
+    class Poison(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, StepMetrics) and e.step == 5:
+                with torch.no_grad():
+                    trainer.model.transformer.wpe.weight.fill_(math.nan)
+
+    assert trainer.run(reporter=Poison()).status == "diverged"
+    (run,) = list_runs(tmp_path / "runs")
+    assert run.status == "diverged" and run.steps == 5
+    records = ckpt.read_metrics(run.path / "metrics.jsonl")
+    assert records[-1]["event"] == "diverged" and "step 6" in records[-1]["message"]
+    assert set(metric_curves(records)) == set(metric_curves(records[:-1]))  # the report ignores the line
+    Trainer(saved_experiment(run.path), resume=run.path, from_step=3).run()
+    (run,) = list_runs(tmp_path / "runs")
+    assert run.status == "completed" and run.steps == 12

@@ -23,7 +23,7 @@ class RunSummary:
     started: float                 # seconds since the epoch (config.toml's mtime)
     steps: int                     # last step with metrics
     max_steps: int
-    status: str                    # completed | early stopped | stopped | no metrics
+    status: str                    # completed | early stopped | stopped | diverged | no metrics
     model: str                     # "4x128, 4 heads, ctx 64"
     tokenizer: str                 # "char 65"
     tasks: list[str]
@@ -53,7 +53,11 @@ def summarize(path: Path) -> RunSummary:
         tokenizer=f"{exp.tokenizer.kind} {exp.tokenizer.vocab_size}", tasks=[t.task_name for t in exp.tasks],
     )
     if run.metrics.exists():
+        diverged = False
         for rec in ckpt.read_metrics(run.metrics):
+            if rec.get("split") == "event":  # why the run ended, written by the trainer
+                diverged = diverged or rec.get("event") == "diverged"
+                continue
             s.steps = max(s.steps, rec.get("step", 0))
             if rec.get("time") is not None:
                 s.seconds = max(s.seconds, rec["time"])
@@ -64,6 +68,8 @@ def summarize(path: Path) -> RunSummary:
                     if k not in ("step", "split", "task", "loss", "tokens", "time") and isinstance(v, (int, float)):
                         s.val[f"{task}/{k}"] = v
         s.status = "completed" if s.steps >= s.max_steps else "stopped" if s.steps else "no metrics"
+        if diverged:
+            s.status = "diverged"
     best = path / "best.json"
     if best.exists():
         s.best = json.loads(best.read_text())

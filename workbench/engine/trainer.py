@@ -133,6 +133,10 @@ class Trainer:
             status = self._loop()
             return RunResult(status, self.run_dir.path, self.step, last_val_loss=self.last_val_loss)
         except Diverged as e:
+            if getattr(self, "metrics", None) is not None:
+                # one line saying why the run ended (`workbench runs` shows "diverged"); its step is the
+                # failed one, later than any checkpoint, so a resume drops it like other later lines
+                self.metrics.write(step=self.step + 1, split="event", event="diverged", message=str(e))
             reporter.report(Failed(self.step, str(e), "", str(self.run_dir.path) if self.run_dir else None))
             return RunResult("diverged", self.run_dir.path if self.run_dir else None, self.step, str(e),
                              self.last_val_loss)
