@@ -260,6 +260,13 @@ def cmd_train(args) -> int:
         raise ConfigError("train: give an experiment TOML or preset name, or --resume RUN_DIR.")
     if args.from_step is not None and args.resume is None:
         raise ConfigError("train: --from-step N needs --resume RUN_DIR (the run whose checkpoint of step N to use).")
+    if args.from_step is not None:
+        from workbench.engine.checkpoint import RunDir
+
+        steps = RunDir.open(args.resume).checkpoint_steps()
+        if args.from_step not in steps:
+            raise ConfigError(f"train: --from-step {args.from_step}: {args.resume} has no checkpoint of that step; "
+                              f"its checkpoints are at steps {', '.join(map(str, steps)) or '(none)'}.")
     if args.resume is not None:
         exp = saved_experiment(args.resume).with_overrides(args.overrides)
     else:

@@ -27,6 +27,8 @@ def test_a_diverged_run_names_a_checkpoint_that_resume_from_step_continues(tmp_p
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
              if json.loads(line)["split"] == "train"]
     assert steps == list(range(1, 31))
+    r = workbench("train", "--resume", str(run), "--from-step", "7")
+    assert r.returncode == 2 and "no checkpoint of that step" in r.stderr and "20, 30" in r.stderr
 
 
 def test_from_step_needs_resume_and_the_settings_list_the_divergence_rule(tmp_path):
