@@ -156,3 +156,18 @@ def test_a_loss_that_leaves_its_band_during_warmup_stops_right_after_it_and_name
             w.checkpoint_written(5)  # out of band already: written (resume needs it), never "good"
     assert fired.index(True) + 2 == 11  # the first step after warmup
     assert w.good_checkpoint == 1 and w.streak_start == 2
+
+
+def test_the_watch_state_round_trips_and_ignores_damaged_values():
+    w = DivergenceWatch(factor=2.0, margin=1.0, patience=3, warmup=0)
+    for step, loss in enumerate([4.0, 3.0, 2.5, 9.0], start=1):
+        w.update(step, loss)
+    w.checkpoint_written(3)
+    back = DivergenceWatch(factor=2.0, margin=1.0, patience=3, warmup=0)
+    back.load(w.state())
+    assert back == w
+    back.load({"ema": "x", "floor": float("nan"), "streak": True, "factor": 0.0, "good_checkpoint": "3"})
+    assert back.factor == 2.0 and back.ema == w.ema and back.floor == w.floor and back.streak == w.streak
+    back.load(None)
+    back.load([1, 2])
+    assert back == w

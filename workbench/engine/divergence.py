@@ -67,10 +67,17 @@ class DivergenceWatch:
 
     # -- checkpoints carry the watch, so a resumed run judges as the uninterrupted one would --
 
+    _STATE = ("ema", "floor", "floor_step", "streak", "streak_start", "good_checkpoint")
+
     def state(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("factor", "margin", "patience", "warmup")}
+        return {k: v for k, v in asdict(self).items() if k in self._STATE}
 
     def load(self, state: dict | None) -> None:
-        for k, v in (state or {}).items():
-            if hasattr(self, k) and (v is None or not isinstance(v, float) or math.isfinite(v)):
-                setattr(self, k, v)
+        """Take the saved state; anything that is not a finite number (a damaged sidecar) is ignored."""
+        if not isinstance(state, dict):
+            return
+        for k in self._STATE:
+            v = state.get(k)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok or (v is None and k in ("ema", "floor", "good_checkpoint")):
+                setattr(self, k, int(v) if ok and k not in ("ema", "floor") else v)
