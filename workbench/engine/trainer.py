@@ -719,7 +719,8 @@ class Trainer:
         self.best = tuple(meta["best"]) if meta.get("best") else None
         self.evals_since_best = meta.get("evals_since_best", 0)
         self.watch.load(meta.get("divergence"))
-        self.skipped_in_row = meta.get("skipped_in_row", 0)
+        skipped = meta.get("skipped_in_row", 0)
+        self.skipped_in_row = skipped if isinstance(skipped, int) and not isinstance(skipped, bool) else 0
         self.verified_step = self.step  # only checkpoints whose loss was finite are written
         _set_rng_state(meta["rng"], self.batch_gen)
 
