@@ -17,6 +17,7 @@ EPILOG = """examples:
   workbench train demo_toy                    train a bundled preset (see `workbench presets`)
   workbench train exp.toml --set training.max_steps=500 --set model.n_layer=6
   workbench train --resume RUN_DIR --set training.max_steps=4000   continue a run, longer
+  workbench train demo_toy --run-dir RUN_DIR --overwrite   start the run in RUN_DIR over
   workbench corpus stats data/ --glob '**/*.txt'
   workbench bench train demo_toy              engine throughput vs a bare PyTorch loop
   workbench bench gui                         the window while it trains (JSON)
@@ -39,11 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a GPT from an experiment file. Prints progress and a summary; "
                                    "writes a run folder (config.toml, metrics.jsonl, checkpoints/, attention/).")
     t.add_argument("experiment", nargs="?", help="experiment TOML file or preset name (not needed with --resume)")
-    t.add_argument("--run-dir", help="folder to write the run to (default: a new folder under the data dir)")
+    t.add_argument("--run-dir", help="a new or empty folder to write the run to (default: a new folder under the "
+                   "data dir); a folder that holds a run is refused: continue it with --resume, or add --overwrite")
+    t.add_argument("--overwrite", action="store_true", help="with --run-dir: delete the run already in that folder "
+                   "(its checkpoints, metrics, config) and start a new one there; other files are left alone")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting, e.g. --set training.max_steps=500 (repeatable)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint "
-                   "(--set training.max_steps=N to train longer)")
+                   "(--set training.max_steps=N to train longer); a run folder is used by one run at a time")
     t.add_argument("--quiet", action="store_true", help="print only the summary")
 
     c = sub.add_parser("corpus", help="inspect corpora")
@@ -112,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "demonstrations")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     e.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
-    e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file")
+    e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file (a new file or earlier "
+                   "results; never inside a run folder)")
 
     gn = sub.add_parser("generate", help="sample text from a run's model, streamed as it is generated")
     gn.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
@@ -129,11 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write a run's model in the GPT-2 layout of Hugging Face transformers")
     x.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
-    x.add_argument("out", metavar="OUT_DIR", help="folder for config.json, model.safetensors, tokenizer.json")
+    x.add_argument("out", metavar="OUT_DIR", help="a new or empty folder for config.json, model.safetensors, "
+                   "tokenizer.json (or an earlier export's folder, replaced); never inside a run folder")
 
     im = sub.add_parser("import", help="turn a local GPT-2-style folder (gpt2, distilgpt2, ...) into a run folder")
     im.add_argument("folder", metavar="GPT2_DIR", help="folder with config.json, model.safetensors, tokenizer.json")
-    im.add_argument("out", metavar="OUT_RUN_DIR", help="run folder to write")
+    im.add_argument("out", metavar="OUT_RUN_DIR", help="run folder to write: a new or empty folder")
     im.add_argument("--name", help="experiment name (default: the folder's name)")
 
     r = sub.add_parser("runs", help="list runs with their settings and results, or compare two configs")
@@ -149,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "plots/, attention/, samples.txt).")
     rp.add_argument("run", metavar="RUN_DIR", help="run folder to report on")
     rp.add_argument("--out", required=True, metavar="PATH",
-                    help="the .html file to write, or with --format folder a new or empty folder")
+                    help="the .html file to write (a new file, or an earlier report), or with --format folder a "
+                         "new or empty folder (or an earlier report's); never inside a run folder")
     rp.add_argument("--format", dest="fmt", choices=("html", "folder"), default="html",
                     help="html: one file with everything inline (default); folder: separate files")
     rp.add_argument("--sample", dest="samples", action="append", default=[], metavar="PROMPT",
@@ -212,6 +219,8 @@ class ConsoleReporter:
             self._line(f"run {e.run_dir}\n  {e.params / 1e6:.2f} M parameters, vocabulary {e.vocab_size:,}, "
                        f"{e.device}, {e.precision}, {e.tokens_per_step:,} tokens/step"
                        + (f", resuming at step {e.start_step}" if e.start_step else ""))
+            for note in e.notes:
+                self._line(f"  {note}")
         elif isinstance(e, ev.StepMetrics):
             now = time.monotonic()
             if self.quiet or (now - self._last_draw < 0.1 and e.step != e.max_steps):
@@ -251,8 +260,16 @@ def cmd_train(args) -> int:
     from workbench.engine.errors import ConfigError
     from workbench.engine.trainer import Trainer, saved_experiment
 
+    from workbench.engine.ownership import preflight
+
     if args.experiment is None and args.resume is None:
         raise ConfigError("train: give an experiment TOML or preset name, or --resume RUN_DIR.")
+    if args.resume is not None and (args.run_dir or args.overwrite):
+        raise ConfigError("train: --resume continues the run in its own folder; leave out --run-dir and --overwrite.")
+    if args.overwrite and not args.run_dir:
+        raise ConfigError("train: --overwrite needs --run-dir FOLDER, the run folder to start over.")
+    # a folder that is taken or not a run's: exit code 2 before anything loads (the Trainer checks again)
+    preflight(run_dir=args.run_dir, resume=args.resume, overwrite=args.overwrite)
     if args.resume is not None:
         exp = saved_experiment(args.resume).with_overrides(args.overrides)
     else:
@@ -269,7 +286,7 @@ def cmd_train(args) -> int:
     reporter = ConsoleReporter(quiet=args.quiet)
     t0 = time.perf_counter()
     try:
-        result = Trainer(exp, run_dir=args.run_dir, resume=args.resume).run(control, reporter)
+        result = Trainer(exp, run_dir=args.run_dir, resume=args.resume, overwrite=args.overwrite).run(control, reporter)
     finally:
         signal.signal(signal.SIGINT, previous)
     wall = time.perf_counter() - t0
@@ -352,6 +369,8 @@ def cmd_runs(args) -> int:
         val = ", ".join(f"{k} {v:.4g}" for k, v in list(r.val.items())[:3])
         print(f"{format_started(r.started)}  {r.path.name:36s} {r.status:13s} {r.steps:>6}/{r.max_steps:<6} "
               f"{r.model:28s} {r.tokenizer:14s} {val}")
+        for why in r.damaged:
+            print(f"{'':18s}damaged: {why}")
     return 0
 
 
@@ -443,6 +462,10 @@ def cmd_eval(args) -> int:
     except ValueError:
         raise ConfigError(f"--k {args.k!r}: give numbers of demonstrations separated by commas, "
                           f"e.g. 0,1,2,4,8.") from None
+    if args.out:
+        from workbench.engine.evaluate import check_results_path
+
+        check_results_path(args.out)  # before minutes of scoring, not after
     task = _icl_task_from_args(args)
     _set_threads(args.threads)
     trained = load_trained(args.run, resolve_device(args.device), with_heads=False)

@@ -29,6 +29,7 @@ class RunStarted:
     max_steps: int
     tokens_per_step: int
     vocab_size: int
+    notes: tuple[str, ...] = ()   # what preparing the run folder did: a stale lock taken over, leftovers removed
 
 
 @dataclass(frozen=True)
