@@ -178,11 +178,12 @@ class RunDir:
                 n += 1
 
     @classmethod
-    def create(cls, path: Path) -> "RunDir":
+    def create(cls, path: Path, *, checked: bool = False) -> "RunDir":
+        """Make the run folder's parts; ``checked``: ownership.claim_run_folder has vetted the folder."""
         from .ownership import LOCK_NAME
 
         path = Path(path)
-        if path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()) and not (path / "config.toml").exists():
+        if not checked and path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()) and not (path / "config.toml").exists():
             raise CheckpointError(f"{path}: the folder exists and is not a run folder; choose an empty or new folder.")
         for sub in ("checkpoints", "attention"):
             (path / sub).mkdir(parents=True, exist_ok=True)

@@ -306,7 +306,7 @@ def import_gpt2(folder: str | Path, out_run_dir: str | Path, *, name: str | None
     model, tokenizer = load_gpt2(folder)
     lock = ownership.claim_run_folder(out)  # held while writing: a second import or train into it refuses
     try:
-        run = ckpt.RunDir.create(out)
+        run = ckpt.RunDir.create(out, checked=True)
         c = model.config
         base = Experiment()
         exp = base.replace(

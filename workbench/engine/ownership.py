@@ -188,7 +188,7 @@ class RunLock:
 def busy_message(folder: Path, holder: dict) -> str:
     return (f"{folder}: another training run is writing to this folder: {describe_holder(holder)}. Wait for it "
             f"to finish, or stop it (Ctrl-C in its terminal, Stop in its window); to train at the same time, "
-            f"use another folder (leave out --run-dir for a new one).")
+            f"train into a new folder instead.")
 
 
 def lock_holder(folder: Path) -> dict | None:
@@ -366,13 +366,13 @@ def preflight(*, run_dir: Path | None, resume: Path | None, overwrite: bool) -> 
     target = resume or run_dir
     if target is None:
         return
+    holder = lock_holder(target) if Path(target).is_dir() else None
+    if holder is not None:  # first: a live run explains everything else about the folder
+        raise RunFolderBusy(busy_message(Path(target), holder))
     if resume is not None:
         check_resume_folder(resume)
     else:
         check_new_run_folder(run_dir, overwrite=overwrite)
-    holder = lock_holder(target) if Path(target).is_dir() else None
-    if holder is not None:
-        raise RunFolderBusy(busy_message(Path(target), holder))
 
 
 # -- outputs of other commands --------------------------------------------------------------------

@@ -254,7 +254,7 @@ class Trainer:
         self.evals_since_best = 0
 
         if state is None:
-            self.run_dir = ckpt.RunDir.create(self.lock.folder)
+            self.run_dir = ckpt.RunDir.create(self.lock.folder, checked=True)
             exp.save(self.run_dir.config)
             self.tokenizer.save(self.run_dir.tokenizer)
         else:
@@ -277,9 +277,14 @@ class Trainer:
         if self.lock is not None:
             return
         if self.resume_arg is not None:
-            check_resume_folder(self.resume_arg)
             self._made_folder = False
             self.lock = claim_run_folder(self.resume_arg, resume=True)
+            try:
+                check_resume_folder(self.resume_arg)
+            except BaseException:
+                self.lock.release()
+                self.lock = None
+                raise
             return
         folder = self.run_dir_arg
         self._made_folder = folder is None or not folder.exists()
