@@ -190,6 +190,11 @@ def test_a_run_folder_in_use_is_refused_with_a_visible_message(window, qtbot, mo
     assert "another training run is writing to this folder" in text
     assert f"process {os.getpid()} on host {socket.gethostname()}" in text
     assert "another training run" in w.training.error.text()
+    # nor does Save experiment write over a run's config.toml
+    before = (folder / "config.toml").read_bytes()
+    w.training.set_config(dataclasses.replace(w.training.config(), max_steps=77))
+    assert not w.save_experiment_to(str(folder / "config.toml"))
+    assert "inside the run folder" in boxes[-1].text() and (folder / "config.toml").read_bytes() == before
 
 
 def test_closing_during_training_stops_saves_and_joins(window, qtbot, monkeypatch):
