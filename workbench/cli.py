@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train headless from an experiment TOML or preset",
                        description="Train a GPT from an experiment file. Prints progress and a summary; "
-                                   "writes a run folder (config.toml, metrics.jsonl, checkpoints/, attention/).")
+                                   "writes a run folder (config.toml, metrics.jsonl, checkpoints/, attention/), "
+                                   "which belongs to this run: it is locked while the run trains (run.lock), and "
+                                   "leftovers of an interrupted write are removed when the next run starts in it.")
     t.add_argument("experiment", nargs="?", help="experiment TOML file or preset name (not needed with --resume)")
     t.add_argument("--run-dir", help="a new or empty folder to write the run to (default: a new folder under the "
                    "data dir); a folder that holds a run is refused: continue it with --resume, or add --overwrite")
@@ -142,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("out", metavar="OUT_RUN_DIR", help="run folder to write: a new or empty folder")
     im.add_argument("--name", help="experiment name (default: the folder's name)")
 
-    r = sub.add_parser("runs", help="list runs with their settings and results, or compare two configs")
+    r = sub.add_parser("runs", help="list runs with their settings and results, or compare two configs",
+                       description="List the runs in a folder with their settings and results; a run with a "
+                                   "damaged file (config.toml, a metrics line, best.json, its latest checkpoint's "
+                                   "JSON) is listed too, with a line naming the file and why.")
     r.add_argument("diff", nargs="*", metavar="RUN_DIR",
                    help="two run folders: print the settings that differ between them")
     r.add_argument("--dir", help="where runs live (default: the data dir's runs/)")
@@ -180,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except WorkbenchError as e:
+        from workbench.engine.checkpoint import WriteError
+
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, WriteError) else 2  # a file that could not be written is not a bad command
     except KeyboardInterrupt:
         return 130
 

@@ -727,6 +727,9 @@ def _write(path: Path, text: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder: a message naming the file
+        tmp.unlink(missing_ok=True)
+        raise ckpt.write_error(path, e) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
