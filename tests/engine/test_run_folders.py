@@ -462,3 +462,36 @@ def test_a_torn_last_metrics_line_is_not_damage(tmp_path):
         f.write('{"step": 21, "split": "tr')
     problems = []
     assert len(ckpt.read_metrics(folder / "metrics.jsonl", problems)) == 21 and problems == []
+
+
+def test_a_token_cache_that_does_not_fit_names_the_cache_and_leaves_no_temp_file(small_text, tmp_path, monkeypatch):
+    from workbench import paths
+
+    real_open = open
+
+    class FullFile:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_open(path, mode="r", *a, **k):
+        f = real_open(path, mode, *a, **k)
+        return FullFile(f) if str(path).endswith(".tmp") and ".bin." in str(path) else f
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    result = Trainer(tiny_experiment(small_text, max_steps=2), run_dir=tmp_path / "r").run()
+    assert result.status == "failed" and "could not be written: the disk is full" in result.message
+    tokens = paths.cache_dir() / "tokens"
+    assert str(tokens) in result.message and ".bin:" in result.message
+    assert not list(tokens.glob("*.tmp"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_json
+from .checkpoint import atomic_write_json, write_error
 from .errors import Cancelled, DataError
 from .ownership import pid_alive, try_lock
 
@@ -117,6 +117,9 @@ def build_token_cache(corpus, tokenizer, cache_root: Path, *,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, bin_path)
+    except OSError as e:  # a full disk: say which cache could not be written, and how much room is left
+        tmp.unlink(missing_ok=True)
+        raise write_error(bin_path, e) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -162,7 +162,8 @@ class RunLock:
                                   f"held it and ended without releasing it.")
             info = {"pid": os.getpid(), "host": me, "started": time.time(), "command": _command()}
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(info).encode("utf-8"))
             return lock
         raise RunFolderBusy(f"{path}: the lock file keeps changing; another process is starting and ending runs "
                             f"in this folder. Try again, or train into another folder.")
