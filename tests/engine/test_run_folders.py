@@ -60,7 +60,7 @@ def test_a_second_trainer_on_a_running_folder_refuses_and_the_first_finishes_int
     folder = tmp_path / "run"
     exp = tiny_experiment(small_text, max_steps=12, eval_every=6, attention_every=6, checkpoint_every=4)
     other = exp.with_overrides(["training.learning_rate=1e-2", "training.seed=7"])
-    second = {}
+    second, statuses = {}, []
 
     class Intruder(ListReporter):
         """While the first run trains (step 5), a second one tries the same folder: new, and resumed."""
@@ -72,6 +72,7 @@ def test_a_second_trainer_on_a_running_folder_refuses_and_the_first_finishes_int
                                 overwrite=True)), ("resume", Trainer(saved_experiment(folder), resume=folder))):
                     rep = ListReporter()
                     second[kind] = (t.run(reporter=rep), rep)
+                statuses.append(list_runs(tmp_path)[0].status)  # `workbench runs` meanwhile
 
     result = Trainer(exp, run_dir=folder).run(reporter=Intruder())
     assert result.status == "completed" and result.step == 12
@@ -90,6 +91,7 @@ def test_a_second_trainer_on_a_running_folder_refuses_and_the_first_finishes_int
     steps = [r["step"] for r in ckpt.read_metrics(run.metrics) if r["split"] == "train"]
     assert steps == list(range(1, 13))
     assert not (folder / ownership.LOCK_NAME).exists()  # released at the end
+    assert statuses == ["training"] and list_runs(tmp_path)[0].status == "completed"
 
 
 def test_a_lock_held_by_another_process_names_its_pid(small_text, tmp_path):

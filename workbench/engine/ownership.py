@@ -212,6 +212,16 @@ def lock_holder(folder: Path) -> dict | None:
     return None if got else info
 
 
+def training_now(folder: Path) -> dict | None:
+    """The holder written in ``folder``'s run.lock if it looks alive (its pid runs on this host, or
+    it is on another host), without touching the lock: for listings, where a guess is enough."""
+    info = _read_holder(Path(folder) / LOCK_NAME)
+    pid = info.get("pid")
+    if not isinstance(pid, int):
+        return None
+    return info if info.get("host") != socket.gethostname() or pid_alive(pid) else None
+
+
 def _command() -> str:
     import sys
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .config import diff_experiments, load_experiment
 from .errors import CheckpointError, WorkbenchError
+from .ownership import training_now
 
 
 @dataclass
@@ -23,7 +24,7 @@ class RunSummary:
     started: float                 # seconds since the epoch (config.toml's mtime)
     steps: int                     # last step with metrics
     max_steps: int
-    status: str                    # completed | early stopped | stopped | no metrics
+    status: str                    # completed | early stopped | stopped | no metrics | training (run.lock held)
     model: str                     # "4x128, 4 heads, ctx 64"
     tokenizer: str                 # "char 65"
     tasks: list[str]
@@ -101,6 +102,8 @@ def summarize(path: Path) -> RunSummary:
         except (OSError, ValueError) as e:
             s.damaged.append(f"checkpoints/{latest.name}: {e}; resume, generate and export need an intact "
                              f"checkpoint")
+    if training_now(path) is not None:
+        s.status = "training"
     if s.damaged and not s.error:
         s.error = "damaged: " + "; ".join(s.damaged)
     return s

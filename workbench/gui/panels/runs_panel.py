@@ -376,7 +376,8 @@ class RunsPanel(Panel):
         status_tip = r.error or {"completed": "Trained every step it was set to.",
                                  "stopped": "Stopped before its last step; it can be resumed from its checkpoint.",
                                  "early stopped": "Early stopping ended it: the validation metric stopped improving.",
-                                 "no metrics": "No step has finished yet (or the run is just starting)."}.get(
+                                 "no metrics": "No step has finished yet (or the run is just starting).",
+                                 "training": "A training run holds this folder now (its run.lock)."}.get(
                                      r.status, "")
         cells = [
             _cell(r.path.name, tip=f"{r.path}\nexperiment name: {r.name}"),
