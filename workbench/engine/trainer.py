@@ -31,8 +31,8 @@ from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResu
                      Resumed, RunStarted, Status, StepMetrics, TaskBalance)
 from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_of
 from .model import GPT, GPTConfig
-from .ownership import check_resume_folder, claim_run_folder
 from .multitask import TaskSampler, build_weighting, conflict_matrix
+from .ownership import check_resume_folder, claim_run_folder
 from .tasks import TaskContext, build_task
 from .tokenizer import Tokenizer, train_tokenizer
 
