@@ -152,3 +152,31 @@ def test_runs_lists_every_run_when_one_is_damaged(tmp_path):
     r = workbench("report", str(tmp_path / "bad-metrics"), "--out", str(tmp_path / "bad.html"))
     assert r.returncode == 0, r.stderr
     assert "metrics.jsonl line 6" in (tmp_path / "bad.html").read_text()
+
+
+def test_a_run_killed_with_sigkill_resumes_and_its_leftovers_go(tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    victim = subprocess.Popen([sys.executable, "-m", "workbench", "train", "demo_toy", "--run-dir", str(run), "--quiet",
+                               "--set", "training.max_steps=100000", "--set", "training.checkpoint_every=1",
+                               "--set", "training.keep_checkpoints=2", *TINY],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list((run / "checkpoints").glob("step_*.json"))) < 2:  # writing a checkpoint every step
+            assert victim.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    assert json.loads((run / "run.lock").read_text())["pid"] == victim.pid  # left behind by kill -9
+    (run / "checkpoints" / ".step_0000099.safetensors.abc123_z.tmp").write_bytes(b"\0" * 5000)  # as a torn write
+    last = max(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.json"))
+    r = workbench("train", "--resume", str(run), "--set", f"training.max_steps={last + 3}")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["steps"] == last + 3
+    assert "stale lock" in r.stderr and f"process {victim.pid}" in r.stderr
+    assert "leftover file" in r.stderr
+    assert not list(run.rglob("*.tmp")) and not (run / "run.lock").exists()
