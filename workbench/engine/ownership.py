@@ -377,7 +377,9 @@ def preflight(*, run_dir: Path | None, resume: Path | None, overwrite: bool) -> 
     target = resume or run_dir
     if target is None:
         return
-    holder = lock_holder(target) if Path(target).is_dir() else None
+    # the flock is tried only when the lock file names a live process: a run starting meanwhile
+    # must never find it taken by this check
+    holder = lock_holder(target) if Path(target).is_dir() and training_now(target) else None
     if holder is not None:  # first: a live run explains everything else about the folder
         raise RunFolderBusy(busy_message(Path(target), holder))
     if resume is not None:
