@@ -17,6 +17,7 @@ EPILOG = """examples:
   workbench train demo_toy                    train a bundled preset (see `workbench presets`)
   workbench train exp.toml --set training.max_steps=500 --set model.n_layer=6
   workbench train --resume RUN_DIR --set training.max_steps=4000   continue a run, longer
+  workbench train demo_toy --run-dir RUN_DIR --overwrite   start the run in RUN_DIR over
   workbench corpus stats data/ --glob '**/*.txt'
   workbench bench train demo_toy              engine throughput vs a bare PyTorch loop
   workbench bench gui                         the window while it trains (JSON)
@@ -37,14 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train headless from an experiment TOML or preset",
                        description="Train a GPT from an experiment file. Prints progress and a summary; "
-                                   "writes a run folder (config.toml, metrics.jsonl, checkpoints/, attention/).")
+                                   "writes a run folder (config.toml, metrics.jsonl, checkpoints/, attention/), "
+                                   "which belongs to this run: it is locked while the run trains (run.lock), and "
+                                   "leftovers of an interrupted write are removed when the next run starts in it.")
     t.add_argument("experiment", nargs="?", help="experiment TOML file or preset name (not needed with --resume)")
-    t.add_argument("--run-dir", help="folder to write the run to (default: a new folder under the data dir)")
+    t.add_argument("--run-dir", help="a new or empty folder to write the run to (default: a new folder under the "
+                   "data dir); a folder that holds a run is refused: continue it with --resume, or add --overwrite")
+    t.add_argument("--overwrite", action="store_true", help="with --run-dir: delete the run already in that folder "
+                   "(its checkpoints, metrics, config) and start a new one there; other files are left alone")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting, e.g. --set training.max_steps=500 (repeatable)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint "
                    "(--set training.max_steps=N to train longer; training.learning_rate, min_lr, grad_clip "
-                   "and the divergence_* rule may change too)")
+                   "and the divergence_* rule may change too); a run folder is used by one run at a time")
     t.add_argument("--from-step", type=int, metavar="N", help="with --resume: continue from the checkpoint of "
                    "step N instead of the latest (e.g. the good one a divergence message names); the later "
                    "checkpoints and the old metrics.jsonl are moved to RUN_DIR/superseded/, not deleted")
@@ -116,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "demonstrations")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     e.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
-    e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file")
+    e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file (a new file or earlier "
+                   "results; never inside a run folder)")
 
     gn = sub.add_parser("generate", help="sample text from a run's model, streamed as it is generated")
     gn.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
@@ -133,14 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write a run's model in the GPT-2 layout of Hugging Face transformers")
     x.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
-    x.add_argument("out", metavar="OUT_DIR", help="folder for config.json, model.safetensors, tokenizer.json")
+    x.add_argument("out", metavar="OUT_DIR", help="a new or empty folder for config.json, model.safetensors, "
+                   "tokenizer.json (or an earlier export's folder, replaced); never inside a run folder")
 
     im = sub.add_parser("import", help="turn a local GPT-2-style folder (gpt2, distilgpt2, ...) into a run folder")
     im.add_argument("folder", metavar="GPT2_DIR", help="folder with config.json, model.safetensors, tokenizer.json")
-    im.add_argument("out", metavar="OUT_RUN_DIR", help="run folder to write")
+    im.add_argument("out", metavar="OUT_RUN_DIR", help="run folder to write: a new or empty folder")
     im.add_argument("--name", help="experiment name (default: the folder's name)")
 
-    r = sub.add_parser("runs", help="list runs with their settings and results, or compare two configs")
+    r = sub.add_parser("runs", help="list runs with their settings and results, or compare two configs",
+                       description="List the runs in a folder with their settings and results; a run with a "
+                                   "damaged file (config.toml, a metrics line, best.json, its latest checkpoint's "
+                                   "JSON) is listed too, with a line naming the file and why.")
     r.add_argument("diff", nargs="*", metavar="RUN_DIR",
                    help="two run folders: print the settings that differ between them")
     r.add_argument("--dir", help="where runs live (default: the data dir's runs/)")
@@ -153,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "plots/, attention/, samples.txt).")
     rp.add_argument("run", metavar="RUN_DIR", help="run folder to report on")
     rp.add_argument("--out", required=True, metavar="PATH",
-                    help="the .html file to write, or with --format folder a new or empty folder")
+                    help="the .html file to write (a new file, or an earlier report), or with --format folder a "
+                         "new or empty folder (or an earlier report's); never inside a run folder")
     rp.add_argument("--format", dest="fmt", choices=("html", "folder"), default="html",
                     help="html: one file with everything inline (default); folder: separate files")
     rp.add_argument("--sample", dest="samples", action="append", default=[], metavar="PROMPT",
@@ -177,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except WorkbenchError as e:
+        from workbench.engine.checkpoint import WriteError
+
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, WriteError) else 2  # a file that could not be written is not a bad command
     except KeyboardInterrupt:
         return 130
 
@@ -215,8 +229,9 @@ class ConsoleReporter:
             self._started = e
             self._line(f"run {e.run_dir}\n  {e.params / 1e6:.2f} M parameters, vocabulary {e.vocab_size:,}, "
                        f"{e.device}, {e.precision}, {e.tokens_per_step:,} tokens/step"
-                       + (f", resuming at step {e.start_step}" if e.start_step else "")
-                       + (f"\n  {e.note}" if e.note else ""))
+                       + (f", resuming at step {e.start_step}" if e.start_step else ""))
+            for note in e.notes:
+                self._line(f"  {note}")
         elif isinstance(e, ev.StepMetrics):
             now = time.monotonic()
             if self.quiet or (now - self._last_draw < 0.1 and e.step != e.max_steps):
@@ -256,6 +271,8 @@ def cmd_train(args) -> int:
     from workbench.engine.errors import ConfigError
     from workbench.engine.trainer import Trainer, saved_experiment
 
+    from workbench.engine.ownership import preflight
+
     if args.experiment is None and args.resume is None:
         raise ConfigError("train: give an experiment TOML or preset name, or --resume RUN_DIR.")
     if args.from_step is not None and args.resume is None:
@@ -267,6 +284,12 @@ def cmd_train(args) -> int:
         if args.from_step not in steps:
             raise ConfigError(f"train: --from-step {args.from_step}: {args.resume} has no checkpoint of that step; "
                               f"its checkpoints are at steps {', '.join(map(str, steps)) or '(none)'}.")
+    if args.resume is not None and (args.run_dir or args.overwrite):
+        raise ConfigError("train: --resume continues the run in its own folder; leave out --run-dir and --overwrite.")
+    if args.overwrite and not args.run_dir:
+        raise ConfigError("train: --overwrite needs --run-dir FOLDER, the run folder to start over.")
+    # a folder that is taken or not a run's: exit code 2 before anything loads (the Trainer checks again)
+    preflight(run_dir=args.run_dir, resume=args.resume, overwrite=args.overwrite)
     if args.resume is not None:
         exp = saved_experiment(args.resume).with_overrides(args.overrides)
     else:
@@ -287,7 +310,8 @@ def cmd_train(args) -> int:
     reporter = ConsoleReporter(quiet=args.quiet)
     t0 = time.perf_counter()
     try:
-        result = Trainer(exp, run_dir=args.run_dir, resume=args.resume, from_step=args.from_step).run(control, reporter)
+        result = Trainer(exp, run_dir=args.run_dir, resume=args.resume, from_step=args.from_step,
+                         overwrite=args.overwrite).run(control, reporter)
     finally:
         signal.signal(signal.SIGINT, previous)
     wall = time.perf_counter() - t0
@@ -370,6 +394,8 @@ def cmd_runs(args) -> int:
         val = ", ".join(f"{k} {v:.4g}" for k, v in list(r.val.items())[:3])
         print(f"{format_started(r.started)}  {r.path.name:36s} {r.status:13s} {r.steps:>6}/{r.max_steps:<6} "
               f"{r.model:28s} {r.tokenizer:14s} {val}")
+        for why in r.damaged:
+            print(f"{'':18s}damaged: {why}")
     return 0
 
 
@@ -461,6 +487,10 @@ def cmd_eval(args) -> int:
     except ValueError:
         raise ConfigError(f"--k {args.k!r}: give numbers of demonstrations separated by commas, "
                           f"e.g. 0,1,2,4,8.") from None
+    if args.out:
+        from workbench.engine.evaluate import check_results_path
+
+        check_results_path(args.out)  # before minutes of scoring, not after
     task = _icl_task_from_args(args)
     _set_threads(args.threads)
     trained = load_trained(args.run, resolve_device(args.device), with_heads=False)

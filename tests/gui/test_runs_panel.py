@@ -190,3 +190,17 @@ def test_double_click_asks_the_window_to_open_the_run(panel, runs_dir, qtbot):
         qtbot.mouseClick(panel.table.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
         qtbot.mouseDClick(panel.table.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=rect.center())
     assert sig.args == [str(runs_dir / "run-b")]
+
+
+def test_damaged_runs_are_listed_marked_and_the_others_as_usual(panel, runs_dir):
+    from tests.engine.test_run_folders import damaged_runs
+
+    expected = damaged_runs(runs_dir)
+    panel.refresh()
+    assert panel.wait_for_list()
+    assert panel.table.rowCount() == 3 + len(expected) + 1 and not panel.error.isVisible()
+    assert cell(panel, "run-a", "status") == "completed"
+    for name, where in expected.items():
+        assert cell(panel, name, "status").endswith("· damaged"), name
+        row = next(r for r in range(panel.table.rowCount()) if panel.table.item(r, 0).text() == name)
+        assert where in panel.table.item(row, COLUMNS.index("status")).toolTip()

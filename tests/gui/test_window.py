@@ -165,6 +165,38 @@ def test_a_failing_run_shows_the_error_and_the_next_run_works(window, qtbot, mon
     assert w.generate.wait() and w.generate.trained().step == 40  # the longer run replaces its shorter self
 
 
+def test_a_run_folder_in_use_is_refused_with_a_visible_message(window, qtbot, monkeypatch, tmp_path):
+    import os
+    import socket
+
+    from workbench.engine.ownership import RunLock
+
+    w = window
+    boxes = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "exec", lambda self: boxes.append(self) or 0)
+    tiny(w)
+    folder = tmp_path / "busy"
+    (folder / "checkpoints").mkdir(parents=True)
+    w.experiment().save(folder / "config.toml")
+    lock = RunLock.acquire(folder)  # as another training run holds it (flock: one holder per open file)
+    try:
+        w.training.set_resume(str(folder))
+        assert w.start()
+        wait_idle(qtbot, w)
+    finally:
+        lock.release()
+    assert boxes, "a message box reports the refusal"
+    text = boxes[-1].text()
+    assert "another training run is writing to this folder" in text
+    assert f"process {os.getpid()} on host {socket.gethostname()}" in text
+    assert "another training run" in w.training.error.text()
+    # nor does Save experiment write over a run's config.toml
+    before = (folder / "config.toml").read_bytes()
+    w.training.set_config(dataclasses.replace(w.training.config(), max_steps=77))
+    assert not w.save_experiment_to(str(folder / "config.toml"))
+    assert "inside the run folder" in boxes[-1].text() and (folder / "config.toml").read_bytes() == before
+
+
 def test_closing_during_training_stops_saves_and_joins(window, qtbot, monkeypatch):
     w = window
     asked = []

@@ -61,7 +61,7 @@ def _bare_round(exp: Experiment, steps: int, warmup: int):
     with tempfile.TemporaryDirectory() as d:
         probe = Trainer(exp.replace(training=dataclasses.replace(tc, max_steps=1)), run_dir=os.path.join(d, "run"))
         probe.prepare()
-        probe.metrics.close()
+        probe.close()  # closes the metrics file and releases the run folder
     model, data, device, prec = probe.model, probe.data, probe.device, probe.precision
     opt = build_optimizer(model, tc, device)
     scaler = torch.amp.GradScaler(device.type, enabled=prec.use_scaler)

@@ -16,9 +16,11 @@ so a crash leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,18 +47,64 @@ _STEP_FILE = re.compile(r"step_(\d+)\.json$")
 # -- atomic writes ---------------------------------------------------------------------------
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+class WriteError(CheckpointError):
+    """A file could not be written (disk full, quota, read-only, permissions): names the file, the
+    free space, and (set by whoever knows) which checkpoint is intact."""
+
+    def __init__(self, message: str, path: Path, *, intact_noted: bool = False):
+        super().__init__(message)
+        self.path, self.intact_noted = Path(path), intact_noted
+
+
+_WRITE_REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                  errno.EROFS: "the file system is read-only", errno.EFBIG: "the file is too large for the file system",
+                  errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free for this user on the disk that holds ``folder`` (None when it cannot be told)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def write_error(path: Path, e: OSError) -> WriteError:
+    """A WriteError in words for an OSError met while writing ``path``."""
+    from .ownership import fmt_bytes
+
+    free = free_bytes(Path(path).parent)
+    reason = _WRITE_REASONS.get(e.errno, e.strerror or str(e))
+    room = f"; {fmt_bytes(free)} free on its disk" if free is not None else ""
+    return WriteError(f"{path}: could not be written: {reason}{room}.", path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write through ``.NAME.XXXXXXXX.tmp`` beside ``path`` (ownership.TEMP_FILE: the pattern leftovers
+    are recognised by), fsync, rename. An OSError becomes a WriteError that names ``path``."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, e) from e
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -111,19 +159,31 @@ class RunDir:
     @classmethod
     def new(cls, base: Path, name: str) -> "RunDir":
         """A fresh folder ``base/NAME-YYYYmmdd-HHMMSS`` (suffixed if that exists)."""
+        return cls.create(cls.new_path(base, name))
+
+    @staticmethod
+    def new_path(base: Path, name: str) -> Path:
+        """Make and return a new empty folder ``base/NAME-YYYYmmdd-HHMMSS[-N]``; mkdir, not a check
+        for existence, decides, so two runs started in the same second get two folders."""
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(base) / f"{safe}-{stamp}"
+        Path(base).mkdir(parents=True, exist_ok=True)
         n = 1
-        while path.exists():
-            n += 1
-            path = Path(base) / f"{safe}-{stamp}-{n}"
-        return cls.create(path)
+        while True:
+            path = Path(base) / (f"{safe}-{stamp}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                n += 1
 
     @classmethod
-    def create(cls, path: Path) -> "RunDir":
+    def create(cls, path: Path, *, checked: bool = False) -> "RunDir":
+        """Make the run folder's parts; ``checked``: ownership.claim_run_folder has vetted the folder."""
+        from .ownership import LOCK_NAME
+
         path = Path(path)
-        if path.exists() and any(path.iterdir()) and not (path / "config.toml").exists():
+        if not checked and path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()) and not (path / "config.toml").exists():
             raise CheckpointError(f"{path}: the folder exists and is not a run folder; choose an empty or new folder.")
         for sub in ("checkpoints", "attention"):
             (path / sub).mkdir(parents=True, exist_ok=True)
@@ -148,6 +208,42 @@ class RunDir:
 
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:07d}.json"
+
+    def intact_note(self) -> str:
+        """Which checkpoint a failed write left intact, and how to go on from it."""
+        steps = self.checkpoint_steps()
+        if not steps:
+            return "No checkpoint of this run had been saved yet."
+        return (f"The latest complete checkpoint, step {steps[-1]} ({self.checkpoint_path(steps[-1])}), is intact: "
+                f"free some space, then continue with `workbench train --resume {self.path}`.")
+
+    def save_checkpoint(self, step: int, tensors: dict[str, "torch.Tensor"], meta: dict[str, Any], *,
+                        keep: int, protect: set[int] = frozenset()) -> Path:
+        """Write the checkpoint of ``step``, then keep the newest ``keep`` (and ``protect``).
+
+        Room first: when the disk has less free space than the checkpoint needs (its tensor bytes, its
+        JSON and a margin), the oldest checkpoints are pruned to ``keep - 1`` before writing (never
+        below one complete checkpoint), so keeping N never needs room for N + 1. If that is still not
+        enough, nothing is written and a WriteError says so, before trying."""
+        tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        need = sum(t.numel() * t.element_size() for t in tensors.values()) + len(json.dumps(meta)) + 64_000
+        path = self.checkpoint_path(step)
+        free = free_bytes(self.checkpoints)
+        if free is not None and free < need:
+            self.prune_checkpoints(max(1, keep - 1), protect)
+            free = free_bytes(self.checkpoints)
+            if free is not None and free < need:
+                from .ownership import fmt_bytes
+
+                raise WriteError(f"{path.with_suffix('.safetensors')}: not written: the checkpoint needs about "
+                                 f"{fmt_bytes(need)} and its disk has {fmt_bytes(free)} free. " + self.intact_note(),
+                                 path.with_suffix(".safetensors"), intact_noted=True)
+        try:
+            save_checkpoint(path, tensors, meta)
+        except WriteError as e:
+            raise WriteError(f"{e} {self.intact_note()}", e.path, intact_noted=True) from e
+        self.prune_checkpoints(keep, protect)
+        return path
 
     def latest_checkpoint(self) -> Path:
         steps = self.checkpoint_steps()
@@ -184,15 +280,48 @@ def truncate_jsonl_after(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(k + "\n" for k in kept))
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """All records of a metrics.jsonl (a torn last line is skipped)."""
+def _bad_record(rec) -> str:
+    """Why a parsed metrics line is not a record the readers can use ('' when it is)."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    step = rec.get("step", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"step {step!r} is not a whole number"
+    for key in ("split", "task"):
+        if key in rec and not isinstance(rec[key], str):
+            return f"{key} {rec[key]!r} is not text"
+    for key in ("loss", "time", "tokens"):
+        v = rec.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+            return f"{key} {v!r} is not a number"
+    return ""
+
+
+def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
+    """The usable records of a metrics.jsonl. A torn last line (a crash while appending) is skipped
+    quietly; any other line that is not a record is skipped and, when ``problems`` is given, named
+    there ("metrics.jsonl line 12: not JSON"), so one damaged line never hides the rest."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    last = len(lines) - 1 if lines and lines[-1] else len(lines) - 2  # the index of the last written line
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+            why = _bad_record(rec)
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except json.JSONDecodeError:
+            if i == last and not raw.endswith(b"}"):
+                continue  # cut short by a crash
+            why = "not JSON"
+        if why:
+            if problems is not None:
+                problems.append(f"{Path(path).name} line {i + 1}: {why}")
+            continue
+        out.append(rec)
     return out
 
 
@@ -200,14 +329,24 @@ class MetricsWriter:
     """Appends JSON lines; flushed at every write so a live reader (or a crash) sees whole lines."""
 
     def __init__(self, path: Path):
-        self._f = open(path, "a", encoding="utf-8")
+        self.path = Path(path)
+        try:
+            self._f = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            raise write_error(self.path, e) from e
 
     def write(self, **record) -> None:
-        self._f.write(json.dumps(record) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(record) + "\n")
+            self._f.flush()
+        except OSError as e:
+            raise write_error(self.path, e) from e
 
     def close(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:
+            pass  # the failed write was reported already
 
 
 # -- checkpoints -----------------------------------------------------------------------------

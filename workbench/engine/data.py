@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write_json
+from .checkpoint import atomic_write_json, write_error
 from .errors import Cancelled, DataError
+from .ownership import pid_alive, try_lock
 
 CACHE_VERSION = 1
 
@@ -40,6 +42,36 @@ def cache_key(corpus_fingerprint: str, tokenizer_fingerprint: str) -> str:
     return h.hexdigest()[:24]
 
 
+# A cache being written: ".KEY.bin.PID.tmp", flock-ed by its writer for as long as it writes: a temp
+# file whose lock can be taken and whose pid is gone belongs to a writer that ended (kill -9, a crash).
+CACHE_TEMP = re.compile(r"^\.[0-9a-f]{24}\.bin\.\d+\.tmp$")
+_OLD_CACHE_TEMP = re.compile(r"^[0-9a-f]{24}\.tmp(\d+)$")  # the name before: KEY.tmpPID
+
+
+def remove_cache_leftovers(folder: Path) -> list[Path]:
+    """Delete the temp files of cache writers that have ended; a live writer's file is kept."""
+    removed = []
+    for p in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        old = _OLD_CACHE_TEMP.match(p.name)
+        if old:
+            dead = not pid_alive(int(old.group(1)))
+        elif CACHE_TEMP.match(p.name):
+            try:
+                with open(p, "rb") as f:
+                    got = try_lock(f.fileno())  # closing the file drops the lock again
+            except OSError:
+                continue
+            # both: the lock proves no writer is at work; the pid covers the instant between a
+            # writer's open() and its lock
+            dead = got is not False and not pid_alive(int(p.name.split(".")[3]))
+        else:
+            continue
+        if dead:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def build_token_cache(corpus, tokenizer, cache_root: Path, *,
                       progress: Callable[[int, int], None] | None = None,
                       should_stop: Callable[[], bool] | None = None) -> TokenCache:
@@ -56,12 +88,14 @@ def build_token_cache(corpus, tokenizer, cache_root: Path, *,
         if bin_path.stat().st_size == meta["n_tokens"] * np.dtype(meta["dtype"]).itemsize:
             return TokenCache(bin_path, meta["n_tokens"], meta["dtype"], meta["documents"])
     folder.mkdir(parents=True, exist_ok=True)
+    remove_cache_leftovers(folder)
     dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
     eos = tokenizer.special_id("eos")
-    tmp = bin_path.with_suffix(f".tmp{os.getpid()}")
+    tmp = folder / f".{key}.bin.{os.getpid()}.tmp"  # CACHE_TEMP; locked while written
     n_tokens = chars = documents = 0
     try:
         with open(tmp, "wb") as f:
+            try_lock(f.fileno())
             for piece in corpus.pieces():
                 if should_stop is not None and should_stop():
                     raise Cancelled("encoding the corpus was cancelled")
@@ -83,6 +117,9 @@ def build_token_cache(corpus, tokenizer, cache_root: Path, *,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, bin_path)
+    except OSError as e:  # a full disk: say which cache could not be written, and how much room is left
+        tmp.unlink(missing_ok=True)
+        raise write_error(bin_path, e) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -26,6 +26,7 @@ a draw are nested across k (draw d with k = 2 starts with those of k = 1).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import statistics
@@ -469,6 +470,7 @@ class ICLResult:
 
         from .checkpoint import atomic_write_json
 
+        check_results_path(path)
         atomic_write_json(Path(path), {"run": str(run), "checkpoint_step": int(checkpoint_step), "data": data,
                                        **self.to_dict()})
 
@@ -489,6 +491,24 @@ class ICLResult:
         lines.append(f"chance {self.chance:.3f}, majority class {self.majority:.3f}, {self.n_examples} examples, "
                      f"{self.draws} draws, {'mean' if self.length_norm else 'summed'} log-likelihood")
         return "\n".join(lines)
+
+
+def check_results_path(path) -> None:
+    """Results are written outside run folders, as a new file or over earlier results only."""
+    from pathlib import Path
+
+    from .ownership import check_output
+
+    def earlier_results(p: Path) -> bool:
+        try:
+            if p.stat().st_size > 50_000_000:
+                return False
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(d, dict) and {"run", "checkpoint_step", "results"} <= d.keys()
+
+    check_output(Path(path), "evaluation results", own_file=earlier_results)
 
 
 def evaluate_in_context(model: GPT, tokenizer: Tokenizer, task: InContextTask,

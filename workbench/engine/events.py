@@ -29,7 +29,8 @@ class RunStarted:
     max_steps: int
     tokens_per_step: int
     vocab_size: int
-    note: str = ""         # e.g. where resuming from an earlier checkpoint moved the later ones
+    # what preparing the run did: a stale lock taken over, leftovers removed, later checkpoints set aside
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save as save_torch_bytes
 
 from . import checkpoint as ckpt
+from . import ownership
 from .config import Experiment, ModelConfig, TokenizerConfig, from_dict
 from .errors import CheckpointError, TokenizerError
 from .model import GPT, GPTConfig
@@ -133,16 +134,38 @@ def gpt2_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
 
 
+EXPORT_MARK = "gpt-workbench"  # in model.safetensors' metadata: how an earlier export is recognised
+EXPORT_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
+
+
+def _earlier_export(folder: Path) -> bool:
+    """Only files export writes, and a model.safetensors that export wrote."""
+    names = {p.name for p in folder.iterdir() if not ownership.TEMP_FILE.match(p.name)}
+    if not names <= EXPORT_FILES or "model.safetensors" not in names:
+        return False
+    try:
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            return (f.metadata() or {}).get("exported_by") == EXPORT_MARK
+    except Exception:  # a damaged or foreign file: not ours
+        return False
+
+
+def check_export_folder(out: Path) -> None:
+    ownership.check_output(Path(out), "GPT-2 export", own_folder=_earlier_export)
+
+
 def export_gpt2(model: GPT, tokenizer: Tokenizer, out_dir: str | Path) -> Path:
     """Write ``out_dir`` with config.json, model.safetensors, tokenizer.json and a
-    tokenizer_config.json, loadable by ``GPT2LMHeadModel.from_pretrained(out_dir)``."""
+    tokenizer_config.json, loadable by ``GPT2LMHeadModel.from_pretrained(out_dir)``. ``out_dir``: a
+    new or empty folder, or an earlier export (replaced); never inside a run folder."""
     out = Path(out_dir)
+    check_export_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer.vocab_size > model.config.vocab_size:
         raise CheckpointError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
                               f"{model.config.vocab_size} embedding rows; they do not belong together.")
     # "format": "pt" is what transformers checks before it reads a safetensors file
-    tensors = save_torch_bytes(gpt2_state_dict(model), metadata={"format": "pt"})
+    tensors = save_torch_bytes(gpt2_state_dict(model), metadata={"format": "pt", "exported_by": EXPORT_MARK})
     ckpt.atomic_write_bytes(out / "model.safetensors", tensors)
     ckpt.atomic_write_json(out / "config.json", gpt2_config(model.config, tokenizer))
     tokenizer.save(out / "tokenizer.json")
@@ -160,6 +183,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     """Export the latest checkpoint of a run folder (or a checkpoint file) to the GPT-2 layout."""
     from .loading import load_trained
 
+    check_export_folder(Path(out_dir))  # before loading the model
     trained = load_trained(run_dir, with_heads=False)
     return export_gpt2(trained.model, trained.tokenizer, out_dir)
 
@@ -277,25 +301,31 @@ def import_gpt2(folder: str | Path, out_run_dir: str | Path, *, name: str | None
     corpus is the default one, to be replaced by whatever the model is trained on next.
     """
     folder = Path(folder)
+    out = Path(out_run_dir)
+    ownership.check_output(out, "imported run", own_folder=lambda _p: False)  # a new or empty folder only
     model, tokenizer = load_gpt2(folder)
-    run = ckpt.RunDir.create(Path(out_run_dir))
-    c = model.config
-    base = Experiment()
-    exp = base.replace(
-        name=name or folder.resolve().name or "gpt2",
-        model=ModelConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.block_size,
-                          dropout=c.dropout, bias=True),
-        tokenizer=TokenizerConfig(kind=tokenizer.kind, vocab_size=tokenizer.vocab_size,
-                                  path=str(run.tokenizer.resolve())),
-    )
-    exp = from_dict(exp.to_dict(), source=str(folder))  # the same checks as a TOML file gets
-    exp.save(run.config)
-    tokenizer.save(run.tokenizer)
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    meta = {
-        "step": 0, "tokens": 0, "elapsed": 0.0, "experiment": exp.to_dict(), "vocab_size": c.vocab_size,
-        "optimizer": {"steps": {}}, "scaler": {}, "last_val_loss": None,
-        "imported_from": {"path": str(folder.resolve()), "layout": "gpt2"},
-    }
-    ckpt.save_checkpoint(run.checkpoint_path(0), tensors, meta)
+    lock = ownership.claim_run_folder(out)  # held while writing: a second import or train into it refuses
+    try:
+        run = ckpt.RunDir.create(out, checked=True)
+        c = model.config
+        base = Experiment()
+        exp = base.replace(
+            name=name or folder.resolve().name or "gpt2",
+            model=ModelConfig(n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd, block_size=c.block_size,
+                              dropout=c.dropout, bias=True),
+            tokenizer=TokenizerConfig(kind=tokenizer.kind, vocab_size=tokenizer.vocab_size,
+                                      path=str(run.tokenizer.resolve())),
+        )
+        exp = from_dict(exp.to_dict(), source=str(folder))  # the same checks as a TOML file gets
+        exp.save(run.config)
+        tokenizer.save(run.tokenizer)
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        meta = {
+            "step": 0, "tokens": 0, "elapsed": 0.0, "experiment": exp.to_dict(), "vocab_size": c.vocab_size,
+            "optimizer": {"steps": {}}, "scaler": {}, "last_val_loss": None,
+            "imported_from": {"path": str(folder.resolve()), "layout": "gpt2"},
+        }
+        ckpt.save_checkpoint(run.checkpoint_path(0), tensors, meta)
+    finally:
+        lock.release()
     return run.path

@@ -45,6 +45,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError, WorkbenchError
+from .ownership import check_output
 
 FORMATS = ("html", "folder")
 
@@ -643,7 +644,7 @@ def _html(c: _Content, *, inline: bool) -> str:
     head = (f"{e(s['status'])} · step {s['steps']:,} of {s['max_steps']:,} · started {started} · "
             f"training time {_fmt_seconds(s['seconds'])}")
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{REPORT_MARK}"
              f"<title>{e(title)}</title><style>{CSS}</style></head><body><main>",
              f"<h1>{e(s['name'])}</h1><div class=\"muted\">{head}</div>",
              f"<div class=\"muted\">{e(str(c.run.path))}</div>"]
@@ -726,9 +727,28 @@ def _write(path: Path, text: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder: a message naming the file
+        tmp.unlink(missing_ok=True)
+        raise ckpt.write_error(path, e) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+REPORT_MARK = '<meta name="generator" content="GPT Workbench report">'
+_OLD_REPORT_MARK = b"Exported by GPT Workbench on "  # the footer of reports written before REPORT_MARK
+
+
+def is_report(path: Path) -> bool:
+    """An HTML file this module wrote (it may be replaced by a new report; anything else is kept)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            tail = f.read()
+    except OSError:
+        return False
+    return REPORT_MARK.encode() in head or _OLD_REPORT_MARK in tail
 
 
 def export_report(run_dir: str | Path, out: str | Path, *, samples: Sequence[str] | None = None, fmt: str = "html",
@@ -736,21 +756,21 @@ def export_report(run_dir: str | Path, out: str | Path, *, samples: Sequence[str
                   progress: Callable[[str], None] | None = None) -> Path:
     """Write the report of the run in ``run_dir`` to ``out``; returns the file or folder written.
 
-    fmt "html": ``out`` is the .html file (or an existing folder: ``NAME-report.html`` inside it).
+    fmt "html": ``out`` is the .html file (or an existing folder: ``NAME-report.html`` inside it); an
+    existing file is replaced only when it is an earlier report (``is_report``).
     fmt "folder": ``out`` is a new or empty folder, or an earlier report's folder (replaced).
+    Never inside a run folder: a run folder is written by its training run only.
     ``samples``: prompts to continue with the final checkpoint (loads torch; optional).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"report format {fmt!r}: use one of {', '.join(FORMATS)}.")
     out = Path(out)
     if fmt == "folder":
-        if out.is_file():
-            raise CheckpointError(f"{out}: is a file; give a new (or empty) folder for the report.")
-        if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
-            raise CheckpointError(f"{out}: the folder is not empty and holds no earlier report; choose a new or "
-                                  f"empty folder.")
-    elif out.is_dir():
-        out = out / f"{Path(run_dir).name}-report.html"
+        check_output(out, "report", own_folder=lambda p: is_report(p / "index.html"))
+    else:
+        if out.is_dir():
+            out = out / f"{Path(run_dir).name}-report.html"
+        check_output(out, "report", own_file=is_report)
     if not out.parent.is_dir():
         raise CheckpointError(f"{out.parent}: no such folder; create it or choose another place for the report.")
     c = _collect(run_dir, samples=samples, sample_tokens=sample_tokens, attention_snapshots=attention_snapshots,

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .config import diff_experiments, load_experiment
 from .errors import CheckpointError, WorkbenchError
+from .ownership import training_now
 
 
 @dataclass
@@ -23,7 +24,7 @@ class RunSummary:
     started: float                 # seconds since the epoch (config.toml's mtime)
     steps: int                     # last step with metrics
     max_steps: int
-    status: str                    # completed | early stopped | stopped | diverged | no metrics
+    status: str                    # completed | early stopped | stopped | diverged | no metrics | training (locked)
     model: str                     # "4x128, 4 heads, ctx 64"
     tokenizer: str                 # "char 65"
     tasks: list[str]
@@ -31,6 +32,7 @@ class RunSummary:
     best: dict | None = None       # best.json of early stopping
     seconds: float = 0.0           # training time (pauses excluded)
     error: str = ""
+    damaged: list[str] = field(default_factory=list)  # "FILE: why" for each damaged file, listed anyway
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -39,42 +41,77 @@ class RunSummary:
 
 
 def summarize(path: Path) -> RunSummary:
+    """What a run folder says about its run. A damaged file (config.toml, a metrics line, best.json,
+    the latest checkpoint's JSON) never raises: the run is listed with the reason in ``damaged``."""
     path = Path(path)
     run = ckpt.RunDir.open(path)
     try:
+        started = run.config.stat().st_mtime
+    except OSError:
+        started = 0.0
+    try:
         exp = load_experiment(run.config)
-    except WorkbenchError as e:
-        return RunSummary(path, path.name, run.config.stat().st_mtime, 0, 0, "unreadable config", "", "", [],
-                          error=str(e))
+    except (WorkbenchError, OSError, ValueError) as e:
+        return RunSummary(path, path.name, started, 0, 0, "unreadable config", "", "", [], error=str(e),
+                          damaged=[f"config.toml: {e}"])
     m = exp.model
     s = RunSummary(
-        path=path, name=exp.name, started=run.config.stat().st_mtime, steps=0, max_steps=exp.training.max_steps,
+        path=path, name=exp.name, started=started, steps=0, max_steps=exp.training.max_steps,
         status="no metrics", model=f"{m.n_layer}x{m.n_embd}, {m.n_head} heads, ctx {m.block_size}",
         tokenizer=f"{exp.tokenizer.kind} {exp.tokenizer.vocab_size}", tasks=[t.task_name for t in exp.tasks],
     )
     if run.metrics.exists():
         diverged = False
-        for rec in ckpt.read_metrics(run.metrics):
+        problems: list[str] = []
+        try:
+            records = ckpt.read_metrics(run.metrics, problems)
+        except OSError as e:
+            records, problems = [], [f"metrics.jsonl: cannot be read ({e.strerror or e})"]
+        if problems:
+            s.damaged.append(problems[0] + (f" (and {len(problems) - 1} more damaged lines)" if len(problems) > 1
+                                            else "") + "; the line is left out")
+        for rec in records:
             if rec.get("split") == "event":  # why the run ended, written by the trainer
                 diverged = diverged or rec.get("event") == "diverged"
                 continue
             s.steps = max(s.steps, rec.get("step", 0))
             if rec.get("time") is not None:
                 s.seconds = max(s.seconds, rec["time"])
-            if rec.get("split") == "val":
+            if rec.get("split") == "val" and rec.get("loss") is not None:
                 task = rec.get("task", "?")
                 s.val[task] = rec["loss"]
                 for k, v in rec.items():
-                    if k not in ("step", "split", "task", "loss", "tokens", "time") and isinstance(v, (int, float)):
+                    if k not in ("step", "split", "task", "loss", "tokens", "time") and isinstance(v, (int, float)) \
+                            and not isinstance(v, bool):
                         s.val[f"{task}/{k}"] = v
         s.status = "completed" if s.steps >= s.max_steps else "stopped" if s.steps else "no metrics"
         if diverged:
             s.status = "diverged"
     best = path / "best.json"
     if best.exists():
-        s.best = json.loads(best.read_text())
-        if s.steps < s.max_steps:
-            s.status = "early stopped"
+        try:
+            b = json.loads(best.read_text(encoding="utf-8"))
+            if not (isinstance(b, dict) and isinstance(b.get("step"), int)):
+                raise ValueError("not an object with a step")
+            s.best = b
+            if s.steps < s.max_steps:
+                s.status = "early stopped"
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            s.damaged.append(f"best.json: {e}")
+    steps = run.checkpoint_steps()
+    if steps:
+        latest = run.checkpoint_path(steps[-1])
+        try:
+            meta = json.loads(latest.read_text(encoding="utf-8"))
+            if not (isinstance(meta, dict) and meta.get("step") == steps[-1]):
+                raise ValueError("not a checkpoint of this step")
+        except (OSError, ValueError) as e:
+            s.damaged.append(f"checkpoints/{latest.name}: {e}; resume, generate and export need an intact "
+                             f"checkpoint")
+    if training_now(path) is not None:
+        s.status = "training"
+    if s.damaged and not s.error:
+        s.error = "damaged: " + "; ".join(s.damaged)
     return s
 
 
@@ -140,8 +177,18 @@ def list_runs(base: Path) -> list[RunSummary]:
     base = Path(base)
     if not base.is_dir():
         return []
-    out = [summarize(p) for p in base.iterdir() if (p / "config.toml").is_file()]
+    out = [summarize_listed(p) for p in base.iterdir() if (p / "config.toml").is_file()]
     return sorted(out, key=lambda r: r.started, reverse=True)
+
+
+def summarize_listed(path: Path) -> RunSummary:
+    """summarize(), and for anything it did not foresee (a folder unreadable for permissions, a file
+    vanishing while read) a row marked damaged with the reason: one run never hides the others."""
+    try:
+        return summarize(path)
+    except Exception as e:  # noqa: BLE001 - the reason is shown in the row
+        why = f"{type(e).__name__}: {e}"
+        return RunSummary(Path(path), Path(path).name, 0.0, 0, 0, "unreadable", "", "", [], error=why, damaged=[why])
 
 
 def config_diff(a: Path, b: Path) -> list[tuple[str, object, object]]:

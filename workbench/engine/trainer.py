@@ -33,6 +33,7 @@ from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResu
 from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_of
 from .model import GPT, GPTConfig
 from .multitask import TaskSampler, build_weighting, conflict_matrix
+from .ownership import check_resume_folder, claim_run_folder
 from .tasks import TaskContext, build_task
 from .tokenizer import Tokenizer, train_tokenizer
 
@@ -102,8 +103,9 @@ def prepare_tokenizer(exp: Experiment, corpus: Corpus, *, reporter=None, should_
 class Trainer:
     def __init__(self, experiment: Experiment, *, run_dir: str | Path | None = None,
                  resume: str | Path | None = None, from_step: int | None = None,
-                 default_threads: int | None = None):
-        """run_dir: where to write (default: a new folder under the data dir).
+                 default_threads: int | None = None, overwrite: bool = False):
+        """run_dir: where to write (default: a new folder under the data dir); a folder that holds a
+        run is refused unless ``overwrite`` (its run files are deleted first; ownership.py).
         resume: a run folder to continue from its latest checkpoint; ``experiment`` must then be
         its saved one (``saved_experiment``) with at most the RESUMABLE settings changed.
         from_step: with resume, continue from the checkpoint of this step instead of the latest;
@@ -116,6 +118,9 @@ class Trainer:
             raise CheckpointError("from_step needs resume = the run folder to continue.")
         self.from_step = from_step
         self.default_threads = default_threads or os.cpu_count() or 1
+        self.overwrite = overwrite
+        self.lock = None           # ownership.RunLock, held from prepare() to the end of run()
+        self._made_folder = False
         # filled by prepare()
         self.model: GPT | None = None
         self.tokenizer: Tokenizer | None = None
@@ -144,17 +149,43 @@ class Trainer:
             reporter.report(Finished(self.step, "stopped", str(self.run_dir.path if self.run_dir else ""), {}))
             return RunResult("stopped", self.run_dir.path if self.run_dir else None, self.step, str(e))
         except WorkbenchError as e:
-            reporter.report(Failed(self.step, str(e), "", str(self.run_dir.path) if self.run_dir else None))
-            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, str(e))
+            msg = str(e)
+            if isinstance(e, ckpt.WriteError) and not e.intact_noted and self.run_dir is not None:
+                msg += " " + self.run_dir.intact_note()
+            reporter.report(Failed(self.step, msg, "", str(self.run_dir.path) if self.run_dir else None))
+            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
+        except OSError as e:
+            if e.errno not in ckpt.DISK_ERRNOS:
+                raise
+            err = ckpt.write_error(Path(e.filename or (self.run_dir.path if self.run_dir else ".")), e)
+            msg = f"{err} " + (self.run_dir.intact_note() if self.run_dir else "")
+            reporter.report(Failed(self.step, msg, traceback.format_exc(),
+                                   str(self.run_dir.path) if self.run_dir else None))
+            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
         except Exception as e:  # a bug or an environment problem: keep the traceback for the details
             msg = f"Training failed at step {self.step}: {type(e).__name__}: {e}"
             reporter.report(Failed(self.step, msg, traceback.format_exc(),
                                    str(self.run_dir.path) if self.run_dir else None))
             return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
         finally:
-            if getattr(self, "metrics", None) is not None:
-                self.metrics.close()
-                self.metrics = None
+            self.close()
+
+    def close(self) -> None:
+        """Close the metrics file and release the run folder (run() does it; call it after prepare()
+        alone). A folder this run made and never wrote its config to is removed again."""
+        if getattr(self, "metrics", None) is not None:
+            self.metrics.close()
+            self.metrics = None
+        if self.lock is not None:
+            folder, made = self.lock.folder, self._made_folder
+            self.lock.release()
+            self.lock = None
+            if made and not (folder / "config.toml").exists():
+                for sub in ("checkpoints", "attention", ""):
+                    try:
+                        (folder / sub).rmdir()  # only if empty: nothing of anyone's is deleted
+                    except OSError:
+                        pass
 
     # -- preparation -------------------------------------------------------------------------
 
@@ -166,6 +197,7 @@ class Trainer:
         report = self.reporter.report
         should_stop = lambda: self.control.stop_requested  # noqa: E731
         state = None
+        self._claim_folder()
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
             state_tensors, state = ckpt.load_checkpoint(self._resume_checkpoint())
@@ -249,8 +281,7 @@ class Trainer:
 
         self.set_aside = None
         if state is None:
-            self.run_dir = (ckpt.RunDir.create(self.run_dir_arg) if self.run_dir_arg
-                            else ckpt.RunDir.new(paths.runs_dir(), exp.name))
+            self.run_dir = ckpt.RunDir.create(self.lock.folder, checked=True)
             exp.save(self.run_dir.config)
             self.tokenizer.save(self.run_dir.tokenizer)
         else:
@@ -266,9 +297,31 @@ class Trainer:
             run_dir=str(self.run_dir.path), device=describe_device(self.device), precision=self.precision.name,
             params=self.model.num_params(), start_step=self.step, max_steps=tc.max_steps,
             tokens_per_step=self.tokens_per_step, vocab_size=self.tokenizer.vocab_size,
-            note=(f"resuming from the checkpoint of step {self.step}; the later checkpoints, attention "
-                  f"snapshots and the old metrics.jsonl were moved to {self.set_aside}") if self.set_aside else "",
+            notes=tuple(self.lock.notes) + ((
+                f"resuming from the checkpoint of step {self.step}; the later checkpoints, attention "
+                f"snapshots and the old metrics.jsonl were moved to {self.set_aside}",) if self.set_aside else ()),
         ))
+
+    def _claim_folder(self) -> None:
+        """Lock the run folder before any work, so a second run on it refuses at once, and check under
+        the lock that this run may write there (ownership.claim_run_folder)."""
+        if self.lock is not None:
+            return
+        if self.resume_arg is not None:
+            self._made_folder = False
+            self.lock = claim_run_folder(self.resume_arg, resume=True)
+            try:
+                check_resume_folder(self.resume_arg)
+            except BaseException:
+                self.lock.release()
+                self.lock = None
+                raise
+            return
+        folder = self.run_dir_arg
+        self._made_folder = folder is None or not folder.exists()
+        if folder is None:
+            folder = ckpt.RunDir.new_path(paths.runs_dir(), self.exp.name)
+        self.lock = claim_run_folder(folder, overwrite=self.overwrite)
 
     def _probe_ids(self, text: str | None = None) -> list[int]:
         """The probe's token ids: the given text, else training.probe_text, else the start of the
@@ -682,15 +735,15 @@ class Trainer:
             "best": list(self.best) if self.best else None, "evals_since_best": self.evals_since_best,
             "trainable": sorted(self.trainable),
         }
-        path = ckpt.save_checkpoint(self.run_dir.checkpoint_path(self.step), tensors, meta)
+        keep = {self.best[1]} if self.best else set()
+        if self.watch.good_checkpoint is not None:  # the one a divergence message would name
+            keep.add(self.watch.good_checkpoint)
+        path = self.run_dir.save_checkpoint(self.step, tensors, meta, keep=self.exp.training.keep_checkpoints,
+                                            protect=keep)
         if best:
             ckpt.atomic_write_json(self.run_dir.path / "best.json", {"step": self.step, "value": self.best[0],
                                    "metric": self.exp.training.early_stopping_metric})
         self.pending_checkpoint = False
-        keep = {self.best[1]} if self.best else set()
-        if self.watch.good_checkpoint is not None:  # the one a divergence message would name
-            keep.add(self.watch.good_checkpoint)
-        self.run_dir.prune_checkpoints(self.exp.training.keep_checkpoints, protect=keep)
         self.reporter.report(CheckpointSaved(self.step, str(path)))
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:

@@ -571,10 +571,15 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.save_experiment_to(path)
 
     def save_experiment_to(self, path: str) -> bool:
+        from workbench.engine.errors import WorkbenchError
+        from workbench.engine.ownership import check_output
+
         try:
             exp = self.experiment()
+            # a run folder's config.toml is its run's; the file dialog has asked about any other file
+            check_output(Path(path), "experiment", own_file=lambda _p: True)
             exp.save(path)
-        except (ConfigError, OSError) as e:
+        except (WorkbenchError, OSError) as e:
             self.show_error("Cannot save the experiment", str(e))
             return False
         self._experiment_path = str(Path(path).resolve())

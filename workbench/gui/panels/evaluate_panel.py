@@ -1309,13 +1309,18 @@ class EvaluatePanel(Panel):
     def _save_dialog(self) -> None:
         if self._result is None:
             return
-        start = str(Path(self._run_path or Path.home()) / "icl.json")
+        from workbench.engine.errors import WorkbenchError
+        from workbench.engine.ownership import run_folder_around
+
+        # beside the run folder, not inside it: a run folder is written by its training run only
+        run = run_folder_around(Path(self._run_path)) if self._run_path else None
+        start = str(run.parent / f"{run.name}-icl.json" if run else Path.home() / "icl.json")
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the results", start, "JSON (*.json)")
         if path:
             try:
                 self.save_results(path)
                 self.status.setText(f"Saved {path}")
-            except OSError as e:
+            except (OSError, WorkbenchError) as e:
                 show_error(self.error, f"Could not write {path}: {e}")
 
     def _update_buttons(self) -> None:

@@ -33,7 +33,7 @@ PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole
 def list_all_runs(state, folders: list[str], extra: list[str]) -> list:
     """The job: summaries of the runs directly under each folder plus the single run folders in
     ``extra``, each once, newest first. No torch: engine.runs reads only TOML and JSON."""
-    from workbench.engine.runs import list_runs, summarize
+    from workbench.engine.runs import list_runs, summarize_listed
 
     seen: dict[str, object] = {}
     for folder in folders:
@@ -44,7 +44,7 @@ def list_all_runs(state, folders: list[str], extra: list[str]) -> list:
         state.check()
         key = os.path.realpath(path)
         if key not in seen and (Path(path) / "config.toml").is_file():
-            seen[key] = summarize(Path(path))
+            seen[key] = summarize_listed(Path(path))
     return sorted(seen.values(), key=lambda r: r.started, reverse=True)
 
 
@@ -376,12 +376,15 @@ class RunsPanel(Panel):
         status_tip = r.error or {"completed": "Trained every step it was set to.",
                                  "stopped": "Stopped before its last step; it can be resumed from its checkpoint.",
                                  "early stopped": "Early stopping ended it: the validation metric stopped improving.",
-                                 "no metrics": "No step has finished yet (or the run is just starting)."}.get(
+                                 "no metrics": "No step has finished yet (or the run is just starting).",
+                                 "training": "A training run holds this folder now (its run.lock)."}.get(
                                      r.status, "")
         cells = [
             _cell(r.path.name, tip=f"{r.path}\nexperiment name: {r.name}"),
             _cell(format_started(r.started), sort=r.started),
-            _cell(r.status, tip=status_tip),
+            _cell(r.status + (" · damaged" if r.damaged else ""),
+                  tip="\n".join(["Damaged files (the rest of the run is shown):"] + r.damaged) if r.damaged
+                  else status_tip),
             _cell(f"{r.steps:,} / {r.max_steps:,}", sort=r.steps),
             _cell(r.model, sort=r.model),
             _cell(r.tokenizer),
@@ -392,7 +395,7 @@ class RunsPanel(Panel):
             _cell(fmt_duration(r.seconds) if r.seconds else "", sort=r.seconds, tip="training time, pauses excluded"),
         ]
         color = {"completed": OK_COLOR, "no metrics": MUTED_COLOR}.get(r.status)
-        if r.status == "unreadable config":
+        if r.status in ("unreadable config", "unreadable") or r.damaged:
             color = ERROR_COLOR
         if color:
             cells[2].setForeground(QtGui.QColor(color))

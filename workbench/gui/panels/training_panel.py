@@ -392,8 +392,8 @@ class TrainingPanel(Panel):
         self.log_line(f"Started on {e.device} ({e.precision}), {e.params:,} parameters, "
                       f"{e.tokens_per_step:,} tokens per step" + (f", from step {e.start_step}" if e.start_step else ""))
         self.log_line(f"Run folder: {e.run_dir}")
-        if getattr(e, "note", ""):
-            self.log_line(e.note[0].upper() + e.note[1:])
+        for note in e.notes:
+            self.log_line(note[0].upper() + note[1:])
 
     def on_metrics(self, batch) -> None:
         step = batch.last_step
