@@ -28,6 +28,7 @@ the Tasks and Fine-tune pages together make an experiment.
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import sys
 from dataclasses import dataclass
@@ -266,7 +267,7 @@ class FreezeLaneView(QtWidgets.QWidget):
                 self._loading = True
                 from ..bridge import run_job
 
-                run_job(_import_freezing, on_done=lambda _r: self._loaded(), on_failed=lambda *_a: self._loaded(),
+                run_job(_import_freezing, on_done=lambda _r: self._loaded(), on_failed=self._load_failed,
                         parent=self, name="import freezing")
             self.update()
             return
@@ -281,6 +282,11 @@ class FreezeLaneView(QtWidgets.QWidget):
     def _loaded(self) -> None:
         self._loading = False
         self._compute()
+
+    def _load_failed(self, message: str, _details: str) -> None:
+        # no retry: importing the engine failed for a reason a retry would meet again
+        self._lanes, self._error = None, f"The freezing plan cannot be worked out: {message}"
+        self.update()
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -916,8 +922,8 @@ class InputInspector(QtWidgets.QWidget):
 # the panel
 
 
-def list_checkpoints(runs_dir) -> list:
-    """Runs under ``runs_dir`` that have a checkpoint to start from (engine.runs summaries)."""
+def list_checkpoints(_state, runs_dir) -> list:
+    """The job: runs under ``runs_dir`` that have a checkpoint to start from (engine.runs summaries)."""
     from workbench.engine.runs import list_runs
 
     out = []
@@ -1250,7 +1256,18 @@ class FinetunePanel(Panel):
         from ..bridge import run_job
 
         self._runs_job = run_job(list_checkpoints, paths.runs_dir(), parent=self, name="list runs",
-                                 on_done=self._fill_checkpoints, on_failed=lambda *_a: self._fill_checkpoints([]))
+                                 on_done=self._fill_checkpoints, on_failed=self._list_failed)
+
+    def _list_failed(self, message: str, _details: str) -> None:
+        """The list keeps what it had; the line under it says why no runs are listed."""
+        self.checkpoint_info.setText(f"<span style='color:{ERROR_COLOR}'>Could not list the runs in "
+                                     f"{html.escape(str(self._runs_dir()))}: {html.escape(message)}</span>")
+
+    @staticmethod
+    def _runs_dir():
+        from workbench import paths
+
+        return paths.runs_dir()
 
     def wait_for_runs(self, msecs: int = 30000) -> bool:
         """Tests and scripts: wait until the run list is filled in."""
