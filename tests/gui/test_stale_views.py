@@ -72,3 +72,32 @@ def test_scrubbing_the_timeline_stops_following_and_ticking_jumps_to_the_newest(
     assert panel.follow_check.isChecked() and panel.current().step == 40
     panel.add_snapshot(snapshot(50))
     assert panel.current().step == 50 and slider.value() == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# smoothing
+
+
+def test_smoothing_at_maximum_keeps_up_with_the_data_and_says_its_value(qtbot):
+    from workbench.gui.widgets.loss_plot import LossPlot
+
+    plot = shown(qtbot, LossPlot(title="loss", show_controls=True, smoothing=0.6), 900, 500)
+    slider = plot.controls.slider
+    slider.setFocus()
+    QTest.keyClick(slider, QtCore.Qt.Key.Key_End)  # the slider as far as it goes
+    assert plot.smoothing() == pytest.approx(0.999)
+    assert plot.controls.value_label.text() == "0.999"
+    rng = np.random.default_rng(0)
+    n = 2000
+    t = np.arange(1, n + 1)
+    y = 0.6 + 4 * np.exp(-t / 150) + rng.normal(0, 0.1, n)
+    done = 0
+    for upto in (100, 300, 600, 2000):  # as a run sends them, the curve is checked as it grows
+        plot.add_points("train/lm", t[done:upto], y[done:upto])
+        done = upto
+        plot.refresh(force=True)
+        sm = plot.smoothed("train/lm")
+        assert sm.size == upto
+        assert sm[0] == pytest.approx(y[0])  # debiased: the line starts at the data
+        tail = y[upto - upto // 10:upto]
+        assert tail.min() <= sm[-1] <= tail.max(), (upto, sm[-1], tail.min(), tail.max())
