@@ -101,3 +101,156 @@ def test_smoothing_at_maximum_keeps_up_with_the_data_and_says_its_value(qtbot):
         assert sm[0] == pytest.approx(y[0])  # debiased: the line starts at the data
         tail = y[upto - upto // 10:upto]
         assert tail.min() <= sm[-1] <= tail.max(), (upto, sm[-1], tail.min(), tail.max())
+
+
+# ---------------------------------------------------------------------------------------------
+# task balance: the headline and the weights describe the run from its first steps
+
+
+def two_task_experiment(weighting: str, conflict_every: int = 50):
+    from workbench.engine.config import Experiment, MultitaskConfig, TaskConfig
+
+    return Experiment().replace(tasks=(TaskConfig(kind="causal_lm", weight=1.0), TaskConfig(kind="masked_lm", weight=0.5)),
+                                multitask=MultitaskConfig(weighting=weighting, conflict_every=conflict_every))
+
+
+def step_metrics(first: int, last: int, tasks=("lm", "mlm")) -> list:
+    return [ev.StepMetrics(s, 100, s * 64, s * 0.1, 3.0, {t: 3.0 - s / 100 for t in tasks}, 1e-3, 1.0, 640.0)
+            for s in range(first, last + 1)]
+
+
+def test_balance_headline_and_weights_describe_the_run_before_the_first_measurement(qtbot):
+    from workbench.gui.bridge import MetricsBatch
+    from workbench.gui.panels.balance_panel import BalancePanel
+
+    panel = shown(qtbot, BalancePanel())
+    assert "Train two or more tasks" in panel.headline.text()  # no run yet
+    panel.reset()
+    panel.begin_run(two_task_experiment("fixed"))
+    assert panel.wait_for_weights()
+    text = panel.headline.text()
+    assert "Train two or more" not in text and "2 tasks" in text and "lm, mlm" in text
+    assert "lm 1.00, mlm 0.50" in text and "every 50 steps" in text
+    panel.on_step(MetricsBatch.from_events(step_metrics(1, 8)))
+    panel.refresh(force=True)
+    lm = panel.weight_plot.series_data("lm")["lm"]
+    mlm = panel.weight_plot.series_data("mlm")["mlm"]
+    assert lm["step"][0] == 0 and lm["step"][-1] == 8 and np.all(lm["y"] == 1.0)
+    assert mlm["step"][-1] == 8 and np.allclose(mlm["y"], 0.5)
+    assert panel.summary() == "2 tasks"
+
+    # learned weights: the start is drawn (the engine's own uncertainty weighting: 0.5 each), and the
+    # headline says they move; steps do not invent weights the run has not measured
+    panel.reset()
+    panel.begin_run(two_task_experiment("uncertainty", conflict_every=0))
+    assert panel.wait_for_weights()
+    assert "lm 0.50, mlm 0.50" in panel.headline.text() and "learned" in panel.headline.text()
+    assert "not measured" in panel.headline.text()
+    panel.on_step(MetricsBatch.from_events(step_metrics(1, 5)))
+    assert list(panel.weight_plot.series_data("lm")["lm"]["step"]) == [0]
+    # the first measurement takes over the headline
+    panel.on_balance(ev.TaskBalance(10, ["lm", "mlm"], [0.6, 0.4], np.array([[1.0, -0.3], [-0.3, 1.0]])))
+    assert "most in conflict" in panel.headline.text() and "lm 0.60" in panel.headline.text()
+
+    panel.reset()
+    from workbench.engine.config import Experiment
+
+    panel.begin_run(Experiment())
+    assert "one task (lm)" in panel.headline.text() and panel.summary() == "1 task"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tune page: it follows only a run that fine-tunes; its plan's marker belongs to its plan
+
+
+def test_finetune_page_ignores_a_pretraining_run_and_its_summary_says_so(qtbot):
+    from workbench.gui.panels.finetune_panel import FinetunePanel
+
+    panel = shown(qtbot, FinetunePanel(), 1400, 900)
+    panel.set_run_shape(max_steps=100, n_layer=2)
+    assert not panel.is_enabled() and panel.summary() == "off"
+    panel.begin_run(False)
+    for e in step_metrics(1, 30, tasks=("mlm",)):
+        panel.on_step(e)
+    panel.on_eval(ev.EvalResult(30, 1920, 3.0, {"mlm": 2.0}, {"mlm/accuracy": 0.41}))
+    assert "accuracy" not in panel.summary() and panel.summary() == "off"
+    assert panel.lanes.current_step() is None and panel.loss_plot.series_names() == []
+    assert "pretrains" in panel.headline.text()
+    panel.end_run()
+    assert "pretrains" not in panel.headline.text() and panel.summary() == "off"
+    panel.set_enabled(True)
+    assert panel.summary() == "from random weights"
+
+    panel.begin_run(True)
+    panel.on_eval(ev.EvalResult(10, 640, 1.0, {"sent": 0.6}, {"sent/accuracy": 0.7}))
+    assert panel.summary() == "accuracy 0.700"
+
+
+def test_the_plan_marker_belongs_to_the_plan_it_was_drawn_on(qtbot):
+    from workbench.gui.panels.finetune_panel import FinetunePanel
+
+    panel = shown(qtbot, FinetunePanel(), 1400, 900)
+    panel.set_enabled(True)
+    panel.set_run_shape(max_steps=100, n_layer=2)
+    panel.begin_run(True)
+    for e in step_metrics(1, 100, tasks=("sent",)):
+        panel.on_step(e)
+    assert panel.lanes.marker_label() == "step 100" and panel.lanes.plan()[2] == 100
+    # the person plans a longer run, then a shorter one: the old run's marker does not stay on the new plan
+    panel.set_run_shape(max_steps=400)
+    assert panel.lanes.current_step() is None and panel.lanes.marker_label() == ""
+    panel.begin_run(True)
+    for e in step_metrics(1, 400, tasks=("sent",)):
+        panel.on_step(e)
+    assert panel.lanes.marker_label() == "step 400"
+    panel.set_run_shape(max_steps=100)
+    assert panel.lanes.marker_label() == "" and panel.lanes.plan()[2] == 100
+
+
+# ---------------------------------------------------------------------------------------------
+# the window: the sidebar changes with its pages; a multi-task pretraining run on every page
+
+from tests.gui.test_window import shared_cache, step_events, tiny, wait_idle, window  # noqa: E402,F401
+
+
+def sidebar_lines(w) -> dict:
+    from workbench.gui.main_window import SUBTITLE_ROLE
+
+    return {key: w.sidebar.item(i).data(SUBTITLE_ROLE) for i, key in enumerate(w.panels)}
+
+
+def test_sidebar_summaries_change_with_their_pages_during_a_run(window, monkeypatch):
+    from workbench.gui.bridge import MetricsBatch
+
+    w = window
+    monkeypatch.setattr(w.session, "is_active", lambda: True)  # as during a run
+    for first in (1, 21):
+        w.session.metrics.emit(MetricsBatch.from_events(step_events(first, 20)))
+        assert "loss" in w.curves.summary() and "loss" in w.curves.headline.text()
+        assert sidebar_lines(w) == {key: panel.summary() for key, panel in w.panels.items()}
+
+
+def test_a_multitask_pretraining_run_on_the_balance_and_finetune_pages(window, qtbot):
+    from workbench.engine.config import MultitaskConfig, TaskConfig
+
+    w = window
+    tiny(w, max_steps=12, eval_every=6, attention_every=0)
+    w.tasks.set_config((TaskConfig(kind="causal_lm"), TaskConfig(kind="masked_lm", weight=0.5)),
+                       MultitaskConfig(conflict_every=1000))
+    assert not w.finetune.is_enabled()
+    assert w.start()
+    assert "2 tasks" in w.balance.headline.text()  # at once, not at the first measurement
+    qtbot.waitUntil(lambda: w.balance.weight_plot.series_names() != [], timeout=30000)
+    wait_idle(qtbot, w)
+    w.balance.refresh(force=True)
+    mlm = w.balance.weight_plot.series_data("mlm")["mlm"]
+    assert mlm["step"][0] == 0 and mlm["step"][-1] >= 6 and np.allclose(mlm["y"], 0.5)
+    assert "Train two or more" not in w.balance.headline.text()
+    # the run validated MLM accuracy: that is the Curves page's, not the Fine-tune page's
+    import json
+    from pathlib import Path
+
+    lines = (Path(w.session.run_dir) / "metrics.jsonl").read_text().splitlines()
+    assert any(r.get("split") == "val" and r.get("task") == "mlm" and "accuracy" in r for r in map(json.loads, lines))
+    assert w.finetune.summary() == "off" and sidebar_lines(w)["finetune"] == "off"
+    assert w.finetune.loss_plot.series_names() == [] and w.finetune.lanes.current_step() is None

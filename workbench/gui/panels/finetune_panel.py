@@ -205,8 +205,17 @@ class FreezeLaneView(QtWidgets.QWidget):
     # -- API --------------------------------------------------------------------------------
 
     def set_plan(self, cfg: FinetuneConfig, n_layer: int, max_steps: int, base_lr: float = 1e-3) -> None:
+        if (cfg, int(n_layer), int(max_steps)) != (self._cfg, self._n_layer, self._max_steps):
+            self.clear_run()  # the current step and the changes were drawn on another plan
         self._cfg, self._n_layer, self._max_steps, self._base_lr = cfg, int(n_layer), int(max_steps), base_lr
         self._compute()
+
+    def current_step(self) -> int | None:
+        """The step the run has reached on this plan (the marker), or None."""
+        return self._current
+
+    def marker_label(self) -> str:
+        return "" if self._current is None else f"step {self._current:,}"
 
     def plan(self) -> tuple[FinetuneConfig, int, int]:
         return self._cfg, self._n_layer, self._max_steps
@@ -416,7 +425,7 @@ class FreezeLaneView(QtWidgets.QWidget):
             x = self._x(min(self._current, self._max_steps), m)
             p.setPen(QtGui.QPen(QtGui.QColor(NOW_COLOR), 2 * s))
             p.drawLine(QtCore.QPointF(x, m["y0"] - 2), QtCore.QPointF(x, m["axis_y"]))
-            label = f"step {self._current:,}"
+            label = self.marker_label()
             w = fm.horizontalAdvance(label) + 8 * s
             bx = min(max(x - w / 2, m["x0"]), m["x1"] - w)
             r = QtCore.QRectF(bx, m["axis_y"] + 3 * s, w, fm.height() + 4 * s)
@@ -953,6 +962,7 @@ class FinetunePanel(Panel):
         self._job = None
         self._runs_job = None
         self._runs: dict = {}
+        self._following = True  # the run under way fine-tunes: its events belong on this page
         self._listed = False
         self._job_gen = 0
         self._check_key = None
@@ -1339,6 +1349,8 @@ class FinetunePanel(Panel):
         self._apply_enabled()
         self.enabledChanged.emit(on)
         self._settings_changed()
+        if not self._last_metrics:
+            self._update_headline()
 
     def _apply_enabled(self) -> None:
         self.settings.setEnabled(self.is_enabled())
@@ -1445,6 +1457,20 @@ class FinetunePanel(Panel):
 
     # -- training events ----------------------------------------------------------------------
 
+    def end_run(self) -> None:
+        """The run ended: a pretraining run left nothing here, so the page shows its setup again."""
+        if not self._following:
+            self._following = True
+            self._update_headline()
+
+    def begin_run(self, finetuning: bool, *, resume: bool = False) -> None:
+        """A run starts (the window calls this). Only a run that fine-tunes (this page switched on)
+        is shown here; a pretraining run's losses and metrics belong to the Curves page."""
+        if not resume:
+            self.reset()
+        self._following = bool(finetuning)
+        self._update_headline()
+
     def reset(self) -> None:
         self.loss_plot.clear()
         self.metric_plot.clear()
@@ -1493,6 +1519,8 @@ class FinetunePanel(Panel):
 
     def on_step(self, e) -> None:
         """``events.StepMetrics`` or a ``bridge.MetricsBatch``."""
+        if not self._following:
+            return
         c = step_columns(e)
         self._tasks |= {k for k in c.losses if "/" not in k}
         for name, y in c.losses.items():
@@ -1515,6 +1543,8 @@ class FinetunePanel(Panel):
 
     def on_eval(self, e) -> None:
         """``events.EvalResult``: validation loss, metrics and confusion matrix."""
+        if not self._following:
+            return
         self._tasks |= set(e.losses)
         for task, v in e.losses.items():
             self._add(self.loss_plot, "val", task, "loss", e.step, v, e.tokens, e.elapsed)
@@ -1538,6 +1568,8 @@ class FinetunePanel(Panel):
 
     def on_freeze(self, e) -> None:
         """``events.FreezeChanged``: the trainer changed what trains."""
+        if not self._following:
+            return
         self.lanes.add_change(e.step, e.description)
         self.plan_caption.setText(f"Step {e.step:,}: now training {e.description} "
                                   f"({e.n_trainable:,} parameters).")
@@ -1560,10 +1592,15 @@ class FinetunePanel(Panel):
 
     def _update_headline(self, step: int | None = None) -> None:
         metrics = self._last_metrics
+        if not self._following:
+            self.headline.setText("The run under way pretrains (fine-tuning is off): its curves are on the Curves "
+                                  "page. Switch fine-tuning on here to adapt a trained model to a labelled task.")
+            self.set_summary("off" if not self.is_enabled() else "on, next run")
+            return
         if not metrics:
             self.headline.setText("Start a run: the task's loss, its validation metrics, the gradient of every "
                                   "layer group and the confusion matrix appear here.")
-            self.set_summary("")
+            self.set_summary(self._setup_summary())
             return
         parts = [f"{k.split('/', 1)[1]} <b>{v:.3f}</b>" for k, v in metrics.items()]
         text = f"Step {step:,}: " + " · ".join(parts) if step is not None else " · ".join(parts)
@@ -1573,6 +1610,13 @@ class FinetunePanel(Panel):
         self.headline.setText(text)
         k, v = next(iter(metrics.items()))
         self.set_summary(f"{k.split('/', 1)[1]} {v:.3f}")
+
+    def _setup_summary(self) -> str:
+        """The sidebar line before a fine-tuning run has numbers: what the page is set to."""
+        if not self.is_enabled():
+            return "off"
+        path = self.checkpoint()
+        return f"from {Path(path).name}" if path else "from random weights"
 
 
 # =============================================================================================
