@@ -254,3 +254,86 @@ def test_a_multitask_pretraining_run_on_the_balance_and_finetune_pages(window, q
     assert any(r.get("split") == "val" and r.get("task") == "mlm" and "accuracy" in r for r in map(json.loads, lines))
     assert w.finetune.summary() == "off" and sidebar_lines(w)["finetune"] == "off"
     assert w.finetune.loss_plot.series_names() == [] and w.finetune.lanes.current_step() is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs page: where the runs are, what can be compared; one numbering of layers and heads
+
+RUN_BASE = ['corpus.paths=["builtin:toy"]', "model.n_layer=2", "model.n_head=2", "model.n_embd=16",
+            "model.block_size=16", "training.batch_size=4", "training.max_steps=4", "training.threads=1",
+            "training.eval_every=2", "training.eval_batches=1", "training.attention_every=0",
+            "training.warmup_steps=0"]
+
+
+@pytest.fixture(scope="module")
+def char_and_bpe_runs(tmp_path_factory):
+    """Two tiny runs on the same corpus, one with a char tokenizer, one with byte-level BPE."""
+    from workbench.engine.config import Experiment
+    from workbench.engine.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("tok-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBENCH_CACHE_DIR", str(root / "cache"))
+        for name, tok in (("run-char", ["tokenizer.kind=char"]),
+                          ("run-bpe", ["tokenizer.kind=bpe", "tokenizer.vocab_size=300"])):
+            exp = Experiment(name=name).with_overrides(RUN_BASE + tok)
+            assert Trainer(exp, run_dir=root / name).run().status == "completed"
+    return root
+
+
+def test_runs_page_counts_only_real_places_and_warns_about_different_tokenizers(qtbot, char_and_bpe_runs):
+    import shutil
+
+    from workbench import paths
+    from workbench.gui.panels.runs_panel import RunsPanel
+
+    base = paths.runs_dir()
+    for name in ("run-char", "run-bpe"):
+        shutil.copytree(char_and_bpe_runs / name, base / name)
+    panel = shown(qtbot, RunsPanel())
+    panel.refresh()
+    assert panel.wait_for_list()
+    # runs trained in this window are added one by one: they live in runs/, no "more places"
+    for name in ("run-char", "run-bpe", "run-char"):
+        panel.add_run(base / name)
+        assert panel.wait_for_list()
+    assert panel.count_label.text() == f"2 runs in {base}"
+    # a run elsewhere is one more place
+    elsewhere = char_and_bpe_runs / "run-char"
+    panel.add_run(elsewhere)
+    assert panel.wait_for_list()
+    assert panel.count_label.text().endswith("and 1 more folder") and str(elsewhere) in panel.count_label.toolTip()
+
+    panel.select_runs([base / "run-char", base / "run-bpe"])
+    panel.set_metric("loss|val/lm")
+    assert panel.caveat.isVisibleTo(panel)
+    text = panel.caveat.text()
+    assert "different tokenizers" in text and "run-char: char" in text and "run-bpe: bpe 300" in text
+    assert set(panel.plot.series_names()) == {"run-char", "run-bpe"}  # still drawn, with the warning
+    panel.set_metric("lr|train")  # the learning rate is the same unit whatever the tokenizer
+    assert not panel.caveat.isVisibleTo(panel)
+    panel.select_runs([base / "run-char"])
+    panel.set_metric("loss|val/lm")
+    assert not panel.caveat.isVisibleTo(panel)
+
+
+def test_layers_and_heads_are_numbered_from_0_everywhere(qtbot, char_and_bpe_runs):
+    """One convention for the whole app: from 0, as the engine's parameter names (block.0) and the
+    freezing plan. The window's pickers, the HTML report and `workbench eval`'s look-back line agree."""
+    from workbench.engine.evaluate import ICLResult, LookBack
+    from workbench.engine.report import svg_attention
+
+    panel = shown(qtbot, AttentionPanel())
+    panel.add_snapshot(snapshot(5))
+    window_names = ([panel.layer_combo.itemText(i) for i in range(panel.layer_combo.count())]
+                    + [panel.head_combo.itemText(i) for i in range(2)])
+    assert window_names == ["layer 0", "layer 1", "head 0", "head 1"]
+    svg = svg_attention(snapshot(5).attention, list("abcde"), step=5)
+    for name in window_names:
+        assert f">{name}<" in svg
+    assert ">layer 2<" not in svg and ">head 2<" not in svg
+
+    look = LookBack(same_token=[[0.1, 0.2], [0.3, 0.9]], induction=[[0.05, 0.7], [0.1, 0.2]], positions=10)
+    result = ICLResult([0], 1, False, 1, 0.5, 0.5, [0], [], {}, [], {}, 0, look_back=look)
+    line = result.look_back_line()
+    assert "layer 0 head 1 gives 0.70" in line and "layer 1 head 1 gives 0.90" in line
