@@ -337,3 +337,67 @@ def test_layers_and_heads_are_numbered_from_0_everywhere(qtbot, char_and_bpe_run
     result = ICLResult([0], 1, False, 1, 0.5, 0.5, [0], [], {}, [], {}, 0, look_back=look)
     line = result.look_back_line()
     assert "layer 0 head 1 gives 0.70" in line and "layer 1 head 1 gives 0.90" in line
+
+
+# ---------------------------------------------------------------------------------------------
+# Generate: a visible pace
+
+
+def choose(qtbot, combo: QtWidgets.QComboBox, text: str) -> None:
+    """Pick an item of a combo box with the keyboard, as a person would."""
+    combo.setFocus()
+    target = combo.findText(text)
+    assert target >= 0
+    key = QtCore.Qt.Key.Key_Down if target > combo.currentIndex() else QtCore.Qt.Key.Key_Up
+    while combo.currentIndex() != target:
+        QTest.keyClick(combo, key)
+
+
+def test_generate_shows_tokens_at_a_visible_pace(qtbot, tmp_path):
+    from tests.gui.test_generate_panel import PROMPT, fill, tiny_experiment
+    from workbench.engine.trainer import Trainer
+    from workbench.gui.panels.generate_panel import DEFAULT_PACE, GeneratePanel
+
+    assert Trainer(tiny_experiment(2), run_dir=tmp_path / "run").run().status == "completed"
+    panel = shown(qtbot, GeneratePanel())
+    assert panel.pace() == DEFAULT_PACE == 20  # streaming is visible by default
+    panel.set_run(tmp_path / "run")
+    assert panel.wait()
+    panel.prompt_edit.setPlainText(PROMPT)
+    panel.eos_check.setChecked(False)
+    fill(panel, max_tokens=40, temperature=1.0, seed=3)
+
+    # as fast as possible: the reference text
+    choose(qtbot, panel.pace_combo, "as fast as possible")
+    assert panel.pace() == 0
+    QTest.mouseClick(panel.generate_button, QtCore.Qt.MouseButton.LeftButton)
+    assert panel.wait()
+    reference = [t.id for t in panel.generated_tokens()]
+    assert len(reference) == 40
+
+    # 5 a second: the model is done long before the page has shown its 40 tokens (8 s)
+    choose(qtbot, panel.pace_combo, "5 tokens/s")
+    QTest.mouseClick(panel.generate_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel._job is None, timeout=30000)  # generated: the job has ended
+    qtbot.waitUntil(lambda: len(panel.generated_tokens()) >= 2, timeout=5000)
+    shown_now = len(panel.generated_tokens())
+    assert shown_now < 40 and panel.is_generating() and panel.stop_button.isEnabled()
+    assert "Showing the tokens at 5 a second" in panel.status_label.text()
+    assert not panel.generate_button.isEnabled()
+    # the strip grows one token at a time
+    qtbot.waitUntil(lambda: len(panel.generated_tokens()) == shown_now + 1, timeout=5000)
+    # "as fast as possible" shows the rest at once; the text is the same at any pace
+    choose(qtbot, panel.pace_combo, "as fast as possible")
+    assert [t.id for t in panel.generated_tokens()] == reference
+    assert not panel.is_generating() and panel.status_label.text().startswith("40 tokens from")
+
+    # Stop while the tokens are being shown: what is shown stays, the rest is dropped
+    choose(qtbot, panel.pace_combo, "10 tokens/s")
+    QTest.mouseClick(panel.generate_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(panel.generated_tokens()) >= 2, timeout=5000)
+    QTest.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    n = len(panel.generated_tokens())
+    assert panel.wait() and len(panel.generated_tokens()) == n < 40
+    assert f"Stopped after {n} tokens: stopped" in panel.status_label.text()
+    assert [t.id for t in panel.generated_tokens()] == reference[:n]
+    assert len(panel.strip.ids()) == panel.prompt_count() + n
