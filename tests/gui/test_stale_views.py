@@ -180,6 +180,8 @@ def test_finetune_page_ignores_a_pretraining_run_and_its_summary_says_so(qtbot):
     assert "pretrains" not in panel.headline.text() and panel.summary() == "off"
     panel.set_enabled(True)
     assert panel.summary() == "from random weights"
+    panel.set_checkpoint("/nowhere/runs/pretrained-a")
+    assert panel.summary() == "from pretrained-a"
 
     panel.begin_run(True)
     panel.on_eval(ev.EvalResult(10, 640, 1.0, {"sent": 0.6}, {"sent/accuracy": 0.7}))

@@ -1270,14 +1270,10 @@ class FinetunePanel(Panel):
 
     def _list_failed(self, message: str, _details: str) -> None:
         """The list keeps what it had; the line under it says why no runs are listed."""
-        self.checkpoint_info.setText(f"<span style='color:{ERROR_COLOR}'>Could not list the runs in "
-                                     f"{html.escape(str(self._runs_dir()))}: {html.escape(message)}</span>")
-
-    @staticmethod
-    def _runs_dir():
         from workbench import paths
 
-        return paths.runs_dir()
+        self.checkpoint_info.setText(f"<span style='color:{ERROR_COLOR}'>Could not list the runs in "
+                                     f"{html.escape(str(paths.runs_dir()))}: {html.escape(message)}</span>")
 
     def wait_for_runs(self, msecs: int = 30000) -> bool:
         """Tests and scripts: wait until the run list is filled in."""
@@ -1349,8 +1345,6 @@ class FinetunePanel(Panel):
         self._apply_enabled()
         self.enabledChanged.emit(on)
         self._settings_changed()
-        if not self._last_metrics:
-            self._update_headline()
 
     def _apply_enabled(self) -> None:
         self.settings.setEnabled(self.is_enabled())
@@ -1374,6 +1368,8 @@ class FinetunePanel(Panel):
         self._update_plan()
         self._update_data_status()
         self._check_timer.start()
+        if not self._last_metrics or not self._following:
+            self._update_headline()  # the summary describes the setup until a run has numbers
         self.changed.emit()
 
     def _update_plan(self) -> None:
