@@ -379,6 +379,9 @@ def test_generate_shows_tokens_at_a_visible_pace(qtbot, tmp_path):
 
     # 5 a second: the model is done long before the page has shown its 40 tokens (8 s)
     choose(qtbot, panel.pace_combo, "5 tokens/s")
+    drawn = []  # the strip's length at each redraw
+    set_tokens = panel.strip.set_tokens
+    panel.strip.set_tokens = lambda texts, *a, **k: (drawn.append(len(texts)), set_tokens(texts, *a, **k))
     QTest.mouseClick(panel.generate_button, QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel._job is None, timeout=30000)  # generated: the job has ended
     qtbot.waitUntil(lambda: len(panel.generated_tokens()) >= 2, timeout=5000)
@@ -387,7 +390,9 @@ def test_generate_shows_tokens_at_a_visible_pace(qtbot, tmp_path):
     assert "Showing the tokens at 5 a second" in panel.status_label.text()
     assert not panel.generate_button.isEnabled()
     # the strip grows one token at a time
-    qtbot.waitUntil(lambda: len(panel.generated_tokens()) == shown_now + 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(panel.generated_tokens()) >= shown_now + 2, timeout=5000)
+    grown = np.diff(drawn[1:])  # drawn[0]: the prompt alone
+    assert len(grown) >= 2 and set(grown) == {1}, drawn
     # "as fast as possible" shows the rest at once; the text is the same at any pace
     choose(qtbot, panel.pace_combo, "as fast as possible")
     assert [t.id for t in panel.generated_tokens()] == reference
