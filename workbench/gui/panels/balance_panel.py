@@ -207,8 +207,11 @@ class BalancePanel(Panel):
         if len(exp.tasks) > 1:
             from ..bridge import run_job
 
-            self._weights_job = run_job(initial_weights, list(exp.tasks), mt, parent=self, name="initial task weights",
-                                        on_done=self._got_initial_weights, on_failed=self._initial_weights_failed)
+            run = self._run  # a late answer for an earlier run is dropped
+            self._weights_job = run_job(
+                initial_weights, list(exp.tasks), mt, parent=self, name="initial task weights",
+                on_done=lambda w: self._run is run and self._got_initial_weights(w),
+                on_failed=lambda msg, d: self._run is run and self._initial_weights_failed(msg, d))
 
     def wait_for_weights(self, msecs: int = 30000) -> bool:
         """Tests: wait until the starting weights are in."""
