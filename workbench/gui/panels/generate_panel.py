@@ -235,8 +235,8 @@ class GeneratePanel(Panel):
         pace_tip = ("How fast the tokens appear. The model generates as fast as it can; the page shows its "
                     "tokens at this pace so that a person (or an audience) can follow them one by one. Display "
                     "only: the text is the same at any pace.")
-        pace_label = QtWidgets.QLabel("Pace")
-        pace_label.setToolTip(pace_tip)
+        self._pace_label = QtWidgets.QLabel("Pace")
+        self._pace_label.setToolTip(pace_tip)
         self.pace_combo = QtWidgets.QComboBox()
         self.pace_combo.setObjectName("gen_pace")
         self.pace_combo.setToolTip(pace_tip)
@@ -245,9 +245,6 @@ class GeneratePanel(Panel):
         self.pace_combo.setCurrentIndex(self.pace_combo.findData(DEFAULT_PACE))
         self.pace_combo.currentIndexChanged.connect(self._pace_changed)
         self._pace_changed()
-        fields.addWidget(pace_label)
-        fields.addWidget(self.pace_combo)
-        fields.addSpacing(6)
         self.eos_check = QtWidgets.QCheckBox("Stop at <|endoftext|>")
         self.eos_check.setChecked(True)
         self.eos_check.setToolTip("End when the model produces the end-of-text token")
@@ -275,7 +272,11 @@ class GeneratePanel(Panel):
         self.out_scroll.setMinimumHeight(90)
         ol.addWidget(self.out_scroll, 1)
         self.status_label = muted_label()
-        ol.addWidget(self.status_label)
+        status_row = QtWidgets.QHBoxLayout()  # the pace sits by the output it paces
+        status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self._pace_label)
+        status_row.addWidget(self.pace_combo)
+        ol.addLayout(status_row)
 
         # -- attention of the chosen token ----------------------------------------------------
         att_box, al = card("What the chosen token looked at")
