@@ -147,3 +147,23 @@ def test_freeze_lanes_say_when_the_engine_cannot_be_loaded(qtbot, monkeypatch):
 def _no_jobs_left(qtbot):
     yield
     Job.shutdown_all(10000)
+
+
+def test_the_window_says_on_the_training_page_when_torch_cannot_be_loaded(qtbot, tmp_path, monkeypatch):
+    from PySide6 import QtCore
+
+    import workbench.gui.main_window as mw
+
+    def broken(_state):
+        raise ImportError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(mw, "import_engine", broken)
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    w = mw.MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.training.error.isVisibleTo(w.training), timeout=10000)
+    text = w.training.error.text()
+    assert "PyTorch could not be loaded" in text and "cannot open shared object file" in text
+    assert "reinstall torch" in text and "PyTorch could not be loaded" in w.statusBar().currentMessage()
+    w.confirm_close = False

@@ -477,8 +477,15 @@ class MainWindow(QtWidgets.QMainWindow):
         """Load torch in the background; then fill the device list and the model's numbers."""
         job = Job(import_engine, name="import torch")
         job.done.connect(self._engine_loaded)
-        job.failed.connect(lambda msg, details: self.statusBar().showMessage(f"PyTorch could not be loaded: {msg}"))
+        job.failed.connect(self._engine_failed)
         self._warm_job = job.start()
+
+    def _engine_failed(self, message: str, _details: str) -> None:
+        """Without torch nothing trains: said on the Training page (where Start is) and in the status bar."""
+        text = (f"PyTorch could not be loaded: {message}. Training, Generate and Evaluate need it: reinstall "
+                f"torch in this Python environment (see the README), then restart the workbench.")
+        self.statusBar().showMessage(text)
+        self.training.show_message(text)
 
     def _engine_loaded(self, info: dict) -> None:
         self._engine_ready = True
