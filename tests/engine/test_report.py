@@ -105,7 +105,8 @@ def test_folder_report_has_config_metrics_plots_attention_and_summary(runs, tmp_
     assert len(images) == 2 * 2  # layers x heads
     assert all(img.get("href").startswith("data:image/png;base64,iVBOR") for img in images)
     texts = svg_texts(last)
-    assert {"layer 1", "layer 2", "head 1", "head 2"} <= set(texts)
+    assert {"layer 0", "layer 1", "head 0", "head 1"} <= set(texts)  # numbered from 0, as in the window
+    assert "layer 2" not in texts and "head 2" not in texts
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary == json.loads(json.dumps(summarize(run).to_dict(), default=str))

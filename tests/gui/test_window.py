@@ -263,13 +263,14 @@ def test_panels_show_synthetic_events(window, qtbot, monkeypatch):
     w.attention.grid.headSelected.emit(1, 2)
     np.testing.assert_allclose(w.attention.heatmap.matrix(), a[0, 2])  # step 20 holds a reversed
     w.attention.timeline.setValue(0)
-    assert w.attention.current().step == 10
+    assert w.attention.current().step == 10 and not w.attention.follow_check.isChecked()
     np.testing.assert_allclose(w.attention.heatmap.matrix(), a[1, 2])
     w.attention.head_combo.setCurrentIndex(3)  # the average of the heads
     np.testing.assert_allclose(w.attention.heatmap.matrix(), a[1].mean(0), rtol=1e-5)
     sharp = np.zeros((2, 3, 5, 5), np.float32)
     sharp[:] = 0.2
     sharp[1, 1] = np.eye(5)
+    w.attention.follow_check.setChecked(True)
     w.attention.add_snapshot(ev.AttentionSnapshot(step=30, tokens=tokens, ids=[1, 2, 3, 3, 4], attention=sharp))
     w.attention.show_sharpest_head()
     np.testing.assert_allclose(w.attention.heatmap.matrix(), np.eye(5))

@@ -480,9 +480,9 @@ class ICLResult:
             return ""
         layer, head, score = self.look_back.strongest("induction")
         s_layer, s_head, s_score = self.look_back.strongest("same_token")
-        return (f"look-back heads ({self.look_back.positions:,} repeated tokens): layer {layer + 1} head {head + 1} "
+        return (f"look-back heads ({self.look_back.positions:,} repeated tokens): layer {layer} head {head} "
                 f"gives {score:.2f} of its attention to the tokens after earlier occurrences (induction), "
-                f"layer {s_layer + 1} head {s_head + 1} gives {s_score:.2f} to the earlier occurrences themselves")
+                f"layer {s_layer} head {s_head} gives {s_score:.2f} to the earlier occurrences themselves")
 
     def table(self) -> str:
         lines = [f"{'k':>3}  {'accuracy':>8}  {'± std':>7}  {'demos':>6}  fitted"]

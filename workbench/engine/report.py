@@ -408,7 +408,8 @@ def _token_text(tok: str) -> str:
 def svg_attention(attention: np.ndarray, tokens: Sequence[str], *, step: int, title: str = "",
                   uid: str = "a") -> str:
     """A grid of heatmaps, one per layer (rows) and head (columns): row i of a head is where
-    query token i looks (weights 0..1, viridis, as in the window's attention panel)."""
+    query token i looks (weights 0..1, viridis, as in the window's attention panel). Layers and
+    heads are numbered from 0, as everywhere in the workbench."""
     att = np.asarray(attention, dtype=np.float32)
     if att.ndim == 3:
         att = att[None]
@@ -433,18 +434,18 @@ def svg_attention(attention: np.ndarray, tokens: Sequence[str], *, step: int, ti
     for h in range(n_head):
         x = ml + h * (cell + gap)
         out.append(f'<text x="{x + cell / 2}" y="{mt - 8 - lab_w}" text-anchor="middle" fill="{MUTED}">'
-                   f"head {h + 1}</text>")
+                   f"head {h}</text>")
     for layer in range(n_layer):
         y = mt + layer * (cell + gap)
         out.append(f'<text transform="translate({ml - 10 - lab_w} {y + cell / 2}) rotate(-90)" '
-                   f'text-anchor="middle" fill="{MUTED}">layer {layer + 1}</text>')
+                   f'text-anchor="middle" fill="{MUTED}">layer {layer}</text>')
         for h in range(n_head):
             x = ml + h * (cell + gap)
             rgb = np.repeat(np.repeat(_viridis(att[layer, h]), k, axis=0), k, axis=1)
             data = base64.b64encode(_png(rgb)).decode("ascii")
             out.append(f'<image x="{x}" y="{y}" width="{cell}" height="{cell}" '
                        f'style="image-rendering:pixelated" href="data:image/png;base64,{data}" '
-                       f'xlink:href="data:image/png;base64,{data}"><title>layer {layer + 1}, head {h + 1}'
+                       f'xlink:href="data:image/png;base64,{data}"><title>layer {layer}, head {h}'
                        f"</title></image>")
             out.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="none" stroke="{FRAME}"/>')
     if labels:  # query tokens left of the first column, key tokens above the first row

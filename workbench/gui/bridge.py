@@ -30,6 +30,7 @@ ever touched from a worker.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -44,6 +45,8 @@ from PySide6 import QtCore
 from workbench.engine import events as ev
 from workbench.engine.control import RunControl
 from workbench.engine.errors import Cancelled, WorkbenchError
+
+log = logging.getLogger("workbench.gui")
 
 # -- what crosses the thread boundary -----------------------------------------------------------
 
@@ -422,7 +425,10 @@ class _JobThread(QtCore.QThread):
 
 class Job(QtCore.QObject):
     """``fn(state, *args)`` in a QThread. Signals arrive on the GUI thread; exactly one of
-    ``done``/``failed``/``cancelled`` comes, then ``ended``."""
+    ``done``/``failed``/``cancelled`` comes, then ``ended``.
+
+    Whoever starts a job shows its ``failed`` message on the page that asked for it (a test checks
+    that every job in gui/ has a failure handler); the traceback also goes to the log."""
 
     progress = QtCore.Signal(object)
     done = QtCore.Signal(object)
@@ -469,6 +475,12 @@ class Job(QtCore.QObject):
         if kind == "done":
             self.done.emit(value)
         elif kind == "failed":
+            # Every failure leaves a trace for a developer (the page shows the message to the person).
+            message, details = value
+            if details:
+                log.error("background job %r failed: %s\n%s", self.name, message, details)
+            else:
+                log.warning("background job %r failed: %s", self.name, message)
             self.failed.emit(*value)
         else:
             self.cancelled.emit()

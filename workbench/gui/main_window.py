@@ -51,13 +51,13 @@ PRESENTATION_SCALE = 1.45
 # worker (on 2 cores they share the CPU time the process gets, and always the GIL). So during a
 # run the curves are redrawn one plot per tick (the loss plot every other tick), which keeps each
 # frame short, and the tick interval adapts so that the GUI thread uses at most GUI_CPU_SHARE of
-# the CPU time of the whole process. Sidebar summaries ("loss 2.345") then change at most once
-# every SUMMARY_INTERVAL_MS: any change repaints the whole sidebar.
+# the CPU time of the whole process. Sidebar summaries ("loss 2.345") change when their page's
+# header does, in the same event-loop pass (one repaint of the sidebar per metrics batch, at most
+# 1000 / bridge.METRICS_INTERVAL a second): a summary that lags its page reads as a different number.
 REDRAW_IDLE_MS = 100
 REDRAW_MIN_MS = 25
 REDRAW_MAX_MS = 1000
 GUI_CPU_SHARE = 0.05
-SUMMARY_INTERVAL_MS = 1000
 STATE_LOOK = {  # state -> (chip text, colour)
     "idle": ("Ready", "#8a9099"),
     "preparing": ("Preparing", "#b26a00"),
@@ -477,8 +477,15 @@ class MainWindow(QtWidgets.QMainWindow):
         """Load torch in the background; then fill the device list and the model's numbers."""
         job = Job(import_engine, name="import torch")
         job.done.connect(self._engine_loaded)
-        job.failed.connect(lambda msg, details: self.statusBar().showMessage(f"PyTorch could not be loaded: {msg}"))
+        job.failed.connect(self._engine_failed)
         self._warm_job = job.start()
+
+    def _engine_failed(self, message: str, _details: str) -> None:
+        """Without torch nothing trains: said on the Training page (where Start is) and in the status bar."""
+        text = (f"PyTorch could not be loaded: {message}. Training, Generate and Evaluate need it: reinstall "
+                f"torch in this Python environment (see the README), then restart the workbench.")
+        self.statusBar().showMessage(text)
+        self.training.show_message(text)
 
     def _engine_loaded(self, info: dict) -> None:
         self._engine_ready = True
@@ -663,7 +670,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.curves.reset()
             self.attention.reset()
             self.balance.reset()
-            self.finetune.reset()
+        # the pages that follow one kind of run learn which run this is before its first event
+        self.finetune.begin_run(self.finetune.is_enabled(), resume=bool(resume))
+        self.balance.begin_run(exp)
         self.training.on_preparing(resume)
         self.session.start(exp, resume=resume, from_step=self.training.from_step() if resume else None,
                            default_threads=max(1, (os.cpu_count() or 2) - 1))
@@ -799,8 +808,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_thread_done(self) -> None:
         self._update_actions()
-        if getattr(self, "_pending_summaries", None):
-            self._flush_summaries()
+        self.finetune.end_run()
         self.status_text.setText("")
         if self._close_after_stop:
             self._close_after_stop = False
@@ -842,24 +850,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plot_timer.setInterval(interval)
 
     def _set_summary(self, item: QtWidgets.QListWidgetItem, text: str) -> None:
-        """A panel's one-line summary under its name in the sidebar: at once, or during a run at
-        most every SUMMARY_INTERVAL_MS (see there)."""
-        if not hasattr(self, "_summary_timer"):
-            self._pending_summaries: dict[int, tuple[QtWidgets.QListWidgetItem, str]] = {}
-            self._summary_timer = QtCore.QTimer(self)
-            self._summary_timer.setSingleShot(True)
-            self._summary_timer.setInterval(SUMMARY_INTERVAL_MS)
-            self._summary_timer.timeout.connect(self._flush_summaries)
-        self._pending_summaries[id(item)] = (item, text)
-        if not self.session.is_active():
-            self._flush_summaries()
-        elif not self._summary_timer.isActive():
-            self._summary_timer.start()
-
-    def _flush_summaries(self) -> None:
-        pending, self._pending_summaries = self._pending_summaries, {}
-        for item, text in pending.values():
-            item.setData(SUBTITLE_ROLE, text)
+        """A panel's one-line summary under its name in the sidebar, at once (see GUI_CPU_SHARE)."""
+        item.setData(SUBTITLE_ROLE, text)
 
     # -- messages ------------------------------------------------------------------------------
 

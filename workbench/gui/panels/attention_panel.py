@@ -148,7 +148,8 @@ class AttentionPanel(Panel):
         self.layer_combo.currentIndexChanged.connect(self._on_layer)
         self.head_combo.currentIndexChanged.connect(self._on_head)
         self.grid.headSelected.connect(self.select_head)
-        self.timeline.valueChanged.connect(self.show_index)
+        self.timeline.valueChanged.connect(self._scrubbed)
+        self.follow_check.toggled.connect(self._follow_toggled)
         self.auto_levels.toggled.connect(self._on_levels)
         self.snapshot_button.clicked.connect(self.snapshotRequested)
         self.sharpest_button.clicked.connect(self.show_sharpest_head)
@@ -198,16 +199,18 @@ class AttentionPanel(Panel):
         self._run_dir = run_dir
         from workbench.engine.checkpoint import list_attention
 
+        shown = self.current()
         have = {e.step for e in self.entries}
         for path in list_attention(Path(run_dir) / "attention"):
             m = _STEP.search(path.name)
             if m and int(m.group(1)) not in have:
                 self.entries.append(Entry(int(m.group(1)), path=path))
         self.entries.sort(key=lambda e: e.step)
-        current = self._index
         self._update_controls()
-        if 0 <= current < len(self.entries):
-            self.timeline.setValue(self._index)
+        if self.follow_check.isChecked() and self.entries:
+            self.show_index(len(self.entries) - 1)
+        elif shown is not None:
+            self.show_index(self.entries.index(shown))  # the same snapshot, at its new place
 
     def load_run(self, run_dir: str) -> int:
         """Show the snapshots of a run folder (the newest first); returns how many."""
@@ -246,6 +249,17 @@ class AttentionPanel(Panel):
             self.timeline.setValue(i)
         self._fill_pickers(entry.attention.shape[0], entry.attention.shape[1])
         self._render()
+
+    def _scrubbed(self, i: int) -> None:
+        """The person moved the timeline (drag, click or keys): an older snapshot stays in view
+        when new ones come, so Follow live goes off; moving back to the newest does not turn it on."""
+        if i != len(self.entries) - 1 and self.follow_check.isChecked():
+            self.follow_check.setChecked(False)
+        self.show_index(i)
+
+    def _follow_toggled(self, on: bool) -> None:
+        if on and self.entries:
+            self.show_index(len(self.entries) - 1)
 
     def _fill_pickers(self, L: int, H: int) -> None:
         if self.layer_combo.count() != L:

@@ -16,6 +16,7 @@ which the window calls from its ~10 Hz timer.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from PySide6 import QtCore, QtWidgets
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
-from . import Panel, card, muted_label
+from . import ERROR_COLOR, Panel, card, muted_label
 
 
 @dataclass
@@ -77,6 +78,26 @@ class TaskColors:
         self._colors.clear()
 
 
+LEARNED_WEIGHTINGS = ("uncertainty", "gradnorm")  # their weights move; the others stay as they start
+
+
+def initial_weights(_state, tasks: list, multitask) -> list[float]:
+    """The job: the weight of each task's loss at step 0, from the engine's own weighting (it
+    imports torch, hence a job)."""
+    from workbench.engine.multitask import build_weighting
+
+    return build_weighting(list(tasks), multitask).weights()
+
+
+@dataclass(frozen=True)
+class RunTasks:
+    """What the run under way trains, from its experiment."""
+    tasks: list[str]
+    weighting: str
+    sampling: str
+    conflict_every: int
+
+
 @dataclass(frozen=True)
 class BalanceSnapshot:
     step: int
@@ -97,6 +118,10 @@ class BalancePanel(Panel):
         self.colors = TaskColors()
         self._snapshots: list[BalanceSnapshot] = []
         self._follow = True  # the slider stays on the newest snapshot until moved
+        self._run: RunTasks | None = None
+        self._initial: list[float] | None = None  # the weights at step 0
+        self._initial_error = ""
+        self._weights_job = None
 
         self.headline = QtWidgets.QLabel()
         self.headline.setObjectName("headline")
@@ -172,7 +197,43 @@ class BalancePanel(Panel):
 
     # -- data in -----------------------------------------------------------------------------
 
+    def begin_run(self, exp) -> None:
+        """A run starts: the headline describes it at once, and the weights its tasks start with
+        are drawn from step 0 on, before the first gradient-conflict measurement."""
+        mt = exp.multitask
+        self._run = RunTasks([t.task_name for t in exp.tasks], mt.weighting, mt.sampling, mt.conflict_every)
+        self._initial, self._initial_error = None, ""
+        self._update_headline()
+        if len(exp.tasks) > 1:
+            from ..bridge import run_job
+
+            run = self._run  # a late answer for an earlier run is dropped
+            self._weights_job = run_job(
+                initial_weights, list(exp.tasks), mt, parent=self, name="initial task weights",
+                on_done=lambda w: self._run is run and self._got_initial_weights(w),
+                on_failed=lambda msg, d: self._run is run and self._initial_weights_failed(msg, d))
+
+    def wait_for_weights(self, msecs: int = 30000) -> bool:
+        """Tests: wait until the starting weights are in."""
+        return self._weights_job.wait(msecs) if self._weights_job is not None else True
+
+    def _got_initial_weights(self, weights: list[float]) -> None:
+        run = self._run
+        if run is None or len(weights) != len(run.tasks):
+            return
+        self._initial = [float(w) for w in weights]
+        if not self._snapshots:  # a measurement already drawn is later than step 0
+            for task, w in zip(run.tasks, self._initial):
+                self._style(self.weight_plot, task, task)
+                self.weight_plot.add_points(task, 0, w)
+        self._update_headline()
+
+    def _initial_weights_failed(self, message: str, _details: str) -> None:
+        self._initial_error = message
+        self._update_headline()
+
     def reset(self) -> None:
+        self._run, self._initial, self._initial_error = None, None, ""
         self.loss_plot.clear()
         self.weight_plot.clear()
         self.pairs_plot.clear()
@@ -196,6 +257,10 @@ class BalancePanel(Panel):
         for task, y in task_losses(c.losses).items():
             self._style(self.loss_plot, f"train/{task}", task)
             self.loss_plot.add_points(f"train/{task}", c.step, y, c.tokens, c.elapsed)
+        run = self._run
+        if run is not None and self._initial is not None and run.weighting not in LEARNED_WEIGHTINGS:
+            for task, w in zip(run.tasks, self._initial):  # these weights do not move: draw them up to now
+                self.weight_plot.add_points(task, c.step[-1:], [w])
 
     def on_eval(self, e) -> None:
         """``events.EvalResult``: validation loss per task."""
@@ -292,6 +357,31 @@ class BalancePanel(Panel):
             return
         self.slider.setValue(self.slider.value() + 1)
 
+    def _run_headline(self) -> str:
+        """The headline before the first measurement: what the run under way trains and how."""
+        run = self._run
+        if run is None:
+            return ("Train two or more tasks (Tasks page) to see how they share the model. "
+                    "Loss curves per task appear here as soon as a run starts.")
+        if len(run.tasks) == 1:
+            return (f"This run trains one task ({run.tasks[0]}): there is nothing to balance. Train two or more "
+                    f"tasks (Tasks page) to see how they share the model.")
+        parts = [f"<b>{len(run.tasks)} tasks</b>: {', '.join(run.tasks)}", f"weighting {run.weighting}"
+                 + (f", one task per step ({run.sampling} sampling)" if run.sampling != "all" else "")]
+        if self._initial is not None:
+            weights = ", ".join(f"{t} {w:.2f}" for t, w in zip(run.tasks, self._initial))
+            parts.append(f"weights at the start: {weights}" + (" (learned from here on)"
+                                                                if run.weighting in LEARNED_WEIGHTINGS else ""))
+        elif self._initial_error:
+            parts.append(f"<span style='color:{ERROR_COLOR}'>the starting weights could not be worked out: "
+                         f"{html.escape(self._initial_error)}</span>")
+        if run.conflict_every:
+            parts.append(f"weights and gradient conflicts are measured every {run.conflict_every:,} steps "
+                         f"(multitask.conflict_every)")
+        else:
+            parts.append("gradient conflicts are not measured (multitask.conflict_every = 0)")
+        return "   ·   ".join(parts)
+
     def _describe_conflict(self, i: int, j: int, v: float) -> str:
         rows, cols = self.conflict_view.labels()
         if not np.isfinite(v):
@@ -304,9 +394,9 @@ class BalancePanel(Panel):
 
     def _update_headline(self) -> None:
         if not self._snapshots:
-            self.headline.setText("Train two or more tasks (Tasks page) to see how they share the model. "
-                                  "Loss curves per task appear here as soon as a run starts.")
-            self.set_summary("")
+            self.headline.setText(self._run_headline())
+            run = self._run
+            self.set_summary("" if run is None else f"{len(run.tasks)} task{'s' if len(run.tasks) != 1 else ''}")
             return
         s = self._snapshots[-1]
         n = len(s.tasks)

@@ -452,8 +452,15 @@ class CorpusPanel(Panel):
         opts = (cfg.glob, cfg.text_field, cfg.encoding_errors)
         job = Job(source_stats, todo, *opts, name="corpus stats")
         job.progress.connect(lambda item, o=opts: self._on_stats(item, o))
+        job.failed.connect(lambda msg, _d, o=opts: self._stats_failed(todo, o, msg))
         job.ended.connect(lambda j=job: self._stats_ended(j))
         self._stats_job = job.start()
+
+    def _stats_failed(self, specs: list[str], opts: tuple, message: str) -> None:
+        """The counting job itself failed: the rows it did not reach say so (not "counting…" forever)."""
+        for spec in specs:
+            if (spec, *opts) not in self._stats:
+                self._on_stats((spec, None, f"could not be counted: {message}", []), opts)
 
     def _stats_ended(self, job: Job) -> None:
         if self._stats_job is job:

@@ -28,6 +28,7 @@ the Tasks and Fine-tune pages together make an experiment.
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import sys
 from dataclasses import dataclass
@@ -204,8 +205,17 @@ class FreezeLaneView(QtWidgets.QWidget):
     # -- API --------------------------------------------------------------------------------
 
     def set_plan(self, cfg: FinetuneConfig, n_layer: int, max_steps: int, base_lr: float = 1e-3) -> None:
+        if (cfg, int(n_layer), int(max_steps)) != (self._cfg, self._n_layer, self._max_steps):
+            self.clear_run()  # the current step and the changes were drawn on another plan
         self._cfg, self._n_layer, self._max_steps, self._base_lr = cfg, int(n_layer), int(max_steps), base_lr
         self._compute()
+
+    def current_step(self) -> int | None:
+        """The step the run has reached on this plan (the marker), or None."""
+        return self._current
+
+    def marker_label(self) -> str:
+        return "" if self._current is None else f"step {self._current:,}"
 
     def plan(self) -> tuple[FinetuneConfig, int, int]:
         return self._cfg, self._n_layer, self._max_steps
@@ -266,7 +276,7 @@ class FreezeLaneView(QtWidgets.QWidget):
                 self._loading = True
                 from ..bridge import run_job
 
-                run_job(_import_freezing, on_done=lambda _r: self._loaded(), on_failed=lambda *_a: self._loaded(),
+                run_job(_import_freezing, on_done=lambda _r: self._loaded(), on_failed=self._load_failed,
                         parent=self, name="import freezing")
             self.update()
             return
@@ -281,6 +291,11 @@ class FreezeLaneView(QtWidgets.QWidget):
     def _loaded(self) -> None:
         self._loading = False
         self._compute()
+
+    def _load_failed(self, message: str, _details: str) -> None:
+        # no retry: importing the engine failed for a reason a retry would meet again
+        self._lanes, self._error = None, f"The freezing plan cannot be worked out: {message}"
+        self.update()
 
     # -- geometry ---------------------------------------------------------------------------
 
@@ -410,7 +425,7 @@ class FreezeLaneView(QtWidgets.QWidget):
             x = self._x(min(self._current, self._max_steps), m)
             p.setPen(QtGui.QPen(QtGui.QColor(NOW_COLOR), 2 * s))
             p.drawLine(QtCore.QPointF(x, m["y0"] - 2), QtCore.QPointF(x, m["axis_y"]))
-            label = f"step {self._current:,}"
+            label = self.marker_label()
             w = fm.horizontalAdvance(label) + 8 * s
             bx = min(max(x - w / 2, m["x0"]), m["x1"] - w)
             r = QtCore.QRectF(bx, m["axis_y"] + 3 * s, w, fm.height() + 4 * s)
@@ -916,8 +931,8 @@ class InputInspector(QtWidgets.QWidget):
 # the panel
 
 
-def list_checkpoints(runs_dir) -> list:
-    """Runs under ``runs_dir`` that have a checkpoint to start from (engine.runs summaries)."""
+def list_checkpoints(_state, runs_dir) -> list:
+    """The job: runs under ``runs_dir`` that have a checkpoint to start from (engine.runs summaries)."""
     from workbench.engine.runs import list_runs
 
     out = []
@@ -947,6 +962,7 @@ class FinetunePanel(Panel):
         self._job = None
         self._runs_job = None
         self._runs: dict = {}
+        self._following = True  # the run under way fine-tunes: its events belong on this page
         self._listed = False
         self._job_gen = 0
         self._check_key = None
@@ -1250,7 +1266,14 @@ class FinetunePanel(Panel):
         from ..bridge import run_job
 
         self._runs_job = run_job(list_checkpoints, paths.runs_dir(), parent=self, name="list runs",
-                                 on_done=self._fill_checkpoints, on_failed=lambda *_a: self._fill_checkpoints([]))
+                                 on_done=self._fill_checkpoints, on_failed=self._list_failed)
+
+    def _list_failed(self, message: str, _details: str) -> None:
+        """The list keeps what it had; the line under it says why no runs are listed."""
+        from workbench import paths
+
+        self.checkpoint_info.setText(f"<span style='color:{ERROR_COLOR}'>Could not list the runs in "
+                                     f"{html.escape(str(paths.runs_dir()))}: {html.escape(message)}</span>")
 
     def wait_for_runs(self, msecs: int = 30000) -> bool:
         """Tests and scripts: wait until the run list is filled in."""
@@ -1345,6 +1368,8 @@ class FinetunePanel(Panel):
         self._update_plan()
         self._update_data_status()
         self._check_timer.start()
+        if not self._last_metrics or not self._following:
+            self._update_headline()  # the summary describes the setup until a run has numbers
         self.changed.emit()
 
     def _update_plan(self) -> None:
@@ -1428,6 +1453,20 @@ class FinetunePanel(Panel):
 
     # -- training events ----------------------------------------------------------------------
 
+    def end_run(self) -> None:
+        """The run ended: a pretraining run left nothing here, so the page shows its setup again."""
+        if not self._following:
+            self._following = True
+            self._update_headline()
+
+    def begin_run(self, finetuning: bool, *, resume: bool = False) -> None:
+        """A run starts (the window calls this). Only a run that fine-tunes (this page switched on)
+        is shown here; a pretraining run's losses and metrics belong to the Curves page."""
+        if not resume:
+            self.reset()
+        self._following = bool(finetuning)
+        self._update_headline()
+
     def reset(self) -> None:
         self.loss_plot.clear()
         self.metric_plot.clear()
@@ -1476,6 +1515,8 @@ class FinetunePanel(Panel):
 
     def on_step(self, e) -> None:
         """``events.StepMetrics`` or a ``bridge.MetricsBatch``."""
+        if not self._following:
+            return
         c = step_columns(e)
         self._tasks |= {k for k in c.losses if "/" not in k}
         for name, y in c.losses.items():
@@ -1498,6 +1539,8 @@ class FinetunePanel(Panel):
 
     def on_eval(self, e) -> None:
         """``events.EvalResult``: validation loss, metrics and confusion matrix."""
+        if not self._following:
+            return
         self._tasks |= set(e.losses)
         for task, v in e.losses.items():
             self._add(self.loss_plot, "val", task, "loss", e.step, v, e.tokens, e.elapsed)
@@ -1521,6 +1564,8 @@ class FinetunePanel(Panel):
 
     def on_freeze(self, e) -> None:
         """``events.FreezeChanged``: the trainer changed what trains."""
+        if not self._following:
+            return
         self.lanes.add_change(e.step, e.description)
         self.plan_caption.setText(f"Step {e.step:,}: now training {e.description} "
                                   f"({e.n_trainable:,} parameters).")
@@ -1543,10 +1588,15 @@ class FinetunePanel(Panel):
 
     def _update_headline(self, step: int | None = None) -> None:
         metrics = self._last_metrics
+        if not self._following:
+            self.headline.setText("The run under way pretrains (fine-tuning is off): its curves are on the Curves "
+                                  "page. Switch fine-tuning on here to adapt a trained model to a labelled task.")
+            self.set_summary("off" if not self.is_enabled() else "on, next run")
+            return
         if not metrics:
             self.headline.setText("Start a run: the task's loss, its validation metrics, the gradient of every "
                                   "layer group and the confusion matrix appear here.")
-            self.set_summary("")
+            self.set_summary(self._setup_summary())
             return
         parts = [f"{k.split('/', 1)[1]} <b>{v:.3f}</b>" for k, v in metrics.items()]
         text = f"Step {step:,}: " + " · ".join(parts) if step is not None else " · ".join(parts)
@@ -1556,6 +1606,13 @@ class FinetunePanel(Panel):
         self.headline.setText(text)
         k, v = next(iter(metrics.items()))
         self.set_summary(f"{k.split('/', 1)[1]} {v:.3f}")
+
+    def _setup_summary(self) -> str:
+        """The sidebar line before a fine-tuning run has numbers: what the page is set to."""
+        if not self.is_enabled():
+            return "off"
+        path = self.checkpoint()
+        return f"from {Path(path).name}" if path else "from random weights"
 
 
 # =============================================================================================

@@ -13,7 +13,9 @@ The model comes from one of two places, and the panel always says which one is i
 
 Tokens are sampled by ``engine.generate.generate(..., attention="all")`` in a ``Job`` thread and
 streamed one ``GeneratedToken`` at a time through the job's ``progress`` signal; the panel
-collects them and redraws the token strip at most every ``FLUSH_MS`` milliseconds. The prompt's
+collects them and shows them at the chosen pace (``PACES``: 20 tokens a second by default, so that
+one sees the model write; the model itself is not slowed, and the text is the same at any pace),
+or, at "as fast as possible", redraws the token strip at most every ``FLUSH_MS`` milliseconds. The prompt's
 tokens are grey chips, generated tokens are coloured by the model's own probability of them
 (orange = unlikely, blue = likely; the tooltip has the numbers). Clicking a generated token shows
 what the position that produced it attended to: the context tokens shaded by weight and a bar
@@ -48,6 +50,10 @@ from . import ERROR_COLOR, MUTED_COLOR, Panel, card, error_label, human_count, m
 
 MEAN = -1          # the head picker's "mean of heads"
 FLUSH_MS = 60      # streamed tokens are drawn at most this often
+# A small model writes 200 tokens in well under a second: too fast to see it write. The page shows
+# them at a pace (display only; the model is not slowed): 20 a second reads like someone typing.
+PACES = (0, 5, 10, 20, 50, 100)  # tokens shown per second; 0: as they come
+DEFAULT_PACE = 20
 PROMPT_COLOR = "#e4e4e4"
 # the model's probability of a generated token: 0 -> orange, 0.5 -> light grey, 1 -> blue (pastels)
 PROB_STOPS = ((0.0, (253, 205, 160)), (0.5, (238, 238, 238)), (1.0, (180, 211, 240)))
@@ -150,6 +156,11 @@ class GeneratePanel(Panel):
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(FLUSH_MS)
         self._flush_timer.timeout.connect(self._flush)
+        self._end: tuple | None = None   # how the job ended, while its tokens are still being shown
+        self._limit: int | None = None   # Stop: no more tokens than this are shown
+        self._pace_timer = QtCore.QTimer(self)
+        self._pace_timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self._pace_timer.timeout.connect(self._pace_tick)
 
         # -- the model ------------------------------------------------------------------------
         model_box, ml = card("Model", QtWidgets.QVBoxLayout())
@@ -221,6 +232,19 @@ class GeneratePanel(Panel):
         self.top_p_edit = self.fields["top_p"]
         self.max_tokens_edit = self.fields["max_tokens"]
         self.seed_edit = self.fields["seed"]
+        pace_tip = ("How fast the tokens appear. The model generates as fast as it can; the page shows its "
+                    "tokens at this pace so that a person (or an audience) can follow them one by one. Display "
+                    "only: the text is the same at any pace.")
+        self._pace_label = QtWidgets.QLabel("Pace")
+        self._pace_label.setToolTip(pace_tip)
+        self.pace_combo = QtWidgets.QComboBox()
+        self.pace_combo.setObjectName("gen_pace")
+        self.pace_combo.setToolTip(pace_tip)
+        for tps in PACES:
+            self.pace_combo.addItem(f"{tps:g} tokens/s" if tps else "as fast as possible", tps)
+        self.pace_combo.setCurrentIndex(self.pace_combo.findData(DEFAULT_PACE))
+        self.pace_combo.currentIndexChanged.connect(self._pace_changed)
+        self._pace_changed()
         self.eos_check = QtWidgets.QCheckBox("Stop at <|endoftext|>")
         self.eos_check.setChecked(True)
         self.eos_check.setToolTip("End when the model produces the end-of-text token")
@@ -248,7 +272,11 @@ class GeneratePanel(Panel):
         self.out_scroll.setMinimumHeight(90)
         ol.addWidget(self.out_scroll, 1)
         self.status_label = muted_label()
-        ol.addWidget(self.status_label)
+        status_row = QtWidgets.QHBoxLayout()  # the pace sits by the output it paces
+        status_row.addWidget(self.status_label, 1)
+        status_row.addWidget(self._pace_label)
+        status_row.addWidget(self.pace_combo)
+        ol.addLayout(status_row)
 
         # -- attention of the chosen token ----------------------------------------------------
         att_box, al = card("What the chosen token looked at")
@@ -338,7 +366,7 @@ class GeneratePanel(Panel):
 
     def on_session_state(self, state: str) -> None:
         """The session's state changed. Leaving "paused" stops a generation on the live model."""
-        if state != "paused" and self.is_generating() and self._job_source == "live":
+        if state != "paused" and self._job is not None and self._job_source == "live":
             self._cancel_reason = "the run went on training"
             self._job.cancel()
         self._on_paused()
@@ -363,7 +391,7 @@ class GeneratePanel(Panel):
         """Load a run folder (its latest checkpoint) or a checkpoint file, in the background."""
         if self.is_generating() and self._job_source == "checkpoint":
             self._cancel_reason = "another model is being loaded"
-            self._job.cancel()
+            self.stop()
         from ..bridge import run_job
 
         self._load_gen += 1
@@ -473,7 +501,8 @@ class GeneratePanel(Panel):
     # generating
 
     def is_generating(self) -> bool:
-        return self._job is not None
+        """A generation is under way, or its tokens are still being shown at the pace."""
+        return self._job is not None or self._end is not None
 
     def _model_for(self, source: str):
         """(hold context-manager factory, (model, tokenizer, step)) for the source, or a message."""
@@ -524,6 +553,8 @@ class GeneratePanel(Panel):
         show_error(self.error, "")
         # the output starts again: the prompt's tokens as grey chips
         self._flush_timer.stop()
+        self._pace_timer.stop()
+        self._end, self._limit = None, None
         self._stream = []
         self._ids = list(ids)
         self._texts = list(tokenizer.token_texts(ids))
@@ -559,32 +590,97 @@ class GeneratePanel(Panel):
         return True
 
     def stop(self) -> None:
-        """Stop the generation under way (the tokens so far stay)."""
+        """Stop the generation under way: the tokens shown so far stay, the rest is dropped."""
+        if not self.is_generating():
+            return
+        self._cancel_reason = self._cancel_reason or "stopped"
+        self._limit = len(self._tokens)
         if self._job is not None:
-            self._cancel_reason = self._cancel_reason or "stopped"
-            self._job.cancel()
+            self._job.cancel()  # _ended follows
+        else:  # generated already, still being shown at the pace
+            self._end = ("cancelled", None)
+            self._finish()
 
     def wait(self, msecs: int = 30000) -> bool:
-        """Tests and scripts: wait for a load and a generation under way, and draw what came."""
+        """Tests and scripts: wait for a load and a generation under way, and draw what came
+        (at once, whatever the pace)."""
         ok = True
         for job in (self._load_job, self._job):
             if job is not None:
                 ok = job.wait(msecs) and ok
-        self._flush()
+        self._reveal(None)
+        if self._end is not None and self._job is None:
+            self._finish()
         return ok
 
+    # -- the pace: the model generates as fast as it can; the page shows the tokens at the pace
+
+    def pace(self) -> float:
+        """Tokens shown per second (0: as they come)."""
+        return float(self.pace_combo.currentData() or 0)
+
+    def set_pace(self, tokens_per_s: float) -> None:
+        i = self.pace_combo.findData(tokens_per_s)
+        if i < 0:
+            self.pace_combo.addItem(f"{tokens_per_s:g} tokens/s", tokens_per_s)
+            i = self.pace_combo.count() - 1
+        self.pace_combo.setCurrentIndex(i)
+
+    def _pace_changed(self, *_a) -> None:
+        pace = self.pace()
+        if pace > 0:
+            self._pace_timer.setInterval(max(1, round(1000 / pace)))
+        elif self.is_generating():  # as fast as possible: show what is waiting now
+            self._pace_timer.stop()
+            self._reveal(None)
+            if self._end is not None:
+                self._finish()
+
+    def _waiting(self) -> int:
+        """Tokens generated (and not dropped by Stop) that are not shown yet."""
+        n = len(self._stream) if self._limit is None else min(len(self._stream), self._limit)
+        return max(0, n - len(self._tokens))
+
     def _on_token(self, gen: int, _tok) -> None:
-        """A token was sampled: draw it (with any others that came meanwhile) within FLUSH_MS."""
+        """A token was sampled: draw it, with any others that came meanwhile, within FLUSH_MS, or
+        the next one at the pace."""
         if gen != self._job_gen or self._job is None:
             return
-        if not self._flush_timer.isActive():
-            self._flush_timer.start()
+        if self.pace() <= 0:
+            if not self._flush_timer.isActive():
+                self._flush_timer.start()
+        elif not self._pace_timer.isActive():
+            self._pace_tick()
+            self._pace_timer.start()
+
+    def _pace_tick(self) -> None:
+        if self._waiting():
+            self._reveal(1)
+        elif self._end is not None:
+            self._finish()
+        else:
+            self._pace_timer.stop()  # waiting for the model: the next token restarts the clock
 
     def _ended(self, gen: int, how: str, value) -> None:
         if gen != self._job_gen:
             return
         self._job = None
-        self._flush()
+        if self._limit is not None and how == "done":
+            how = "cancelled"  # Stop came as the last token did: what is shown is what was asked for
+        self._end = (how, value)
+        if self.pace() <= 0 or not self._waiting() or how == "failed":
+            self._reveal(None)
+            self._finish()
+        elif not self._pace_timer.isActive():
+            self._pace_timer.start()
+        self._update_controls()
+
+    def _finish(self) -> None:
+        """The generation has ended and every token it made (up to a Stop) is shown."""
+        self._pace_timer.stop()
+        self._flush_timer.stop()
+        how, value = self._end or ("done", None)
+        self._end = None  # (a Stop's limit stays until the next generation: late tokens are not shown)
         n = len(self._tokens)
         eos = ""
         if self._tokens and self._tokens[-1].text == "<|endoftext|>" and self._settings.stop_at_eos:
@@ -604,10 +700,16 @@ class GeneratePanel(Panel):
         self._update_controls()
 
     def _flush(self) -> None:
+        self._reveal(None)
+
+    def _reveal(self, count: int | None) -> None:
+        """Show ``count`` more of the generated tokens (None: all that are waiting)."""
         self._flush_timer.stop()
-        new = self._stream[len(self._tokens):]
-        if not new:
+        k = self._waiting() if count is None else min(count, self._waiting())
+        if k <= 0:
             return
+        start = len(self._tokens)
+        new = self._stream[start:start + k]
         for tok in new:
             self._tokens.append(tok)
             self._ids.append(tok.id)
@@ -618,10 +720,15 @@ class GeneratePanel(Panel):
         self._redraw_strip()
         if self._job is not None:
             self.status_label.setText(f"Generating with {self._used}… {len(self._tokens):,} tokens")
+        elif self._end is not None:
+            self.status_label.setText(f"Showing the tokens at {self.pace():g} a second: {len(self._tokens):,} of "
+                                      f"{len(self._stream) if self._limit is None else self._limit:,} "
+                                      f"(all generated) from {self._used}. Pace 'as fast as possible' "
+                                      f"shows the rest.")
 
     def _follow_end(self, _lo: int, hi: int) -> None:
         """While tokens stream in, keep the newest in view."""
-        if self._job is not None:
+        if self.is_generating():
             self.out_scroll.verticalScrollBar().setValue(hi)
 
     def _redraw_strip(self) -> None:

@@ -28,6 +28,10 @@ from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, Panel, card, error_label, fmt_
 COLUMNS = ("name", "started", "status", "steps", "model", "tokenizer", "tasks", "val loss", "metrics", "time")
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole
+CAVEAT_COLOR = "#b26a00"
+# Curves measured per token: runs with different tokenizers give them in different units (a BPE
+# token holds several characters), so such curves are not comparable.
+PER_TOKEN_METRICS = ("loss", "ppl", "lm_loss", "tokens_per_s")
 
 
 def list_all_runs(state, folders: list[str], extra: list[str]) -> list:
@@ -196,6 +200,12 @@ class RunsPanel(Panel):
         cl.addWidget(self.plot, 1)
         self.curves_note = muted_label("Select runs in the table to compare their curves.")
         cl.addWidget(self.curves_note)
+        self.caveat = QtWidgets.QLabel()
+        self.caveat.setObjectName("caveatLabel")
+        self.caveat.setWordWrap(True)
+        self.caveat.setStyleSheet(f"color: {CAVEAT_COLOR};")
+        self.caveat.hide()
+        cl.addWidget(self.caveat)
 
         # -- diff of two configs -------------------------------------------------------------
         diff_box, dl = card("Settings that differ")
@@ -265,6 +275,16 @@ class RunsPanel(Panel):
 
         base = str(paths.runs_dir())
         return [base] + [f for f in self._folders if f != base]
+
+    def places(self) -> list[str]:
+        """Where the listed runs are read from: the listed folders, then each run added on its own
+        (a run just trained, a run folder added) that is not directly in one of those folders."""
+        out = self.folders()
+        listed = {os.path.realpath(f) for f in out}
+        for run in self._extra:
+            if os.path.realpath(Path(run).parent) not in listed and run not in out:
+                out.append(run)
+        return out
 
     def add_folder(self, path: str | Path) -> None:
         """List the runs in ``path`` too (a folder of runs, or one run folder)."""
@@ -353,11 +373,11 @@ class RunsPanel(Panel):
                                QtCore.QItemSelectionModel.SelectionFlag.Select
                                | QtCore.QItemSelectionModel.SelectionFlag.Rows)
         n = len(runs)
-        folders = self.folders()
-        more = len(folders) - 1 + len(self._extra)
-        where = folders[0] + (f" and {more} more place{'s' if more != 1 else ''}" if more else "")
+        places = self.places()
+        more = len(places) - 1
+        where = places[0] + (f" and {more} more folder{'s' if more != 1 else ''}" if more else "")
         self.count_label.setText(f"{n} run{'s' if n != 1 else ''} in {where}")
-        self.count_label.setToolTip("\n".join(folders + self._extra))
+        self.count_label.setToolTip("\n".join(places))
         self.empty_label.setText("" if n else "No runs yet. Train one (the Training page, or `workbench train "
                                  "demo_toy`), or add a folder that holds runs.")
         self.empty_label.setVisible(not n)
@@ -540,6 +560,7 @@ class RunsPanel(Panel):
         self.plot.clear()
         paths = self.selected_paths()
         key = self.metric_combo.currentData()
+        self._show_caveat(paths, key)
         if not paths or not key:
             self.curves_note.setText("Select runs in the table to compare their curves." if not paths
                                      else "The selected runs have no metrics yet.")
@@ -564,6 +585,43 @@ class RunsPanel(Panel):
         if missing:
             note += " Not in: " + ", ".join(missing) + "."
         self.curves_note.setText(note)
+
+    def tokenizer_caveat(self, paths: list[str], key: str | None) -> str:
+        """A warning when the curve ``key`` is a per-token number and the runs tokenize differently."""
+        if not key or len(paths) < 2:
+            return ""
+        metric, series = key.split("|", 1)
+        if metric not in PER_TOKEN_METRICS:
+            return ""
+        summaries = {str(r.path): r for r in self._runs}
+        have = [p for p in paths if p in summaries and self.curves_of(p).get(metric, {}).get(series) is not None]
+        if metric == "loss":  # a labelled task's loss is per example: the same unit whatever the tokenizer
+            task = series.partition("/")[2]
+            have = [p for p in have if self._is_per_token_task(p, task)]
+        kinds = {summaries[p].tokenizer for p in have}
+        if len(kinds) < 2:
+            return ""
+        which = "; ".join(f"{Path(p).name}: {summaries[p].tokenizer}" for p in have)
+        return (f"⚠ Not the same unit: these runs use different tokenizers ({which}). A {metric.replace('_', ' ')} "
+                f"per token of one is not one of the other (a BPE token holds several characters, a char token "
+                f"one), so the curves are not directly comparable. Compare runs with the same tokenizer, or a "
+                f"labelled task's accuracy.")
+
+    def _is_per_token_task(self, path: str, task: str) -> bool:
+        from workbench.engine.config import LABELLED_KINDS, load_experiment
+        from workbench.engine.errors import WorkbenchError
+
+        try:
+            tasks = load_experiment(Path(path) / "config.toml").tasks
+        except WorkbenchError:
+            return True
+        kind = next((t.kind for t in tasks if t.task_name == task), "")
+        return kind not in LABELLED_KINDS
+
+    def _show_caveat(self, paths: list[str], key: str | None) -> None:
+        text = self.tokenizer_caveat(paths, key)
+        self.caveat.setText(text)
+        self.caveat.setVisible(bool(text))
 
     # -- diff ---------------------------------------------------------------------------------
 
