@@ -209,7 +209,11 @@ def test_commands_while_paused_are_carried_out_at_once_and_the_run_keeps_the_pro
     rep = PauseThenAsk()
     worker = threading.Thread(target=lambda: Trainer(exp, run_dir=tmp_path / "run").run(control, rep))
     worker.start()
-    assert seen.wait(60), "the paused run did not answer"
+    answered = seen.wait(60)
+    if not answered:
+        control.stop()  # let the worker end before failing
+        worker.join(60)
+    assert answered, "the paused run did not answer"
     assert control.paused  # still paused: both were carried out in the pause
     snaps = rep.of(AttentionSnapshot)
     assert [s.step for s in snaps] == [3, 3] and all("".join(s.tokens) == "dog ran." for s in snaps)
