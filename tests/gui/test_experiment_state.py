@@ -154,6 +154,22 @@ def test_a_typed_name_stays_when_a_file_replaces_the_built_in_corpus(window, qtb
     assert w.corpus.sources() == [str(small_text)] and w.training.name() == "poems"
 
 
+def test_a_removed_task_can_be_taken_back(window, qtbot):
+    from workbench.engine.config import TaskConfig
+
+    w = window
+    w.show_panel("tasks")
+    w.tasks.add_task(TaskConfig(kind="masked_lm", weight=0.5, mask_prob=0.2))
+    before = w.tasks.to_config()
+    first = w.tasks.rows()[0]
+    qtbot.waitUntil(lambda: first.remove_button.height() > 0, timeout=5000)  # laid out
+    qtbot.mouseClick(first.remove_button, LEFT)
+    assert [t.kind for t in w.tasks.to_config()[0]] == ["masked_lm"]
+    assert w.tasks.undo_button.isVisible() and "lm" in w.tasks.undo_label.text()
+    qtbot.mouseClick(w.tasks.undo_button, LEFT)
+    assert w.tasks.to_config() == before and not w.tasks.undo_button.isVisible()
+
+
 # -- the setup comes back at the next launch --------------------------------------------------------
 
 
