@@ -197,6 +197,15 @@ def test_the_whole_setup_comes_back_at_the_next_launch(make_window, qtbot, small
     assert "cats.toml" in third.windowTitle()
 
 
+def test_an_unreadable_last_setup_is_kept_and_the_demo_opens(make_window, tmp_path):
+    (tmp_path / "last.toml").write_text("[model]\nn_layer = -3\n", encoding="utf-8")
+    w = make_window()
+    assert w.experiment() == resolve_experiment("demo_toy")
+    kept = tmp_path / "last-unreadable.toml"
+    assert kept.read_text(encoding="utf-8").startswith("[model]")
+    assert "n_layer" in w.statusBar().currentMessage() and str(kept) in w.statusBar().currentMessage()
+
+
 # -- nothing unsaved is replaced without a question ------------------------------------------------
 
 

@@ -593,9 +593,12 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         try:
             exp = load_experiment(self.last_path)
-        except ConfigError as e:  # keep the file for the person, start from the demo
+        except ConfigError as e:  # keep the file for the person (the next close writes last.toml)
             kept = self.last_path.with_name("last-unreadable.toml")
-            os.replace(self.last_path, kept)
+            try:
+                os.replace(self.last_path, kept)
+            except OSError:
+                kept = self.last_path
             self.set_experiment(demo, base_label=DEMO_PRESET)
             self.statusBar().showMessage(f"The last setup could not be reopened ({e}); it is kept in {kept}.")
             return
