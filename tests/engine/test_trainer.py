@@ -242,3 +242,39 @@ def test_a_refused_resume_names_each_setting_in_words(small_text, tmp_path):
     assert "training.batch_size (sequences per micro-batch): 8 in the run, 16 now" in result.message
     assert "training.max_steps" not in result.message  # the steps may change
     assert "New run" in result.message and "--resume" in result.message
+
+
+def test_a_command_during_a_pause_waits_for_whoever_borrows_the_model(small_text, tmp_path):
+    """The GUI's generation playground holds RunControl.model_lock while it uses the paused model:
+    a probe text asked for meanwhile is carried out only after it lets go."""
+    from workbench.engine.control import SET_PROBE_TEXT
+
+    exp = tiny_experiment(small_text, max_steps=4, eval_every=0, attention_every=0, checkpoint_every=0)
+    control = RunControl()
+    order: list[str] = []
+    paused, snapped = threading.Event(), threading.Event()
+
+    class Watch(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, StepMetrics) and e.step == 2:
+                control.pause()
+            elif isinstance(e, Paused):
+                paused.set()
+            elif isinstance(e, AttentionSnapshot):
+                order.append("snapshot")
+                snapped.set()
+
+    worker = threading.Thread(target=lambda: Trainer(exp, run_dir=tmp_path / "run").run(control, Watch()))
+    worker.start()
+    try:
+        assert paused.wait(60)
+        with control.model_lock:  # a borrower's forward pass
+            control.request(SET_PROBE_TEXT, "cat sat.")
+            snapped.wait(0.5)  # it would have come by now, were it not waiting for the lock
+            order.append("released")
+        assert snapped.wait(60)
+        assert order == ["released", "snapshot"]
+    finally:
+        control.resume()
+        worker.join(60)
