@@ -195,7 +195,8 @@ class _LiveGate:
             def report(self, event) -> None:
                 if isinstance(event, ev.Paused):
                     gate.blocked.set()
-                elif gate.blocked.is_set() and (not gate.control.paused or gate.control.stop_requested):
+                elif gate.blocked.is_set() and (isinstance(event, ev.Resumed) or not gate.control.paused
+                                                or gate.control.stop_requested):
                     gate.blocked.clear()
                     with gate.lock:  # wait for a borrower's current token
                         pass
