@@ -312,3 +312,45 @@ def test_a_paused_run_records_a_new_probe_text_at_once(window, qtbot):
     wait_idle(qtbot, w)
     meta = json.loads(sorted((run_dir / "checkpoints").glob("step_*.json"))[-1].read_text())
     assert meta["experiment"]["training"]["probe_text"] == "abc>abc"  # a resume keeps it
+
+
+def test_the_live_gate_keeps_the_model_lent_through_a_pause_and_ends_the_loan_on_resume():
+    """Events reported during a pause (a snapshot asked for) keep the paused model lent; Resumed
+    ends the loan even when the run was paused again at once, and waits for the borrower."""
+    import threading
+
+    import numpy as np
+
+    from workbench.engine import events as ev
+    from workbench.engine.control import RunControl
+    from workbench.engine.events import ListReporter
+    from workbench.gui.bridge import _LiveGate
+
+    control = RunControl()
+    gate = _LiveGate(control)
+    out = ListReporter()
+    rep = gate.wrap(out)
+    control.pause()
+    rep.report(ev.Paused(3))
+    assert gate.blocked.is_set()
+    rep.report(ev.AttentionSnapshot(3, ["a"], [1], np.zeros((1, 1, 1, 1), np.float32)))
+    assert gate.blocked.is_set()  # still lent: the snapshot was taken inside the pause
+
+    # a borrower holds the model; the run is resumed and paused again before it reports Resumed
+    borrowed, reported = threading.Event(), threading.Event()
+
+    def worker():
+        borrowed.wait(10)
+        rep.report(ev.Resumed(3))
+        reported.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with gate.lock:
+        control.resume()
+        control.pause()
+        borrowed.set()
+        assert not reported.wait(0.3)  # Resumed waits for the borrower's token
+    assert reported.wait(10) and not gate.blocked.is_set()
+    t.join(10)
+    assert [type(e).__name__ for e in out.events] == ["Paused", "AttentionSnapshot", "Resumed"]
