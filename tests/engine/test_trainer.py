@@ -103,11 +103,19 @@ def test_resume_refuses_changed_model_settings(small_text, tmp_path):
 def test_pause_and_resume_between_steps(small_text, tmp_path):
     exp = tiny_experiment(small_text, max_steps=12, eval_every=0, attention_every=0)
     control = RunControl()
-    rep = StopAt(control, 5, action="pause")
-    timer = threading.Timer(0.5, control.resume)
-    timer.start()
+    timers = []
+
+    class PauseThenResume(StopAt):  # resumed from another thread once the run has paused
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, Paused):
+                timers.append(threading.Timer(0.3, control.resume))
+                timers[-1].start()
+
+    rep = PauseThenResume(control, 5, action="pause")
     result = Trainer(exp, run_dir=tmp_path / "p").run(control, rep)
-    timer.join()
+    for t in timers:
+        t.join()
     assert result.status == "completed"
     kinds = [type(e).__name__ for e in rep.events if isinstance(e, (Paused, Resumed, StepMetrics))]
     i = kinds.index("Paused")
