@@ -12,6 +12,7 @@ def isolated_dirs(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("workbench")
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(root / "data"))
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setenv("WORKBENCH_CONFIG_DIR", str(root / "config"))
     return root
 
 

@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     g = sub.add_parser("gui", help="open the window (the default)")
-    g.add_argument("experiment", nargs="?", help="experiment TOML or preset to open")
+    g.add_argument("experiment", nargs="?", help="experiment TOML or preset to open (default: the setup "
+                                                 "left at the last close, kept in the config dir as last.toml; "
+                                                 "the demo the first time)")
 
     t = sub.add_parser("train", help="train headless from an experiment TOML or preset",
                        description="Train a GPT from an experiment file. Prints progress and a summary; "

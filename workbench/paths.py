@@ -2,6 +2,7 @@
 
 WORKBENCH_DATA_DIR   runs (config, metrics, checkpoints, attention snapshots)
 WORKBENCH_CACHE_DIR  token caches and trained tokenizers (safe to delete)
+WORKBENCH_CONFIG_DIR the window's last experiment (last.toml), reopened at the next launch
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def data_dir() -> Path:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("WORKBENCH_CACHE_DIR") or platformdirs.user_cache_dir(APP))
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("WORKBENCH_CONFIG_DIR") or platformdirs.user_config_dir(APP))
 
 
 def runs_dir() -> Path:

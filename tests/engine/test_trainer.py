@@ -103,11 +103,19 @@ def test_resume_refuses_changed_model_settings(small_text, tmp_path):
 def test_pause_and_resume_between_steps(small_text, tmp_path):
     exp = tiny_experiment(small_text, max_steps=12, eval_every=0, attention_every=0)
     control = RunControl()
-    rep = StopAt(control, 5, action="pause")
-    timer = threading.Timer(0.5, control.resume)
-    timer.start()
+    timers = []
+
+    class PauseThenResume(StopAt):  # resumed from another thread once the run has paused
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, Paused):
+                timers.append(threading.Timer(0.3, control.resume))
+                timers[-1].start()
+
+    rep = PauseThenResume(control, 5, action="pause")
     result = Trainer(exp, run_dir=tmp_path / "p").run(control, rep)
-    timer.join()
+    for t in timers:
+        t.join()
     assert result.status == "completed"
     kinds = [type(e).__name__ for e in rep.events if isinstance(e, (Paused, Resumed, StepMetrics))]
     i = kinds.index("Paused")
@@ -185,3 +193,97 @@ def test_the_probe_text_can_change_during_a_run(small_text, tmp_path):
     snap = rep.of(AttentionSnapshot)[-1]
     assert snap.step == 3 and "".join(snap.tokens) == "the cat sat."
     assert snap.attention.shape[-1] == len("the cat sat.")
+
+
+def test_commands_while_paused_are_carried_out_at_once_and_the_run_keeps_the_probe(small_text, tmp_path):
+    """A paused run answers a new probe text and a snapshot without training a step; the probe goes
+    into config.toml and the checkpoints, so resuming the run keeps recording it."""
+    from workbench.engine.control import SET_PROBE_TEXT, SNAPSHOT_ATTENTION
+
+    exp = tiny_experiment(small_text, max_steps=8, eval_every=0, attention_every=0, checkpoint_every=0)
+    control = RunControl()
+    seen = threading.Event()
+
+    class PauseThenAsk(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, StepMetrics) and e.step == 3:
+                control.pause()
+            elif isinstance(e, Paused):  # the trainer is about to wait: ask from another thread
+                threading.Timer(0.05, control.request, (SET_PROBE_TEXT, "dog ran.")).start()
+                threading.Timer(0.1, control.request, (SNAPSHOT_ATTENTION,)).start()
+            elif isinstance(e, AttentionSnapshot) and len(self.of(AttentionSnapshot)) == 2:
+                seen.set()
+
+    rep = PauseThenAsk()
+    worker = threading.Thread(target=lambda: Trainer(exp, run_dir=tmp_path / "run").run(control, rep))
+    worker.start()
+    answered = seen.wait(60)
+    if not answered:
+        control.stop()  # let the worker end before failing
+        worker.join(60)
+    assert answered, "the paused run did not answer"
+    assert control.paused  # still paused: both were carried out in the pause
+    snaps = rep.of(AttentionSnapshot)
+    assert [s.step for s in snaps] == [3, 3] and all("".join(s.tokens) == "dog ran." for s in snaps)
+    after = rep.events[rep.events.index(rep.of(Paused)[0]):]
+    assert not [e for e in after if isinstance(e, StepMetrics)]  # nothing trained meanwhile
+    assert saved_experiment(tmp_path / "run").training.probe_text == "dog ran."
+    control.resume()
+    worker.join(60)
+    assert rep.events[-1].reason == "completed"
+
+    # resumed for more steps, the run records the probe it was given
+    longer = saved_experiment(tmp_path / "run").with_overrides(["training.max_steps=10", "training.attention_every=1"])
+    again = ListReporter()
+    Trainer(longer, resume=tmp_path / "run").run(reporter=again)
+    assert again.of(AttentionSnapshot) and "".join(again.of(AttentionSnapshot)[0].tokens) == "dog ran."
+    _tensors, meta = ckpt.load_checkpoint(ckpt.RunDir.open(tmp_path / "run").latest_checkpoint())
+    assert meta["experiment"]["training"]["probe_text"] == "dog ran."
+
+
+def test_a_refused_resume_names_each_setting_in_words(small_text, tmp_path):
+    exp = tiny_experiment(small_text, max_steps=2, eval_every=0, attention_every=0)
+    Trainer(exp, run_dir=tmp_path / "r").run()
+    changed = saved_experiment(tmp_path / "r").with_overrides(["training.batch_size=16", "training.max_steps=4"])
+    result = Trainer(changed, resume=tmp_path / "r").run()
+    assert result.status == "failed"
+    assert "training.batch_size (sequences per micro-batch): 8 in the run, 16 now" in result.message
+    assert "training.max_steps" not in result.message  # the steps may change
+    assert "New run" in result.message and "--resume" in result.message
+
+
+def test_a_command_during_a_pause_waits_for_whoever_borrows_the_model(small_text, tmp_path):
+    """The GUI's generation playground holds RunControl.model_lock while it uses the paused model:
+    a probe text asked for meanwhile is carried out only after it lets go."""
+    from workbench.engine.control import SET_PROBE_TEXT
+
+    exp = tiny_experiment(small_text, max_steps=4, eval_every=0, attention_every=0, checkpoint_every=0)
+    control = RunControl()
+    order: list[str] = []
+    paused, snapped = threading.Event(), threading.Event()
+
+    class Watch(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, StepMetrics) and e.step == 2:
+                control.pause()
+            elif isinstance(e, Paused):
+                paused.set()
+            elif isinstance(e, AttentionSnapshot):
+                order.append("snapshot")
+                snapped.set()
+
+    worker = threading.Thread(target=lambda: Trainer(exp, run_dir=tmp_path / "run").run(control, Watch()))
+    worker.start()
+    try:
+        assert paused.wait(60)
+        with control.model_lock:  # a borrower's forward pass
+            control.request(SET_PROBE_TEXT, "cat sat.")
+            snapped.wait(0.5)  # it would have come by now, were it not waiting for the lock
+            order.append("released")
+        assert snapped.wait(60)
+        assert order == ["released", "snapshot"]
+    finally:
+        control.resume()
+        worker.join(60)

@@ -2,7 +2,10 @@
 
 The trainer polls ``RunControl`` between steps, so stop and pause take effect within one step.
 Pausing blocks the training thread in ``wait_while_paused`` with model, optimizer, RNG and data
-position left as they are in memory; resuming carries on from exactly there.
+position left as they are in memory; resuming carries on from exactly there. Commands that arrive
+while paused (a new probe text, a snapshot) are carried out at once, in the training thread, while
+it holds ``model_lock``: whoever else uses the paused model (the GUI's generation playground)
+holds the same lock, so the two never touch the model at the same time.
 """
 
 from __future__ import annotations
@@ -22,22 +25,30 @@ class RunControl:
         self._running = threading.Event()  # set = not paused
         self._running.set()
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()  # set by a command, resume or stop: a paused run looks up
+        # Held by the trainer while it works during a pause, and by anyone borrowing the paused
+        # model from another thread. Reentrant: the trainer reports events while holding it.
+        self.model_lock = threading.RLock()
 
     # -- called from outside ----------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
         self._running.set()  # a paused run must wake up to see the stop
+        self._wake.set()
 
     def pause(self) -> None:
         self._running.clear()
 
     def resume(self) -> None:
         self._running.set()
+        self._wake.set()
 
     def request(self, command: str, *args) -> None:
-        """Queue a command (SNAPSHOT_ATTENTION, SAVE_CHECKPOINT, ...) for the next step boundary."""
+        """Queue a command (SNAPSHOT_ATTENTION, SAVE_CHECKPOINT, ...) for the next step boundary,
+        or, while paused, for at once."""
         self._commands.put((command, args))
+        self._wake.set()
 
     # -- called by the trainer --------------------------------------------------------------
 
@@ -49,9 +60,17 @@ class RunControl:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    def wait_while_paused(self, poll: float = 0.1) -> None:
-        while not self._running.wait(poll):
-            pass
+    def wait_while_paused(self, handle=None, poll: float = 0.5) -> None:
+        """Block while paused. ``handle(commands)`` carries out the commands that arrive meanwhile,
+        as they arrive, holding ``model_lock``."""
+        while not self._running.is_set():
+            self._wake.wait(poll)
+            self._wake.clear()
+            if handle is not None and not self._running.is_set():
+                commands = self.pending_commands()
+                if commands:
+                    with self.model_lock:
+                        handle(commands)
 
     def pending_commands(self) -> list[tuple[str, tuple]]:
         out = []

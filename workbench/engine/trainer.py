@@ -7,10 +7,12 @@ and the RunControl (stop, pause, commands in), both polled between optimizer ste
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import random
+import re
 import time
 import traceback
 from dataclasses import dataclass
@@ -346,17 +348,10 @@ class Trainer:
         window_tokens, window_time = 0, 0.0
         while self.step < tc.max_steps:
             # Between steps: commands, pause, stop.
-            for cmd, args in control.pending_commands():
-                if cmd == SET_PROBE_TEXT:
-                    self.probe = self._probe_ids(args[0] if args else "")
-                    self._snapshot_attention()
-                elif cmd == SNAPSHOT_ATTENTION:
-                    self._snapshot_attention()
-                elif cmd == SAVE_CHECKPOINT:
-                    self._checkpoint_now()
+            self._run_commands(control.pending_commands())
             if control.paused:
                 report(Paused(self.step))
-                control.wait_while_paused()
+                control.wait_while_paused(self._run_commands)  # commands meanwhile: at once
                 if not control.stop_requested:
                     report(Resumed(self.step))
             if control.stop_requested:
@@ -418,6 +413,24 @@ class Trainer:
                     self.pending_checkpoint = True  # written during the next step, once verified
         report(Finished(self.step, "completed", str(self.run_dir.path), self._summary()))
         return "completed"
+
+    def _run_commands(self, commands: list[tuple[str, tuple]]) -> None:
+        """Commands from the RunControl, between two steps or while paused."""
+        for cmd, args in commands:
+            if cmd == SET_PROBE_TEXT:
+                self._set_probe_text(args[0] if args else "")
+            elif cmd == SNAPSHOT_ATTENTION:
+                self._snapshot_attention()
+            elif cmd == SAVE_CHECKPOINT:
+                self._checkpoint_now()  # the weights are checked first: only good ones are saved
+
+    def _set_probe_text(self, text: str) -> None:
+        """Record attention on ``text`` from now on; the run's config.toml (and its next checkpoint)
+        keep it, so a resumed run goes on with the same probe."""
+        self.exp = self.exp.replace(training=dataclasses.replace(self.exp.training, probe_text=text))
+        self.exp.save(self.run_dir.config)
+        self.probe = self._probe_ids(text)
+        self._snapshot_attention()
 
     def _apply_freeze_plan(self) -> None:
         """At a step boundary: if the plan trains other groups now, switch requires_grad and rebuild
@@ -845,11 +858,27 @@ def saved_experiment(run_dir: str | Path) -> Experiment:
 
 
 def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:
-    changed = [k for k, _, _ in diff_experiments(saved, wanted) if k not in RESUMABLE]
+    """Refuse, in words a person can act on, a resume whose settings would change the numbers."""
+    changed = [(k, a, b) for k, a, b in diff_experiments(saved, wanted) if k not in RESUMABLE]
     if changed:
+        from .config import describe_settings
+
+        helps = {name: text for name, text, _default in describe_settings()}
+        lines = []
+        for key, old, new in changed[:6]:
+            generic = re.sub(r"\[\d+\]", "[]", key)  # tasks[0].kind -> tasks[].kind
+            text = helps.get(generic, "")  # "Transformer blocks." -> "transformer blocks"
+            what = re.split(r" \(|; ", text)[0].rstrip(".") if text[:1].isupper() else ""
+            what = what[:1].lower() + what[1:] if what[1:2].islower() else what
+            lines.append(f"{key}{f' ({what})' if what else ''}: {old!r} in the run, {new!r} now")
+        more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
         raise CheckpointError(
-            f"{where}: cannot resume with changed settings {', '.join(changed)}; on resume only "
-            f"{', '.join(sorted(RESUMABLE))} may change. Start a new run to change the others.")
+            f"Cannot continue the run in {where}: these settings differ from the ones it was trained "
+            f"with: {'; '.join(lines)}{more}. A run can only go on with its own settings (the number of "
+            f"steps, the device, the learning rates, clipping, the divergence rule and how often to evaluate, "
+            f"snapshot and checkpoint may change). Set them "
+            f"back to the run's values to continue it, or start a new run with the new settings (in the "
+            f"window: New run on the Training page; on the command line: leave out --resume).")
 
 
 def _seed_everything(seed: int) -> None:

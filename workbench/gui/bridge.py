@@ -176,13 +176,18 @@ class _LiveGate:
 
     * on ``Paused`` it marks the worker as blocked (the trainer reports Paused and then waits in
       ``RunControl.wait_while_paused`` with nothing in between), *before* the GUI hears of it;
-    * on any later event (``Resumed`` first of all, reported before the next step) it unmarks it
-      and takes ``lock`` once, so a borrower that holds the lock (one generated token at a time)
-      finishes its forward pass before the worker trains again.
+    * on the first event after a resume or stop (``Resumed`` first of all, reported before the next
+      step) it unmarks it and takes ``lock`` once, so a borrower that holds the lock (one generated
+      token at a time) finishes its forward pass before the worker trains again.
+
+    ``lock`` is the RunControl's ``model_lock``: commands carried out during the pause (a new probe
+    text, a snapshot) run under it too, so they never race a borrower, and the events they report
+    (snapshots, checkpoints) leave the worker marked as blocked.
     """
 
-    def __init__(self):
-        self.lock = threading.Lock()
+    def __init__(self, control: RunControl):
+        self.control = control
+        self.lock = control.model_lock
         self.blocked = threading.Event()
         self.trainer = None  # set by the worker thread once the Trainer exists
 
@@ -193,7 +198,8 @@ class _LiveGate:
             def report(self, event) -> None:
                 if isinstance(event, ev.Paused):
                     gate.blocked.set()
-                elif gate.blocked.is_set():
+                elif gate.blocked.is_set() and (isinstance(event, ev.Resumed) or not gate.control.paused
+                                                or gate.control.stop_requested):
                     gate.blocked.clear()
                     with gate.lock:  # wait for a borrower's current token
                         pass
@@ -216,7 +222,7 @@ class _TrainingThread(QtCore.QThread):
         self.from_step = from_step
         self.default_threads = default_threads
         self.result = None
-        self.live = _LiveGate()
+        self.live = _LiveGate(session.control)
 
     def run(self) -> None:  # the worker thread
         reporter = SignalReporter(self.session, self.session.mailbox)

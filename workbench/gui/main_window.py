@@ -5,21 +5,29 @@ status bar.
 The window owns the experiment: on Start it copies every form into one frozen ``Experiment`` on
 the GUI thread and gives it to the ``TrainingSession`` (bridge.py), which runs the trainer in its
 worker thread. Events come back as signals and are handed to the panels. Geometry, splitter
-positions and recent experiments persist in QSettings.
+positions and recent experiments persist in QSettings; the whole setup in the forms (saved or not)
+is written to ``last.toml`` on closing and reopened at the next launch (the demo the first time).
+
+Nothing a person made is dropped without a question: replacing a setup that is saved nowhere (no
+file, no run folder) asks Save / Discard / Cancel first. The probe text and an automatic name
+belong to the experiment's corpus: picking another corpus replaces them unless the person typed
+them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from workbench import paths
 from workbench.engine import control as control_mod
 from workbench.engine.config import (ConfigError, Experiment, from_dict, load_experiment, preset_dir,
-                                     resolve_experiment)
+                                     preset_names, resolve_experiment)
 
 from . import app as app_mod
 from .bridge import Job, TrainingSession, import_engine
@@ -44,6 +52,7 @@ from .panels.training_panel import TrainingPanel, command_line
 os.environ.setdefault("QT_NO_GUI_THREADPOOL", "1")
 
 DEMO_PRESET = "demo_toy"
+LAST_EXPERIMENT = "last.toml"  # the forms at the last close, beside the settings
 MAX_RECENT = 8
 PRESENTATION_SCALE = 1.45
 # Live redraw while a run trains (measured with `workbench bench gui`): redrawing the four curves
@@ -109,6 +118,14 @@ def make_icon(shape: str, color: str = "#3a4150") -> QtGui.QIcon:
         p.drawLine(P(20, 57), P(44, 57))
     p.end()
     return QtGui.QIcon(pm)
+
+
+def corpus_name(sources) -> str:
+    """A run name for a corpus: "shakespeare", "notes" (notes.txt), "notes-mix" for several."""
+    first = str(sources[0]) if sources else ""
+    stem = first.split(":", 1)[1] if first.startswith("builtin:") else (Path(first).stem or Path(first).name)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-")[:40] or "experiment"
+    return f"{name}-mix" if len(sources) > 1 else name
 
 
 class SidebarDelegate(QtWidgets.QStyledItemDelegate):
@@ -219,11 +236,15 @@ class _PageHost(QtWidgets.QWidget):
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    """See the module docstring. ``settings``: a QSettings to use (tests pass a temporary one)."""
+    """See the module docstring. ``settings``: a QSettings to use (tests pass a temporary one in INI
+    format; the last experiment is then kept beside its file, else in the config dir)."""
 
     def __init__(self, settings: QtCore.QSettings | None = None, parent=None):
         super().__init__(parent)
         self.settings = settings or QtCore.QSettings(app_mod.ORGANIZATION, app_mod.APPLICATION)
+        self.last_path: Path | None = (paths.config_dir() / LAST_EXPERIMENT if settings is None else
+                                       Path(settings.fileName()).with_name(LAST_EXPERIMENT)
+                                       if settings.format() == QtCore.QSettings.Format.IniFormat else None)
         self.session = TrainingSession(self)
         self.presentation = False
         self.confirm_close = True          # ask before closing during a run
@@ -234,6 +255,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._engine_ready = False
         self._resume_exp: Experiment | None = None
         self._window_runs: set[Path] = set()  # run folders trained in this window
+        self._trained: list[Experiment] = []  # setups this window trained: saved in their run folders
+        self._loading = False                 # set_experiment is filling the forms
+        self._probe_auto = ""                 # the probe text that came with the experiment
+        self._name_auto: str | None = None    # a name that follows the corpus (a preset's, or derived)
+        self._corpus_paths: tuple[str, ...] = ()
+        self._snapshot_wanted = False         # the person asked for a snapshot: show it when it comes
         self.setWindowTitle(app_mod.APPLICATION)
         self.setMinimumSize(1000, 660)
 
@@ -269,7 +296,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plot_timer.start()
 
         self._restore_settings()
-        self.set_experiment(resolve_experiment(DEMO_PRESET), base_label=DEMO_PRESET)
+        self._reopen_last()
         self._update_actions()
         QtCore.QTimer.singleShot(0, self._warm_up)
 
@@ -499,29 +526,110 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def experiment(self) -> Experiment:
         """Every form as one validated, frozen Experiment (raises ConfigError)."""
-        training = self.training.config()
-        probe = self.attention.probe_text()
-        training = dataclasses.replace(training, probe_text=probe)
-        exp = self._base_exp.replace(name=self.training.name(), corpus=self.corpus.config(),
-                                     tokenizer=self.tokenizer.config(), model=self.model.config(), training=training,
-                                     **experiment_sections(self.tasks, self.finetune))
-        return from_dict(exp.to_dict(), source="the forms")
+        return from_dict(self._forms().to_dict(), source="the forms")
 
-    def set_experiment(self, exp: Experiment, *, base_label: str | None = None, path: str | None = None) -> None:
-        """Fill every form from ``exp``."""
-        self._base_exp = exp
-        self.training.set_name(exp.name)
-        self.corpus.set_config(exp.corpus)
-        self.tokenizer.set_config(exp.tokenizer)
-        self.model.set_config(exp.model)
-        self.training.set_config(exp.training)
-        load_experiment_into(exp, self.tasks, self.finetune)
-        self.attention.set_probe_text(exp.training.probe_text)
+    def _forms(self) -> Experiment:
+        """Every form as one Experiment, not yet validated."""
+        training = dataclasses.replace(self.training.config(), probe_text=self.attention.probe_text())
+        return self._base_exp.replace(name=self.training.name(), corpus=self.corpus.config(),
+                                      tokenizer=self.tokenizer.config(), model=self.model.config(), training=training,
+                                      **experiment_sections(self.tasks, self.finetune))
+
+    def set_experiment(self, exp: Experiment, *, base_label: str | None = None, path: str | None = None,
+                       base: Experiment | None = None) -> None:
+        """Fill every form from ``exp``. ``base``: what it was made from, when that is not ``exp``
+        itself (a reopened setup with unsaved edits): the file or preset that ``base_label`` names."""
+        self._base_exp = base or exp
+        self._loading = True
+        try:
+            self.training.set_name(exp.name)
+            self.corpus.set_config(exp.corpus)
+            self.tokenizer.set_config(exp.tokenizer)
+            self.model.set_config(exp.model)
+            self.training.set_config(exp.training)
+            load_experiment_into(exp, self.tasks, self.finetune)
+            self.attention.set_probe_text(exp.training.probe_text)
+        finally:
+            self._loading = False
         self._base_label = base_label or path or self._base_label
         self._experiment_path = path
+        self._probe_auto = self._base_exp.training.probe_text
+        from_preset = path is None and self._base_label in preset_names()
+        self._name_auto = self._base_exp.name if from_preset else None
+        self._corpus_paths = tuple(self.corpus.config().paths)
         self._update_title()
         self._corpus_changed()
         self._training_changed()
+
+    def is_modified(self) -> bool:
+        """True when the forms hold a setup that is saved nowhere: it differs from the file or
+        preset it came from and from every setup this window trained (those are in their runs)."""
+        try:
+            exp = self.experiment()
+        except ConfigError:
+            return True
+        return exp != self._base_exp and exp not in self._trained
+
+    def _confirm_replace(self, what: str) -> bool:
+        """Before something replaces the forms: a setup saved nowhere is not lost without a
+        question (Save / Discard / Cancel). True: go ahead."""
+        if not self.is_modified():
+            return True
+        B = QtWidgets.QMessageBox.StandardButton
+        box = QtWidgets.QMessageBox(self)
+        box.setIcon(QtWidgets.QMessageBox.Icon.Question)
+        box.setWindowTitle("Unsaved changes")
+        box.setText(f"The current setup has changes that are not saved. Save them before {what}?")
+        box.setInformativeText("Discard drops them; Cancel keeps everything as it is.")
+        box.setStandardButtons(B.Save | B.Discard | B.Cancel)
+        box.setDefaultButton(B.Save)
+        self.last_message_box = box
+        box.exec()
+        clicked = box.standardButton(box.clickedButton()) if box.clickedButton() else B.Cancel
+        if clicked == B.Save:
+            return self.save_experiment()
+        return clicked == B.Discard
+
+    # -- the last experiment, reopened at launch -----------------------------------------------
+
+    def _reopen_last(self) -> None:
+        """The setup of the last session (saved or not), else the demo."""
+        demo = resolve_experiment(DEMO_PRESET)
+        if self.last_path is None or not self.last_path.is_file():
+            self.set_experiment(demo, base_label=DEMO_PRESET)
+            return
+        try:
+            exp = load_experiment(self.last_path)
+        except ConfigError as e:  # keep the file for the person (the next close writes last.toml)
+            kept = self.last_path.with_name("last-unreadable.toml")
+            try:
+                os.replace(self.last_path, kept)
+            except OSError:
+                kept = self.last_path
+            self.set_experiment(demo, base_label=DEMO_PRESET)
+            self.statusBar().showMessage(f"The last setup could not be reopened ({e}); it is kept in {kept}.")
+            return
+        path = self.settings.value("experiment/path") or None
+        label = path or self.settings.value("experiment/base") or DEMO_PRESET
+        try:
+            base = resolve_experiment(label)
+        except ConfigError:  # its file is gone: unsaved then, compared with the demo
+            label, path, base = DEMO_PRESET, None, demo
+        self.set_experiment(exp, base_label=label, path=path, base=base)
+        self.statusBar().showMessage("Reopened the setup of the last session", 6000)
+
+    def save_last_experiment(self) -> None:
+        """The forms as they are (valid or not) to last.toml, and where they came from to QSettings."""
+        if self.last_path is None:
+            return
+        try:
+            self.last_path.parent.mkdir(parents=True, exist_ok=True)
+            self._forms().save(self.last_path)
+        except (OSError, TypeError, ValueError) as e:  # closing goes on; say why on the console
+            print(f"GPT Workbench: could not keep the setup in {self.last_path}: {e}")
+            return
+        self.settings.setValue("experiment/base", self._base_label)
+        self.settings.setValue("experiment/path", self._experiment_path or "")
 
     def _update_title(self) -> None:
         where = f" — {Path(self._experiment_path).name}" if self._experiment_path else ""
@@ -533,6 +641,22 @@ class MainWindow(QtWidgets.QMainWindow):
         sample = self.corpus.preview_sample()
         if sample and self.tokenizer.sample_edit.toPlainText() == "":
             self.tokenizer.set_sample_text(sample[:300])
+        if not self._loading and tuple(cfg.paths) != self._corpus_paths:
+            self._corpus_paths = tuple(cfg.paths)
+            self._follow_corpus(cfg.paths)
+
+    def _follow_corpus(self, sources) -> None:
+        """The probe text and an automatic name belong to the experiment's corpus: another corpus
+        gets the probe "" (the start of its validation text) and a name of its own, unless the
+        person typed them; going back to the experiment's corpus brings its own back."""
+        base = self._base_exp
+        same = tuple(sources) == tuple(base.corpus.paths)
+        if self.attention.probe_text() == self._probe_auto:
+            self._probe_auto = base.training.probe_text if same else ""
+            self.attention.set_probe_text(self._probe_auto)
+        if self._name_auto is not None and self.training.name() == self._name_auto:
+            self._name_auto = base.name if same else corpus_name(sources)
+            self.training.set_name(self._name_auto)
 
     def _training_changed(self) -> None:
         t = self.training.config()
@@ -548,6 +672,8 @@ class MainWindow(QtWidgets.QMainWindow):
             exp = resolve_experiment(name_or_path)
         except ConfigError as e:
             self.show_error("Cannot open the experiment", str(e))
+            return False
+        if not self._confirm_replace(f"opening {Path(name_or_path).name}"):
             return False
         is_file = Path(name_or_path).exists()
         self.training.set_resume("")
@@ -591,6 +717,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self._experiment_path = str(Path(path).resolve())
         self._base_label, self._base_exp = self._experiment_path, exp
+        self._name_auto = None  # a saved name is the person's
         self._add_recent(self._experiment_path)
         self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 4000)
@@ -623,6 +750,9 @@ class MainWindow(QtWidgets.QMainWindow):
             exp = load_experiment(Path(folder) / "config.toml")
         except ConfigError as e:
             self.training.show_message(str(e))
+            return
+        if not self._confirm_replace(f"showing the settings of {Path(folder).name}"):
+            self.training.set_resume("")
             return
         self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"))
         self._resume_exp = exp
@@ -664,6 +794,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(str(e), 8000)
             return False
         resume = self.training.resume_dir() or None
+        if resume and not self._can_continue(resume, exp):
+            self.show_panel("training")
+            return False
         if resume:
             self.curves.load_run(resume)
         else:
@@ -676,6 +809,25 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.on_preparing(resume)
         self.session.start(exp, resume=resume, from_step=self.training.from_step() if resume else None,
                            default_threads=max(1, (os.cpu_count() or 2) - 1))
+        self._trained.append(exp)
+        return True
+
+    def _can_continue(self, folder: str, exp: Experiment) -> bool:
+        """A run that has trained its steps goes on only when Steps was raised: say so in words."""
+        from workbench.engine.checkpoint import RunDir
+        from workbench.engine.errors import WorkbenchError
+
+        try:
+            steps = RunDir.open(Path(folder)).checkpoint_steps()
+        except WorkbenchError as e:
+            self.training.show_message(str(e))
+            return False
+        start = self.training.from_step() or (steps[-1] if steps else 0)  # an earlier checkpoint, if chosen
+        if steps and start >= exp.training.max_steps:
+            self.training.show_message(
+                f"The run in {folder} has already trained {start:,} steps. To continue it, raise Steps "
+                f"above {start:,}; to train a new run with these settings, press New run.")
+            return False
         return True
 
     def pause(self) -> None:
@@ -691,7 +843,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def run_demo(self) -> bool:
         """Load the bundled demo preset and start it, showing the curves."""
-        if self.session.is_active():
+        if self.session.is_active() or not self._confirm_replace("loading the demo"):
             return False
         self.training.set_resume("")
         self.set_experiment(resolve_experiment(DEMO_PRESET), base_label=DEMO_PRESET)
@@ -701,18 +853,21 @@ class MainWindow(QtWidgets.QMainWindow):
         return ok
 
     def request_snapshot(self) -> None:
-        self.session.request(control_mod.SNAPSHOT_ATTENTION)
+        """Record the attention now (a paused run does it at once, a running one at its next step)."""
+        if self.session.is_active():
+            self._snapshot_wanted = True
+            self.session.request(control_mod.SNAPSHOT_ATTENTION)
+            self.statusBar().showMessage("Recording the attention…", 3000)
 
     def _apply_probe_text(self, text: str) -> None:
-        """The probe text goes into the next run's experiment; a running trainer that knows the
-        engine's SET_PROBE_TEXT command switches to it at its next step and snapshots at once."""
-        command = getattr(control_mod, "SET_PROBE_TEXT", None)
-        if self.session.is_active() and command:
-            self.session.request(command, text)
-            self.session.request(control_mod.SNAPSHOT_ATTENTION)
-            self.attention.caption.setText("The run records this text from its next step on.")
-        elif self.session.is_active():
-            self.attention.caption.setText("The next run records this text (this run keeps its probe text).")
+        """The probe text is part of the experiment (the next run records it). A run switches to it
+        and snapshots at once when paused, at its next step when running, and keeps it in its
+        run folder, so a resumed run goes on with it."""
+        if self.session.is_active():
+            self._snapshot_wanted = True
+            self.session.request(control_mod.SET_PROBE_TEXT, text)
+            self.attention.caption.setText("Recording this text now…" if self.session.state == "paused"
+                                           else "The run records this text from its next step on.")
         else:
             self.attention.caption.setText("The next run records this text.")
 
@@ -780,10 +935,15 @@ class MainWindow(QtWidgets.QMainWindow):
     def _pull_attention(self) -> None:
         snap = self.session.take_attention()
         if snap is not None:
-            self.attention.add_snapshot(snap)
+            wanted, self._snapshot_wanted = self._snapshot_wanted, False
+            self.attention.add_snapshot(snap, show=wanted)
+            if wanted:
+                self.statusBar().showMessage(f"Attention recorded at step {snap.step:,}", 5000)
 
     def _on_finished(self, e) -> None:
         self.training.on_finished(e)
+        if self.training.resume_dir() and e.reason != "stopped":
+            self.training.set_resume("")  # it trained its steps: the next Start is a new run
         self.finetune.refresh_checkpoints()
         if e.run_dir:
             self.attention.set_run_dir(e.run_dir)
@@ -919,6 +1079,8 @@ class MainWindow(QtWidgets.QMainWindow):
         except ConfigError as e:
             self.show_error("Not a run folder", str(e))
             return False
+        if not self._confirm_replace(f"showing the run {Path(folder).name}"):
+            return False
         self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"))
         self.curves.load_run(folder)
         self.attention.load_run(folder)
@@ -982,6 +1144,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage("Stopping: saving a checkpoint, then closing…")
             event.ignore()
             return
+        self.save_last_experiment()
         self.save_settings()
         for panel in (self.corpus, self.tokenizer):
             panel.shutdown()

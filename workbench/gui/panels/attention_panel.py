@@ -178,8 +178,9 @@ class AttentionPanel(Panel):
         self._run_dir = None
         self._update_controls()
 
-    def add_snapshot(self, snap) -> None:
-        """An events.AttentionSnapshot (from the bridge's mailbox)."""
+    def add_snapshot(self, snap, show: bool = False) -> None:
+        """An events.AttentionSnapshot (from the bridge's mailbox). ``show``: the person asked for
+        it, so it is shown even when the view does not follow the run."""
         entry = Entry(int(snap.step), np.asarray(snap.attention, dtype=np.float32), list(snap.tokens))
         steps = [e.step for e in self.entries]
         if entry.step in steps:
@@ -189,7 +190,7 @@ class AttentionPanel(Panel):
             self.entries.append(entry)
             self.entries.sort(key=lambda e: e.step)
             i = self.entries.index(entry)
-        follow = self.follow_check.isChecked() or self._index < 0
+        follow = show or self.follow_check.isChecked() or self._index < 0
         self._update_controls()
         if follow:
             self.show_index(i)

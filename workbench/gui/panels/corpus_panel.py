@@ -112,6 +112,15 @@ def short_error(message: str, spec: str) -> str:
     return message
 
 
+def _display_name(spec: str) -> str:
+    return spec[len(BUILTIN_PREFIX):] if spec.startswith(BUILTIN_PREFIX) else (Path(spec).name or spec)
+
+
+def _count(items: list, noun: str) -> str:
+    """One source by its name, several by their number."""
+    return _display_name(items[0]) if len(items) == 1 else f"{len(items)} {noun}s"
+
+
 def _names(record: dict, prefix: str = "") -> list[str]:
     out = []
     for k, v in record.items():
@@ -241,6 +250,19 @@ class CorpusPanel(Panel):
         self.total_label.setObjectName("statValue")
         buttons.addWidget(self.total_label)
         lay.addLayout(buttons)
+        # after a change that dropped sources: what happened, and a button that takes it back
+        self.undo_bar = QtWidgets.QWidget()
+        self.undo_bar.setObjectName("undoBar")
+        ub = QtWidgets.QHBoxLayout(self.undo_bar)
+        ub.setContentsMargins(0, 0, 0, 0)
+        self.undo_label = muted_label()
+        self.undo_button = QtWidgets.QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo)
+        ub.addWidget(self.undo_label, 1)
+        ub.addWidget(self.undo_button)
+        self.undo_bar.hide()
+        self._undo_sources: list[str] | None = None
+        lay.addWidget(self.undo_bar)
         self.table = SourcesTable()
         self.table.filesDropped.connect(self.add_paths)
         self.table.itemSelectionChanged.connect(self._update_preview)
@@ -315,6 +337,7 @@ class CorpusPanel(Panel):
         for w in (self.glob_edit, self.field_combo, self.errors_combo, self.val_spin):
             w.blockSignals(False)
         self._sources = list(dict.fromkeys(cfg.paths))
+        self._offer_undo(None)
         self._rebuild()
 
     def sources(self) -> list[str]:
@@ -334,24 +357,54 @@ class CorpusPanel(Panel):
     # -- editing the list --------------------------------------------------------------------
 
     def use_builtin(self, name: str) -> None:
+        before = list(self._sources)
         self._sources = [f"{BUILTIN_PREFIX}{name}"]
+        own = [s for s in before if not s.startswith(BUILTIN_PREFIX)]
+        self._offer_undo(f"The built-in corpus {name} replaced your {_count(own, 'source')}." if own
+                         else None, "Undo", before)
         self._rebuild()
 
     def add_paths(self, paths: list[str]) -> None:
+        """Add files or folders. Built-in corpora are samples: when the list holds only those, the
+        person's own files replace them (with a button to keep both) instead of mixing with them."""
         if not getattr(self, "_editable", True):
             return
         new = [str(Path(p)) for p in paths if p and str(Path(p)) not in self._sources]
         if not new:
             return
-        self._sources += new
+        before = list(self._sources)
+        if before and all(s.startswith(BUILTIN_PREFIX) for s in before):
+            names = ", ".join(s[len(BUILTIN_PREFIX):] for s in before)
+            self._sources = new
+            self._offer_undo(f"Your {'file' if len(new) == 1 else 'files'} replaced the built-in corpus "
+                             f"{names}, so the model learns from your text alone.", f"Keep {names} too", before + new)
+        else:
+            self._sources += new
+            self._offer_undo(None)
         self._rebuild(select=new[0])
 
     def remove_selected(self) -> None:
         rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
-        for r in rows:
-            if 0 <= r < len(self._sources):
-                del self._sources[r]
+        before = list(self._sources)
+        removed = [self._sources.pop(r) for r in rows if 0 <= r < len(self._sources)]
+        if not removed:
+            return
+        self._offer_undo(f"Removed {_count(removed, 'source')}.", "Undo", before)
         self._rebuild()
+
+    def _offer_undo(self, message: str | None, button: str = "Undo", sources: list[str] | None = None) -> None:
+        """Show what a change dropped and a button that restores ``sources``; None hides it (the
+        undo is for the latest change only)."""
+        self._undo_sources = list(sources) if message and sources is not None else None
+        self.undo_label.setText(message or "")
+        self.undo_button.setText(button)
+        self.undo_bar.setVisible(self._undo_sources is not None)
+
+    def undo(self) -> None:
+        if self._undo_sources is not None:
+            self._sources = list(dict.fromkeys(self._undo_sources))
+            self._offer_undo(None)
+            self._rebuild()
 
     def _add_files_dialog(self) -> None:
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Add text or data files", "", FILE_FILTER)
@@ -551,7 +604,8 @@ class CorpusPanel(Panel):
     def set_editable(self, editable: bool) -> None:
         self._editable = editable
         for w in [*self.builtin_buttons.values(), self.add_files_button, self.add_folder_button,
-                  self.remove_button, self.glob_edit, self.field_combo, self.errors_combo, self.val_spin]:
+                  self.remove_button, self.undo_button, self.glob_edit, self.field_combo, self.errors_combo,
+                  self.val_spin]:
             w.setEnabled(editable)
         self.table.setAcceptDrops(editable)
         self.table.viewport().setAcceptDrops(editable)

@@ -499,6 +499,15 @@ class TasksPanel(Panel):
         brow = QtWidgets.QHBoxLayout()
         brow.addWidget(self.add_button)
         brow.addStretch(1)
+        # a removed task (its dataset, columns, weights) can be taken back
+        self.undo_label = muted_label()
+        self.undo_button = QtWidgets.QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo_remove)
+        self._removed: tuple[int, TaskConfig] | None = None
+        brow.addWidget(self.undo_label)
+        brow.addWidget(self.undo_button)
+        self.undo_label.hide()
+        self.undo_button.hide()
         lay.addLayout(brow)
         left.addWidget(box)
 
@@ -596,6 +605,7 @@ class TasksPanel(Panel):
     def set_config(self, tasks, multitask: MultitaskConfig) -> None:
         for r in list(self._rows):
             self._remove_row(r, emit=False)
+        self._offer_undo(None)
         self.colors.clear()
         for t in tasks:
             self._add_row(t)
@@ -656,17 +666,36 @@ class TasksPanel(Panel):
 
     # -- internals --------------------------------------------------------------------------
 
-    def _add_row(self, cfg: TaskConfig) -> TaskRow:
+    def _add_row(self, cfg: TaskConfig, index: int | None = None) -> TaskRow:
         row = TaskRow(cfg, self.colors(f"#{len(self._rows)}"))
         row.changed.connect(self._changed)
         row.removeRequested.connect(self._remove_row)
         row.editRequested.connect(self._edit_row)
-        self._rows.append(row)
-        self.rows_layout.addWidget(row)
+        index = len(self._rows) if index is None else min(index, len(self._rows))
+        self._rows.insert(index, row)
+        self.rows_layout.insertWidget(index, row)
         return row
+
+    def _offer_undo(self, removed: tuple[int, TaskConfig] | None) -> None:
+        self._removed = removed
+        if removed is not None:
+            self.undo_label.setText(f"Removed {removed[1].task_name}.")
+        self.undo_label.setVisible(removed is not None)
+        self.undo_button.setVisible(removed is not None)
+
+    def undo_remove(self) -> None:
+        """Put the task removed last back where it was."""
+        if self._removed is not None:
+            index, cfg = self._removed
+            self._offer_undo(None)
+            self._add_row(cfg, index)
+            self._recolor()
+            self._changed()
 
     def _remove_row(self, row: TaskRow, emit: bool = True) -> None:
         if row in self._rows:
+            if emit:  # removed by the person: offer it back
+                self._offer_undo((self._rows.index(row), row.task_config()))
             self._rows.remove(row)
             self.rows_layout.removeWidget(row)
             row.setParent(None)

@@ -305,7 +305,9 @@ class TrainingPanel(Panel):
         return self._resume
 
     def set_resume(self, folder: str) -> None:
+        """Continue ``folder``'s run at the next Start ("" for a new run); an old error goes."""
         self._resume = folder
+        show_error(self.error, "")
         self.resume_label.setText(f"<b>resume</b> {folder}" if folder else "a new run")
         self.resume_label.setToolTip(folder)
         self.resume_clear.setVisible(bool(folder))
