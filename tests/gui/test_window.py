@@ -173,7 +173,15 @@ def test_a_run_folder_in_use_is_refused_with_a_visible_message(window, qtbot, mo
 
     w = window
     boxes = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "exec", lambda self: boxes.append(self) or 0)
+
+    def answer(box):  # the unsaved-changes question is answered Discard; other boxes just recorded
+        boxes.append(box)
+        discard = box.button(QtWidgets.QMessageBox.StandardButton.Discard)
+        if discard is not None:
+            discard.click()
+        return 0
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "exec", answer)
     tiny(w)
     folder = tmp_path / "busy"
     (folder / "checkpoints").mkdir(parents=True)
