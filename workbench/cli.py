@@ -27,6 +27,39 @@ EPILOG = """examples:
 """
 
 
+def _number(typ, lo=None, hi=None, *, setting: tuple[str, str, str] | None = None):
+    """An argparse type: a number of ``typ`` within [lo, hi], or within the limits of a setting
+    (module, dataclass, field) read from its metadata, so an option and its setting share one rule.
+    argparse names the option in the message and exits with status 2."""
+    def parse(text: str):
+        from workbench.engine.config import check_range, field_meta
+        from workbench.engine.errors import ConfigError
+
+        try:
+            value = typ(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if typ is int else 'a number'}") from None
+        if setting is not None:
+            import importlib
+
+            meta = field_meta(getattr(importlib.import_module(setting[0]), setting[1]), setting[2])
+        else:
+            meta = {"min": lo, "max": hi}
+        try:
+            return check_range(value, "", meta)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
+    parse.__name__ = "whole number" if typ is int else "number"  # argparse's "invalid <name> value"
+    return parse
+
+
+_THREADS = ("workbench.engine.config", "TrainingConfig", "threads")
+_SEED = ("workbench.engine.config", "TrainingConfig", "seed")
+_SAMPLING = "workbench.engine.generate", "SamplingSettings"
+MAX_SHOTS = 10_000  # demonstrations in one prompt (they are cut to the context anyway)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="GPT Workbench: train and study small GPT models.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = b.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
     bt = bsub.add_parser("train", help="engine tokens/s vs a bare forward/backward/step loop on the same model")
     bt.add_argument("experiment", help="experiment TOML or preset name")
-    bt.add_argument("--steps", type=int, default=60, help="measured steps per round (default 60)")
-    bt.add_argument("--warmup", type=int, default=10, help="unmeasured steps first (default 10)")
-    bt.add_argument("--rounds", type=int, default=2, help="alternating rounds of engine and bare loop (default 2); "
+    bt.add_argument("--steps", type=_number(int, 2, 100_000), default=60, help="measured steps per round (default 60)")
+    bt.add_argument("--warmup", type=_number(int, 1, 100_000), default=10, help="unmeasured steps first (default 10)")
+    bt.add_argument("--rounds", type=_number(int, 1, 100), default=2, help="alternating rounds of engine and bare loop (default 2); "
                     "the median step of all rounds counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
@@ -70,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Trains a preset in a real window (offscreen without a display) and prints "
                                      "JSON. Takes about 3 x --seconds plus a minute; see workbench/gui/bench.py.")
     bg.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
-    bg.add_argument("--seconds", type=float, default=20.0,
+    bg.add_argument("--seconds", type=_number(float, 0.5, 3600.0), default=20.0,
                     help="seconds of event-loop measurement while training (default 20)")
-    bg.add_argument("--segments", type=int, default=4, help="rounds of window / headless measurement (default 4)")
-    bg.add_argument("--points", type=int, default=1_000_000, help="points in the curve redraw test (default 10^6)")
+    bg.add_argument("--segments", type=_number(int, 1, 100), default=4, help="rounds of window / headless measurement (default 4)")
+    bg.add_argument("--points", type=_number(int, 2, 10**8), default=1_000_000, help="points in the curve redraw test (default 10^6)")
     bg.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
     e = sub.add_parser("eval", help="zero/one/few-shot in-context evaluation of a run on labelled data",
@@ -93,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--choices", default="", metavar="COL[,COL...]",
                    help="multiple choice: columns of the options, or one column holding a list")
     e.add_argument("--answer", default="", metavar="COL", help="multiple choice: column naming the right option")
-    e.add_argument("--answer-base", type=int, default=0, help="numbered answers count from this (COPA: 1)")
+    e.add_argument("--answer-base", type=_number(int, setting=("workbench.engine.config", "TaskConfig",
+                                                                         "answer_base")), default=0, help="numbered answers count from this (COPA: 1)")
     e.add_argument("--verbalizer", default="", metavar="LABEL=WORD,...",
                    help="the word each label is shown as, e.g. 0=negative,1=positive")
     e.add_argument("--template", help=r'input template with {text} and {text_pair} (default "{text}\nAnswer:")')
@@ -101,31 +135,35 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--separator", help=r'between the parts of a prompt (default "\n\n")')
     e.add_argument("--description", default="", help="task description put before the demonstrations")
     e.add_argument("--k", default="0,1,2,4,8", help="numbers of demonstrations (default 0,1,2,4,8)")
-    e.add_argument("--draws", type=int, default=5, help="random draws of demonstrations per k (default 5)")
+    e.add_argument("--draws", type=_number(int, 1, 10_000), default=5, help="random draws of demonstrations per k (default 5)")
     e.add_argument("--length-norm", action="store_true", help="score answers by mean, not summed, log-likelihood")
-    e.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test examples only")
-    e.add_argument("--seed", type=int, default=0, help="seed of the demonstration draws (default 0)")
-    e.add_argument("--attention", type=int, default=16, metavar="N",
+    e.add_argument("--limit", type=_number(int, 1, 10**9), metavar="N", help="evaluate the first N test examples only")
+    e.add_argument("--seed", type=_number(int, setting=_SEED), default=0,
+                   help="seed of the demonstration draws (default 0)")
+    e.add_argument("--attention", type=_number(int, 0, 100_000), default=16, metavar="N",
                    help="measure the query's attention to each demonstration on N prompts at the largest k "
                         "(default 16; 0: skip)")
-    e.add_argument("--show-prompt", type=int, metavar="K", help="print the first test example's prompt with K "
+    e.add_argument("--show-prompt", type=_number(int, 0, MAX_SHOTS), metavar="K", help="print the first test example's prompt with K "
                    "demonstrations")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    e.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
+    e.add_argument("--threads", type=_number(int, setting=_THREADS), default=0,
+                   help="CPU threads (default 0: PyTorch's choice; at most 4 x the cores)")
     e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file")
 
     gn = sub.add_parser("generate", help="sample text from a run's model, streamed as it is generated")
     gn.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
     gn.add_argument("--prompt", default="", help="text to continue (default: start from <|endoftext|>)")
-    gn.add_argument("--max-tokens", type=int, default=200, help="tokens to generate (default 200)")
-    gn.add_argument("--temperature", type=float, default=0.8, help="0: greedy; higher: more varied (default 0.8)")
-    gn.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all; default 50)")
-    gn.add_argument("--top-p", type=float, default=0.95, help="sample within this much probability (1: all; "
+    gn.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200, help="tokens to generate (default 200)")
+    gn.add_argument("--temperature", type=_number(float, setting=(*_SAMPLING, "temperature")), default=0.8, help="0: greedy; higher: more varied (default 0.8)")
+    gn.add_argument("--top-k", type=_number(int, setting=(*_SAMPLING, "top_k")), default=50, help="sample among the k most likely tokens (0: all; default 50)")
+    gn.add_argument("--top-p", type=_number(float, setting=(*_SAMPLING, "top_p")), default=0.95, help="sample within this much probability (1: all; "
                     "default 0.95)")
-    gn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gn.add_argument("--seed", type=_number(int, setting=(*_SAMPLING, "seed")), default=0,
+                    help="random seed (default 0)")
     gn.add_argument("--no-echo", action="store_true", help="print only the generated text, not the prompt")
     gn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    gn.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
+    gn.add_argument("--threads", type=_number(int, setting=_THREADS), default=0,
+                    help="CPU threads (default 0: PyTorch's choice; at most 4 x the cores)")
 
     x = sub.add_parser("export", help="write a run's model in the GPT-2 layout of Hugging Face transformers")
     x.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
@@ -155,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--sample", dest="samples", action="append", default=[], metavar="PROMPT",
                     help="continue this prompt with the final checkpoint (seed 0) and include the text "
                          "(repeatable; loads the model)")
-    rp.add_argument("--max-tokens", type=int, default=200, help="tokens per sample (default 200)")
+    rp.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200, help="tokens per sample (default 200)")
 
     sub.add_parser("presets", help="list the bundled experiment presets")
     sub.add_parser("settings", help="list every experiment setting with its default and meaning")
@@ -174,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except WorkbenchError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         return 130
 
@@ -273,8 +311,8 @@ def cmd_train(args) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     wall = time.perf_counter() - t0
-    if result.status == "failed":
-        return 1
+    if result.status == "failed":  # README: 2 for a bad setting (found once the run knew its sizes), else 1
+        return 2 if isinstance(result.error, ConfigError) else 1
     summary = {"status": result.status, "steps": result.step, "val_loss": result.last_val_loss,
                "wall_s": round(wall, 1), "run_dir": str(result.run_dir)}
     print(f"\n{result.status} at step {result.step}"
@@ -433,19 +471,20 @@ def _icl_task_from_args(args):
 
 
 def cmd_eval(args) -> int:
+    from workbench.engine.config import check_range
     from workbench.engine.device import resolve_device
     from workbench.engine.errors import ConfigError
     from workbench.engine.evaluate import evaluate_in_context
     from workbench.engine.loading import load_trained
 
     try:
-        ks = [int(k) for k in args.k.split(",") if k.strip()]
+        ks = [check_range(int(k), "--k", {"min": 0, "max": MAX_SHOTS}) for k in args.k.split(",") if k.strip()]
     except ValueError:
         raise ConfigError(f"--k {args.k!r}: give numbers of demonstrations separated by commas, "
                           f"e.g. 0,1,2,4,8.") from None
     task = _icl_task_from_args(args)
     _set_threads(args.threads)
-    trained = load_trained(args.run, resolve_device(args.device), with_heads=False)
+    trained = load_trained(args.run, resolve_device(args.device, "--device"), with_heads=False)
     if args.show_prompt is not None:
         p = task.prompt(0, args.show_prompt, 0, tokenizer=trained.tokenizer,
                         block_size=trained.model.config.block_size)
@@ -487,10 +526,11 @@ def cmd_generate(args) -> int:
     from workbench.engine.generate import SamplingSettings, TextStream, generate
     from workbench.engine.loading import load_trained
 
-    _set_threads(args.threads)
-    trained = load_trained(args.run, resolve_device(args.device), with_heads=False)
     settings = SamplingSettings(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
                                 top_p=args.top_p, seed=args.seed)
+    settings.check()  # before loading the model
+    _set_threads(args.threads)
+    trained = load_trained(args.run, resolve_device(args.device, "--device"), with_heads=False)
     if not args.no_echo:
         sys.stdout.write(_unescape(args.prompt))
     stream = TextStream(trained.tokenizer)

@@ -150,7 +150,9 @@ def split_examples(data: LabelledData, val_fraction: float, seed: int) -> tuple[
 
 def _table_rows(path: Path, delimiter: str, quoting: int):
     with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: drop a byte-order mark
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        # strict: an unclosed quote is an error (and "auto" then reads the file without quoting)
+        # instead of swallowing the rest of the file into one field
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=quoting != csv.QUOTE_NONE)
         try:
             header = next(reader)
         except StopIteration:
@@ -172,21 +174,30 @@ def _table_rows(path: Path, delimiter: str, quoting: int):
             raise CorpusError(f"{path}: not UTF-8 near line {reader.line_num} (byte {e.start} of a chunk); "
                               f"save the file as UTF-8.") from None
         except csv.Error as e:
-            raise CorpusError(f"{path}, line {reader.line_num}: {e}.") from None
+            what = ("a quoted field is never closed before the end of the file" if "unexpected end" in str(e)
+                    else str(e))
+            raise CorpusError(f"{path}, line {reader.line_num}: {what}. Check the quotes.", exit_code=1) from None
 
 
 def _jsonl_rows(path: Path):
-    with open(path, encoding="utf-8-sig") as f:
-        for line, text in enumerate(f, 1):
+    with open(path, "rb") as f:  # bytes: a bad byte is reported with its line, not as a traceback
+        for line, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise CorpusError(f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                  f"{e.start + 1}); save the file as UTF-8.", exit_code=1) from None
             if not text.strip():
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
                 raise CorpusError(f"{path}, line {line}: not valid JSON ({e.msg} at column {e.colno}). "
-                                  f"Each line must hold one JSON object.") from None
+                                  f"Each line must hold one JSON object.", exit_code=1) from None
+            except RecursionError:
+                raise CorpusError(f"{path}, line {line}: JSON nested too deeply to read.", exit_code=1) from None
             if not isinstance(row, dict):
-                raise CorpusError(f"{path}, line {line}: a JSON {type(row).__name__}, not an object.")
+                raise CorpusError(f"{path}, line {line}: a JSON {type(row).__name__}, not an object.", exit_code=1)
             yield line, row
 
 

@@ -7,6 +7,7 @@ and the RunControl (stop, pause, commands in), both polled between optimizer ste
 
 from __future__ import annotations
 
+import binascii
 import json
 import math
 import os
@@ -21,11 +22,11 @@ import torch
 
 from .. import paths
 from . import checkpoint as ckpt
-from .config import PRETRAINING_KINDS, Experiment, diff_experiments, from_dict
+from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, diff_experiments, field_meta, from_dict
 from .control import SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
-from .device import describe_device, resolve_device, resolve_precision
+from .device import check_fits_memory, describe_device, is_out_of_memory, resolve_device, resolve_precision
 from .errors import Cancelled, CheckpointError, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics, TaskBalance)
@@ -43,6 +44,7 @@ class RunResult:
     step: int
     message: str = ""
     last_val_loss: float | None = None
+    error: WorkbenchError | None = None  # why it failed, when the engine knew (a ConfigError: a bad setting)
 
 
 def lr_at(step: int, cfg) -> float:
@@ -128,9 +130,10 @@ class Trainer:
             return RunResult("stopped", self.run_dir.path if self.run_dir else None, self.step, str(e))
         except WorkbenchError as e:
             reporter.report(Failed(self.step, str(e), "", str(self.run_dir.path) if self.run_dir else None))
-            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, str(e))
+            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, str(e), error=e)
         except Exception as e:  # a bug or an environment problem: keep the traceback for the details
-            msg = f"Training failed at step {self.step}: {type(e).__name__}: {e}"
+            msg = (self._out_of_memory_message(e) if is_out_of_memory(e)
+                   else f"Training failed at step {self.step}: {type(e).__name__}: {e}")
             reporter.report(Failed(self.step, msg, traceback.format_exc(),
                                    str(self.run_dir.path) if self.run_dir else None))
             return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
@@ -138,6 +141,16 @@ class Trainer:
             if getattr(self, "metrics", None) is not None:
                 self.metrics.close()
                 self.metrics = None
+
+    def _out_of_memory_message(self, e: Exception) -> str:
+        tc, m = self.exp.training, self.exp.model
+        size = (f"{self.model.num_params() / 1e6:,.1f} M parameters" if self.model is not None else
+                f"n_layer {m.n_layer}, n_embd {m.n_embd}")
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        return (f"Out of memory at step {self.step} with training.batch_size = {tc.batch_size:,}, "
+                f"model.block_size = {m.block_size:,} and a model of {size} ({first}). Lower "
+                f"training.batch_size (training.grad_accum_steps keeps the effective batch), "
+                f"model.block_size or the model's size.")
 
     # -- preparation -------------------------------------------------------------------------
 
@@ -152,10 +165,12 @@ class Trainer:
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
             state_tensors, state = ckpt.load_checkpoint(self.run_dir.latest_checkpoint())
-            saved = from_dict(state["experiment"], source=str(self.run_dir.config))
+            saved = from_dict(state["experiment"], source=str(self.run_dir.config), machine=False)
             check_resumable(saved, self.exp, self.run_dir.path)
         exp, tc = self.exp, self.exp.training
 
+        # checked here too: an experiment built in code or resumed from a bigger machine skipped it
+        check_range(tc.threads, "training.threads", field_meta(TrainingConfig, "threads"))
         threads = tc.threads or self.default_threads
         torch.set_num_threads(max(1, threads))
         self.device = resolve_device(tc.device)
@@ -190,6 +205,7 @@ class Trainer:
                 self.data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size)
 
         gconf = GPTConfig.from_model_config(exp.model, self.tokenizer.vocab_size)
+        check_fits_memory(gconf, tc.batch_size, self.device)
         self.model = GPT(gconf)
         if init is not None:
             self.model.load_state_dict(init.model.state_dict(), strict=False)
@@ -578,22 +594,30 @@ class Trainer:
         if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
             raise CheckpointError(f"{self.run_dir.path}: checkpoint does not fit the model "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
-        in_optimizer = {p for g in self.optimizer.param_groups for p in g["params"]}
-        for name, p in self.net.named_parameters():
-            if f"optim.{name}.exp_avg" in tensors:
-                target = self.optimizer.state if p in in_optimizer else self.opt_stash
-                target[p] = {
-                    "step": torch.tensor(meta["optimizer"]["steps"][name], dtype=torch.float32),
-                    "exp_avg": tensors[f"optim.{name}.exp_avg"].to(self.device),
-                    "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(self.device),
-                }
-        if meta.get("scaler"):
-            self.scaler.load_state_dict(meta["scaler"])
-        self.step, self.tokens_seen, self.elapsed = meta["step"], meta["tokens"], meta["elapsed"]
-        self.last_val_loss = meta.get("last_val_loss")
-        self.best = tuple(meta["best"]) if meta.get("best") else None
-        self.evals_since_best = meta.get("evals_since_best", 0)
-        _set_rng_state(meta["rng"], self.batch_gen)
+        path = self.run_dir.checkpoint_path(meta["step"])
+        if "rng" not in meta or "optimizer" not in meta:
+            raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
+                                  f"cannot be resumed; fine-tune from it with finetune.init instead.")
+        try:  # the JSON's types were checked on reading; what is inside them is checked here
+            in_optimizer = {p for g in self.optimizer.param_groups for p in g["params"]}
+            for name, p in self.net.named_parameters():
+                if f"optim.{name}.exp_avg" in tensors:
+                    target = self.optimizer.state if p in in_optimizer else self.opt_stash
+                    target[p] = {
+                        "step": torch.tensor(float(meta["optimizer"]["steps"][name]), dtype=torch.float32),
+                        "exp_avg": tensors[f"optim.{name}.exp_avg"].to(self.device),
+                        "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(self.device),
+                    }
+            if meta.get("scaler"):
+                self.scaler.load_state_dict(meta["scaler"])
+            self.step, self.tokens_seen, self.elapsed = meta["step"], meta.get("tokens", 0), meta.get("elapsed", 0.0)
+            self.last_val_loss = meta.get("last_val_loss")
+            self.best = tuple(meta["best"]) if meta.get("best") else None
+            self.evals_since_best = meta.get("evals_since_best", 0)
+            _set_rng_state(meta["rng"], self.batch_gen)
+        except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
+            raise CheckpointError(f"{path}: damaged training state ({type(e).__name__}: {e}); resume from an "
+                                  f"earlier checkpoint.", exit_code=1) from None
 
 
 # Settings that may differ on resume without changing the numbers already computed.
@@ -603,10 +627,11 @@ RESUMABLE = {"training.max_steps", "training.device", "training.threads", "train
 
 
 def saved_experiment(run_dir: str | Path) -> Experiment:
-    """The experiment a run folder was trained with."""
+    """The experiment a run folder was trained with (as it was, even where this machine has fewer cores:
+    ``with_overrides`` and the trainer check those limits for the run about to start)."""
     from .config import load_experiment
 
-    return load_experiment(ckpt.RunDir.open(Path(run_dir)).config)
+    return load_experiment(ckpt.RunDir.open(Path(run_dir)).config, machine=False)
 
 
 def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:
