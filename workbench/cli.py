@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("experiment", help="experiment TOML or preset name")
     bt.add_argument("--steps", type=_number(int, 2, 100_000), default=60, help="measured steps per round (default 60)")
     bt.add_argument("--warmup", type=_number(int, 1, 100_000), default=10, help="unmeasured steps first (default 10)")
-    bt.add_argument("--rounds", type=_number(int, 1, 100), default=2, help="alternating rounds of engine and bare loop (default 2); "
+    bt.add_argument("--rounds", type=_number(int, 1, 100), default=2,
+                    help="alternating rounds of engine and bare loop (default 2); "
                     "the median step of all rounds counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
@@ -105,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
     bg.add_argument("--seconds", type=_number(float, 0.5, 3600.0), default=20.0,
                     help="seconds of event-loop measurement while training (default 20)")
-    bg.add_argument("--segments", type=_number(int, 1, 100), default=4, help="rounds of window / headless measurement (default 4)")
-    bg.add_argument("--points", type=_number(int, 2, 10**8), default=1_000_000, help="points in the curve redraw test (default 10^6)")
+    bg.add_argument("--segments", type=_number(int, 1, 100), default=4,
+                    help="rounds of window / headless measurement (default 4)")
+    bg.add_argument("--points", type=_number(int, 2, 10**8), default=1_000_000,
+                    help="points in the curve redraw test (default 10^6)")
     bg.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
     e = sub.add_parser("eval", help="zero/one/few-shot in-context evaluation of a run on labelled data",
@@ -126,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--choices", default="", metavar="COL[,COL...]",
                    help="multiple choice: columns of the options, or one column holding a list")
     e.add_argument("--answer", default="", metavar="COL", help="multiple choice: column naming the right option")
-    e.add_argument("--answer-base", type=_number(int, setting=("workbench.engine.config", "TaskConfig",
-                                                                         "answer_base")), default=0, help="numbered answers count from this (COPA: 1)")
+    e.add_argument("--answer-base", type=_number(int, setting=("workbench.engine.config", "TaskConfig", "answer_base")),
+                   default=0, help="numbered answers count from this (COPA: 1)")
     e.add_argument("--verbalizer", default="", metavar="LABEL=WORD,...",
                    help="the word each label is shown as, e.g. 0=negative,1=positive")
     e.add_argument("--template", help=r'input template with {text} and {text_pair} (default "{text}\nAnswer:")')
@@ -135,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--separator", help=r'between the parts of a prompt (default "\n\n")')
     e.add_argument("--description", default="", help="task description put before the demonstrations")
     e.add_argument("--k", default="0,1,2,4,8", help="numbers of demonstrations (default 0,1,2,4,8)")
-    e.add_argument("--draws", type=_number(int, 1, 10_000), default=5, help="random draws of demonstrations per k (default 5)")
+    e.add_argument("--draws", type=_number(int, 1, 10_000), default=5,
+                   help="random draws of demonstrations per k (default 5)")
     e.add_argument("--length-norm", action="store_true", help="score answers by mean, not summed, log-likelihood")
     e.add_argument("--limit", type=_number(int, 1, 10**9), metavar="N", help="evaluate the first N test examples only")
     e.add_argument("--seed", type=_number(int, setting=_SEED), default=0,
@@ -143,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--attention", type=_number(int, 0, 100_000), default=16, metavar="N",
                    help="measure the query's attention to each demonstration on N prompts at the largest k "
                         "(default 16; 0: skip)")
-    e.add_argument("--show-prompt", type=_number(int, 0, MAX_SHOTS), metavar="K", help="print the first test example's prompt with K "
-                   "demonstrations")
+    e.add_argument("--show-prompt", type=_number(int, 0, MAX_SHOTS), metavar="K",
+                   help="print the first test example's prompt with K demonstrations")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     e.add_argument("--threads", type=_number(int, setting=_THREADS), default=0,
                    help="CPU threads (default 0: PyTorch's choice; at most 4 x the cores)")
@@ -153,11 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     gn = sub.add_parser("generate", help="sample text from a run's model, streamed as it is generated")
     gn.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
     gn.add_argument("--prompt", default="", help="text to continue (default: start from <|endoftext|>)")
-    gn.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200, help="tokens to generate (default 200)")
-    gn.add_argument("--temperature", type=_number(float, setting=(*_SAMPLING, "temperature")), default=0.8, help="0: greedy; higher: more varied (default 0.8)")
-    gn.add_argument("--top-k", type=_number(int, setting=(*_SAMPLING, "top_k")), default=50, help="sample among the k most likely tokens (0: all; default 50)")
-    gn.add_argument("--top-p", type=_number(float, setting=(*_SAMPLING, "top_p")), default=0.95, help="sample within this much probability (1: all; "
-                    "default 0.95)")
+    gn.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200,
+                    help="tokens to generate (default 200)")
+    gn.add_argument("--temperature", type=_number(float, setting=(*_SAMPLING, "temperature")), default=0.8,
+                    help="0: greedy; higher: more varied (default 0.8)")
+    gn.add_argument("--top-k", type=_number(int, setting=(*_SAMPLING, "top_k")), default=50,
+                    help="sample among the k most likely tokens (0: all; default 50)")
+    gn.add_argument("--top-p", type=_number(float, setting=(*_SAMPLING, "top_p")), default=0.95,
+                    help="sample within this much probability (1: all; default 0.95)")
     gn.add_argument("--seed", type=_number(int, setting=(*_SAMPLING, "seed")), default=0,
                     help="random seed (default 0)")
     gn.add_argument("--no-echo", action="store_true", help="print only the generated text, not the prompt")
@@ -193,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--sample", dest="samples", action="append", default=[], metavar="PROMPT",
                     help="continue this prompt with the final checkpoint (seed 0) and include the text "
                          "(repeatable; loads the model)")
-    rp.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200, help="tokens per sample (default 200)")
+    rp.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200,
+                    help="tokens per sample (default 200)")
 
     sub.add_parser("presets", help="list the bundled experiment presets")
     sub.add_parser("settings", help="list every experiment setting with its default and meaning")
@@ -396,7 +404,7 @@ def cmd_runs(args) -> int:
 def cmd_report(args) -> int:
     from workbench.engine.report import export_report
 
-    out = export_report(args.run, args.out, fmt=args.fmt, samples=[_unescape(p) for p in args.samples],
+    out = export_report(args.run, args.out, fmt=args.fmt, samples=[_unescape(p, "--sample") for p in args.samples],
                         sample_tokens=args.max_tokens)
     print(f"report written to {out}", file=sys.stderr)
     print(out)
@@ -424,9 +432,32 @@ def cmd_settings(args) -> int:
 # -- eval, generate, export, import ------------------------------------------------------------
 
 
-def _unescape(text: str | None) -> str | None:
-    """\\n and \\t typed on a command line become a line break and a tab."""
-    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
+def _unescape(text: str | None, option: str) -> str | None:
+    """\\n and \\t typed on a command line become a line break and a tab. Bytes that are not UTF-8
+    (Python keeps them as lone surrogates) are refused with the option's name."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        from workbench.engine.errors import ConfigError
+
+        raise ConfigError(f"{option}: not UTF-8 text (character {e.start + 1}); type it in a UTF-8 terminal.") from None
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def _check_out_file(path: str, option: str) -> None:
+    """A file the command will write: refuse a folder, or a path under a file, before the work."""
+    from pathlib import Path
+
+    from workbench.engine.errors import ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give the path of a file to write.")
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a folder.")
 
 
 def _set_threads(n: int) -> None:
@@ -459,12 +490,13 @@ def _icl_task_from_args(args):
         raise ConfigError("eval: give --label COL for a labelled task, or --choices and --answer for multiple choice.")
     cols = Columns(text=args.text, text_pair=args.text_pair, label=args.label if not choices else "",
                    choices=choices, answer=args.answer, answer_base=args.answer_base)
-    base = default_template(pair=bool(args.text_pair), description=_unescape(args.description))
+    base = default_template(pair=bool(args.text_pair), description=_unescape(args.description, "--description"))
     template = PromptTemplate(
-        input=_unescape(args.template) if args.template is not None else base.input,
-        answer=_unescape(args.answer_template) if args.answer_template is not None else base.answer,
+        input=_unescape(args.template, "--template") if args.template is not None else base.input,
+        answer=(_unescape(args.answer_template, "--answer-template") if args.answer_template is not None
+                else base.answer),
         description=base.description,
-        separator=_unescape(args.separator) if args.separator is not None else base.separator,
+        separator=_unescape(args.separator, "--separator") if args.separator is not None else base.separator,
     )
     return labelled_icl_task(args.data, cols, labels=list(verbalizer) or None, verbalizer=verbalizer,
                              template=template, demos=args.demos, limit=args.limit, seed=args.seed)
@@ -482,6 +514,8 @@ def cmd_eval(args) -> int:
     except ValueError:
         raise ConfigError(f"--k {args.k!r}: give numbers of demonstrations separated by commas, "
                           f"e.g. 0,1,2,4,8.") from None
+    if args.out:
+        _check_out_file(args.out, "--out")  # before the evaluation, not after it
     task = _icl_task_from_args(args)
     _set_threads(args.threads)
     trained = load_trained(args.run, resolve_device(args.device, "--device"), with_heads=False)
@@ -532,9 +566,10 @@ def cmd_generate(args) -> int:
     _set_threads(args.threads)
     trained = load_trained(args.run, resolve_device(args.device, "--device"), with_heads=False)
     if not args.no_echo:
-        sys.stdout.write(_unescape(args.prompt))
+        sys.stdout.write(_unescape(args.prompt, "--prompt") or "")
     stream = TextStream(trained.tokenizer)
-    for tok in generate(trained.model, trained.tokenizer, _unescape(args.prompt), settings, attention="none"):
+    prompt = _unescape(args.prompt, "--prompt")
+    for tok in generate(trained.model, trained.tokenizer, prompt, settings, attention="none"):
         sys.stdout.write(stream.push(tok.id))
         sys.stdout.flush()
     sys.stdout.write(stream.flush() + "\n")

@@ -219,11 +219,13 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     return path
 
 
-# What a checkpoint's JSON holds: key -> the JSON types it may have. The first four are needed to
-# rebuild the model; the rest only to resume training (an imported GPT-2 has no RNG state).
+# What a checkpoint's JSON holds: key -> the JSON types it may have. Every checkpoint has a format
+# and a step; experiment and vocab_size rebuild the model (``require_keys``); the rest resume
+# training (an imported GPT-2 has no RNG state).
 _NUMBER = (int, float)
-_META_REQUIRED = {"format": (int,), "step": (int,), "experiment": (dict,), "vocab_size": (int,)}
-_META_OPTIONAL = {"tokens": _NUMBER, "elapsed": _NUMBER, "optimizer": (dict,), "scaler": (dict,),
+_META_REQUIRED = {"format": (int,), "step": (int,)}
+_META_OPTIONAL = {"experiment": (dict,), "vocab_size": (int,), "tokens": _NUMBER, "elapsed": _NUMBER,
+                  "optimizer": (dict,), "scaler": (dict,),
                   "last_val_loss": _NUMBER + (type(None),), "rng": (dict,), "best": (list, type(None)),
                   "evals_since_best": (int,), "trainable": (list,), "imported_from": (dict,)}
 _JSON_TYPES = {int: "a whole number", float: "a number", dict: "an object", list: "a list", str: "text",
@@ -249,11 +251,9 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any]:
     if meta.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this workbench reads "
                               f"{FORMAT_VERSION}.", exit_code=1)
+    require_keys(meta, path, *_META_REQUIRED)
     for key, kinds in {**_META_REQUIRED, **_META_OPTIONAL}.items():
         if key not in meta:
-            if key in _META_REQUIRED:
-                raise CheckpointError(f"{path}: damaged checkpoint metadata: the key {key!r} is missing; "
-                                      f"use an earlier checkpoint.", exit_code=1)
             continue
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, kinds):
@@ -266,6 +266,13 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any]:
             raise CheckpointError(f"{path}: damaged checkpoint metadata: {key!r} = {value} is out of range.",
                                   exit_code=1)
     return meta
+
+
+def require_keys(meta: dict, path: Path, *keys: str) -> None:
+    for key in keys:
+        if key not in meta:
+            raise CheckpointError(f"{path}: damaged checkpoint metadata: the key {key!r} is missing; "
+                                  f"use an earlier checkpoint.", exit_code=1)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

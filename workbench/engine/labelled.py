@@ -159,6 +159,9 @@ def _table_rows(path: Path, delimiter: str, quoting: int):
             raise CorpusError(f"{path}: empty file; a header row naming the columns is needed.") from None
         except UnicodeDecodeError as e:
             raise CorpusError(f"{path}: not UTF-8 (byte {e.start}); save the file as UTF-8.") from None
+        except csv.Error as e:
+            raise CorpusError(f"{path}, line 1: the header row cannot be read ({e}). Check the quotes.",
+                              exit_code=1) from None
         header = [h.strip() for h in header]
         try:
             for row in reader:

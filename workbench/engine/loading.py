@@ -37,6 +37,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu", *, with_h
     """Rebuild the GPT of a run folder or checkpoint. Task heads are restored when with_heads."""
     cpath = checkpoint_of(path)
     tensors, meta = ckpt.load_checkpoint(cpath)
+    ckpt.require_keys(meta, cpath, "experiment", "vocab_size")
     # machine=False: a run trained elsewhere (more cores) is still readable here
     exp = from_dict(meta["experiment"], source=f"{cpath} (experiment)", machine=False)
     tok_path = cpath.parent.parent / "tokenizer.json"

@@ -165,6 +165,7 @@ class Trainer:
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
             state_tensors, state = ckpt.load_checkpoint(self.run_dir.latest_checkpoint())
+            ckpt.require_keys(state, self.run_dir.latest_checkpoint(), "experiment", "vocab_size")
             saved = from_dict(state["experiment"], source=str(self.run_dir.config), machine=False)
             check_resumable(saved, self.exp, self.run_dir.path)
         exp, tc = self.exp, self.exp.training
@@ -589,15 +590,15 @@ class Trainer:
         self.reporter.report(CheckpointSaved(self.step, str(path)))
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        path = self.run_dir.checkpoint_path(meta["step"])
+        if "rng" not in meta or "optimizer" not in meta:
+            raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
+                                  f"cannot be resumed; fine-tune from it with finetune.init instead.")
         state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
             raise CheckpointError(f"{self.run_dir.path}: checkpoint does not fit the model "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
-        path = self.run_dir.checkpoint_path(meta["step"])
-        if "rng" not in meta or "optimizer" not in meta:
-            raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
-                                  f"cannot be resumed; fine-tune from it with finetune.init instead.")
         try:  # the JSON's types were checked on reading; what is inside them is checked here
             in_optimizer = {p for g in self.optimizer.param_groups for p in g["params"]}
             for name, p in self.net.named_parameters():
