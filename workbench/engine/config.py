@@ -561,5 +561,9 @@ def describe_settings() -> list[tuple[str, str, Any]]:
     for section, cls in {**SECTIONS, "tasks[]": TaskConfig, "finetune.stages[]": StageConfig}.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((f"{section}.{f.name}", f.metadata.get("help", ""), _to_plain(default)))
+            help_text = f.metadata.get("help", "")
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if lo is not None and hi is not None:
+                help_text += f" Range {lo:,} .. {hi:,}{' on this machine' if f.metadata.get('machine') else ''}."
+            rows.append((f"{section}.{f.name}", help_text, _to_plain(default)))
     return rows
