@@ -46,8 +46,8 @@ def _engine_round(exp: Experiment, steps: int, warmup: int, run_dir: str) -> lis
                              checkpoint_every=0, warmup_steps=min(exp.training.warmup_steps, warmup + steps))
     clock = _StepClock()
     result = Trainer(exp.replace(training=tc), run_dir=run_dir).run(reporter=clock)
-    if result.status != "completed":
-        raise TrainingError(result.message)
+    if result.status != "completed":  # a bad setting stays one (exit 2); anything else failed the run (1)
+        raise result.error if isinstance(result.error, ConfigError) else TrainingError(result.message, exit_code=1)
     t = clock.times[warmup - 1:warmup + steps]
     return [b - a for a, b in zip(t, t[1:])]
 
