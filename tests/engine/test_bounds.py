@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.engine import checkpoint as ckpt
 from workbench.engine import config as cfg
 from workbench.engine import device as device_mod
 from workbench.engine.config import Experiment, from_dict

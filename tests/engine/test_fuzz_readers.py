@@ -26,7 +26,9 @@ from workbench.engine.loading import load_trained
 from workbench.engine.model import GPT, GPTConfig
 from workbench.engine.tokenizer import train_tokenizer
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# database=None: nothing is written into the checkout (.hypothesis); a failure prints its example
+FUZZ = settings(max_examples=150, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def structured_text(tokens: list[str], max_size: int = 80):

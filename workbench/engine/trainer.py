@@ -590,35 +590,39 @@ class Trainer:
         self.reporter.report(CheckpointSaved(self.step, str(path)))
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Every state of the checkpoint; a damaged one fails with its file named."""
         path = self.run_dir.checkpoint_path(meta["step"])
         if "rng" not in meta or "optimizer" not in meta:
             raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
                                   f"cannot be resumed; fine-tune from it with finetune.init instead.")
+        try:  # the JSON's types were checked on reading; what is inside them is checked here
+            self._restore_state(tensors, meta)
+        except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
+            raise CheckpointError(f"{path}: damaged training state ({type(e).__name__}: {e}); resume from an "
+                                  f"earlier checkpoint.", exit_code=1) from None
+
+    def _restore_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
             raise CheckpointError(f"{self.run_dir.path}: checkpoint does not fit the model "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
-        try:  # the JSON's types were checked on reading; what is inside them is checked here
-            in_optimizer = {p for g in self.optimizer.param_groups for p in g["params"]}
-            for name, p in self.net.named_parameters():
-                if f"optim.{name}.exp_avg" in tensors:
-                    target = self.optimizer.state if p in in_optimizer else self.opt_stash
-                    target[p] = {
-                        "step": torch.tensor(float(meta["optimizer"]["steps"][name]), dtype=torch.float32),
-                        "exp_avg": tensors[f"optim.{name}.exp_avg"].to(self.device),
-                        "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(self.device),
-                    }
-            if meta.get("scaler"):
-                self.scaler.load_state_dict(meta["scaler"])
-            self.step, self.tokens_seen, self.elapsed = meta["step"], meta.get("tokens", 0), meta.get("elapsed", 0.0)
-            self.last_val_loss = meta.get("last_val_loss")
-            self.best = tuple(meta["best"]) if meta.get("best") else None
-            self.evals_since_best = meta.get("evals_since_best", 0)
-            _set_rng_state(meta["rng"], self.batch_gen)
-        except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
-            raise CheckpointError(f"{path}: damaged training state ({type(e).__name__}: {e}); resume from an "
-                                  f"earlier checkpoint.", exit_code=1) from None
+        in_optimizer = {p for g in self.optimizer.param_groups for p in g["params"]}
+        for name, p in self.net.named_parameters():
+            if f"optim.{name}.exp_avg" in tensors:
+                target = self.optimizer.state if p in in_optimizer else self.opt_stash
+                target[p] = {
+                    "step": torch.tensor(meta["optimizer"]["steps"][name], dtype=torch.float32),
+                    "exp_avg": tensors[f"optim.{name}.exp_avg"].to(self.device),
+                    "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(self.device),
+                }
+        if meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        self.step, self.tokens_seen, self.elapsed = meta["step"], meta["tokens"], meta["elapsed"]
+        self.last_val_loss = meta.get("last_val_loss")
+        self.best = tuple(meta["best"]) if meta.get("best") else None
+        self.evals_since_best = meta.get("evals_since_best", 0)
+        _set_rng_state(meta["rng"], self.batch_gen)
 
 
 # Settings that may differ on resume without changing the numbers already computed.
