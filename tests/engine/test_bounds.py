@@ -356,3 +356,14 @@ def test_text_options_that_are_not_utf8_and_an_out_path_that_is_a_folder(tiny_ru
     assert "--prompt: not UTF-8 text" in capsys.readouterr().err
     assert main(["eval", str(run), "--data", "builtin:icl", "--k", "0", "--limit", "2", "--out", str(tmp_path)]) == 2
     assert f"--out {tmp_path}: is a folder" in capsys.readouterr().err
+
+
+def test_a_score_that_is_not_finite_names_the_line(tmp_path):
+    path = tmp_path / "sts.csv"
+    for bad in ("nan", "inf", "-Infinity"):
+        path.write_text(f"text,score\nfine,1.5\nbroken,{bad}\n")
+        with pytest.raises(CorpusError, match=rf"sts\.csv, line 3: score '{bad}' in column 'score' is not a finite"):
+            read_labelled(path, Columns(score="score"))
+    path.write_text('{"text": "big", "score": 1e999}\n')
+    with pytest.raises(CorpusError, match="not a finite number"):
+        read_labelled(path.rename(tmp_path / "sts.jsonl"), Columns(score="score"))

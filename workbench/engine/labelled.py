@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,8 +237,11 @@ def _example(row: dict, cols: Columns, path: Path, line: int) -> Example:
         raw = _get(row, cols.score, path, line, "score")
         try:
             score = float(raw)
-        except (TypeError, ValueError):
-            raise CorpusError(f"{path}, line {line}: score {raw!r} in column {cols.score!r} is not a number.") from None
+        except (TypeError, ValueError, OverflowError):
+            score = math.nan
+        if not math.isfinite(score):  # "nan" and "inf" parse as floats but would make the loss NaN
+            raise CorpusError(f"{path}, line {line}: score {raw!r} in column {cols.score!r} is not a finite "
+                              f"number.", exit_code=1) from None
     choices, answer = (), None
     if cols.choices:
         choices, keys = _choices(row, cols, path, line)
