@@ -28,6 +28,39 @@ EPILOG = """examples:
 """
 
 
+def _number(typ, lo=None, hi=None, *, setting: tuple[str, str, str] | None = None):
+    """An argparse type: a number of ``typ`` within [lo, hi], or within the limits of a setting
+    (module, dataclass, field) read from its metadata, so an option and its setting share one rule.
+    argparse names the option in the message and exits with status 2."""
+    def parse(text: str):
+        from workbench.engine.config import check_range, field_meta
+        from workbench.engine.errors import ConfigError
+
+        try:
+            value = typ(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if typ is int else 'a number'}") from None
+        if setting is not None:
+            import importlib
+
+            meta = field_meta(getattr(importlib.import_module(setting[0]), setting[1]), setting[2])
+        else:
+            meta = {"min": lo, "max": hi}
+        try:
+            return check_range(value, "", meta)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
+    parse.__name__ = "whole number" if typ is int else "number"  # argparse's "invalid <name> value"
+    return parse
+
+
+_THREADS = ("workbench.engine.config", "TrainingConfig", "threads")
+_SEED = ("workbench.engine.config", "TrainingConfig", "seed")
+_SAMPLING = "workbench.engine.generate", "SamplingSettings"
+MAX_SHOTS = 10_000  # demonstrations in one prompt (they are cut to the context anyway)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="GPT Workbench: train and study small GPT models.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,9 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = b.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
     bt = bsub.add_parser("train", help="engine tokens/s vs a bare forward/backward/step loop on the same model")
     bt.add_argument("experiment", help="experiment TOML or preset name")
-    bt.add_argument("--steps", type=int, default=60, help="measured steps per round (default 60)")
-    bt.add_argument("--warmup", type=int, default=10, help="unmeasured steps first (default 10)")
-    bt.add_argument("--rounds", type=int, default=2, help="alternating rounds of engine and bare loop (default 2); "
+    bt.add_argument("--steps", type=_number(int, 2, 100_000), default=60, help="measured steps per round (default 60)")
+    bt.add_argument("--warmup", type=_number(int, 1, 100_000), default=10, help="unmeasured steps first (default 10)")
+    bt.add_argument("--rounds", type=_number(int, 1, 100), default=2,
+                    help="alternating rounds of engine and bare loop (default 2); "
                     "the median step of all rounds counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
@@ -82,10 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Trains a preset in a real window (offscreen without a display) and prints "
                                      "JSON. Takes about 3 x --seconds plus a minute; see workbench/gui/bench.py.")
     bg.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
-    bg.add_argument("--seconds", type=float, default=20.0,
+    bg.add_argument("--seconds", type=_number(float, 0.5, 3600.0), default=20.0,
                     help="seconds of event-loop measurement while training (default 20)")
-    bg.add_argument("--segments", type=int, default=4, help="rounds of window / headless measurement (default 4)")
-    bg.add_argument("--points", type=int, default=1_000_000, help="points in the curve redraw test (default 10^6)")
+    bg.add_argument("--segments", type=_number(int, 1, 100), default=4,
+                    help="rounds of window / headless measurement (default 4)")
+    bg.add_argument("--points", type=_number(int, 2, 10**8), default=1_000_000,
+                    help="points in the curve redraw test (default 10^6)")
     bg.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
     e = sub.add_parser("eval", help="zero/one/few-shot in-context evaluation of a run on labelled data",
@@ -105,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--choices", default="", metavar="COL[,COL...]",
                    help="multiple choice: columns of the options, or one column holding a list")
     e.add_argument("--answer", default="", metavar="COL", help="multiple choice: column naming the right option")
-    e.add_argument("--answer-base", type=int, default=0, help="numbered answers count from this (COPA: 1)")
+    e.add_argument("--answer-base", type=_number(int, setting=("workbench.engine.config", "TaskConfig", "answer_base")),
+                   default=0, help="numbered answers count from this (COPA: 1)")
     e.add_argument("--verbalizer", default="", metavar="LABEL=WORD,...",
                    help="the word each label is shown as, e.g. 0=negative,1=positive")
     e.add_argument("--template", help=r'input template with {text} and {text_pair} (default "{text}\nAnswer:")')
@@ -113,32 +150,40 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--separator", help=r'between the parts of a prompt (default "\n\n")')
     e.add_argument("--description", default="", help="task description put before the demonstrations")
     e.add_argument("--k", default="0,1,2,4,8", help="numbers of demonstrations (default 0,1,2,4,8)")
-    e.add_argument("--draws", type=int, default=5, help="random draws of demonstrations per k (default 5)")
+    e.add_argument("--draws", type=_number(int, 1, 10_000), default=5,
+                   help="random draws of demonstrations per k (default 5)")
     e.add_argument("--length-norm", action="store_true", help="score answers by mean, not summed, log-likelihood")
-    e.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test examples only")
-    e.add_argument("--seed", type=int, default=0, help="seed of the demonstration draws (default 0)")
-    e.add_argument("--attention", type=int, default=16, metavar="N",
+    e.add_argument("--limit", type=_number(int, 1, 10**9), metavar="N", help="evaluate the first N test examples only")
+    e.add_argument("--seed", type=_number(int, setting=_SEED), default=0,
+                   help="seed of the demonstration draws (default 0)")
+    e.add_argument("--attention", type=_number(int, 0, 100_000), default=16, metavar="N",
                    help="measure the query's attention to each demonstration on N prompts at the largest k "
                         "(default 16; 0: skip)")
-    e.add_argument("--show-prompt", type=int, metavar="K", help="print the first test example's prompt with K "
-                   "demonstrations")
+    e.add_argument("--show-prompt", type=_number(int, 0, MAX_SHOTS), metavar="K",
+                   help="print the first test example's prompt with K demonstrations")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    e.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
+    e.add_argument("--threads", type=_number(int, setting=_THREADS), default=0,
+                   help="CPU threads (default 0: PyTorch's choice; at most 4 x the cores)")
     e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file (a new file or earlier "
                    "results; never inside a run folder)")
 
     gn = sub.add_parser("generate", help="sample text from a run's model, streamed as it is generated")
     gn.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
     gn.add_argument("--prompt", default="", help="text to continue (default: start from <|endoftext|>)")
-    gn.add_argument("--max-tokens", type=int, default=200, help="tokens to generate (default 200)")
-    gn.add_argument("--temperature", type=float, default=0.8, help="0: greedy; higher: more varied (default 0.8)")
-    gn.add_argument("--top-k", type=int, default=50, help="sample among the k most likely tokens (0: all; default 50)")
-    gn.add_argument("--top-p", type=float, default=0.95, help="sample within this much probability (1: all; "
-                    "default 0.95)")
-    gn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    gn.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200,
+                    help="tokens to generate (default 200)")
+    gn.add_argument("--temperature", type=_number(float, setting=(*_SAMPLING, "temperature")), default=0.8,
+                    help="0: greedy; higher: more varied (default 0.8)")
+    gn.add_argument("--top-k", type=_number(int, setting=(*_SAMPLING, "top_k")), default=50,
+                    help="sample among the k most likely tokens (0: all; default 50)")
+    gn.add_argument("--top-p", type=_number(float, setting=(*_SAMPLING, "top_p")), default=0.95,
+                    help="sample within this much probability (1: all; default 0.95)")
+    gn.add_argument("--seed", type=_number(int, setting=(*_SAMPLING, "seed")), default=0,
+                    help="random seed (default 0)")
     gn.add_argument("--no-echo", action="store_true", help="print only the generated text, not the prompt")
     gn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    gn.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: PyTorch's choice)")
+    gn.add_argument("--threads", type=_number(int, setting=_THREADS), default=0,
+                    help="CPU threads (default 0: PyTorch's choice; at most 4 x the cores)")
 
     x = sub.add_parser("export", help="write a run's model in the GPT-2 layout of Hugging Face transformers")
     x.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
@@ -173,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--sample", dest="samples", action="append", default=[], metavar="PROMPT",
                     help="continue this prompt with the final checkpoint (seed 0) and include the text "
                          "(repeatable; loads the model)")
-    rp.add_argument("--max-tokens", type=int, default=200, help="tokens per sample (default 200)")
+    rp.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200,
+                    help="tokens per sample (default 200)")
 
     sub.add_parser("presets", help="list the bundled experiment presets")
     sub.add_parser("settings", help="list every experiment setting with its default and meaning")
@@ -194,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.engine.checkpoint import WriteError
 
         print(f"error: {e}", file=sys.stderr)
-        return 1 if isinstance(e, WriteError) else 2  # a file that could not be written is not a bad command
+        return 1 if isinstance(e, WriteError) else e.exit_code  # a file not written is no bad command
     except KeyboardInterrupt:
         return 130
 
@@ -317,8 +363,10 @@ def cmd_train(args) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     wall = time.perf_counter() - t0
-    if result.status in ("failed", "diverged"):
+    if result.status == "diverged":
         return 1
+    if result.status == "failed":  # README: 2 for a bad setting (found once the run knew its sizes), else 1
+        return 2 if isinstance(result.error, ConfigError) else 1
     summary = {"status": result.status, "steps": result.step, "val_loss": result.last_val_loss,
                "wall_s": round(wall, 1), "run_dir": str(result.run_dir)}
     print(f"\n{result.status} at step {result.step}"
@@ -404,7 +452,7 @@ def cmd_runs(args) -> int:
 def cmd_report(args) -> int:
     from workbench.engine.report import export_report
 
-    out = export_report(args.run, args.out, fmt=args.fmt, samples=[_unescape(p) for p in args.samples],
+    out = export_report(args.run, args.out, fmt=args.fmt, samples=[_unescape(p, "--sample") for p in args.samples],
                         sample_tokens=args.max_tokens)
     print(f"report written to {out}", file=sys.stderr)
     print(out)
@@ -432,9 +480,32 @@ def cmd_settings(args) -> int:
 # -- eval, generate, export, import ------------------------------------------------------------
 
 
-def _unescape(text: str | None) -> str | None:
-    """\\n and \\t typed on a command line become a line break and a tab."""
-    return None if text is None else text.replace("\\n", "\n").replace("\\t", "\t")
+def _unescape(text: str | None, option: str) -> str | None:
+    """\\n and \\t typed on a command line become a line break and a tab. Bytes that are not UTF-8
+    (Python keeps them as lone surrogates) are refused with the option's name."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        from workbench.engine.errors import ConfigError
+
+        raise ConfigError(f"{option}: not UTF-8 text (character {e.start + 1}); type it in a UTF-8 terminal.") from None
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def _check_out_file(path: str, option: str) -> None:
+    """A file the command will write: refuse a folder, or a path under a file, before the work."""
+    from pathlib import Path
+
+    from workbench.engine.errors import ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder; give the path of a file to write.")
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a folder.")
 
 
 def _set_threads(n: int) -> None:
@@ -467,35 +538,38 @@ def _icl_task_from_args(args):
         raise ConfigError("eval: give --label COL for a labelled task, or --choices and --answer for multiple choice.")
     cols = Columns(text=args.text, text_pair=args.text_pair, label=args.label if not choices else "",
                    choices=choices, answer=args.answer, answer_base=args.answer_base)
-    base = default_template(pair=bool(args.text_pair), description=_unescape(args.description))
+    base = default_template(pair=bool(args.text_pair), description=_unescape(args.description, "--description"))
     template = PromptTemplate(
-        input=_unescape(args.template) if args.template is not None else base.input,
-        answer=_unescape(args.answer_template) if args.answer_template is not None else base.answer,
+        input=_unescape(args.template, "--template") if args.template is not None else base.input,
+        answer=(_unescape(args.answer_template, "--answer-template") if args.answer_template is not None
+                else base.answer),
         description=base.description,
-        separator=_unescape(args.separator) if args.separator is not None else base.separator,
+        separator=_unescape(args.separator, "--separator") if args.separator is not None else base.separator,
     )
     return labelled_icl_task(args.data, cols, labels=list(verbalizer) or None, verbalizer=verbalizer,
                              template=template, demos=args.demos, limit=args.limit, seed=args.seed)
 
 
 def cmd_eval(args) -> int:
+    from workbench.engine.config import check_range
     from workbench.engine.device import resolve_device
     from workbench.engine.errors import ConfigError
     from workbench.engine.evaluate import evaluate_in_context
     from workbench.engine.loading import load_trained
 
     try:
-        ks = [int(k) for k in args.k.split(",") if k.strip()]
+        ks = [check_range(int(k), "--k", {"min": 0, "max": MAX_SHOTS}) for k in args.k.split(",") if k.strip()]
     except ValueError:
         raise ConfigError(f"--k {args.k!r}: give numbers of demonstrations separated by commas, "
                           f"e.g. 0,1,2,4,8.") from None
     if args.out:
         from workbench.engine.evaluate import check_results_path
 
-        check_results_path(args.out)  # before minutes of scoring, not after
+        _check_out_file(args.out, "--out")  # before the evaluation, not after it
+        check_results_path(args.out)
     task = _icl_task_from_args(args)
     _set_threads(args.threads)
-    trained = load_trained(args.run, resolve_device(args.device), with_heads=False)
+    trained = load_trained(args.run, resolve_device(args.device, "--device"), with_heads=False)
     if args.show_prompt is not None:
         p = task.prompt(0, args.show_prompt, 0, tokenizer=trained.tokenizer,
                         block_size=trained.model.config.block_size)
@@ -537,14 +611,16 @@ def cmd_generate(args) -> int:
     from workbench.engine.generate import SamplingSettings, TextStream, generate
     from workbench.engine.loading import load_trained
 
-    _set_threads(args.threads)
-    trained = load_trained(args.run, resolve_device(args.device), with_heads=False)
     settings = SamplingSettings(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k,
                                 top_p=args.top_p, seed=args.seed)
+    settings.check()  # before loading the model
+    _set_threads(args.threads)
+    trained = load_trained(args.run, resolve_device(args.device, "--device"), with_heads=False)
     if not args.no_echo:
-        sys.stdout.write(_unescape(args.prompt))
+        sys.stdout.write(_unescape(args.prompt, "--prompt") or "")
     stream = TextStream(trained.tokenizer)
-    for tok in generate(trained.model, trained.tokenizer, _unescape(args.prompt), settings, attention="none"):
+    prompt = _unescape(args.prompt, "--prompt")
+    for tok in generate(trained.model, trained.tokenizer, prompt, settings, attention="none"):
         sys.stdout.write(stream.push(tok.id))
         sys.stdout.flush()
     sys.stdout.write(stream.flush() + "\n")

@@ -24,6 +24,7 @@ import time
 import torch
 
 from .config import Experiment
+from .errors import ConfigError, TrainingError
 from .events import StepMetrics
 
 
@@ -45,8 +46,8 @@ def _engine_round(exp: Experiment, steps: int, warmup: int, run_dir: str) -> lis
                              checkpoint_every=0, warmup_steps=min(exp.training.warmup_steps, warmup + steps))
     clock = _StepClock()
     result = Trainer(exp.replace(training=tc), run_dir=run_dir).run(reporter=clock)
-    if result.status != "completed":
-        raise RuntimeError(result.message)
+    if result.status != "completed":  # a bad setting stays one (exit 2); anything else failed the run (1)
+        raise result.error if isinstance(result.error, ConfigError) else TrainingError(result.message, exit_code=1)
     t = clock.times[warmup - 1:warmup + steps]
     return [b - a for a, b in zip(t, t[1:])]
 
@@ -109,8 +110,9 @@ def matmul_gflops(device: torch.device, n: int = 1024, seconds: float = 0.5) -> 
 def bench_train(exp: Experiment, steps: int = 60, warmup: int = 10, rounds: int = 2) -> dict:
     from .model import model_stats
 
-    if warmup < 1 or steps < 2:
-        raise ValueError("bench train needs --warmup >= 1 and --steps >= 2")
+    if warmup < 1 or steps < 2 or rounds < 1:
+        raise ConfigError(f"bench train needs --warmup >= 1, --steps >= 2 and --rounds >= 1 (got {warmup}, "
+                          f"{steps}, {rounds}).")
     engine: list[list[float]] = []
     bare: list[list[float]] = []
     load_before = os.getloadavg()[0]

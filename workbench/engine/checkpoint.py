@@ -363,21 +363,69 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     return path
 
 
+# What a checkpoint's JSON holds: key -> the JSON types it may have. Every checkpoint has a format
+# and a step; experiment and vocab_size rebuild the model (``require_keys``); the rest resume
+# training (an imported GPT-2 has no RNG state).
+_NUMBER = (int, float)
+_META_REQUIRED = {"format": (int,), "step": (int,)}
+_META_OPTIONAL = {"experiment": (dict,), "vocab_size": (int,), "tokens": _NUMBER, "elapsed": _NUMBER,
+                  "optimizer": (dict,), "scaler": (dict,),
+                  "last_val_loss": _NUMBER + (type(None),), "rng": (dict,), "best": (list, type(None)),
+                  "evals_since_best": (int,), "trainable": (list,), "imported_from": (dict,)}
+_JSON_TYPES = {int: "a whole number", float: "a number", dict: "an object", list: "a list", str: "text",
+               type(None): "null"}
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON, checked key by key, so a damaged or hand-edited one fails with the
+    file and the key instead of somewhere deep in the loader."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint.") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror}).") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path}: damaged checkpoint metadata ({e}); use an earlier checkpoint.",
+                              exit_code=1) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint metadata (a JSON {type(meta).__name__}, not an "
+                              f"object); use an earlier checkpoint.", exit_code=1)
+    if meta.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this workbench reads "
+                              f"{FORMAT_VERSION}.", exit_code=1)
+    require_keys(meta, path, *_META_REQUIRED)
+    for key, kinds in {**_META_REQUIRED, **_META_OPTIONAL}.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            want = " or ".join(_JSON_TYPES[k] for k in kinds)
+            raise CheckpointError(f"{path}: damaged checkpoint metadata: {key!r} should be {want}, not "
+                                  f"{json.dumps(value)[:60]}; use an earlier checkpoint.", exit_code=1)
+    for key in ("step", "vocab_size", "tokens", "elapsed", "evals_since_best"):
+        value = meta.get(key)
+        if value is not None and value < (1 if key == "vocab_size" else 0):
+            raise CheckpointError(f"{path}: damaged checkpoint metadata: {key!r} = {value} is out of range.",
+                                  exit_code=1)
+    return meta
+
+
+def require_keys(meta: dict, path: Path, *keys: str) -> None:
+    for key in keys:
+        if key not in meta:
+            raise CheckpointError(f"{path}: damaged checkpoint metadata: the key {key!r} is missing; "
+                                  f"use an earlier checkpoint.", exit_code=1)
+
+
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors.torch import load_file as load_torch
 
     path = Path(path)
     if path.suffix == ".safetensors":
         path = path.with_suffix(".json")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint.") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: damaged checkpoint metadata ({e}); use an earlier checkpoint.") from None
-    if meta.get("format") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this workbench reads "
-                              f"{FORMAT_VERSION}.")
+    meta = read_checkpoint_meta(path)
     try:
         tensors = load_torch(str(path.with_suffix(".safetensors")))
     except Exception as e:  # safetensors raises its own types for truncated files

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +23,33 @@ import tomli_w
 from .errors import ConfigError, did_you_mean
 
 
-def _f(default, help: str, *, choices=None, min=None, max=None, factory=None):
-    """A dataclass field with help text and limits kept in its metadata."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+def _f(default, help: str, *, choices=None, min=None, max=None, machine=False, factory=None):
+    """A dataclass field with help text and limits kept in its metadata.
+
+    ``machine``: the maximum is what this machine can do (computed at import), so it is checked
+    when the setting is about to be used here, not when a run folder made elsewhere is only read.
+    """
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "machine": machine}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+setting = _f  # the public name, for settings outside this module (generate's SamplingSettings)
+
+# -- limits ---------------------------------------------------------------------------------------
+# Every number a person can type has a range, so a typo fails with its name instead of crashing
+# the process (100000 OpenMP threads segfault), overflowing a C integer (seeds) or running forever.
+
+CORES = os.cpu_count() or 1
+# More threads than cores only slows PyTorch's CPU kernels down; 4x leaves room for an experiment
+# written on a somewhat bigger machine and stays far below where OpenMP fails.
+MAX_THREADS = 4 * CORES
+MAX_SEED = 2**63 - 1          # torch seeds are 64-bit; validation adds small offsets to the seed
+MAX_STEPS = 10**9             # steps, intervals, warmup: beyond this a run would never end
+MAX_BATCH = 1 << 20           # sequences per micro-batch; memory is checked separately (trainer)
+MAX_VOCAB = 1 << 20           # token ids; the largest tokenizer we train has 262144
+MAX_COUNT = 10**9             # counts of examples, evaluation batches, kept checkpoints
 
 
 @dataclass(frozen=True)
@@ -75,45 +98,51 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    max_steps: int = _f(2000, "Optimizer steps to train for.", min=1)
-    batch_size: int = _f(12, "Sequences per micro-batch.", min=1)
-    grad_accum_steps: int = _f(1, "Micro-batches summed into one optimizer step.", min=1)
+    max_steps: int = _f(2000, "Optimizer steps to train for.", min=1, max=MAX_STEPS)
+    batch_size: int = _f(12, "Sequences per micro-batch.", min=1, max=MAX_BATCH)
+    grad_accum_steps: int = _f(1, "Micro-batches summed into one optimizer step.", min=1, max=65536)
     learning_rate: float = _f(1e-3, "Peak learning rate after warmup.", min=0.0, max=10.0)
     min_lr: float = _f(1e-4, "Learning rate at the end of the cosine decay.", min=0.0, max=10.0)
     warmup_steps: int = _f(100, "Steps of linear warmup: step k of the first warmup_steps trains at "
                            "learning_rate * k / warmup_steps (near 0 at step 1, the full rate at step "
-                           "warmup_steps), then the cosine decay.", min=0)
-    lr_decay_steps: int = _f(0, "Step where cosine decay reaches min_lr (0: max_steps).", min=0)
-    weight_decay: float = _f(0.1, "AdamW weight decay on matrices (not biases, norms).", min=0.0)
+                           "warmup_steps), then the cosine decay.", min=0, max=MAX_STEPS)
+    lr_decay_steps: int = _f(0, "Step where cosine decay reaches min_lr (0: max_steps).", min=0, max=MAX_STEPS)
+    weight_decay: float = _f(0.1, "AdamW weight decay on matrices (not biases, norms).", min=0.0, max=10.0)
     beta1: float = _f(0.9, "AdamW beta1.", min=0.0, max=0.999999)
     beta2: float = _f(0.99, "AdamW beta2.", min=0.0, max=0.999999)
-    grad_clip: float = _f(1.0, "Clip the gradient norm to this (0: no clipping).", min=0.0)
+    grad_clip: float = _f(1.0, "Clip the gradient norm to this (0: no clipping).", min=0.0, max=1e6)
     divergence_factor: float = _f(
         2.0, "Stop the run as diverged when the smoothed training loss (moving average, ~10 steps) stays "
         "above max(divergence_factor x its lowest value, lowest + divergence_margin) for divergence_steps "
         "steps in a row after warmup; the message names the last checkpoint written inside that band, "
-        "which is never pruned (0: never stop; a NaN or infinite loss or gradient always stops).", min=0.0)
+        "which is never pruned (0: never stop; a NaN or infinite loss or gradient always stops).",
+        min=0.0, max=1e6)
     divergence_margin: float = _f(1.0, "See divergence_factor: the least rise (in loss units) that counts.",
-                                  min=0.0)
+                                  min=0.0, max=1e6)
     divergence_steps: int = _f(20, "See divergence_factor: out-of-band steps in a row that mean diverged.",
-                               min=1)
-    eval_every: int = _f(250, "Evaluate on validation data every N steps (0: only at the end).", min=0)
-    eval_batches: int = _f(20, "Validation batches per evaluation.", min=1)
-    checkpoint_every: int = _f(500, "Save a checkpoint every N steps (0: only at the end).", min=0)
-    keep_checkpoints: int = _f(3, "How many periodic checkpoints to keep on disk.", min=1)
-    attention_every: int = _f(100, "Snapshot attention on the probe text every N steps (0: never).", min=0)
+                               min=1, max=MAX_STEPS)
+    eval_every: int = _f(250, "Evaluate on validation data every N steps (0: only at the end).", min=0,
+                         max=MAX_STEPS)
+    eval_batches: int = _f(20, "Validation batches per evaluation.", min=1, max=100_000)
+    checkpoint_every: int = _f(500, "Save a checkpoint every N steps (0: only at the end).", min=0,
+                               max=MAX_STEPS)
+    keep_checkpoints: int = _f(3, "How many periodic checkpoints to keep on disk.", min=1, max=MAX_COUNT)
+    attention_every: int = _f(100, "Snapshot attention on the probe text every N steps (0: never).", min=0,
+                              max=MAX_STEPS)
     probe_text: str = _f("", "Text whose attention is recorded (empty: the start of validation data).")
-    seed: int = _f(1337, "Random seed for weights, batches and dropout.", min=0)
+    seed: int = _f(1337, "Random seed for weights, batches and dropout.", min=0, max=MAX_SEED)
     device: str = _f("auto", 'auto, cpu, cuda, cuda:N or mps ("auto": CUDA, then MPS, then CPU).')
     precision: str = _f(
         "auto", "auto (bf16 where supported, fp16 + grad scaler on other GPUs, fp32 on CPU), "
         "fp32, bf16 or fp16 (fp16 also runs on the CPU, slowly: it is there to test the loss scaler).",
         choices=("auto", "fp32", "bf16", "fp16"),
     )
-    threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI).", min=0)
+    threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI; at most "
+                          "4 x the cores).", min=0, max=MAX_THREADS, machine=True)
     early_stopping_metric: str = _f("", 'Stop when this validation metric stops improving, e.g. "sst2/accuracy" '
                                     'or "sst2/loss" (empty: never). The best checkpoint is kept.')
-    early_stopping_patience: int = _f(5, "Evaluations without improvement before stopping.", min=1)
+    early_stopping_patience: int = _f(5, "Evaluations without improvement before stopping.", min=1,
+                                      max=MAX_COUNT)
 
 
 PRETRAINING_KINDS = ("causal_lm", "masked_lm", "continuity")
@@ -130,7 +159,7 @@ class TaskConfig:
     name: str = _f("", "Name in curves and metrics (default: lm, mlm, continuity, or the kind).")
     weight: float = _f(1.0, "Loss weight (fixed and pcgrad weighting, sampling all) and sampling weight "
                        "(proportional, temperature); other combinations ignore it (the config check says so).",
-                       min=0.0)
+                       min=0.0, max=1e6)
     mask_prob: float = _f(0.15, "masked_lm: share of positions to predict (80% masked, 10% random, 10% kept).",
                           min=0.01, max=0.9)
     # -- labelled data (classification ... regression) --
@@ -146,10 +175,11 @@ class TaskConfig:
     choices: tuple[str, ...] = _f(None, "multiple_choice: the answer columns, or one column holding a list.",
                                   factory=tuple)
     answer: str = _f("", "multiple_choice: the column naming the right choice (index or label).")
-    answer_base: int = _f(0, "multiple_choice: numbers in the answer column count from this (COPA: 1).", min=0)
-    max_examples: int = _f(0, "Use at most this many training examples (0: all).", min=0)
+    answer_base: int = _f(0, "multiple_choice: numbers in the answer column count from this (COPA: 1).", min=0,
+                          max=MAX_COUNT)
+    max_examples: int = _f(0, "Use at most this many training examples (0: all).", min=0, max=MAX_COUNT)
     lm_weight: float = _f(0.5, "Auxiliary LM loss weight lambda: L = L_task + lambda * L_LM (GPT-1: 0.5; "
-                          "0: off).", min=0.0)
+                          "0: off).", min=0.0, max=1e6)
     aug_token_dropout: float = _f(0.0, "Augmentation: chance to replace a token by <|unk|>.", min=0.0, max=0.5)
     aug_delete: float = _f(0.0, "Augmentation: chance to delete a token.", min=0.0, max=0.5)
     aug_swap: float = _f(0.0, "Augmentation: chance to swap a token with its neighbour.", min=0.0, max=0.5)
@@ -165,22 +195,25 @@ class MultitaskConfig:
     sampling: str = _f("all", "all: every task every step; proportional: one task per step drawn by weight; "
                        "temperature: drawn by weight^(1/T); round_robin: in turn.",
                        choices=("all", "proportional", "temperature", "round_robin"))
-    temperature: float = _f(2.0, "T for temperature sampling (1 = proportional, large = uniform).", min=0.01)
+    temperature: float = _f(2.0, "T for temperature sampling (1 = proportional, large = uniform).", min=0.01,
+                             max=1e6)
     weighting: str = _f("fixed", "fixed: the tasks' weights; average: equal weights; uncertainty: learned "
                         "(Kendall et al. 2018); gradnorm: learned to balance gradient norms (Chen et al. "
                         "2018); pcgrad: the tasks' weights, with conflicting gradients projected (Yu et al. 2020).",
                         choices=("fixed", "average", "uncertainty", "gradnorm", "pcgrad"))
-    gradnorm_alpha: float = _f(1.5, "GradNorm's asymmetry: how hard slower tasks are pushed.", min=0.0)
-    gradnorm_lr: float = _f(0.025, "Learning rate of GradNorm's task weights.", min=0.0)
-    conflict_every: int = _f(50, "Measure task weights and gradient conflicts every N steps (0: never).", min=0)
+    gradnorm_alpha: float = _f(1.5, "GradNorm's asymmetry: how hard slower tasks are pushed.", min=0.0, max=100.0)
+    gradnorm_lr: float = _f(0.025, "Learning rate of GradNorm's task weights.", min=0.0, max=10.0)
+    conflict_every: int = _f(50, "Measure task weights and gradient conflicts every N steps (0: never).", min=0,
+                             max=MAX_STEPS)
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    steps: int = _f(100, "How many steps this stage lasts.", min=1)
+    steps: int = _f(100, "How many steps this stage lasts.", min=1, max=MAX_STEPS)
     trainable: tuple[str, ...] = _f(None, 'What trains: "all", "heads", "ln_f", "embeddings", "blocks", '
                                     '"block.N", "top:K" (the K highest blocks).', factory=lambda: ("all",))
-    learning_rate: float = _f(0.0, "Peak learning rate of this stage (0: training.learning_rate).", min=0.0)
+    learning_rate: float = _f(0.0, "Peak learning rate of this stage (0: training.learning_rate).", min=0.0,
+                              max=10.0)
 
 
 @dataclass(frozen=True)
@@ -191,8 +224,8 @@ class FinetuneConfig:
                      "bottom_n: embeddings and the lowest freeze_n blocks frozen; gradual: heads first, then one "
                      "more block from the top every unfreeze_every steps (ULMFiT); stages: the [[finetune.stages]] "
                      "plan.", choices=("none", "head_only", "bottom_n", "gradual", "stages"))
-    freeze_n: int = _f(0, "bottom_n: how many of the lowest blocks stay frozen.", min=0)
-    unfreeze_every: int = _f(100, "gradual: steps between unfreezing one more block.", min=1)
+    freeze_n: int = _f(0, "bottom_n: how many of the lowest blocks stay frozen.", min=0, max=96)
+    unfreeze_every: int = _f(100, "gradual: steps between unfreezing one more block.", min=1, max=MAX_STEPS)
     discriminative: bool = _f(False, "Discriminative learning rates: block l gets lr * lr_factor^(L - l), "
                               "embeddings lr * lr_factor^L; combinable with any freezing.")
     lr_factor: float = _f(1 / 2.6, "Per-block learning-rate factor for discriminative rates (fastai: 1/2.6).",
@@ -249,8 +282,8 @@ SECTIONS: dict[str, type] = {
 # -- loading -------------------------------------------------------------------------------------
 
 
-def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
-    """Read an experiment TOML file; errors name the file and the key."""
+def load_experiment(path: str | Path, overrides: list[str] | None = None, *, machine: bool = True) -> Experiment:
+    """Read an experiment TOML file; errors name the file and the key. machine: see ``from_dict``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -259,7 +292,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
                           f"({', '.join(preset_names()) or 'none installed'}).") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8.") from None
-    exp = loads_experiment(text, source=str(path), overrides=overrides)
+    exp = loads_experiment(text, source=str(path), overrides=overrides, machine=machine)
     return _resolve_paths(exp, path.resolve().parent)
 
 
@@ -278,19 +311,23 @@ def _resolve_paths(exp: Experiment, base: Path) -> Experiment:
     return exp.replace(corpus=corpus, tokenizer=tokenizer, tasks=tasks, finetune=finetune)
 
 
-def loads_experiment(text: str, source: str = "<string>", overrides: list[str] | None = None) -> Experiment:
+def loads_experiment(text: str, source: str = "<string>", overrides: list[str] | None = None, *,
+                     machine: bool = True) -> Experiment:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}. Fix the syntax at that line.") from None
     for item in overrides or []:
         apply_override(data, item)
-    return from_dict(data, source=source)
+    return from_dict(data, source=source, machine=machine)
 
 
-def from_dict(data: dict[str, Any], source: str = "<dict>") -> Experiment:
-    """Build and validate an Experiment from plain data (as TOML gives it)."""
-    return _build(Experiment, data, source, prefix="")
+def from_dict(data: dict[str, Any], source: str = "<dict>", *, machine: bool = True) -> Experiment:
+    """Build and validate an Experiment from plain data (as TOML gives it).
+
+    machine=False skips the limits of this machine (training.threads): for an experiment read from
+    a run folder only to use its model, which a bigger machine may have trained."""
+    return _build(Experiment, data, source, prefix="", machine=machine)
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
@@ -339,7 +376,7 @@ def _to_plain(obj):
     return obj
 
 
-def _build(cls, data: Any, source: str, prefix: str):
+def _build(cls, data: Any, source: str, prefix: str, machine: bool = True):
     where = f"[{prefix}]" if prefix else "the top level"
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {where} must be a table of settings.")
@@ -357,9 +394,9 @@ def _build(cls, data: Any, source: str, prefix: str):
             continue
         typ = hints[name]
         if dataclasses.is_dataclass(typ):
-            kwargs[name] = _build(typ, data[name], source, name if not prefix else f"{prefix}.{name}")
+            kwargs[name] = _build(typ, data[name], source, name if not prefix else f"{prefix}.{name}", machine)
         else:
-            kwargs[name] = _check_value(data[name], typ, f.metadata, source, _name(prefix, name))
+            kwargs[name] = _check_value(data[name], typ, f.metadata, source, _name(prefix, name), machine)
     obj = cls(**kwargs)
     _check_relations(obj, source)
     return obj
@@ -369,7 +406,7 @@ def _name(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
-def _check_value(value, typ, meta, source: str, name: str):
+def _check_value(value, typ, meta, source: str, name: str, machine: bool = True):
     origin = typing.get_origin(typ)
     if origin is tuple:
         (item_type, _) = typing.get_args(typ)
@@ -378,7 +415,7 @@ def _check_value(value, typ, meta, source: str, name: str):
                 value = [value]
             if not isinstance(value, list):
                 raise ConfigError(f"{source}: {name} must be a list of tables ([[{name}]]), got {value!r}.")
-            return tuple(_build(item_type, v, source, f"{name}[{i}]") for i, v in enumerate(value))
+            return tuple(_build(item_type, v, source, f"{name}[{i}]", machine) for i, v in enumerate(value))
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
@@ -396,9 +433,10 @@ def _check_value(value, typ, meta, source: str, name: str):
     elif typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {name} must be a number, got {value!r}.")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}.")
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise ConfigError(f"{source}: {name} = {value} is far too large.") from None
     elif typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {name} must be text (in quotes), got {value!r}.")
@@ -408,12 +446,52 @@ def _check_value(value, typ, meta, source: str, name: str):
             f"{source}: {name} = {value!r} is not one of {', '.join(map(repr, choices))}"
             f"{did_you_mean(str(value), choices)}."
         )
+    if typ in (int, float):
+        check_range(value, name, meta, source, machine=machine)
+    return value
+
+
+def check_range(value, name: str, meta, source: str = "", *, machine: bool = True):
+    """The one range check of every number: a setting's (from its metadata) and a command-line
+    option's (``cli`` builds its option types on it). The message names the setting."""
+    where = f"{source}: " if source else ""
+    what = f"{name} = {value!r}" if name else repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}{name + ' ' if name else ''}must be a finite number, got {value!r}.")
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo:
-        raise ConfigError(f"{source}: {name} = {value!r} is below its minimum {lo}.")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{source}: {name} = {value!r} is above its maximum {hi}.")
+        raise ConfigError(f"{where}{what} is below its minimum {lo}.")
+    if hi is not None and value > hi and (machine or not meta.get("machine")):
+        why = (f" on this machine ({CORES} CPU cores x 4; 0 uses every core)" if hi == MAX_THREADS
+               and meta.get("machine") else "")
+        raise ConfigError(f"{where}{what} is above its maximum {hi}{why}.")
     return value
+
+
+def field_meta(cls: type, name: str) -> dict:
+    """The metadata (help, choices, min, max) of one field of a settings dataclass."""
+    return next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+
+
+def check_fields(obj, source: str = "") -> None:
+    """Check every field of a settings dataclass built in code (not from TOML) against its metadata."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        typ = hints[f.name]
+        if typing.get_origin(typ) is typing.Union or isinstance(typ, types.UnionType):  # int | None
+            if value is None:
+                continue
+            typ = next(t for t in typing.get_args(typ) if t is not type(None))
+        _check_value(value, typ, f.metadata, source, f.name)
+
+
+def check_device_name(dev: str, name: str = "training.device", source: str = "") -> None:
+    """auto, cpu, cuda, cuda:N or mps; ``name`` is the setting or option the value came from."""
+    if not (dev in ("auto", "cpu", "mps", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()
+                                                       and len(dev) < 10)):
+        raise ConfigError(f"{source + ': ' if source else ''}{name} = {dev!r}: use auto, cpu, cuda, cuda:N or mps"
+                          f"{did_you_mean(dev, ['auto', 'cpu', 'cuda', 'mps'])}.")
 
 
 def _check_relations(obj, source: str) -> None:
@@ -429,10 +507,7 @@ def _check_relations(obj, source: str) -> None:
         if obj.min_lr > obj.learning_rate:
             raise ConfigError(f"{source}: training.min_lr = {obj.min_lr} is above training.learning_rate "
                               f"= {obj.learning_rate}; the decay goes down to min_lr.")
-        dev = obj.device
-        if not (dev in ("auto", "cpu", "mps", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-            raise ConfigError(f"{source}: training.device = {dev!r}: use auto, cpu, cuda, cuda:N or mps"
-                              f"{did_you_mean(dev, ['auto', 'cpu', 'cuda', 'mps'])}.")
+        check_device_name(obj.device, "training.device", source)
     if isinstance(obj, Experiment):
         if not obj.tasks:
             raise ConfigError(f'{source}: no [[tasks]]; add at least one, e.g. [[tasks]] kind = "causal_lm".')
@@ -519,5 +594,9 @@ def describe_settings() -> list[tuple[str, str, Any]]:
     for section, cls in {**SECTIONS, "tasks[]": TaskConfig, "finetune.stages[]": StageConfig}.items():
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((f"{section}.{f.name}", f.metadata.get("help", ""), _to_plain(default)))
+            help_text = f.metadata.get("help", "")
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if lo is not None and hi is not None:
+                help_text += f" Range {lo:,} .. {hi:,}{' on this machine' if f.metadata.get('machine') else ''}."
+            rows.append((f"{section}.{f.name}", help_text, _to_plain(default)))
     return rows

@@ -304,6 +304,8 @@ class Corpus:
             except json.JSONDecodeError as e:
                 raise CorpusError(f"{where}: not valid JSON ({e.msg}, column {e.colno}). Each line "
                                   f"of a .jsonl file must hold one JSON object.") from None
+            except RecursionError:
+                raise CorpusError(f"{where}: JSON nested too deeply to read.") from None
             text = _field(record, self.text_field, where)
             if text:
                 yield text
@@ -317,8 +319,10 @@ class Corpus:
             rows = csv.reader(_lines(self._decode(path)), delimiter="\t", quoting=csv.QUOTE_NONE)
             unquote = _unquote
         else:
-            rows = csv.reader(_lines(self._decode(path)), dialect="excel")
+            # strict: a quote that is never closed is an error, not the rest of the file as one field
+            rows = csv.reader(_lines(self._decode(path)), dialect="excel", strict=True)
             unquote = str
+        end = 0  # the line the last whole row ended on
         try:
             header = [unquote(name).strip() for name in next(rows, [])]
             if self.text_field not in header:
@@ -342,7 +346,13 @@ class Corpus:
                 if row[column]:
                     yield unquote(row[column])
         except csv.Error as e:
-            raise CorpusError(f"{path}, line {rows.line_num}: {e}. Check the quotes on this line.") from None
+            if "unexpected end of data" in str(e):  # strict mode at the end of the file
+                raise CorpusError(f"{path}, line {end + 1}: a quoted field opened in this row is never closed, so "
+                                  f"the rest of the file ({rows.line_num - end} lines) would be one field. "
+                                  f"Close the quote, or double a quote meant as text (\"\").",
+                                  exit_code=1) from None
+            raise CorpusError(f"{path}, line {rows.line_num}: {e}. Check the quotes on this line.",
+                              exit_code=1) from None
 
 
 # -- helpers -------------------------------------------------------------------------------------

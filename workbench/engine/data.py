@@ -84,9 +84,10 @@ def build_token_cache(corpus, tokenizer, cache_root: Path, *,
     key = cache_key(corpus.fingerprint(), tokenizer.fingerprint())
     bin_path, meta_path = folder / f"{key}.bin", folder / f"{key}.json"
     if meta_path.exists() and bin_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if bin_path.stat().st_size == meta["n_tokens"] * np.dtype(meta["dtype"]).itemsize:
-            return TokenCache(bin_path, meta["n_tokens"], meta["dtype"], meta["documents"])
+        cache = _open_cache(bin_path, meta_path, tokenizer.vocab_size)
+        if cache is not None:
+            return cache
+        # derived data that does not fit: encode again (the files are replaced atomically)
     folder.mkdir(parents=True, exist_ok=True)
     remove_cache_leftovers(folder)
     dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.uint32
@@ -126,6 +127,24 @@ def build_token_cache(corpus, tokenizer, cache_root: Path, *,
     atomic_write_json(meta_path, {"n_tokens": n_tokens, "dtype": np.dtype(dtype).name, "documents": documents,
                                   "chars": chars})
     return TokenCache(bin_path, n_tokens, np.dtype(dtype).name, documents)
+
+
+def _open_cache(bin_path: Path, meta_path: Path, vocab_size: int) -> TokenCache | None:
+    """The cache if its index and tokens are whole and every id fits the tokenizer, else None
+    (a torn index, a cut .bin, or tokens from another tokenizer: the caller encodes again)."""
+    try:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+        n, dtype, documents = int(meta["n_tokens"]), np.dtype(meta["dtype"]).name, int(meta["documents"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # JSONDecodeError is a ValueError
+        return None
+    if dtype not in ("uint16", "uint32") or n < 1 or bin_path.stat().st_size != n * np.dtype(dtype).itemsize:
+        return None
+    cache = TokenCache(bin_path, n, dtype, documents)
+    tokens, step = cache.array(), 1 << 24
+    for start in range(0, n, step):  # in slices: a big cache is never all in memory
+        if int(tokens[start:start + step].max()) >= vocab_size:
+            return None
+    return cache
 
 
 class TokenData:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .config import check_device_name
 from .errors import ConfigError
+from .model import GPTConfig, model_stats
 
 
 @dataclass(frozen=True)
@@ -30,23 +32,89 @@ def detect_devices() -> list[DeviceInfo]:
     return found
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, setting: str = "training.device") -> torch.device:
+    """The torch device for auto, cpu, cuda, cuda:N or mps; ``setting`` names where the value came
+    from (a setting or a command-line option) in the messages."""
+    check_device_name(name, setting)
     if name == "auto":
         return torch.device(detect_devices()[0].id)
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"training.device = {name!r}, but PyTorch sees no CUDA GPU here "
+            raise ConfigError(f"{setting} = {name!r}, but PyTorch sees no CUDA GPU here "
                               f"(torch {torch.__version__}). Use \"auto\" or \"cpu\".")
         idx = int(name.split(":")[1]) if ":" in name else 0
         if idx >= torch.cuda.device_count():
-            raise ConfigError(f"training.device = {name!r}, but only {torch.cuda.device_count()} CUDA "
+            raise ConfigError(f"{setting} = {name!r}, but only {torch.cuda.device_count()} CUDA "
                               f"device(s) exist (cuda:0 .. cuda:{torch.cuda.device_count() - 1}).")
         return torch.device("cuda", idx)
     if name == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ConfigError('training.device = "mps", but no Apple GPU is available. Use "auto" or "cpu".')
+            raise ConfigError(f'{setting} = "mps", but no Apple GPU is available. Use "auto" or "cpu".')
         return torch.device("mps")
     return torch.device("cpu")
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory a run on ``device`` can use at most (a GPU's total, the CPU's RAM or the
+    container's limit); None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type != "cpu":
+        return None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        return None
+    try:  # a container's memory limit (cgroup v2) is the real ceiling
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_fits_memory(config: GPTConfig, batch_size: int, device: torch.device) -> None:
+    """Refuse, before anything is allocated, a model and batch that cannot fit the device even by a
+    lower estimate (weights, gradients and AdamW moments, plus activations without attention scores)."""
+    total = device_memory(device)
+    if total is None:
+        return
+    st = model_stats(config)
+    per_seq = st.activation_bytes(config, 1, scores=False)
+    need = st.train_state_bytes + per_seq * batch_size
+    if need <= total:
+        return
+    where = (f"{describe_device(device)} has {_gib(total)}" if device.type != "cpu"
+             else f"this machine has {_gib(total)} of memory")
+    size = (f"{st.params:,} parameters (n_layer {config.n_layer}, n_embd {config.n_embd}, "
+            f"vocabulary {config.vocab_size:,}, block_size {config.block_size})")
+    if st.train_state_bytes >= total:
+        raise ConfigError(f"The model has {size}: its weights, gradients and AdamW state alone take "
+                          f"{_gib(st.train_state_bytes)}, and {where}. Make the model smaller "
+                          f"(model.n_layer, model.n_embd, tokenizer.vocab_size).")
+    fits = (total - st.train_state_bytes) // per_seq
+    raise ConfigError(f"training.batch_size = {batch_size:,} does not fit in memory: with the model's {size} one "
+                      f"training step needs at least {_gib(need)} and {where}. Use training.batch_size "
+                      f"<= {fits:,} (training.grad_accum_steps gives a larger effective batch), or a "
+                      f"smaller model (model.block_size, model.n_embd, model.n_layer).")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """An allocation that failed: torch's OutOfMemoryError, numpy's MemoryError, or the CPU
+    allocator's RuntimeError."""
+    if isinstance(e, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and any(
+        s in text for s in ("not enough memory", "DefaultCPUAllocator", "out of memory", "can't allocate memory"))
 
 
 def describe_device(device: torch.device) -> str:

@@ -12,7 +12,18 @@ from collections.abc import Iterable
 
 
 class WorkbenchError(Exception):
-    """Base class: a message meant for a person, not a developer."""
+    """Base class: a message meant for a person, not a developer.
+
+    ``exit_code`` is the CLI's exit status (README): 2 for a bad command or setting (the default),
+    1 where a file the command was given turned out damaged.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str = "", *, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class ConfigError(WorkbenchError):

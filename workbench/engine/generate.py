@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .config import MAX_SEED, MAX_VOCAB, check_fields, setting
 from .errors import Cancelled, ConfigError, TokenizerError
 from .model import GPT
 from .tokenizer import Tokenizer
@@ -26,23 +27,24 @@ from .tokenizer import Tokenizer
 ATTENTION_MODES = ("none", "last", "all")
 
 
+MAX_TOKENS = 100_000  # without a key/value cache each token reruns the context: more would take hours
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
-    max_tokens: int = 200
-    temperature: float = 0.8   # 0: greedy (always the most likely token)
-    top_k: int = 0             # keep only the k most likely tokens (0: all)
-    top_p: float = 1.0         # keep the smallest set of tokens whose probability reaches p (1: all)
-    seed: int | None = 0       # None: not reproducible
-    stop_at_eos: bool = True   # end at <|endoftext|> (it is still yielded)
+    max_tokens: int = setting(200, "Tokens to generate.", min=0, max=MAX_TOKENS)
+    temperature: float = setting(0.8, "0: greedy (always the most likely token); higher: more varied.",
+                                 min=0.0, max=100.0)
+    top_k: int = setting(0, "Keep only the k most likely tokens (0: all).", min=0, max=MAX_VOCAB)
+    top_p: float = setting(1.0, "Keep the smallest set of tokens whose probability reaches p (1: all).",
+                           min=0.0, max=1.0)
+    seed: int | None = setting(0, "Random seed (None: not reproducible).", min=0, max=MAX_SEED)
+    stop_at_eos: bool = setting(True, "End at <|endoftext|> (it is still yielded).")
 
     def check(self) -> None:
-        if self.max_tokens < 0:
-            raise ConfigError(f"max_tokens = {self.max_tokens}: give 0 or more tokens to generate.")
-        if self.temperature < 0:
-            raise ConfigError(f"temperature = {self.temperature}: use 0 (greedy) or a positive number.")
-        if self.top_k < 0:
-            raise ConfigError(f"top_k = {self.top_k}: use 0 (off) or a positive number of tokens.")
-        if not 0.0 < self.top_p <= 1.0:
+        """Every field against its limits (the command line's options use the same ones)."""
+        check_fields(self)
+        if self.top_p == 0.0:
             raise ConfigError(f"top_p = {self.top_p}: use a probability above 0 and at most 1 (1 = off).")
 
 

@@ -29,8 +29,8 @@ from safetensors.torch import save as save_torch_bytes
 
 from . import checkpoint as ckpt
 from . import ownership
-from .config import Experiment, ModelConfig, TokenizerConfig, from_dict
-from .errors import CheckpointError, TokenizerError
+from .config import MAX_VOCAB, Experiment, ModelConfig, TokenizerConfig, check_range, from_dict
+from .errors import CheckpointError, ConfigError, TokenizerError
 from .model import GPT, GPTConfig
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
@@ -159,8 +159,14 @@ def export_gpt2(model: GPT, tokenizer: Tokenizer, out_dir: str | Path) -> Path:
     tokenizer_config.json, loadable by ``GPT2LMHeadModel.from_pretrained(out_dir)``. ``out_dir``: a
     new or empty folder, or an earlier export (replaced); never inside a run folder."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out}: is a file, not a folder; give a new or empty folder to export to.")
     check_export_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a parent that is a file, no permission
+        raise CheckpointError(f"{out}: cannot create the folder ({e.strerror}); give a new or empty folder "
+                              f"to export to.") from None
     if tokenizer.vocab_size > model.config.vocab_size:
         raise CheckpointError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
                               f"{model.config.vocab_size} embedding rows; they do not belong together.")
@@ -191,26 +197,53 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
 # -- import ---------------------------------------------------------------------------------------
 
 
+def _config_number(cfg: dict, key: str, default, meta: dict, path: Path, *, typ=int):
+    """One size from config.json, checked for type and range before anything is built from it."""
+    value = cfg.get(key, default)
+    ok = isinstance(value, int) if typ is int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        kind = "a whole number" if typ is int else "a number"
+        raise CheckpointError(f"{path}: {key} must be {kind}, got {json.dumps(value)[:60]}.", exit_code=1)
+    try:
+        return check_range(typ(value), key, meta, str(path))
+    except ConfigError as e:
+        raise CheckpointError(str(e), exit_code=1) from None
+
+
 def read_gpt2_config(folder: Path) -> tuple[GPTConfig, float]:
-    """Our GPTConfig from a GPT-2 config.json, and its dropout; refuses variants we do not compute."""
+    """Our GPTConfig from a GPT-2 config.json, and its dropout; refuses variants we do not compute.
+    Every size is checked (type, range) here: nothing is allocated from an unchecked number."""
     path = folder / "config.json"
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{folder}: no config.json; give the folder of a GPT-2-style model "
                               f"(config.json, model.safetensors, tokenizer.json).") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e}).") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror}).") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path}: not valid JSON ({e}).", exit_code=1) from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: a JSON {type(cfg).__name__}, not an object of settings.", exit_code=1)
     if cfg.get("model_type", "gpt2") != "gpt2":
         raise CheckpointError(f"{path}: model_type {cfg.get('model_type')!r}; only GPT-2-style models "
                               f"(model_type \"gpt2\") can be imported.")
-    n_embd = cfg.get("n_embd", 768)
+    limits = {f.name: f.metadata for f in dataclasses.fields(ModelConfig)}
+    n_layer = _config_number(cfg, "n_layer", 12, limits["n_layer"], path)
+    n_head = _config_number(cfg, "n_head", 12, limits["n_head"], path)
+    n_embd = _config_number(cfg, "n_embd", 768, limits["n_embd"], path)
+    positions = "n_positions" if "n_positions" in cfg or "n_ctx" not in cfg else "n_ctx"
+    block_size = _config_number(cfg, positions, 1024, limits["block_size"], path)
+    vocab_size = _config_number(cfg, "vocab_size", 50257, {"min": 1, "max": MAX_VOCAB}, path)
+    dropout = _config_number(cfg, "resid_pdrop", 0.1, limits["dropout"], path, typ=float)
+    epsilon = _config_number(cfg, "layer_norm_epsilon", 1e-5, {"min": 0.0}, path, typ=float)
+    if n_embd % n_head:
+        raise CheckpointError(f"{path}: n_embd {n_embd} is not divisible by n_head {n_head}.", exit_code=1)
     checks = [
         (cfg.get("activation_function", "gelu_new") in ("gelu_new", "gelu_pytorch_tanh"),
          f"activation_function {cfg.get('activation_function')!r} (only gelu_new)"),
         (cfg.get("n_inner") in (None, 4 * n_embd), f"n_inner {cfg.get('n_inner')} (only 4 * n_embd)"),
-        (math.isclose(cfg.get("layer_norm_epsilon", 1e-5), 1e-5),
-         f"layer_norm_epsilon {cfg.get('layer_norm_epsilon')} (only 1e-5)"),
+        (math.isclose(epsilon, 1e-5), f"layer_norm_epsilon {epsilon} (only 1e-5)"),
         (cfg.get("scale_attn_weights", True), "scale_attn_weights false"),
         (not cfg.get("scale_attn_by_inverse_layer_idx", False), "scale_attn_by_inverse_layer_idx"),
         (not cfg.get("add_cross_attention", False), "cross-attention"),
@@ -220,69 +253,100 @@ def read_gpt2_config(folder: Path) -> tuple[GPTConfig, float]:
     if unsupported:
         raise CheckpointError(f"{path}: this GPT-2 variant computes something our GPT does not: "
                               f"{'; '.join(unsupported)}.")
-    dropout = float(cfg.get("resid_pdrop", 0.1))
-    config = GPTConfig(vocab_size=int(cfg.get("vocab_size", 50257)), n_layer=int(cfg.get("n_layer", 12)),
-                       n_head=int(cfg.get("n_head", 12)), n_embd=int(n_embd),
-                       block_size=int(cfg.get("n_positions", cfg.get("n_ctx", 1024))), dropout=dropout, bias=True)
+    config = GPTConfig(vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                       block_size=block_size, dropout=dropout, bias=True)
     return config, dropout
 
 
-def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
+def _tensor_files(folder: Path) -> list[Path]:
     """model.safetensors, or the shards a model.safetensors.index.json lists."""
     index = folder / "model.safetensors.index.json"
     if index.exists():
-        files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-    elif (folder / "model.safetensors").exists():
-        files = ["model.safetensors"]
-    else:
-        pickled = [p.name for p in folder.glob("*.bin")]
-        hint = (f" It has {', '.join(pickled)}: pickle files, which can run code when opened, are not read; "
-                f"convert it to safetensors first (transformers: save_pretrained(..., "
-                f"safe_serialization=True)).") if pickled else ""
-        raise CheckpointError(f"{folder}: no model.safetensors.{hint}")
-    tensors = {}
-    for name in files:
         try:
-            with safe_open(str(folder / name), framework="pt") as f:
+            names = json.loads(index.read_bytes().decode("utf-8"))["weight_map"].values()
+            files = sorted(set(names))
+            if not all(isinstance(n, str) and n and Path(n).name == n for n in files):
+                raise ValueError("weight_map must name files in the same folder")
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
+            raise CheckpointError(f"{index}: not a usable index of tensor files ({type(e).__name__}: {e}); "
+                                  f"it must be JSON with a \"weight_map\" of tensor name -> file name.",
+                                  exit_code=1) from None
+        return [folder / n for n in files]
+    if (folder / "model.safetensors").exists():
+        return [folder / "model.safetensors"]
+    pickled = [p.name for p in folder.glob("*.bin")]
+    hint = (f" It has {', '.join(pickled)}: pickle files, which can run code when opened, are not read; "
+            f"convert it to safetensors first (transformers: save_pretrained(..., "
+            f"safe_serialization=True)).") if pickled else ""
+    raise CheckpointError(f"{folder}: no model.safetensors.{hint}")
+
+
+def _our_name(key: str) -> str:
+    return key if key.startswith(("transformer.", "lm_head.")) else f"transformer.{key}"
+
+
+def _declared_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape under our names (Conv1D weights transposed), read from the files'
+    headers only: no tensor is loaded."""
+    shapes = {}
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                for key in f.keys():
+                    name = _our_name(key)
+                    if not name.endswith(_BUFFERS):
+                        shape = tuple(f.get_slice(key).get_shape())
+                        shapes[name] = shape[::-1] if _is_conv1d(name) else shape
+        except Exception as e:  # safetensors has its own error types for damaged files
+            raise CheckpointError(f"{path}: cannot read tensors ({e}).", exit_code=1) from None
+    return shapes
+
+
+def _read_tensors(files: list[Path]) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as f:
                 for key in f.keys():
                     tensors[key] = f.get_tensor(key)
         except Exception as e:  # safetensors has its own error types for damaged files
-            raise CheckpointError(f"{folder / name}: cannot read tensors ({e}).") from None
+            raise CheckpointError(f"{path}: cannot read tensors ({e}).", exit_code=1) from None
     return tensors
 
 
 def load_gpt2(folder: str | Path, *, add_special_tokens: bool = True) -> tuple[GPT, Tokenizer]:
     """Build our GPT and tokenizer from a GPT-2-style folder (in memory; nothing is written).
 
+    config.json's sizes are checked against the shapes the tensor files declare before anything
+    is allocated, so a config.json with absurd sizes beside a small file costs nothing.
     With add_special_tokens, the roles of SPECIAL_TOKENS the tokenizer lacks (GPT-2 has only
     <|endoftext|>) are added after its last id and the embedding grows to match, old rows kept.
     """
+    from .loading import check_shapes
+
     folder = Path(folder)
     config, _ = read_gpt2_config(folder)
-    tensors = _read_tensors(folder)
+    files = _tensor_files(folder)
+    shapes = _declared_shapes(files)
+    wte = shapes.get("transformer.wte.weight")
+    if wte is not None and len(wte) == 2 and wte[0] != config.vocab_size and 0 < wte[0] <= MAX_VOCAB:
+        config = dataclasses.replace(config, vocab_size=wte[0])  # the tensors decide the vocabulary
+    lm_head = shapes.pop("lm_head.weight", None)
+    check_shapes(config, shapes, folder / "config.json", describe="config.json")
+    if lm_head is not None and lm_head != wte:
+        raise CheckpointError(f"{folder}: lm_head.weight has shape {lm_head}, the token embedding {wte}; only "
+                              f"models with tied input and output embeddings (as GPT-2) can be imported.")
     state = {}
-    for key, t in tensors.items():
-        name = key if key.startswith(("transformer.", "lm_head.")) else f"transformer.{key}"
+    for key, t in _read_tensors(files).items():
+        name = _our_name(key)
         if name.endswith(_BUFFERS):
             continue
         state[name] = t.t() if _is_conv1d(name) else t
     lm_head = state.pop("lm_head.weight", None)
-    wte = state.get("transformer.wte.weight")
-    if lm_head is not None and wte is not None and not torch.equal(lm_head, wte):
+    if lm_head is not None and not torch.equal(lm_head, state["transformer.wte.weight"]):
         raise CheckpointError(f"{folder}: lm_head.weight differs from the token embedding; only models "
                               f"with tied input and output embeddings (as GPT-2) can be imported.")
-    if wte is not None and wte.shape[0] != config.vocab_size:
-        config = dataclasses.replace(config, vocab_size=wte.shape[0])
     model = GPT(config)
-    expected = {k for k in model.state_dict() if k != "lm_head.weight"}
-    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
-    if missing or unexpected:
-        raise CheckpointError(f"{folder}: the tensors do not fit the GPT-2 described by config.json "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
-    for name, t in state.items():
-        want = model.state_dict()[name].shape
-        if t.shape != want:
-            raise CheckpointError(f"{folder}: {name} has shape {tuple(t.shape)}, config.json implies {tuple(want)}.")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
 
     tokenizer = Tokenizer.load(folder / "tokenizer.json")

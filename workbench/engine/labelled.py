@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,13 +151,18 @@ def split_examples(data: LabelledData, val_fraction: float, seed: int) -> tuple[
 
 def _table_rows(path: Path, delimiter: str, quoting: int):
     with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: drop a byte-order mark
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        # strict: an unclosed quote is an error (and "auto" then reads the file without quoting)
+        # instead of swallowing the rest of the file into one field
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=quoting != csv.QUOTE_NONE)
         try:
             header = next(reader)
         except StopIteration:
             raise CorpusError(f"{path}: empty file; a header row naming the columns is needed.") from None
         except UnicodeDecodeError as e:
             raise CorpusError(f"{path}: not UTF-8 (byte {e.start}); save the file as UTF-8.") from None
+        except csv.Error as e:
+            raise CorpusError(f"{path}, line 1: the header row cannot be read ({e}). Check the quotes.",
+                              exit_code=1) from None
         header = [h.strip() for h in header]
         try:
             for row in reader:
@@ -172,21 +178,30 @@ def _table_rows(path: Path, delimiter: str, quoting: int):
             raise CorpusError(f"{path}: not UTF-8 near line {reader.line_num} (byte {e.start} of a chunk); "
                               f"save the file as UTF-8.") from None
         except csv.Error as e:
-            raise CorpusError(f"{path}, line {reader.line_num}: {e}.") from None
+            what = ("a quoted field is never closed before the end of the file" if "unexpected end" in str(e)
+                    else str(e))
+            raise CorpusError(f"{path}, line {reader.line_num}: {what}. Check the quotes.", exit_code=1) from None
 
 
 def _jsonl_rows(path: Path):
-    with open(path, encoding="utf-8-sig") as f:
-        for line, text in enumerate(f, 1):
+    with open(path, "rb") as f:  # bytes: a bad byte is reported with its line, not as a traceback
+        for line, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise CorpusError(f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                  f"{e.start + 1}); save the file as UTF-8.", exit_code=1) from None
             if not text.strip():
                 continue
             try:
                 row = json.loads(text)
             except json.JSONDecodeError as e:
                 raise CorpusError(f"{path}, line {line}: not valid JSON ({e.msg} at column {e.colno}). "
-                                  f"Each line must hold one JSON object.") from None
+                                  f"Each line must hold one JSON object.", exit_code=1) from None
+            except RecursionError:
+                raise CorpusError(f"{path}, line {line}: JSON nested too deeply to read.", exit_code=1) from None
             if not isinstance(row, dict):
-                raise CorpusError(f"{path}, line {line}: a JSON {type(row).__name__}, not an object.")
+                raise CorpusError(f"{path}, line {line}: a JSON {type(row).__name__}, not an object.", exit_code=1)
             yield line, row
 
 
@@ -222,8 +237,11 @@ def _example(row: dict, cols: Columns, path: Path, line: int) -> Example:
         raw = _get(row, cols.score, path, line, "score")
         try:
             score = float(raw)
-        except (TypeError, ValueError):
-            raise CorpusError(f"{path}, line {line}: score {raw!r} in column {cols.score!r} is not a number.") from None
+        except (TypeError, ValueError, OverflowError):
+            score = math.nan
+        if not math.isfinite(score):  # "nan" and "inf" parse as floats but would make the loss NaN
+            raise CorpusError(f"{path}, line {line}: score {raw!r} in column {cols.score!r} is not a finite "
+                              f"number.", exit_code=1) from None
     choices, answer = (), None
     if cols.choices:
         choices, keys = _choices(row, cols, path, line)

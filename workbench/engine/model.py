@@ -208,12 +208,14 @@ class ModelStats:
     param_bytes: int            # fp32 weights
     train_state_bytes: int      # weights + grads + AdamW moments, fp32
 
-    def activation_bytes(self, config: GPTConfig, batch_size: int, bytes_per_value: int = 4) -> int:
-        """Rough activation memory of one training micro-batch (kept for backward)."""
+    def activation_bytes(self, config: GPTConfig, batch_size: int, bytes_per_value: int = 4, *,
+                         scores: bool = True) -> int:
+        """Rough activation memory of one training micro-batch (kept for backward). scores=False
+        leaves out the attention scores (SDPA's fused kernels never hold them): a lower bound."""
         T, C, L, H = config.block_size, config.n_embd, config.n_layer, config.n_head
         # per layer and token: ~34*C values for norms, qkv, MLP (4C wide) and residuals, plus
         # 5*H*T for the attention scores on the explicit path (SDPA keeps far fewer)
-        per_layer = batch_size * T * (34 * C + 5 * H * T) * bytes_per_value // 2
+        per_layer = batch_size * T * (34 * C + (5 * H * T if scores else 0)) * bytes_per_value // 2
         logits = batch_size * T * config.vocab_size * bytes_per_value * 2
         return L * per_layer + logits
 

@@ -7,6 +7,7 @@ and the RunControl (stop, pause, commands in), both polled between optimizer ste
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import json
 import math
@@ -23,11 +24,11 @@ import torch
 
 from .. import paths
 from . import checkpoint as ckpt
-from .config import PRETRAINING_KINDS, Experiment, diff_experiments, from_dict
+from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, diff_experiments, field_meta, from_dict
 from .control import SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
-from .device import describe_device, resolve_device, resolve_precision
+from .device import check_fits_memory, describe_device, is_out_of_memory, resolve_device, resolve_precision
 from .divergence import DivergenceWatch
 from .errors import Cancelled, CheckpointError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
@@ -47,6 +48,7 @@ class RunResult:
     step: int
     message: str = ""
     last_val_loss: float | None = None
+    error: WorkbenchError | None = None  # why it failed, when the engine knew (a ConfigError: a bad setting)
 
 
 def lr_at(step: int, cfg) -> float:
@@ -155,7 +157,7 @@ class Trainer:
             if isinstance(e, ckpt.WriteError) and not e.intact_noted and self.run_dir is not None:
                 msg += " " + self.run_dir.intact_note()
             reporter.report(Failed(self.step, msg, "", str(self.run_dir.path) if self.run_dir else None))
-            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
+            return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg, error=e)
         except OSError as e:
             if e.errno not in ckpt.DISK_ERRNOS:
                 raise
@@ -165,7 +167,8 @@ class Trainer:
                                    str(self.run_dir.path) if self.run_dir else None))
             return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
         except Exception as e:  # a bug or an environment problem: keep the traceback for the details
-            msg = f"Training failed at step {self.step}: {type(e).__name__}: {e}"
+            msg = (self._out_of_memory_message(e) if is_out_of_memory(e)
+                   else f"Training failed at step {self.step}: {type(e).__name__}: {e}")
             reporter.report(Failed(self.step, msg, traceback.format_exc(),
                                    str(self.run_dir.path) if self.run_dir else None))
             return RunResult("failed", self.run_dir.path if self.run_dir else None, self.step, msg)
@@ -189,6 +192,16 @@ class Trainer:
                     except OSError:
                         pass
 
+    def _out_of_memory_message(self, e: Exception) -> str:
+        tc, m = self.exp.training, self.exp.model
+        size = (f"{self.model.num_params() / 1e6:,.1f} M parameters" if self.model is not None else
+                f"n_layer {m.n_layer}, n_embd {m.n_embd}")
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        return (f"Out of memory at step {self.step} with training.batch_size = {tc.batch_size:,}, "
+                f"model.block_size = {m.block_size:,} and a model of {size} ({first}). Lower "
+                f"training.batch_size (training.grad_accum_steps keeps the effective batch), "
+                f"model.block_size or the model's size.")
+
     # -- preparation -------------------------------------------------------------------------
 
     def prepare(self, control: RunControl | None = None, reporter=None) -> None:
@@ -202,11 +215,15 @@ class Trainer:
         self._claim_folder()
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
-            state_tensors, state = ckpt.load_checkpoint(self._resume_checkpoint())
-            saved = from_dict(state["experiment"], source=str(self.run_dir.config))
+            resume_from = self._resume_checkpoint()
+            state_tensors, state = ckpt.load_checkpoint(resume_from)
+            ckpt.require_keys(state, resume_from, "experiment", "vocab_size")
+            saved = from_dict(state["experiment"], source=str(self.run_dir.config), machine=False)
             check_resumable(saved, self.exp, self.run_dir.path)
         exp, tc = self.exp, self.exp.training
 
+        # checked here too: an experiment built in code or resumed from a bigger machine skipped it
+        check_range(tc.threads, "training.threads", field_meta(TrainingConfig, "threads"))
         threads = tc.threads or self.default_threads
         torch.set_num_threads(max(1, threads))
         self.device = resolve_device(tc.device)
@@ -241,6 +258,7 @@ class Trainer:
                 self.data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size)
 
         gconf = GPTConfig.from_model_config(exp.model, self.tokenizer.vocab_size)
+        check_fits_memory(gconf, tc.batch_size, self.device)
         self.model = GPT(gconf)
         if init is not None:
             self.model.load_state_dict(init.model.state_dict(), strict=False)
@@ -760,6 +778,18 @@ class Trainer:
         self.reporter.report(CheckpointSaved(self.step, str(path)))
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Every state of the checkpoint; a damaged one fails with its file named."""
+        path = self.run_dir.checkpoint_path(meta["step"])
+        if "rng" not in meta or "optimizer" not in meta:
+            raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
+                                  f"cannot be resumed; fine-tune from it with finetune.init instead.")
+        try:  # the JSON's types were checked on reading; what is inside them is checked here
+            self._restore_state(tensors, meta)
+        except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
+            raise CheckpointError(f"{path}: damaged training state ({type(e).__name__}: {e}); resume from an "
+                                  f"earlier checkpoint.", exit_code=1) from None
+
+    def _restore_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         state = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
         missing, unexpected = self.net.load_state_dict(state, strict=False)
         if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
@@ -851,10 +881,11 @@ def _nan_to_none(rows: list[list[float]]) -> list[list[float | None]]:
 
 
 def saved_experiment(run_dir: str | Path) -> Experiment:
-    """The experiment a run folder was trained with."""
+    """The experiment a run folder was trained with (as it was, even where this machine has fewer cores:
+    ``with_overrides`` and the trainer check those limits for the run about to start)."""
     from .config import load_experiment
 
-    return load_experiment(ckpt.RunDir.open(Path(run_dir)).config)
+    return load_experiment(ckpt.RunDir.open(Path(run_dir)).config, machine=False)
 
 
 def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:

@@ -166,7 +166,7 @@ class TrainingPanel(Panel):
             lo, hi = (TrainingConfig.__dataclass_fields__[name].metadata.get(k) for k in ("min", "max"))
             if kind == "int":
                 w = QtWidgets.QSpinBox()
-                w.setRange(int(lo or 0), int(hi or 1_000_000_000))
+                w.setRange(int(lo or 0), min(int(hi or 1_000_000_000), 2**31 - 1))  # a spin box holds 32 bits
                 w.setGroupSeparatorShown(True)
                 if name in ("eval_every", "attention_every", "checkpoint_every"):
                     w.setSpecialValueText("never" if name == "attention_every" else "only at the end")
