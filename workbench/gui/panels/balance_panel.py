@@ -25,6 +25,7 @@ from PySide6 import QtCore, QtWidgets
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
+from ..widgets.flow import WrapLabel
 from . import Panel, card, muted_label
 
 
@@ -98,7 +99,7 @@ class BalancePanel(Panel):
         self._snapshots: list[BalanceSnapshot] = []
         self._follow = True  # the slider stays on the newest snapshot until moved
 
-        self.headline = QtWidgets.QLabel()
+        self.headline = WrapLabel()
         self.headline.setObjectName("headline")
         self.headline.setWordWrap(True)
         self.body.addWidget(self.headline)

@@ -14,6 +14,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from ..widgets.loss_plot import CurveControls, LossPlot, MetricPlot
+from ..widgets.flow import WrapLabel
 from . import Panel, muted_label
 
 
@@ -68,8 +69,9 @@ class CurvesPanel(Panel):
         bar.addWidget(self.clear_overlays_button)
         self.body.addLayout(bar)
 
-        self.headline = QtWidgets.QLabel()
+        self.headline = WrapLabel()
         self.headline.setObjectName("headline")
+        self.headline.setWordWrap(True)  # never wider than the page
         self.body.addWidget(self.headline)
 
         # plots

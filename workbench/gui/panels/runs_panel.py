@@ -23,6 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot
+from ..widgets.flow import WrapLabel
 from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, Panel, card, error_label, fmt_duration, muted_label, show_error
 
 COLUMNS = ("name", "started", "status", "steps", "model", "tokenizer", "tasks", "val loss", "metrics", "time")
@@ -235,7 +236,7 @@ class RunsPanel(Panel):
         self.splitter.setStretchFactor(1, 3)
         self.body.addWidget(self.splitter, 1)
 
-        self.message = QtWidgets.QLabel()
+        self.message = WrapLabel()
         self.message.setObjectName("exportMessage")
         self.message.setWordWrap(True)
         self.message.setTextFormat(QtCore.Qt.TextFormat.RichText)

@@ -29,6 +29,7 @@ from workbench.engine.config import (
 from workbench.engine.errors import WorkbenchError
 
 from ..widgets import style
+from ..widgets.flow import WrapLabel
 from . import Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
 from .balance_panel import TaskColors
 from .dataset_form import KIND_LOOK, DatasetForm, DatasetPreview
@@ -104,7 +105,7 @@ class TaskRow(QtWidgets.QFrame):
         f = self.title.font()
         f.setBold(True)
         self.title.setFont(f)
-        self.detail = QtWidgets.QLabel()
+        self.detail = WrapLabel()
         self.detail.setObjectName("mutedLabel")
         self.detail.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail.setWordWrap(True)
@@ -465,7 +466,7 @@ class TasksPanel(Panel):
         self._rows: list[TaskRow] = []
         self._base_multitask = MultitaskConfig()
 
-        self.finetune_note = QtWidgets.QLabel()
+        self.finetune_note = WrapLabel()
         self.finetune_note.setWordWrap(True)
         self.finetune_note.setStyleSheet("background: #fff4e0; border: 1px solid #f0c987; border-radius: 6px; "
                                          "padding: 6px 10px; color: #5a4310;")

@@ -52,6 +52,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import style
+from .flow import FlowRow
 from .export import save_png, save_svg
 
 X_AXES = ("step", "tokens", "time")
@@ -640,8 +641,9 @@ class _Series:
 # the control row
 
 
-class CurveControls(QtWidgets.QWidget):
-    """Smoothing slider, x-axis choice, log scale and an export menu, as one row.
+class CurveControls(FlowRow):
+    """Smoothing slider, x-axis choice, log scale and an export menu, as one row (wrapping onto
+    a second line where the page is narrow).
 
     Used by LossPlot (``show_controls=True``) and PlotStack; a panel may place its own.
     """
@@ -654,7 +656,7 @@ class CurveControls(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None, *,
                  exports: Sequence[str] = ("png", "svg", "csv")):
         super().__init__(parent)
-        h = QtWidgets.QHBoxLayout(self)
+        h = self.flow
         h.setContentsMargins(8, 4, 8, 2)
         h.setSpacing(8)
         self._labels = [QtWidgets.QLabel("Smoothing")]
@@ -662,6 +664,7 @@ class CurveControls(QtWidgets.QWidget):
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setRange(0, 999)
         self.slider.setMaximumWidth(170)
+        self.slider.setMinimumWidth(110)  # squeezed, a slider shrinks to a dot
         self.slider.setToolTip("Exponential moving average of the curves (display only; "
                                "the faint line behind is the raw data)")
         self.value_label = QtWidgets.QLabel("0.00")
@@ -669,7 +672,6 @@ class CurveControls(QtWidgets.QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         h.addWidget(self.slider)
         h.addWidget(self.value_label)
-        h.addSpacing(10)
         self._labels.append(QtWidgets.QLabel("x axis"))
         h.addWidget(self._labels[-1])
         self.axis_combo = QtWidgets.QComboBox()
@@ -678,12 +680,11 @@ class CurveControls(QtWidgets.QWidget):
         self.axis_combo.currentIndexChanged.connect(
             lambda i: self.xAxisChanged.emit(self.axis_combo.itemData(i)))
         h.addWidget(self.axis_combo)
-        h.addSpacing(6)
         self.log_check = QtWidgets.QCheckBox("Log scale")
         self.log_check.setToolTip("Logarithmic y axis")
         self.log_check.toggled.connect(self.logYChanged)
         h.addWidget(self.log_check)
-        h.addStretch(1)
+        h.addStretch()
         self.export_button = QtWidgets.QToolButton()
         self.export_button.setText("Export")
         self.export_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -714,6 +715,8 @@ class CurveControls(QtWidgets.QWidget):
         for w in [self, *self.findChildren(QtWidgets.QWidget)]:
             w.setFont(f)
         self.slider.setMaximumWidth(int(170 * scale))
+        self.slider.setMinimumWidth(int(110 * scale))
+        self.updateGeometry()
 
 
 def _stamp_offsets(width: float) -> list[tuple[float, float]]:
@@ -765,6 +768,10 @@ def ask_export_path(parent: QtWidgets.QWidget, kind: str, stem: str) -> str:
 
 # =============================================================================================
 # the widget
+
+
+MIN_PLOT_WIDTH = 140  # pixels at scale 1 (presentation mode multiplies them)
+MIN_PLOT_HEIGHT = 120
 
 
 class LossPlot(QtWidgets.QWidget):
@@ -1418,6 +1425,8 @@ class LossPlot(QtWidgets.QWidget):
 
     def _apply_style(self) -> None:
         sc = self._scale
+        # a chart squeezed below this shows no curve worth reading: its page scrolls instead
+        self.plot_widget.setMinimumSize(int(MIN_PLOT_WIDTH * sc), int(MIN_PLOT_HEIGHT * sc))
         tick_font = style.font(sc, size=9)
         for name in ("left", "bottom"):
             ax = self.plot_item.getAxis(name)
