@@ -127,6 +127,15 @@ def page_problems(w: MainWindow, key: str) -> list[str]:
             fit = _button_text_room(c)
             if fit is not None and fit[0] > fit[1] + 1:
                 problems.append(f"{name}: text needs {fit[0]:.0f} px, has {fit[1]} px")
+        if isinstance(c, QtWidgets.QGroupBox) and c.title():
+            opt = QtWidgets.QStyleOptionGroupBox()
+            c.initStyleOption(opt)
+            title = c.style().subControlRect(QtWidgets.QStyle.ComplexControl.CC_GroupBox, opt,
+                                             QtWidgets.QStyle.SubControl.SC_GroupBoxLabel, c)
+            tops = [k.y() for k in c.findChildren(QtWidgets.QWidget, options=QtCore.Qt.FindChildOption.FindDirectChildrenOnly)
+                    if k.isVisible()]
+            if tops and title.bottom() >= min(tops):
+                problems.append(f"{name}: its title (bottom {title.bottom()}) overlaps its contents (top {min(tops)})")
         if isinstance(c, pg.GraphicsView) and not isinstance(c.parentWidget(), (AttentionHeatmap, AttentionGrid)):
             if c.height() < MIN_PLOT_HEIGHT:
                 problems.append(f"{name}: a plot {c.height()} px high (< {MIN_PLOT_HEIGHT})")
