@@ -139,6 +139,9 @@ def page_problems(w: MainWindow, key: str) -> list[str]:
         if isinstance(c, pg.GraphicsView) and not isinstance(c.parentWidget(), (AttentionHeatmap, AttentionGrid)):
             if c.height() < MIN_PLOT_HEIGHT:
                 problems.append(f"{name}: a plot {c.height()} px high (< {MIN_PLOT_HEIGHT})")
+    if page.horizontalScrollBar().maximum() > 0:
+        problems.append(f"{key}: the page is {panel.width()} px wide, wider than the window's "
+                        f"{page.viewport().width()} px (it should reflow, not scroll sideways)")
     if key == "attention":
         heat = w.attention.heatmap
         side = min(page.viewport().width(), page.viewport().height())

@@ -369,6 +369,7 @@ class MainWindow(QtWidgets.QMainWindow):
         st.setObjectName("appSubtitle")
         sl.addWidget(t)
         sl.addWidget(st)
+        self._sidebar_titles = (t, st)
         self.sidebar = QtWidgets.QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar_delegate = SidebarDelegate(self.sidebar)
@@ -939,12 +940,14 @@ class MainWindow(QtWidgets.QMainWindow):
         app = QtWidgets.QApplication.instance()
         app_mod.apply_style(app, scale)
         self.sidebar_delegate.scale = scale
-        self.sidebar_pane.setMinimumWidth(int(215 * scale))
+        side_scale = 1 + (scale - 1) * 0.6  # the page needs the room more than the sidebar
+        titles = max(label.sizeHint().width() for label in self._sidebar_titles)
+        self.sidebar_pane.setMinimumWidth(max(int(215 * side_scale), titles))
         self.sidebar.doItemsLayout()
         self.toolbar.setIconSize(QtCore.QSize(int(18 * scale), int(18 * scale)))
         for panel in self.panels.values():
             panel.set_presentation(scale)
-        self.splitter.setSizes([int(230 * scale), max(400, self.width() - int(230 * scale))])
+        self.splitter.setSizes([int(230 * side_scale), max(400, self.width() - int(230 * side_scale))])
 
     def toggle_fullscreen(self, on: bool) -> None:
         self.showFullScreen() if on else self.showNormal()

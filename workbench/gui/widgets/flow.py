@@ -157,6 +157,12 @@ class ElidedLabel(QtWidgets.QLabel):
     def full_text(self) -> str:
         return self._full
 
+    def text(self) -> str:  # the whole text, as set (what is painted may be shortened)
+        return self._full
+
+    def shown_text(self) -> str:
+        return super().text()
+
     def setText(self, text: str) -> None:
         self._full = text or ""
         self.setToolTip(self._full if self._full else "")
@@ -264,8 +270,20 @@ class ReflowSplitter(QtWidgets.QSplitter):
         orientation = QtCore.Qt.Orientation.Horizontal if wide else QtCore.Qt.Orientation.Vertical
         if orientation != self.orientation():
             self.setOrientation(orientation)
+            self._unfold_scroll_panes(not wide)
             self.updateGeometry()
         super().resizeEvent(e)
+
+    def _unfold_scroll_panes(self, stacked: bool) -> None:
+        """Stacked, a pane that is a scroll area (a settings column) shows all of its content, so
+        that the page scrolls once instead of a small box scrolling inside a scrolling page."""
+        for pane in self._panes():
+            if isinstance(pane, QtWidgets.QScrollArea) and pane.widget() is not None:
+                if stacked:
+                    pane.setProperty("_flow_min_height", pane.minimumHeight())
+                    pane.setMinimumHeight(pane.widget().minimumSizeHint().height() + 2 * pane.frameWidth())
+                elif pane.property("_flow_min_height") is not None:
+                    pane.setMinimumHeight(int(pane.property("_flow_min_height")))
 
 
 class WrapLabel(QtWidgets.QLabel):

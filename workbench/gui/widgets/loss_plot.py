@@ -641,6 +641,17 @@ class _Series:
 # the control row
 
 
+def _keep_together(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:
+    """Widgets in one row that a wrapping FlowRow moves as one."""
+    piece = QtWidgets.QWidget()
+    row = QtWidgets.QHBoxLayout(piece)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.setSpacing(8)
+    for w in widgets:
+        row.addWidget(w)
+    return piece
+
+
 class CurveControls(FlowRow):
     """Smoothing slider, x-axis choice, log scale and an export menu, as one row (wrapping onto
     a second line where the page is narrow).
@@ -660,7 +671,6 @@ class CurveControls(FlowRow):
         h.setContentsMargins(8, 4, 8, 2)
         h.setSpacing(8)
         self._labels = [QtWidgets.QLabel("Smoothing")]
-        h.addWidget(self._labels[0])
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setRange(0, 999)
         self.slider.setMaximumWidth(170)
@@ -670,16 +680,14 @@ class CurveControls(FlowRow):
         self.value_label = QtWidgets.QLabel("0.00")
         self.value_label.setMinimumWidth(34)
         self.slider.valueChanged.connect(self._on_slider)
-        h.addWidget(self.slider)
-        h.addWidget(self.value_label)
+        h.addWidget(_keep_together(self._labels[0], self.slider, self.value_label))  # wraps as one piece
         self._labels.append(QtWidgets.QLabel("x axis"))
-        h.addWidget(self._labels[-1])
         self.axis_combo = QtWidgets.QComboBox()
         for a in X_AXES:
             self.axis_combo.addItem(X_AXIS_LABELS[a], a)
         self.axis_combo.currentIndexChanged.connect(
             lambda i: self.xAxisChanged.emit(self.axis_combo.itemData(i)))
-        h.addWidget(self.axis_combo)
+        h.addWidget(_keep_together(self._labels[-1], self.axis_combo))
         self.log_check = QtWidgets.QCheckBox("Log scale")
         self.log_check.setToolTip("Logarithmic y axis")
         self.log_check.toggled.connect(self.logYChanged)
@@ -770,7 +778,7 @@ def ask_export_path(parent: QtWidgets.QWidget, kind: str, stem: str) -> str:
 # the widget
 
 
-MIN_PLOT_WIDTH = 140  # pixels at scale 1 (presentation mode multiplies them)
+MIN_PLOT_WIDTH = 180  # pixels at scale 1 (presentation mode multiplies them)
 MIN_PLOT_HEIGHT = 120
 
 
