@@ -275,11 +275,11 @@ def test_heatmap_says_when_tokens_are_too_many_to_label(qapp, qtbot):
     _settle(qtbot)
     heat.plot_widget.grab()
     assert heat.left_axis.stride > 1
-    assert "too many to label each" in heat.info.text() and "zoom" in heat.info.text()
+    assert "Too many tokens to label each" in heat.info.text() and "zoom" in heat.info.text()
     # zoomed in on the first 20 tokens, every one of them is labelled again
     heat.view_box.setRange(xRange=(0, 20), yRange=(0, 20), padding=0)
     _settle(qtbot)
     heat.plot_widget.grab()
     assert heat.left_axis.stride == 1
     assert heat.left_axis.drawn[:20] == list(range(20))
-    assert "too many" not in heat.info.text()
+    assert "Too many" not in heat.info.text()

@@ -214,6 +214,9 @@ class RunsPanel(Panel):
         dh.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         dh.setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.Stretch)
         dh.resizeSection(0, 190)
+        # run names share their start (demo-toy-2026…) and differ at the end: keep both ends
+        dh.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        dh.setMinimumSectionSize(60)
         self.diff_table.verticalHeader().setDefaultSectionSize(24)
         dl.addWidget(self.diff_table, 1)
         self.diff_note = muted_label("Select two runs to see the settings that differ between them.")
@@ -582,6 +585,8 @@ class RunsPanel(Panel):
             return
         a, b = paths
         self.diff_table.setHorizontalHeaderLabels(["Setting", Path(a).name, Path(b).name])
+        for col, path in ((1, a), (2, b)):  # narrow columns elide the name: the tooltip has all of it
+            self.diff_table.horizontalHeaderItem(col).setToolTip(str(path))
         try:
             self._diff = config_diff(a, b)
             rows = self._diff

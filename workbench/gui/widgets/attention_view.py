@@ -488,8 +488,8 @@ class AttentionHeatmap(QtWidgets.QWidget):
         k = max(self.left_axis.stride, self.bottom_axis.stride)
         if k <= 1 or not self._q_tokens:
             return ""
-        return (f"{len(self._q_tokens)} tokens, too many to label each: one label every {k} tokens. "
-                f"Scroll on the map to zoom in and read them all")
+        nth = {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
+        return f"Too many tokens to label each: every {nth} of {len(self._q_tokens)} · scroll to zoom in"
 
     def _show_hint(self) -> None:
         if self._hover_rect.isVisible():  # the hovered cell's readout stays

@@ -151,7 +151,7 @@ class ElidedLabel(QtWidgets.QLabel):
         super().__init__(parent)
         self._full = ""
         self._mode = mode
-        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Preferred)
         self.setText(text)
 
     def full_text(self) -> str:
@@ -281,7 +281,9 @@ class ReflowSplitter(QtWidgets.QSplitter):
             if isinstance(pane, QtWidgets.QScrollArea) and pane.widget() is not None:
                 if stacked:
                     pane.setProperty("_flow_min_height", pane.minimumHeight())
-                    pane.setMinimumHeight(pane.widget().minimumSizeHint().height() + 2 * pane.frameWidth())
+                    inner = pane.widget()
+                    need = max(inner.minimumSizeHint().height(), inner.minimumHeight())
+                    pane.setMinimumHeight(need + 2 * pane.frameWidth())
                 elif pane.property("_flow_min_height") is not None:
                     pane.setMinimumHeight(int(pane.property("_flow_min_height")))
 
