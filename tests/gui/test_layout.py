@@ -45,7 +45,10 @@ def windows(qapp, tmp_path_factory):
             w = MainWindow(settings=settings)
             w.confirm_close = False
             w.show()
-            QtWidgets.QApplication.processEvents()
+            # one torch warm-up at a time (two at once in threads crashed a starved machine)
+            deadline = QtCore.QDeadlineTimer(60000)
+            while not w.engine_ready() and not deadline.hasExpired():
+                QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
             w.setMinimumSize(200, 200)
             w.resize(*size)
             tokens = list(PROBE)
@@ -127,6 +130,10 @@ def page_problems(w: MainWindow, key: str) -> list[str]:
             fit = _button_text_room(c)
             if fit is not None and fit[0] > fit[1] + 1:
                 problems.append(f"{name}: text needs {fit[0]:.0f} px, has {fit[1]} px")
+        if isinstance(c, QtWidgets.QScrollArea) and c.widget() is not None and \
+                c.horizontalScrollBarPolicy() == QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff and \
+                c.widget().width() > c.viewport().width() + 1:
+            problems.append(f"{name}: its content is {c.widget().width()} px wide, cut to {c.viewport().width()} px")
         if isinstance(c, QtWidgets.QGroupBox) and c.title():
             opt = QtWidgets.QStyleOptionGroupBox()
             c.initStyleOption(opt)

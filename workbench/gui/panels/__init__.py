@@ -45,14 +45,9 @@ class Panel(QtWidgets.QWidget):
         self.body = QtWidgets.QVBoxLayout(content)
         self.body.setContentsMargins(0, 0, 0, 0)
         self.body.setSpacing(10)
-        if scroll:
-            area = QtWidgets.QScrollArea()
-            area.setWidgetResizable(True)
-            area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-            area.setWidget(content)
-            outer.addWidget(area, 1)
-        else:
-            outer.addWidget(content, 1)
+        # ``scroll`` is kept for callers: every page scrolls in the window (main_window._PageScroll),
+        # and a scroll area of the panel's own hid its minimum size from it (controls were cut)
+        outer.addWidget(content, 1)
         self._summary = ""
 
     def summary(self) -> str:

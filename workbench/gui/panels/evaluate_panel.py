@@ -58,7 +58,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..widgets import style
-from ..widgets.flow import FlowRow, ReflowSplitter, WrapLabel, labelled
+from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel, labelled
 from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
 from .dataset_form import DatasetPreview, guess_columns, preview_rows
 
@@ -803,12 +803,8 @@ class EvaluatePanel(Panel):
         self.seed_spin.valueChanged.connect(self._task_changed)
         self.length_norm.toggled.connect(self._schedule_inspect)
 
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll = ColumnScroll()  # as wide as its content (with a vertical scroll bar): nothing cut
         scroll.setWidget(settings)
-        scroll.setMinimumWidth(settings.minimumSizeHint().width() + 16)  # + a vertical scroll bar
         scroll.setMinimumHeight(280)  # when it stands above the views (ReflowSplitter)
         self.settings_scroll = scroll
         return scroll

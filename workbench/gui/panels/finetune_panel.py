@@ -51,7 +51,7 @@ from ..widgets import style
 from ..widgets.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
 from ..widgets.token_strip import TokenStrip
-from ..widgets.flow import FlowRow, ReflowSplitter, WrapLabel
+from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, Panel, SciSpinBox, card, error_label, field_help, muted_label, plain, show_error, spin_value
 from .balance_panel import step_columns
 from .dataset_form import COLUMN_ROLES, DatasetForm, DatasetPreview, check_labelled
@@ -1058,15 +1058,11 @@ class FinetunePanel(Panel):
         left.addWidget(self.error)
         left.addStretch(1)
 
-        self.settings_scroll = QtWidgets.QScrollArea()
-        self.settings_scroll.setWidgetResizable(True)
-        self.settings_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.settings_scroll = ColumnScroll()  # as wide as its content: nothing cut at the right
         self.settings_scroll.setWidget(settings)
-        self.settings_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         for combo in settings.findChildren(QtWidgets.QComboBox):
             combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
-        self.settings_scroll.setMinimumWidth(400)
         self.settings_scroll.setMinimumHeight(280)  # when it stands above the views (ReflowSplitter)
         self.settings = settings
 

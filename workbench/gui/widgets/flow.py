@@ -236,12 +236,21 @@ class Columns(QtWidgets.QWidget):
     def side_by_side(self) -> bool:
         return self.box.direction() == QtWidgets.QBoxLayout.Direction.LeftToRight
 
+    def _wide(self) -> bool:
+        return self.width() >= _side_by_side_width(self._widgets, self.box.spacing())
+
     def minimumSizeHint(self) -> QtCore.QSize:
-        return QtCore.QSize(_stacked_width(self._widgets), self.box.minimumSize().height())
+        # from the width (not the current direction, which follows it only on the next resize)
+        heights = [max(w.minimumSizeHint().height(), w.minimumHeight()) for w in self._widgets if not w.isHidden()]
+        if self._wide():
+            height = max(heights, default=0)
+        else:
+            height = sum(heights) + self.box.spacing() * max(0, len(heights) - 1)
+        return QtCore.QSize(_stacked_width(self._widgets), height)
 
     def resizeEvent(self, e) -> None:
         super().resizeEvent(e)
-        wide = self.width() >= _side_by_side_width(self._widgets, self.box.spacing())
+        wide = self._wide()
         direction = (QtWidgets.QBoxLayout.Direction.LeftToRight if wide
                      else QtWidgets.QBoxLayout.Direction.TopToBottom)
         if direction != self.box.direction():
@@ -262,8 +271,13 @@ class ReflowSplitter(QtWidgets.QSplitter):
         return [self.widget(i) for i in range(self.count())]
 
     def minimumSizeHint(self) -> QtCore.QSize:
-        hint = super().minimumSizeHint()
-        return QtCore.QSize(_stacked_width(self._panes()), hint.height())
+        panes = [p for p in self._panes() if not p.isHidden()]
+        heights = [max(p.minimumSizeHint().height(), p.minimumHeight()) for p in panes]
+        if self.width() >= _side_by_side_width(panes, self.handleWidth()):
+            height = max(heights, default=0)
+        else:
+            height = sum(heights) + self.handleWidth() * max(0, len(heights) - 1)
+        return QtCore.QSize(_stacked_width(panes), height)
 
     def resizeEvent(self, e) -> None:
         wide = self.width() >= _side_by_side_width(self._panes(), self.handleWidth())
@@ -317,3 +331,33 @@ class WrapLabel(QtWidgets.QLabel):
         super().resizeEvent(e)
         if e.size().width() != e.oldSize().width():
             self.updateGeometry()
+
+
+class ColumnScroll(QtWidgets.QScrollArea):
+    """A column of settings that scrolls up and down only: it is never narrower than its content
+    (plus the scroll bar), so nothing is cut at the right, also when presentation mode enlarges
+    the fonts. ``setWidget`` as usual."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def setWidget(self, widget: QtWidgets.QWidget) -> None:
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        bar = self.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        width = max(inner.minimumSizeHint().width(), inner.minimumWidth()) + bar + 2 * self.frameWidth() + 2
+        return QtCore.QSize(max(hint.width(), width), hint.height())
+
+    def eventFilter(self, obj, e) -> bool:
+        if obj is self.widget() and e.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the content's minimum may have changed (fonts, rows)
+        return super().eventFilter(obj, e)
