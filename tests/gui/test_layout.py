@@ -290,3 +290,22 @@ def test_heatmap_says_when_tokens_are_too_many_to_label(qapp, qtbot):
     assert heat.left_axis.stride == 1
     assert heat.left_axis.drawn[:20] == list(range(20))
     assert "Too many" not in heat.info.text()
+
+
+def test_head_labels_of_a_narrow_grid_do_not_run_together(qapp, qtbot):
+    grid = AttentionGrid()
+    qtbot.addWidget(grid)
+    grid.set_snapshot(_causal_attention(2, 12, 16), [f"t{i}" for i in range(16)])
+    grid.resize(1400, 300)
+    grid.show()
+    _settle(qtbot)
+    top = grid.plot_item.getAxis("top")
+    labels = [text for _pos, text in top._tickLevels[0]]
+    assert labels[3] == "head 3"
+    grid.resize(330, 300)
+    _settle(qtbot)
+    labels = [text for _pos, text in top._tickLevels[0]]
+    assert labels[3] == "3"
+    fm = QtGui.QFontMetricsF(top.style["tickFont"] or QtGui.QFont())
+    pitch_px = grid.view_box.width() / 12
+    assert fm.horizontalAdvance("11") < pitch_px  # the short labels fit their columns

@@ -689,6 +689,8 @@ class AttentionGrid(QtWidgets.QWidget):
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
+        if self._attn.size and self._layout_key is not None and self._layout_key[3] is None:
+            QtCore.QTimer.singleShot(0, self, self._refresh_head_ticks)  # once the view has its size
         if self._attn.size and self._layout_key is not None:
             L, H, T, layer, k = self._layout_key
             rows, cols = (L, H) if layer is None else (
@@ -778,7 +780,7 @@ class AttentionGrid(QtWidgets.QWidget):
         left, top = self.plot_item.getAxis("left"), self.plot_item.getAxis("top")
         if self._layer is None:
             left.setTicks([[(r * pitch + T / 2, f"layer {r}") for r in range(rows)]])
-            top.setTicks([[(c * pitch + T / 2, f"head {c}") for c in range(cols)]])
+            self._head_ticks(cols)
             # sized now, not after a first paint with clipped labels
             fm = QtGui.QFontMetricsF(left.style["tickFont"] or QtGui.QFont())
             pad = left.style["tickTextOffset"][0] + 6
@@ -800,6 +802,22 @@ class AttentionGrid(QtWidgets.QWidget):
         height = (rows - 1) * pitch + T
         top_margin = 0 if self._layer is None else 0.3 * T
         self.view_box.setRange(xRange=(0, width), yRange=(-top_margin, height), padding=0.01)
+
+    def _refresh_head_ticks(self) -> None:
+        if self._layout_key is not None and self._layout_key[3] is None:
+            self._head_ticks(self._layout_key[1])
+
+    def _head_ticks(self, cols: int) -> None:
+        """"head 3" over each column where it fits the column, else "3" (labels ran together as
+        "headhead 2" in a narrow grid)."""
+        pitch, T = self._pitch, self._cell
+        top = self.plot_item.getAxis("top")
+        fm = QtGui.QFontMetricsF(top.style["tickFont"] or QtGui.QFont())
+        span = (cols - 1) * pitch + T
+        px_per_col = self.view_box.width() * pitch / span if span and self.view_box.width() > 0 else 0.0
+        long = px_per_col == 0.0 or fm.horizontalAdvance(f"head {cols - 1}") + 6 <= px_per_col
+        top.setTicks([[(c * pitch + T / 2, f"head {c}" if long else str(c)) for c in range(cols)]])
+        self.head_labels_short = not long
 
     def _show_selection(self) -> None:
         if self._selected is None or self._selected not in self._cells:
