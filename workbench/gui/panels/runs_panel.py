@@ -678,6 +678,8 @@ class RunsPanel(Panel):
 
     def set_presentation(self, scale: float) -> None:
         self.plot.set_presentation(scale)
+        # the columns fit the larger header text once the new fonts are in (next event loop turn)
+        QtCore.QTimer.singleShot(0, self, self.table.resizeColumnsToContents)
 
     def _choose_folder(self) -> None:
         start = self.folders()[0] if Path(self.folders()[0]).exists() else str(Path.home())
