@@ -110,7 +110,8 @@ class TaskRow(QtWidgets.QFrame):
         self.detail.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail.setWordWrap(True)
         self.detail.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
-        self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        # the task's name stays whole: the controls beside it wrap instead
+        self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Preferred)
         text.addWidget(self.title)
         text.addWidget(self.detail)
         lay.addLayout(text, 1)

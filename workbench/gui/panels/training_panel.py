@@ -201,8 +201,17 @@ class TrainingPanel(Panel):
         self.progress.setFormat("not started")
         self.progress.setMinimumHeight(26)
         lay.addWidget(self.progress)
-        stats = QtWidgets.QGridLayout()
-        stats.setHorizontalSpacing(18)
+        # three columns of figures that wrap under each other on a narrow page (a run's figures
+        # are wider than the dashes before it)
+        stats = FlowRow(spacing=24)
+        stat_grids = []
+        for _c in range(3):
+            column = QtWidgets.QWidget()
+            grid = QtWidgets.QGridLayout(column)
+            grid.setContentsMargins(0, 0, 0, 0)
+            grid.setHorizontalSpacing(18)
+            stats.add(column)
+            stat_grids.append(grid)
         self.progress_labels: dict[str, QtWidgets.QLabel] = {}
         for i, (key, text) in enumerate((("step", "Step"), ("eta", "Time left"), ("speed", "Speed"),
                                          ("loss", "Training loss"), ("val", "Validation loss"),
@@ -214,12 +223,10 @@ class TrainingPanel(Panel):
             val.setObjectName("statValue")
             val.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             r, c = i % 3, i // 3
-            stats.addWidget(name, r, 2 * c)
-            stats.addWidget(val, r, 2 * c + 1)
+            stat_grids[c].addWidget(name, r, 0)
+            stat_grids[c].addWidget(val, r, 1)
             self.progress_labels[key] = val
-        for c in range(3):
-            stats.setColumnStretch(2 * c + 1, 1)
-        lay.addLayout(stats)
+        lay.addWidget(stats)
         self.status_label = muted_label()
         lay.addWidget(self.status_label)
         self.log = QtWidgets.QPlainTextEdit()

@@ -489,7 +489,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
         if k <= 1 or not self._q_tokens:
             return ""
         nth = {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
-        return f"Too many tokens to label each: every {nth} of {len(self._q_tokens)} · scroll to zoom in"
+        return f"Every {nth} of {len(self._q_tokens)} tokens labelled: scroll to zoom in"
 
     def _show_hint(self) -> None:
         if self._hover_rect.isVisible():  # the hovered cell's readout stays

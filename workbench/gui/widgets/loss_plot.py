@@ -1433,8 +1433,14 @@ class LossPlot(QtWidgets.QWidget):
 
     def _apply_style(self) -> None:
         sc = self._scale
-        # a chart squeezed below this shows no curve worth reading: its page scrolls instead
-        self.plot_widget.setMinimumSize(int(MIN_PLOT_WIDTH * sc), int(MIN_PLOT_HEIGHT * sc))
+        # a chart squeezed below this shows no curve worth reading (nor its whole title): its page
+        # reflows or scrolls instead
+        width = MIN_PLOT_WIDTH * sc
+        if self._title:
+            size = 10.5 if isinstance(self, MetricPlot) else 11.5
+            title_font = style.font(1.0, size=size * sc, bold=True)
+            width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) + 24 * sc)
+        self.plot_widget.setMinimumSize(int(width), int(MIN_PLOT_HEIGHT * sc))
         tick_font = style.font(sc, size=9)
         for name in ("left", "bottom"):
             ax = self.plot_item.getAxis(name)
