@@ -1439,7 +1439,7 @@ class LossPlot(QtWidgets.QWidget):
         if self._title:
             size = 10.5 if isinstance(self, MetricPlot) else 11.5
             title_font = style.font(1.0, size=size * sc, bold=True)
-            width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) + 24 * sc)
+            width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) * 1.1 + 48 * sc)
         self.plot_widget.setMinimumSize(int(width), int(MIN_PLOT_HEIGHT * sc))
         tick_font = style.font(sc, size=9)
         for name in ("left", "bottom"):
