@@ -149,7 +149,7 @@ class TrainingPanel(Panel):
         # hyperparameters
         # three columns of fields that wrap under each other on a narrow page
         box, box_lay = card("Hyperparameters")
-        columns = FlowRow(spacing=18)
+        columns = FlowRow(spacing=18, top=True)
         forms = []
         for _c in range(3):
             column = QtWidgets.QWidget()
@@ -203,7 +203,7 @@ class TrainingPanel(Panel):
         lay.addWidget(self.progress)
         # three columns of figures that wrap under each other on a narrow page (a run's figures
         # are wider than the dashes before it)
-        stats = FlowRow(spacing=24)
+        stats = FlowRow(spacing=24, top=True)
         stat_grids = []
         for _c in range(3):
             column = QtWidgets.QWidget()

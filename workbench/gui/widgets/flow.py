@@ -16,8 +16,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 class FlowLayout(QtWidgets.QLayout):
     """Places items left to right and starts a new line where the next item would not fit."""
 
-    def __init__(self, parent=None, *, spacing: int = 8):
+    def __init__(self, parent=None, *, spacing: int = 8, top: bool = False):
         super().__init__(parent)
+        self._top = top  # items sit at the top of their line (columns of a form), else centred
         self._items: list[QtWidgets.QLayoutItem] = []
         self._stretch_after: set[int] = set()  # indexes after which the rest of a line goes right
         self.setSpacing(spacing)
@@ -100,7 +101,7 @@ class FlowLayout(QtWidgets.QLayout):
                     used = area.width()
                 if move:
                     h = self._items[i].sizeHint().height()
-                    self._items[i].setGeometry(QtCore.QRect(x, y + (height - h) // 2, w, h))
+                    self._items[i].setGeometry(QtCore.QRect(x, y if self._top else y + (height - h) // 2, w, h))
                 x += w + self.spacing()
             y += height + self.spacing()
         return y - self.spacing() - area.y() + m.top() + m.bottom() if y > area.y() else m.top() + m.bottom()
@@ -111,9 +112,9 @@ class FlowRow(QtWidgets.QWidget):
     Its minimum height is the height its lines need at its current width (kept up to date on
     resize), so box layouts and scroll areas give it room for every line."""
 
-    def __init__(self, parent=None, *, spacing: int = 8):
+    def __init__(self, parent=None, *, spacing: int = 8, top: bool = False):
         super().__init__(parent)
-        self.flow = FlowLayout(self, spacing=spacing)
+        self.flow = FlowLayout(self, spacing=spacing, top=top)
         policy = QtWidgets.QSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Minimum)
         self.setSizePolicy(policy)
 
