@@ -251,11 +251,21 @@ class Columns(QtWidgets.QWidget):
 
     def resizeEvent(self, e) -> None:
         super().resizeEvent(e)
-        wide = self._wide()
-        direction = (QtWidgets.QBoxLayout.Direction.LeftToRight if wide
+        self._reflow()
+
+    def event(self, e: QtCore.QEvent) -> bool:
+        if e.type() == QtCore.QEvent.Type.LayoutRequest:  # a card's minimum changed (fonts, texts)
+            self._reflow()
+        return super().event(e)
+
+    def _reflow(self) -> None:
+        direction = (QtWidgets.QBoxLayout.Direction.LeftToRight if self._wide()
                      else QtWidgets.QBoxLayout.Direction.TopToBottom)
         if direction != self.box.direction():
             self.box.setDirection(direction)
+        hint = self.minimumSizeHint()
+        if hint != getattr(self, "_last_hint", None):  # tell the page only when it changed
+            self._last_hint = hint
             self.updateGeometry()
 
 
@@ -281,13 +291,21 @@ class ReflowSplitter(QtWidgets.QSplitter):
         return QtCore.QSize(_stacked_width(panes), height)
 
     def resizeEvent(self, e) -> None:
+        self._reflow()
+        super().resizeEvent(e)
+
+    def event(self, e: QtCore.QEvent) -> bool:
+        if e.type() == QtCore.QEvent.Type.LayoutRequest:  # a pane's minimum changed (fonts, texts)
+            self._reflow()
+        return super().event(e)
+
+    def _reflow(self) -> None:
         wide = self.width() >= _side_by_side_width(self._panes(), self.handleWidth())
         orientation = QtCore.Qt.Orientation.Horizontal if wide else QtCore.Qt.Orientation.Vertical
         if orientation != self.orientation():
             self.setOrientation(orientation)
             self._unfold_scroll_panes(not wide)
             self.updateGeometry()
-        super().resizeEvent(e)
 
     def _unfold_scroll_panes(self, stacked: bool) -> None:
         """Stacked, a pane that is a scroll area (a settings column) shows all of its content, so
