@@ -1,11 +1,17 @@
-"""Screenshots of every panel of the window, for the docs and for looking at the GUI.
+"""Screenshots of every page of the window, for the docs and for looking at the GUI.
 
-    xvfb-run -s "-screen 0 1600x1000x24" python tools/screenshots.py [--seconds 40] [--out docs/screenshots]
+    xvfb-run -s "-screen 0 1440x900x24" python tools/screenshots.py --size 1440x900 --modes normal presentation
+    xvfb-run -s "-screen 0 1024x768x24" python tools/screenshots.py --size 1024x768 --presentation
 
 Opens the window (with temporary settings, data and cache folders unless --keep-dirs), shows the
 corpus, tokenizer and model pages, then presses Demo, lets it train for --seconds, and grabs the
 training, curves and attention pages while it runs; pauses it and generates from the live model
-(the Generate page); stops it and shows the Runs page. Finally closes cleanly.
+(the Generate page); stops it and shows the Runs page and the rest. Finally closes cleanly.
+
+Every page is shot at the window size --size (the screen should be that big: the window is kept
+on its screen) in each of --modes (--presentation: presentation mode only), into
+OUT/<size>[-presentation]/<page>.png. With --top-level the normal-mode shots of the pages the
+README shows are also written to OUT/<page>.png.
 """
 
 from __future__ import annotations
@@ -21,12 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+# the pages README.md shows (tools/screens_mt_ft.py makes tasks, balance, finetune)
+README_PAGES = ("corpus", "tokenizer", "model", "training", "curves", "attention", "evaluate", "generate", "runs")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--seconds", type=float, default=40.0, help="how long the demo trains before the live shots")
-    ap.add_argument("--size", default="1440x900", help="window size WIDTHxHEIGHT")
-    ap.add_argument("--presentation", action="store_true", help="also shoot the curves in presentation mode")
+    ap.add_argument("--size", default="1440x900", help="window size WIDTHxHEIGHT (at most the screen's free area)")
+    ap.add_argument("--modes", nargs="+", choices=("normal", "presentation"), default=["normal"],
+                    help="shoot every page in these modes (default: normal)")
+    ap.add_argument("--presentation", action="store_true", help="the same as --modes presentation")
+    ap.add_argument("--top-level", action="store_true",
+                    help="also write the normal-mode shots of the README's pages to OUT/<page>.png")
     ap.add_argument("--keep-dirs", action="store_true", help="use the normal data and cache folders")
     ap.add_argument("--icl-run", help="a run of the icl_keyvalue preset: also shoot the Evaluate page on it")
     args = ap.parse_args()
@@ -44,12 +58,16 @@ def main() -> int:
     from workbench.gui.main_window import MainWindow
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    modes = ["presentation"] if args.presentation else list(dict.fromkeys(args.modes))
+    folders = {m: out / (args.size + ("-presentation" if m == "presentation" else "")) for m in modes}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
     settings = QtCore.QSettings(str(tmp / "settings.ini"), QtCore.QSettings.Format.IniFormat)
     w = MainWindow(settings=settings)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    w.resize(width, height)
     w.show()
+    w.resize(width, height)
+    w.fit_to_screen()  # a window bigger than the screen would be cut off: say so below
 
     def spin(seconds: float, until=lambda: False) -> bool:
         end = time.monotonic() + seconds
@@ -60,15 +78,30 @@ def main() -> int:
             time.sleep(0.02)
         return until()
 
-    def shoot(panel: str) -> None:
-        w.show_panel(panel)
-        spin(0.6)
-        w.curves.refresh(force=True)
-        spin(0.3)
-        path = out / f"{panel}.png"
-        w.grab().save(str(path))
-        print(f"saved {path}", flush=True)
+    shot: set[str] = set()
 
+    def shoot(*panels: str) -> None:
+        """Each page in each mode (the window's own pixels: the same with any window manager)."""
+        for mode in modes:
+            w.set_presentation(mode == "presentation")
+            for panel in panels:
+                w.show_panel(panel)
+                spin(0.6)
+                w.curves.refresh(force=True)
+                spin(0.3)
+                paths = [folders[mode] / f"{panel}.png"]
+                readme = panel in README_PAGES and (panel != "evaluate" or args.icl_run)  # README's is of ICL
+                if args.top_level and mode == "normal" and readme:
+                    paths.append(out / f"{panel}.png")
+                image = w.grab()
+                for path in paths:
+                    image.save(str(path))
+                    print(f"saved {path} ({image.width()}x{image.height()})", flush=True)
+                shot.add(panel)
+        w.set_presentation(False)
+
+    if (w.width(), w.height()) != (width, height):
+        print(f"note: the window is {w.width()}x{w.height()}: the screen has no room for {args.size}", flush=True)
     spin(30, w.engine_ready)
     spin(30, lambda: not w.corpus.is_counting())
     shoot("corpus")
@@ -77,20 +110,12 @@ def main() -> int:
     spin(120, lambda: not w.tokenizer.is_training())
     w.tokenizer.sample_edit.setPlainText("abcdef>abcdef\nponm<mnop\n([{}])|")
     spin(0.5)
-    shoot("tokenizer")
-    shoot("model")
+    shoot("tokenizer", "model", "tasks", "finetune")
 
     w.run_demo()
     spin(args.seconds)
     w.attention.show_sharpest_head()
-    for panel in ("training", "curves", "attention"):
-        shoot(panel)
-    if args.presentation:
-        w.set_presentation(True)
-        w.show_panel("curves")
-        spin(1.0)
-        w.grab().save(str(out / "curves_presentation.png"))
-        w.set_presentation(False)
+    shoot("training", "curves", "balance", "attention")
 
     # Generate from the live model of the paused run: the demo's copy task ("abcdef>" -> "abcdef")
     from workbench.engine.generate import SamplingSettings
@@ -130,6 +155,8 @@ def main() -> int:
     w.runs.select_runs([w.session.run_dir])
     spin(1.0)
     shoot("runs")
+    rest = [p for p in w.panels if p not in shot]  # Evaluate with the demo's model, unless --icl-run
+    shoot(*rest)
     w.close()
     spin(60, lambda: not w.session.is_active())
     spin(1.0)

@@ -276,3 +276,28 @@ def test_live_model_of_a_paused_run(qtbot, tmp_path):
     finally:
         session.stop()
         session.wait(60000)
+
+
+def test_a_long_output_scrolls_and_the_wheel_reaches_its_end(qtbot):
+    """QScrollArea reads height-for-width from the strip's size policy: without it the strip was
+    squeezed into the viewport (about 4 lines, no scroll bar, the wheel did nothing)."""
+    from PySide6 import QtGui
+
+    panel = GeneratePanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 800)
+    panel.show()
+    tokens = [f"word{i} " for i in range(600)]
+    panel.strip.set_tokens(tokens, list(range(600)))
+    qtbot.wait(50)
+    viewport = panel.out_scroll.viewport()
+    bar = panel.out_scroll.verticalScrollBar()
+    assert panel.strip.height() >= panel.strip.heightForWidth(viewport.width()) > viewport.height()
+    assert bar.maximum() > 0
+    bar.setValue(0)
+    pos = QtCore.QPointF(viewport.width() / 2, viewport.height() / 2)
+    wheel = QtGui.QWheelEvent(pos, viewport.mapToGlobal(pos), QtCore.QPoint(0, 0), QtCore.QPoint(0, -120 * 20),
+                              QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtCore.QCoreApplication.sendEvent(viewport, wheel)
+    assert bar.value() > 0

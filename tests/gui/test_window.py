@@ -220,7 +220,7 @@ def test_closing_during_training_stops_saves_and_joins(window, qtbot, monkeypatc
     assert w.session.last_result is not None and w.session.last_result.status == "stopped"
     run_dir = Path(w.session.run_dir)
     assert list((run_dir / "checkpoints").glob("step_*.json"))
-    assert QtCore.QSettings(w.settings.fileName(), QtCore.QSettings.Format.IniFormat).value("window/geometry")
+    assert QtCore.QSettings(w.settings.fileName(), QtCore.QSettings.Format.IniFormat).value("window/rect")
 
 
 def test_closing_can_be_cancelled(window, qtbot, monkeypatch):

@@ -40,6 +40,11 @@ def stylesheet(scale: float = 1.0) -> str:
     def pt(size: float) -> str:
         return f"{size * scale:.1f}pt"
 
+    def px(size: float) -> str:  # box lengths in points are not honoured: a card's title overlapped it
+        return f"{int(round(size))}px"
+
+    title_px = 10.5 * scale * 96 / 72 * 1.25  # a card title's line, in pixels at 96 dpi
+
     return f"""
     QMainWindow, QWidget#central {{ background: #f4f5f7; }}
     QWidget {{ font-size: {pt(BASE_POINT_SIZE)}; }}
@@ -52,7 +57,7 @@ def stylesheet(scale: float = 1.0) -> str:
     QLabel#headline {{ font-size: {pt(11.5)}; color: #1f2430; padding: 2px 2px; }}
     QGroupBox#card {{
         background: #ffffff; border: 1px solid #e1e4e8; border-radius: 8px;
-        margin-top: {pt(16)}; padding: 8px 10px 8px 10px; font-weight: 600;
+        margin-top: {px(title_px + 8)}; padding: 8px 10px 8px 10px; font-weight: 600;
     }}
     QGroupBox#card::title {{
         subcontrol-origin: margin; subcontrol-position: top left; left: 2px; top: 0px; padding: 0 4px 0 4px;

@@ -55,6 +55,11 @@ DEMO_PRESET = "demo_toy"
 LAST_EXPERIMENT = "last.toml"  # the forms at the last close, beside the settings
 MAX_RECENT = 8
 PRESENTATION_SCALE = 1.45
+# The first window: this size where the screen has room, else the screen's free area. The minimum
+# is small because every page scrolls (see _PageScroll): a window never has to outgrow its screen.
+PREFERRED_WINDOW = QtCore.QSize(1440, 900)
+MIN_WINDOW = QtCore.QSize(760, 520)
+FRAME_ALLOWANCE = QtCore.QSize(16, 48)  # title bar and borders of a typical window manager
 # Live redraw while a run trains (measured with `workbench bench gui`): redrawing the four curves
 # costs ~30 ms of GUI-thread CPU, and every GUI-thread millisecond is taken from the training
 # worker (on 2 cores they share the CPU time the process gets, and always the GIL). So during a
@@ -211,13 +216,21 @@ class _PageHost(QtWidgets.QWidget):
         return self.panel.sizeHint()
 
     def minimumSizeHint(self) -> QtCore.QSize:
-        return self.panel.minimumSizeHint()
+        hint = self.panel.minimumSizeHint()
+        lay = self.panel.layout()
+        if lay is not None and lay.hasHeightForWidth():  # word-wrapped text is taller when narrow
+            width = max(hint.width(), self.width())
+            hint.setHeight(max(hint.height(), lay.totalMinimumHeightForWidth(width)))
+        return hint
 
     def _fit(self) -> None:
-        hints = (self.panel.sizeHint(), self.panel.minimumSizeHint())
+        hints = (self.panel.sizeHint(), self.minimumSizeHint())
         if hints != self._hints:
             self._hints = hints
             self.updateGeometry()
+            page = self.parentWidget() and self.parentWidget().parentWidget()
+            if isinstance(page, _PageScroll):  # the scroll area re-reads the minimum size
+                QtWidgets.QApplication.postEvent(page, QtCore.QEvent(QtCore.QEvent.Type.LayoutRequest))
         self.panel.setGeometry(self.rect())
 
     def event(self, e: QtCore.QEvent) -> bool:
@@ -232,6 +245,35 @@ class _PageHost(QtWidgets.QWidget):
 
     def resizeEvent(self, e) -> None:
         self.panel.setGeometry(self.rect())
+        super().resizeEvent(e)
+        if e.size().width() != e.oldSize().width():
+            self._fit()  # the height the panel needs depends on its width
+
+
+class _PageScroll(QtWidgets.QScrollArea):
+    """A page of the stack: the panel (in its _PageHost) fills the page and scrolls where the
+    window is smaller than the panel's minimum size (a projector at 1024x768 in presentation
+    mode), so that every control stays reachable instead of being squeezed over its neighbours.
+    The stack itself asks for no more than a small minimum, so the window fits any screen."""
+
+    def __init__(self, panel: QtWidgets.QWidget):
+        super().__init__()
+        self.host = _PageHost(panel)
+        self.setObjectName(f"page_{panel.objectName()}")
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setWidgetResizable(True)
+        self.setWidget(self.host)
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(200, 150)
+
+    def sizeHint(self) -> QtCore.QSize:
+        return self.host.sizeHint()
+
+    def resizeEvent(self, e) -> None:
+        # the room the page has without scroll bars: panels size their big views from it
+        # (from the panel's own size they would grow it, and then themselves, without end)
+        self.host.panel.set_page_size(self.maximumViewportSize())
         super().resizeEvent(e)
 
 
@@ -262,7 +304,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._corpus_paths: tuple[str, ...] = ()
         self._snapshot_wanted = False         # the person asked for a snapshot: show it when it comes
         self.setWindowTitle(app_mod.APPLICATION)
-        self.setMinimumSize(1000, 660)
+        self.setMinimumSize(MIN_WINDOW)
 
         # panels, in the order of the path
         self.corpus = CorpusPanel()
@@ -354,13 +396,15 @@ class MainWindow(QtWidgets.QMainWindow):
         st.setObjectName("appSubtitle")
         sl.addWidget(t)
         sl.addWidget(st)
+        self._sidebar_titles = (t, st)
         self.sidebar = QtWidgets.QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar_delegate = SidebarDelegate(self.sidebar)
         self.sidebar.setItemDelegate(self.sidebar_delegate)
         self.sidebar.setMouseTracking(True)
         self.sidebar.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.sidebar.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.sidebar.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.sidebar.setVerticalScrollMode(QtWidgets.QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.stack = QtWidgets.QStackedWidget()
         for i, (key, panel) in enumerate(self.panels.items(), start=1):
             item = QtWidgets.QListWidgetItem(panel.title)
@@ -368,7 +412,7 @@ class MainWindow(QtWidgets.QMainWindow):
             item.setData(SUBTITLE_ROLE, panel.summary())
             item.setToolTip(panel.subtitle)
             self.sidebar.addItem(item)
-            self.stack.addWidget(_PageHost(panel))
+            self.stack.addWidget(_PageScroll(panel))
             panel.summaryChanged.connect(lambda text, it=item: self._set_summary(it, text))
         sl.addWidget(self.sidebar, 1)
         self.sidebar_foot = QtWidgets.QLabel("F11 presentation mode")
@@ -1054,12 +1098,14 @@ class MainWindow(QtWidgets.QMainWindow):
         app = QtWidgets.QApplication.instance()
         app_mod.apply_style(app, scale)
         self.sidebar_delegate.scale = scale
-        self.sidebar_pane.setMinimumWidth(int(215 * scale))
+        side_scale = 1 + (scale - 1) * 0.6  # the page needs the room more than the sidebar
+        titles = max(label.sizeHint().width() for label in self._sidebar_titles)
+        self.sidebar_pane.setMinimumWidth(max(int(215 * side_scale), titles))
         self.sidebar.doItemsLayout()
         self.toolbar.setIconSize(QtCore.QSize(int(18 * scale), int(18 * scale)))
         for panel in self.panels.values():
             panel.set_presentation(scale)
-        self.splitter.setSizes([int(230 * scale), max(400, self.width() - int(230 * scale))])
+        self.splitter.setSizes([int(230 * side_scale), max(400, self.width() - int(230 * side_scale))])
 
     def toggle_fullscreen(self, on: bool) -> None:
         self.showFullScreen() if on else self.showNormal()
@@ -1092,11 +1138,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _restore_settings(self) -> None:
         s = self.settings
-        geo = s.value("window/geometry")
-        if geo is not None:
-            self.restoreGeometry(geo)
+        rect = s.value("window/rect")  # the normal (not maximized) geometry, clamped to the screen below
+        if isinstance(rect, QtCore.QRect) and rect.isValid():
+            self.setGeometry(rect)
+            self._start_maximized = s.value("window/maximized") in (True, "true")
         else:
-            self.resize(1440, 900)
+            area = self._screen_area()
+            self.resize(PREFERRED_WINDOW.boundedTo(area.size() - FRAME_ALLOWANCE))
+            self.move(area.center() - QtCore.QPoint(self.width() // 2, self.height() // 2 + FRAME_ALLOWANCE.height() // 2))
+        self.fit_to_screen()
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)
@@ -1113,9 +1163,45 @@ class MainWindow(QtWidgets.QMainWindow):
             except (TypeError, ValueError):
                 pass
 
+    def _screen_area(self) -> QtCore.QRect:
+        """The free area (without panels and docks) of the screen the window is on."""
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else QtCore.QRect(0, 0, 1440, 900)
+
+    def fit_to_screen(self) -> None:
+        """Keep the whole window, frame and status bar included, on its screen's free area: a
+        saved size from a bigger monitor or the preferred size on a 1024x768 projector shrinks to
+        fit, and a window left off screen comes back. Before the first show the frame is not known
+        yet, so a typical title bar and border are allowed for."""
+        area = self._screen_area()
+        frame = self.frameGeometry()
+        if self.isVisible() and frame.height() > self.height():
+            extra = QtCore.QSize(frame.width() - self.width(), frame.height() - self.height())
+        else:
+            extra = QtCore.QSize(FRAME_ALLOWANCE.width(), FRAME_ALLOWANCE.height())
+        room = QtCore.QSize(max(1, area.width() - extra.width()), max(1, area.height() - extra.height()))
+        self.setMinimumSize(MIN_WINDOW.boundedTo(room))
+        size = self.size().boundedTo(room)
+        if size != self.size():
+            self.resize(size)
+        full = QtCore.QSize(size.width() + extra.width(), size.height() + extra.height())
+        x = min(max(frame.x(), area.left()), area.right() + 1 - full.width())
+        y = min(max(frame.y(), area.top()), area.bottom() + 1 - full.height())
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(x, y)
+
+    def showEvent(self, e) -> None:
+        super().showEvent(e)
+        if not getattr(self, "_fitted_once", False):  # the frame is known once the window is up
+            self._fitted_once = True
+            QtCore.QTimer.singleShot(0, self.fit_to_screen)
+            if getattr(self, "_start_maximized", False):
+                QtCore.QTimer.singleShot(0, self.showMaximized)
+
     def save_settings(self) -> None:
         s = self.settings
-        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/rect", self.normalGeometry())
+        s.setValue("window/maximized", self.isMaximized())
         s.setValue("window/state", self.saveState())
         s.setValue("window/splitter", self.splitter.saveState())
         s.setValue("curves/splitter", self.curves.splitter.saveState())

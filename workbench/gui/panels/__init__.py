@@ -12,6 +12,8 @@ import dataclasses
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..widgets.flow import WrapLabel
+
 ERROR_COLOR = "#c62828"
 OK_COLOR = "#2e7d32"
 MUTED_COLOR = "#6b6b6b"
@@ -34,9 +36,8 @@ class Panel(QtWidgets.QWidget):
         head.setSpacing(2)
         self.title_label = QtWidgets.QLabel(self.title)
         self.title_label.setObjectName("panelTitle")
-        self.subtitle_label = QtWidgets.QLabel(self.subtitle)
+        self.subtitle_label = WrapLabel(self.subtitle)
         self.subtitle_label.setObjectName("panelSubtitle")
-        self.subtitle_label.setWordWrap(True)
         head.addWidget(self.title_label)
         head.addWidget(self.subtitle_label)
         outer.addLayout(head)
@@ -44,14 +45,9 @@ class Panel(QtWidgets.QWidget):
         self.body = QtWidgets.QVBoxLayout(content)
         self.body.setContentsMargins(0, 0, 0, 0)
         self.body.setSpacing(10)
-        if scroll:
-            area = QtWidgets.QScrollArea()
-            area.setWidgetResizable(True)
-            area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-            area.setWidget(content)
-            outer.addWidget(area, 1)
-        else:
-            outer.addWidget(content, 1)
+        # ``scroll`` is kept for callers: every page scrolls in the window (main_window._PageScroll),
+        # and a scroll area of the panel's own hid its minimum size from it (controls were cut)
+        outer.addWidget(content, 1)
         self._summary = ""
 
     def summary(self) -> str:
@@ -64,6 +60,17 @@ class Panel(QtWidgets.QWidget):
 
     def set_presentation(self, scale: float) -> None:
         """Enlarge what the application font does not (plots, heatmaps). Default: nothing."""
+
+    def set_page_size(self, size: QtCore.QSize) -> None:
+        """The window tells the room its page has (the visible area of the page's scroll area):
+        a panel whose main view should fill a share of the screen sets its minimum from this
+        rather than from its own size. Default: nothing."""
+        self._page_size = QtCore.QSize(size)
+
+    def page_size(self) -> QtCore.QSize:
+        """The last size given to ``set_page_size`` (the panel's own size before that)."""
+        size = getattr(self, "_page_size", None)
+        return self.size() if size is None else size
 
     def set_editable(self, editable: bool) -> None:
         """Settings are fixed while a run is going; what only shows things stays usable."""
@@ -80,9 +87,8 @@ def card(title: str = "", layout: QtWidgets.QLayout | None = None) -> tuple[QtWi
 
 def error_label() -> QtWidgets.QLabel:
     """A red, word-wrapped label for messages a person can act on; hidden while empty."""
-    lab = QtWidgets.QLabel()
+    lab = WrapLabel()
     lab.setObjectName("errorLabel")
-    lab.setWordWrap(True)
     lab.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
     lab.setStyleSheet(f"color: {ERROR_COLOR};")
     lab.hide()
@@ -95,9 +101,8 @@ def show_error(label: QtWidgets.QLabel, text: str) -> None:
 
 
 def muted_label(text: str = "") -> QtWidgets.QLabel:
-    lab = QtWidgets.QLabel(text)
+    lab = WrapLabel(text)
     lab.setObjectName("mutedLabel")
-    lab.setWordWrap(True)
     return lab
 
 

@@ -18,9 +18,12 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from ..widgets.attention_view import AttentionGrid, AttentionHeatmap
+
+from ..widgets.flow import FlowRow, ReflowSplitter, WrapLabel
 from . import Panel, card, muted_label
 
 MEAN = -1  # the head picker's "average of all heads"
+HEATMAP_SHARE = 0.6  # of the page's smaller side: below that a projector shows no readable map
 _STEP = re.compile(r"step_(\d+)\.safetensors$")
 
 
@@ -57,33 +60,26 @@ class AttentionPanel(Panel):
         self._active = False
 
         # pickers and actions
-        bar = QtWidgets.QHBoxLayout()
-        bar.setSpacing(8)
-        bar.addWidget(QtWidgets.QLabel("Layer"))
+        bar = FlowRow()  # wraps onto a second line on a narrow page (presentation mode)
         self.layer_combo = QtWidgets.QComboBox()
         self.layer_combo.setMinimumWidth(90)
-        bar.addWidget(self.layer_combo)
-        bar.addWidget(QtWidgets.QLabel("Head"))
         self.head_combo = QtWidgets.QComboBox()
         self.head_combo.setMinimumWidth(130)
-        bar.addWidget(self.head_combo)
         self.auto_levels = QtWidgets.QCheckBox("Stretch colours")
         self.auto_levels.setToolTip("Colours from 0 to the largest weight shown, instead of 0 to 1")
-        bar.addWidget(self.auto_levels)
         self.sharpest_button = QtWidgets.QPushButton("Sharpest head")
         self.sharpest_button.setToolTip("Show the head whose tokens attend most sharply (the highest average "
                                         "of each row's largest weight): usually the most telling one")
-        bar.addWidget(self.sharpest_button)
-        bar.addStretch(1)
         self.snapshot_button = QtWidgets.QPushButton("Snapshot now")
         self.snapshot_button.setToolTip("Record the attention at the next training step")
         self.snapshot_button.setEnabled(False)
         self.load_button = QtWidgets.QPushButton("Open a run's snapshots…")
         self.export_button = QtWidgets.QPushButton("Export PNG")
-        bar.addWidget(self.snapshot_button)
-        bar.addWidget(self.load_button)
-        bar.addWidget(self.export_button)
-        self.body.addLayout(bar)
+        bar.add(QtWidgets.QLabel("Layer"), self.layer_combo, QtWidgets.QLabel("Head"), self.head_combo,
+                self.auto_levels, self.sharpest_button)
+        bar.add_stretch()
+        bar.add(self.snapshot_button, self.load_button, self.export_button)
+        self.body.addWidget(bar)
 
         # the maps
         self.heatmap = AttentionHeatmap()
@@ -94,19 +90,19 @@ class AttentionPanel(Panel):
         right, rl = card("All heads (click one)")
         rl.setContentsMargins(6, 6, 6, 6)
         rl.addWidget(self.grid)
-        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.splitter = ReflowSplitter()  # the grid goes below the heatmap on a narrow page
         self.splitter.setObjectName("attentionSplitter")
-        self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self.splitter.setSizes([700, 460])
         self.stack = QtWidgets.QStackedWidget()
-        self.empty = QtWidgets.QLabel("No attention snapshots yet.\n\nStart a run (or press Demo): the first "
+        self.empty = WrapLabel("No attention snapshots yet.\n\nStart a run (or press Demo): the first "
                                       "snapshot is taken before training begins, then every few steps.")
         self.empty.setObjectName("mutedLabel")
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.splitter)
         self.body.addWidget(self.stack, 1)
@@ -366,6 +362,15 @@ class AttentionPanel(Panel):
     def set_presentation(self, scale: float) -> None:
         self.heatmap.set_presentation(scale)
         self.grid.set_presentation(scale)
+
+    def set_page_size(self, size: QtCore.QSize) -> None:
+        """The heatmap takes HEATMAP_SHARE of the page's smaller side at least (with its labels
+        and colour bar); where that leaves no room beside it the grid of heads goes below it
+        (ReflowSplitter) and the page scrolls."""
+        super().set_page_size(size)
+        side = int(HEATMAP_SHARE * min(size.width(), size.height())) + 1
+        if self.heatmap.minimumSize() != QtCore.QSize(side, side):
+            self.heatmap.setMinimumSize(side, side)
 
     def _export_dialog(self) -> None:
         entry = self.current()

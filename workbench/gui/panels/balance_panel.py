@@ -26,6 +26,7 @@ from PySide6 import QtCore, QtWidgets
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
+from ..widgets.flow import Columns, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, Panel, card, muted_label
 
 
@@ -123,7 +124,7 @@ class BalancePanel(Panel):
         self._initial_error = ""
         self._weights_job = None
 
-        self.headline = QtWidgets.QLabel()
+        self.headline = WrapLabel()
         self.headline.setObjectName("headline")
         self.headline.setWordWrap(True)
         self.body.addWidget(self.headline)
@@ -143,8 +144,7 @@ class BalancePanel(Panel):
                                             pen=pg.mkPen(style.FAINT, width=1, style=QtCore.Qt.PenStyle.DashLine))
         self._pair_marker.hide()
         self.pairs_plot.plot_item.addItem(self._pair_marker, ignoreBounds=True)
-        top = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        top.setChildrenCollapsible(False)
+        top = ReflowSplitter()  # one above the other where they would be too narrow to read
         top.addWidget(self.loss_plot)
         top.addWidget(self.weight_plot)
         top.setSizes([600, 400])
@@ -174,11 +174,11 @@ class BalancePanel(Panel):
             "Cosine similarity of two tasks' gradients on the shared layers: +1 they ask for the same change, "
             "0 they are unrelated, −1 they ask for opposite changes. Persistent red cells are what PCGrad and "
             "GradNorm are for.")
-        side = QtWidgets.QHBoxLayout()
-        side.addWidget(self.pairs_plot, 1)
-        side.addWidget(self.conflict_view, 1)
+        side = Columns()
+        side.add(self.pairs_plot, 1)
+        side.add(self.conflict_view, 1)
         lay.addWidget(how)
-        lay.addLayout(side, 1)
+        lay.addWidget(side, 1)
         lay.addLayout(row)
 
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)

@@ -18,6 +18,7 @@ from workbench.engine.config import CorpusConfig
 from workbench.engine.corpus import BUILTIN_PREFIX, KINDS, Corpus, builtin_names, describe_builtin
 
 from ..bridge import Job, JobState
+from ..widgets.flow import FlowRow, labelled
 from . import ERROR_COLOR, Panel, card, field_help, human_bytes, human_count, muted_label
 
 PREVIEW_CHARS = 2000
@@ -217,8 +218,8 @@ class CorpusPanel(Panel):
         self.setAcceptDrops(True)
 
         # built-in corpora
-        box, lay = card("Built-in corpora", QtWidgets.QHBoxLayout())
-        lay.setSpacing(8)
+        box, lay = card("Built-in corpora")
+        row = FlowRow()  # the buttons wrap on a narrow page, the note goes below them
         self.builtin_buttons: dict[str, QtWidgets.QPushButton] = {}
         for name in builtin_names():
             b = QtWidgets.QPushButton(name)
@@ -226,17 +227,16 @@ class CorpusPanel(Panel):
             b.setCheckable(True)
             b.setToolTip(describe_builtin(name) + "\n\nClick to use it as the corpus.")
             b.clicked.connect(lambda _=False, n=name: self.use_builtin(n))
-            lay.addWidget(b)
+            row.add(b)
             self.builtin_buttons[name] = b
-        lay.addStretch(1)
+        lay.addWidget(row)
         self.builtin_note = muted_label()
-        self.builtin_note.setMinimumWidth(260)
-        lay.addWidget(self.builtin_note, 3)
+        lay.addWidget(self.builtin_note)
         self.body.addWidget(box)
 
         # sources
         box, lay = card("Sources")
-        buttons = QtWidgets.QHBoxLayout()
+        buttons = FlowRow()
         self.add_files_button = QtWidgets.QPushButton("Add files…")
         self.add_folder_button = QtWidgets.QPushButton("Add folder…")
         self.remove_button = QtWidgets.QPushButton("Remove")
@@ -244,12 +244,12 @@ class CorpusPanel(Panel):
         self.add_folder_button.clicked.connect(self._add_folder_dialog)
         self.remove_button.clicked.connect(self.remove_selected)
         for b in (self.add_files_button, self.add_folder_button, self.remove_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
+            buttons.add(b)
+        buttons.add_stretch()
         self.total_label = QtWidgets.QLabel()
         self.total_label.setObjectName("statValue")
-        buttons.addWidget(self.total_label)
-        lay.addLayout(buttons)
+        buttons.add(self.total_label)
+        lay.addWidget(buttons)
         # after a change that dropped sources: what happened, and a button that takes it back
         self.undo_bar = QtWidgets.QWidget()
         self.undo_bar.setObjectName("undoBar")
@@ -270,8 +270,7 @@ class CorpusPanel(Panel):
         QtGui.QShortcut(QtGui.QKeySequence.StandardKey.Delete, self.table, self.remove_selected)
         lay.addWidget(self.table, 1)
 
-        opts = QtWidgets.QHBoxLayout()
-        opts.setSpacing(8)
+        opts = FlowRow(spacing=14)
         self.glob_edit = QtWidgets.QLineEdit("**/*")
         self.glob_edit.setToolTip(field_help(CorpusConfig, "glob"))
         self.glob_edit.setMaximumWidth(140)
@@ -291,13 +290,8 @@ class CorpusPanel(Panel):
         self.val_spin.setToolTip(field_help(CorpusConfig, "val_fraction"))
         for text, w in (("Folder files", self.glob_edit), ("JSONL field / CSV column", self.field_combo),
                         ("Invalid UTF-8", self.errors_combo), ("Validation share", self.val_spin)):
-            lab = QtWidgets.QLabel(text)
-            lab.setBuddy(w)
-            opts.addWidget(lab)
-            opts.addWidget(w)
-            opts.addSpacing(6)
-        opts.addStretch(1)
-        lay.addLayout(opts)
+            opts.add(labelled(text, w))
+        lay.addWidget(opts)
         self.glob_edit.editingFinished.connect(self._options_changed)
         self.field_combo.currentTextChanged.connect(self._field_changed)
         self.errors_combo.currentIndexChanged.connect(self._options_changed)

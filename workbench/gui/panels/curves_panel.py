@@ -14,6 +14,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from ..widgets.loss_plot import CurveControls, LossPlot, MetricPlot
+from ..widgets.flow import ReflowSplitter, WrapLabel
 from . import Panel, muted_label
 
 
@@ -68,8 +69,9 @@ class CurvesPanel(Panel):
         bar.addWidget(self.clear_overlays_button)
         self.body.addLayout(bar)
 
-        self.headline = QtWidgets.QLabel()
+        self.headline = WrapLabel()
         self.headline.setObjectName("headline")
+        self.headline.setWordWrap(True)  # never wider than the page
         self.body.addWidget(self.headline)
 
         # plots
@@ -83,8 +85,7 @@ class CurvesPanel(Panel):
         self.grad_plot.set_smoothing(0.6)
         self.speed_plot.set_smoothing(0.6)
 
-        bottom = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        bottom.setChildrenCollapsible(False)
+        bottom = ReflowSplitter()  # one above the other where they would be too narrow to read
         for p in (self.lr_plot, self.grad_plot, self.speed_plot):
             bottom.addWidget(p)
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)

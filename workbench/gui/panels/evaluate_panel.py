@@ -58,6 +58,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..widgets import style
+from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel, labelled
 from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
 from .dataset_form import DatasetPreview, guess_columns, preview_rows
 
@@ -615,8 +616,7 @@ class EvaluatePanel(Panel):
 
         settings = self._build_settings()
         views = self._build_views()
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        split.setChildrenCollapsible(False)
+        split = ReflowSplitter()  # settings above the views on a narrow page
         split.addWidget(settings)
         split.addWidget(views)
         split.setStretchFactor(0, 0)
@@ -803,12 +803,9 @@ class EvaluatePanel(Panel):
         self.seed_spin.valueChanged.connect(self._task_changed)
         self.length_norm.toggled.connect(self._schedule_inspect)
 
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll = ColumnScroll()  # as wide as its content (with a vertical scroll bar): nothing cut
         scroll.setWidget(settings)
-        scroll.setMinimumWidth(settings.minimumSizeHint().width() + 16)  # + a vertical scroll bar
+        scroll.setMinimumHeight(280)  # when it stands above the views (ReflowSplitter)
         self.settings_scroll = scroll
         return scroll
 
@@ -886,7 +883,7 @@ class EvaluatePanel(Panel):
 
         # one prompt
         pr_box, pr_lay = card("The prompt of one example")
-        ctl = QtWidgets.QHBoxLayout()
+        ctl = FlowRow()  # wraps on a narrow page
         self.example_spin = QtWidgets.QSpinBox()
         self.example_spin.setRange(1, 1)
         self.example_spin.setPrefix("example ")
@@ -902,11 +899,10 @@ class EvaluatePanel(Panel):
         self.attention_mode.setToolTip("Averaged over layers and heads: over every token of the query, or only its "
                                        "last one (whose output predicts the answer)")
         for w in (self.example_spin, self.inspect_k, self.draw_spin):
-            ctl.addWidget(w)
+            ctl.add(w)
             w.valueChanged.connect(self._schedule_inspect)
-        ctl.addStretch(1)
-        ctl.addWidget(QtWidgets.QLabel("Attention of"))
-        ctl.addWidget(self.attention_mode)
+        ctl.add_stretch()
+        ctl.add(labelled("Attention of", self.attention_mode))
         self.attention_mode.currentIndexChanged.connect(self._show_attention)
         key = (f"<span style='background:{DESCRIPTION_FILL}'>&nbsp;description&nbsp;</span> "
                f"<span style='background:{DEMO_FILLS[0]}'>&nbsp;demonstration&nbsp;</span>"
@@ -914,9 +910,8 @@ class EvaluatePanel(Panel):
                f"<b style='color:{ANSWER_INK}'>answer</b> "
                f"<b style='background:{QUERY_FILL}'>&nbsp;query&nbsp;</b>")
         self.parts_key = QtWidgets.QLabel(key)
-        pr_lay.addLayout(ctl)
-        psplit = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        psplit.setChildrenCollapsible(False)
+        pr_lay.addWidget(ctl)
+        psplit = ReflowSplitter()
         left = QtWidgets.QWidget()
         ll = QtWidgets.QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -924,7 +919,7 @@ class EvaluatePanel(Panel):
         self.prompt_view = PromptView()
         ll.addWidget(self.parts_key)
         ll.addWidget(self.prompt_view, 1)
-        self.answers_label = QtWidgets.QLabel()
+        self.answers_label = WrapLabel()
         self.answers_label.setWordWrap(True)
         self.answers_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         ll.addWidget(self.answers_label)

@@ -52,6 +52,7 @@ from ..widgets import style
 from ..widgets.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
 from ..widgets.token_strip import TokenStrip
+from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, Panel, SciSpinBox, card, error_label, field_help, muted_label, plain, show_error, spin_value
 from .balance_panel import step_columns
 from .dataset_form import COLUMN_ROLES, DatasetForm, DatasetPreview, check_labelled
@@ -785,7 +786,7 @@ class InputInspector(QtWidgets.QWidget):
                           "model's last hidden state here")
         top.addWidget(legend)
         self.status = muted_label("Choose a pretrained model and a dataset to see the exact tokens the model reads.")
-        self.example_label = QtWidgets.QLabel()
+        self.example_label = WrapLabel()
         self.example_label.setWordWrap(True)
         self.example_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.example_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -972,10 +973,11 @@ class FinetunePanel(Panel):
         self._tasks: set[str] = set()
         self._keys: dict[int, dict[str, str]] = {}  # plot -> {curve: colour}, for the key above the plots
 
-        self.enable_box = QtWidgets.QCheckBox(
-            "Fine-tune a model on a labelled task  (off: the run pretrains with the tasks of the Tasks page)")
+        self.enable_box = QtWidgets.QCheckBox("Fine-tune a model on a labelled task")
         self.enable_box.setObjectName("enableFinetune")
-        self.body.addWidget(self.enable_box)
+        enable_row = FlowRow()  # the note goes under the box on a narrow page
+        enable_row.add(self.enable_box, muted_label("(off: the run pretrains with the tasks of the Tasks page)"))
+        self.body.addWidget(enable_row)
 
         # ---- left: settings ---------------------------------------------------------------
         settings = QtWidgets.QWidget()
@@ -1072,15 +1074,12 @@ class FinetunePanel(Panel):
         left.addWidget(self.error)
         left.addStretch(1)
 
-        self.settings_scroll = QtWidgets.QScrollArea()
-        self.settings_scroll.setWidgetResizable(True)
-        self.settings_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.settings_scroll = ColumnScroll()  # as wide as its content: nothing cut at the right
         self.settings_scroll.setWidget(settings)
-        self.settings_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         for combo in settings.findChildren(QtWidgets.QComboBox):
             combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
-        self.settings_scroll.setMinimumWidth(400)
+        self.settings_scroll.setMinimumHeight(280)  # when it stands above the views (ReflowSplitter)
         self.settings = settings
 
         # ---- right: views -----------------------------------------------------------------
@@ -1095,13 +1094,13 @@ class FinetunePanel(Panel):
         tl = QtWidgets.QGridLayout(training)
         tl.setContentsMargins(4, 6, 4, 4)
         tl.setSpacing(6)
-        self.headline = QtWidgets.QLabel()
+        self.headline = WrapLabel()
         self.headline.setObjectName("headline")
         self.headline.setWordWrap(True)
         # small plots: a key above them instead of legends over the curves
         self.loss_plot = LossPlot(title="Loss", y_label="loss", show_controls=False, smoothing=0.6, legend=False)
         self.metric_plot = MetricPlot(title="Validation metrics", y_label="", legend=False)
-        self.curve_key = QtWidgets.QLabel()
+        self.curve_key = WrapLabel()
         self.curve_key.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.curve_key.setWordWrap(True)
         self.grad_strip = GradNormStrip()
@@ -1133,8 +1132,7 @@ class FinetunePanel(Panel):
         right.setSizes([300, 460])
         self.right_splitter = right
 
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        split.setChildrenCollapsible(False)
+        split = ReflowSplitter()  # settings above the views on a narrow page
         split.addWidget(self.settings_scroll)
         split.addWidget(right)
         split.setStretchFactor(0, 0)

@@ -46,6 +46,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..widgets import style
 from ..widgets.attention_view import TokenAxis
 from ..widgets.token_strip import TokenStrip
+from ..widgets.flow import FlowRow, WrapLabel
 from . import ERROR_COLOR, MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
 
 MEAN = -1          # the head picker's "mean of heads"
@@ -164,8 +165,7 @@ class GeneratePanel(Panel):
 
         # -- the model ------------------------------------------------------------------------
         model_box, ml = card("Model", QtWidgets.QVBoxLayout())
-        row = QtWidgets.QHBoxLayout()
-        row.setSpacing(8)
+        row = FlowRow()  # wraps on a narrow page
         self.checkpoint_radio = QtWidgets.QRadioButton("Checkpoint")
         self.checkpoint_radio.setToolTip("A finished (or stopped) run: its latest checkpoint, or a checkpoint file")
         self.live_radio = QtWidgets.QRadioButton("Paused training run (live)")
@@ -176,15 +176,13 @@ class GeneratePanel(Panel):
         self.source_group = QtWidgets.QButtonGroup(self)
         self.source_group.addButton(self.checkpoint_radio)
         self.source_group.addButton(self.live_radio)
-        row.addWidget(self.checkpoint_radio)
-        row.addWidget(self.live_radio)
-        row.addStretch(1)
+        row.add(self.checkpoint_radio, self.live_radio)
+        row.add_stretch()
         self.open_run_button = QtWidgets.QPushButton("Open run folder…")
         self.open_file_button = QtWidgets.QPushButton("Open checkpoint file…")
-        row.addWidget(self.open_run_button)
-        row.addWidget(self.open_file_button)
-        ml.addLayout(row)
-        self.source_label = QtWidgets.QLabel()
+        row.add(self.open_run_button, self.open_file_button)
+        ml.addWidget(row)
+        self.source_label = WrapLabel()
         self.source_label.setObjectName("statValue")
         self.source_label.setWordWrap(True)
         self.source_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -200,8 +198,7 @@ class GeneratePanel(Panel):
         fm = self.prompt_edit.fontMetrics()
         self.prompt_edit.setFixedHeight(int(fm.lineSpacing() * 3.2 + 12))
         gl.addWidget(self.prompt_edit)
-        fields = QtWidgets.QHBoxLayout()
-        fields.setSpacing(6)
+        fields = FlowRow(spacing=12)  # wraps on a narrow page, a label stays with its field
         self.fields: dict[str, QtWidgets.QLineEdit] = {}
         specs = [
             ("temperature", "Temperature", "0.8", "0: greedy (always the most likely token); below 1: safer; "
@@ -223,9 +220,13 @@ class GeneratePanel(Panel):
             if name == "seed":
                 edit.setPlaceholderText("random")
             edit.textChanged.connect(self._update_controls)
-            fields.addWidget(lab)
-            fields.addWidget(edit)
-            fields.addSpacing(6)
+            pair = QtWidgets.QWidget()
+            ph = QtWidgets.QHBoxLayout(pair)
+            ph.setContentsMargins(0, 0, 0, 0)
+            ph.setSpacing(6)
+            ph.addWidget(lab)
+            ph.addWidget(edit)
+            fields.add(pair)
             self.fields[name] = edit
         self.temperature_edit = self.fields["temperature"]
         self.top_k_edit = self.fields["top_k"]
@@ -248,15 +249,14 @@ class GeneratePanel(Panel):
         self.eos_check = QtWidgets.QCheckBox("Stop at <|endoftext|>")
         self.eos_check.setChecked(True)
         self.eos_check.setToolTip("End when the model produces the end-of-text token")
-        fields.addWidget(self.eos_check)
-        fields.addStretch(1)
+        fields.add(self.eos_check)
+        fields.add_stretch()
         self.generate_button = QtWidgets.QPushButton("Generate")
         self.generate_button.setDefault(True)
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        fields.addWidget(self.generate_button)
-        fields.addWidget(self.stop_button)
-        gl.addLayout(fields)
+        fields.add(self.generate_button, self.stop_button)
+        gl.addWidget(fields)
         self.error = error_label()
         gl.addWidget(self.error)
         self.body.addWidget(gen_box)

@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import ModelConfig
 
+from ..widgets.flow import Columns
 from . import ERROR_COLOR, Panel, card, error_label, field_help, human_bytes, human_count, muted_label, show_error
 
 
@@ -141,12 +142,13 @@ class ModelPanel(Panel):
         self._valid = True
         self._bias = True
 
-        row = QtWidgets.QHBoxLayout()
-        row.setSpacing(14)
-        self.body.addLayout(row, 1)
-        left = QtWidgets.QVBoxLayout()
+        row = Columns(spacing=14)  # side by side, or one above the other on a narrow page
+        self.body.addWidget(row, 1)
+        left_pane = QtWidgets.QWidget()
+        left = QtWidgets.QVBoxLayout(left_pane)
+        left.setContentsMargins(0, 0, 0, 0)
         left.setSpacing(10)
-        row.addLayout(left, 3)
+        row.add(left_pane, 3)
 
         box, form = card("Shape", QtWidgets.QFormLayout())
         form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
@@ -205,9 +207,7 @@ class ModelPanel(Panel):
         box, lay = card("Architecture")
         self.diagram = ArchitectureDiagram()
         lay.addWidget(self.diagram)
-        row.addWidget(box, 2)
-        row.setStretch(0, 3)
-        row.setStretch(1, 2)
+        row.add(box, 2)
 
         self.set_config(ModelConfig())
 

@@ -23,6 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot
+from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, Panel, card, error_label, fmt_duration, muted_label, show_error
 
 COLUMNS = ("name", "started", "status", "steps", "model", "tokenizer", "tasks", "val loss", "metrics", "time")
@@ -127,18 +128,16 @@ class RunsPanel(Panel):
         self._metric_key: str | None = None
 
         # -- tool row ------------------------------------------------------------------------
-        bar = QtWidgets.QHBoxLayout()
-        bar.setSpacing(8)
+        bar = FlowRow()  # wraps on a narrow page
         self.refresh_button = QtWidgets.QPushButton("Refresh")
         self.refresh_button.setToolTip("List the runs again (new runs, runs still training).")
         self.add_folder_button = QtWidgets.QPushButton("Add folder…")
         self.add_folder_button.setToolTip("Also list the runs in another folder (one that holds run folders), "
                                           "or a single run folder.")
-        self.count_label = muted_label()
-        self.count_label.setWordWrap(False)
-        bar.addWidget(self.refresh_button)
-        bar.addWidget(self.add_folder_button)
-        bar.addWidget(self.count_label, 1)
+        self.count_label = ElidedLabel(mode=QtCore.Qt.TextElideMode.ElideMiddle)  # a long folder: … and a tooltip
+        self.count_label.setObjectName("mutedLabel")
+        bar.add(self.refresh_button, self.add_folder_button, self.count_label)
+        bar.add_stretch()
         self.sample_edit = QtWidgets.QLineEdit()
         self.sample_edit.setPlaceholderText("prompt for a text sample")
         self.sample_edit.setToolTip("With a prompt, the report includes text the run's final checkpoint "
@@ -153,9 +152,8 @@ class RunsPanel(Panel):
         self.export_folder_action = menu.addAction("As a folder of files (SVG, CSV)…",
                                                    lambda: self._export_dialog("folder"))
         self.export_button.setMenu(menu)
-        bar.addWidget(self.sample_edit)
-        bar.addWidget(self.export_button)
-        self.body.addLayout(bar)
+        bar.add(self.sample_edit, self.export_button)
+        self.body.addWidget(bar)
 
         # -- the table -----------------------------------------------------------------------
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
@@ -176,6 +174,8 @@ class RunsPanel(Panel):
         h.setStretchLastSection(False)
         h.setHighlightSections(False)
         self.table.verticalHeader().setDefaultSectionSize(26)
+        # room for several runs before the splitter is dragged (it showed two and a half)
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + 6 * 26 + 4)
         self.empty_label = muted_label()
         table_box = QtWidgets.QWidget()
         tl = QtWidgets.QVBoxLayout(table_box)
@@ -224,13 +224,15 @@ class RunsPanel(Panel):
         dh.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         dh.setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.Stretch)
         dh.resizeSection(0, 190)
+        # run names share their start (demo-toy-2026…) and differ at the end: keep both ends
+        dh.setTextElideMode(QtCore.Qt.TextElideMode.ElideMiddle)
+        dh.setMinimumSectionSize(60)
         self.diff_table.verticalHeader().setDefaultSectionSize(24)
         dl.addWidget(self.diff_table, 1)
         self.diff_note = muted_label("Select two runs to see the settings that differ between them.")
         dl.addWidget(self.diff_note)
 
-        lower = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        lower.setChildrenCollapsible(False)
+        lower = ReflowSplitter()  # the diff goes below the curves on a narrow page
         lower.addWidget(curves_box)
         lower.addWidget(diff_box)
         lower.setStretchFactor(0, 3)
@@ -245,7 +247,7 @@ class RunsPanel(Panel):
         self.splitter.setStretchFactor(1, 3)
         self.body.addWidget(self.splitter, 1)
 
-        self.message = QtWidgets.QLabel()
+        self.message = WrapLabel()
         self.message.setObjectName("exportMessage")
         self.message.setWordWrap(True)
         self.message.setTextFormat(QtCore.Qt.TextFormat.RichText)
@@ -644,6 +646,8 @@ class RunsPanel(Panel):
             return
         a, b = paths
         self.diff_table.setHorizontalHeaderLabels(["Setting", Path(a).name, Path(b).name])
+        for col, path in ((1, a), (2, b)):  # narrow columns elide the name: the tooltip has all of it
+            self.diff_table.horizontalHeaderItem(col).setToolTip(str(path))
         try:
             self._diff = config_diff(a, b)
             rows = self._diff
@@ -735,6 +739,8 @@ class RunsPanel(Panel):
 
     def set_presentation(self, scale: float) -> None:
         self.plot.set_presentation(scale)
+        # the columns fit the larger header text once the new fonts are in (next event loop turn)
+        QtCore.QTimer.singleShot(0, self, self.table.resizeColumnsToContents)
 
     def _choose_folder(self) -> None:
         start = self.folders()[0] if Path(self.folders()[0]).exists() else str(Path.home())

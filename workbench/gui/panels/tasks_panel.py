@@ -32,6 +32,7 @@ from workbench.engine.config import (
 from workbench.engine.errors import WorkbenchError
 
 from ..widgets import style
+from ..widgets.flow import Columns, FlowRow, WrapLabel, labelled
 from . import Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
 from .balance_panel import TaskColors
 from .dataset_form import KIND_LOOK, DatasetForm, DatasetPreview
@@ -107,12 +108,13 @@ class TaskRow(QtWidgets.QFrame):
         f = self.title.font()
         f.setBold(True)
         self.title.setFont(f)
-        self.detail = QtWidgets.QLabel()
+        self.detail = WrapLabel()
         self.detail.setObjectName("mutedLabel")
         self.detail.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail.setWordWrap(True)
         self.detail.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
-        self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        # the task's name stays whole: the controls beside it wrap instead
+        self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Preferred)
         text.addWidget(self.title)
         text.addWidget(self.detail)
         lay.addLayout(text, 1)
@@ -140,16 +142,20 @@ class TaskRow(QtWidgets.QFrame):
         self.remove_button = QtWidgets.QToolButton()
         self.remove_button.setText("✕")
         self.remove_button.setToolTip("Remove this task")
+        controls = FlowRow()  # wrap under each other in a narrow column
         for lab, w in (("name", self.name_edit), ("weight", self.weight)):
-            caption = QtWidgets.QLabel(lab)
+            pair = labelled(lab, w)
+            caption = pair.findChild(QtWidgets.QLabel)
             caption.setObjectName("mutedLabel")
             caption.setToolTip(w.toolTip())
-            lay.addWidget(caption)
-            lay.addWidget(w)
-        lay.addWidget(self.mask_label)
-        lay.addWidget(self.mask_prob)
-        lay.addWidget(self.edit_button)
-        lay.addWidget(self.remove_button)
+            controls.add(pair)
+        mask = QtWidgets.QWidget()
+        ml = QtWidgets.QHBoxLayout(mask)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(self.mask_label)
+        ml.addWidget(self.mask_prob)
+        controls.add(mask, self.edit_button, self.remove_button)
+        lay.addWidget(controls)
 
         self.name_edit.textChanged.connect(self._changed)
         self.weight.valueChanged.connect(self._changed)
@@ -468,7 +474,7 @@ class TasksPanel(Panel):
         self._rows: list[TaskRow] = []
         self._base_multitask = MultitaskConfig()
 
-        self.finetune_note = QtWidgets.QLabel()
+        self.finetune_note = WrapLabel()
         self.finetune_note.setWordWrap(True)
         self.finetune_note.setStyleSheet("background: #fff4e0; border: 1px solid #f0c987; border-radius: 6px; "
                                          "padding: 6px 10px; color: #5a4310;")
@@ -568,19 +574,15 @@ class TasksPanel(Panel):
         dbox, dlay = card("One shared model, a head per task")
         dlay.addWidget(self.diagram)
 
-        row = QtWidgets.QHBoxLayout()
-        row.setSpacing(14)
+        # the page scrolls (main_window._PageScroll): no scroll area of its own, which cut the
+        # task rows at the right on a narrow page
+        row = Columns(spacing=14)  # side by side, or one above the other on a narrow page
         lw = QtWidgets.QWidget()
         lw.setLayout(left)
         left.setContentsMargins(0, 0, 0, 0)
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setWidget(lw)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        row.addWidget(scroll, 3)
-        row.addWidget(dbox, 2)
-        self.body.addLayout(row, 1)
+        row.add(lw, 3)
+        row.add(dbox, 2)
+        self.body.addWidget(row, 1)
         self.editor = lw
 
         for w in (self.sampling, self.weighting):
@@ -588,6 +590,9 @@ class TasksPanel(Panel):
         for w in (self.temperature, self.gradnorm_alpha, self.gradnorm_lr):
             w.valueChanged.connect(self._changed)
         self.conflict_every.valueChanged.connect(self._changed)
+        for combo in (self.sampling, self.weighting):  # long item texts must not widen the page
+            combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
         self.set_config((TaskConfig(),), MultitaskConfig())
 
     # -- API --------------------------------------------------------------------------------

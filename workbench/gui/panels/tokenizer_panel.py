@@ -17,6 +17,7 @@ from workbench.engine.config import CorpusConfig, Experiment, TokenizerConfig
 
 from ..bridge import Job, JobState
 from ..widgets.token_strip import TokenStrip
+from ..widgets.flow import Columns
 from . import ERROR_COLOR, Panel, card, error_label, field_help, muted_label, show_error
 
 KIND_LABELS = {
@@ -85,9 +86,8 @@ class TokenizerPanel(Panel):
         self._path = ""
         self.auto_train = True
 
-        top = QtWidgets.QHBoxLayout()
-        top.setSpacing(12)
-        self.body.addLayout(top)
+        top = Columns()  # side by side, or one above the other on a narrow page
+        self.body.addWidget(top)
 
         box, form = card("Settings", QtWidgets.QFormLayout())
         form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
@@ -135,7 +135,7 @@ class TokenizerPanel(Panel):
         form.addRow(self.progress_label)
         self.error = error_label()
         form.addRow(self.error)
-        top.addWidget(box, 1)
+        top.add(box, 1)
 
         box, grid = card("Result", QtWidgets.QGridLayout())
         grid.setHorizontalSpacing(18)
@@ -153,7 +153,7 @@ class TokenizerPanel(Panel):
         self.stale_label = muted_label()
         grid.addWidget(self.stale_label, 4, 0, 1, 2)
         grid.setRowStretch(5, 1)
-        top.addWidget(box, 1)
+        top.add(box, 1)
 
         box, lay = card("Try it: how does this text split?")
         self.sample_edit = QtWidgets.QPlainTextEdit(DEFAULT_SAMPLE)

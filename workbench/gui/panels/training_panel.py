@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import Experiment, TrainingConfig, diff_experiments
 
+from ..widgets.flow import Columns, FlowRow, WrapLabel
 from . import Panel, SciSpinBox, card, error_label, field_help, fmt_duration, human_count, muted_label, show_error
 
 # (field, label, kind) shown in the hyperparameter grid, in reading order
@@ -83,9 +84,8 @@ class TrainingPanel(Panel):
         self._val = None
         self._last_metrics_time = 0.0
 
-        top = QtWidgets.QHBoxLayout()
-        top.setSpacing(12)
-        self.body.addLayout(top)
+        top = Columns()  # side by side, or one above the other on a narrow page
+        self.body.addWidget(top)
 
         # where and what
         box, form = card("Run", QtWidgets.QFormLayout())
@@ -121,7 +121,7 @@ class TrainingPanel(Panel):
         resume_row.addWidget(self.resume_button)
         resume_row.addWidget(self.resume_clear)
         form.addRow("Continue", resume_row)
-        top.addWidget(box, 1)
+        top.add(box, 1)
 
         # controls
         box, lay = card("Control")
@@ -154,12 +154,22 @@ class TrainingPanel(Panel):
         self.error = error_label()
         lay.addWidget(self.error)
         lay.addStretch(1)
-        top.addWidget(box, 1)
+        top.add(box, 1)
 
         # hyperparameters
-        box, grid = card("Hyperparameters", QtWidgets.QGridLayout())
-        grid.setHorizontalSpacing(12)
-        grid.setVerticalSpacing(6)
+        # three columns of fields that wrap under each other on a narrow page
+        box, box_lay = card("Hyperparameters")
+        columns = FlowRow(spacing=18, top=True)
+        forms = []
+        for _c in range(3):
+            column = QtWidgets.QWidget()
+            form = QtWidgets.QFormLayout(column)
+            form.setContentsMargins(0, 0, 0, 0)
+            form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
+            form.setVerticalSpacing(6)
+            columns.add(column)
+            forms.append(form)
+        box_lay.addWidget(columns)
         self.fields: dict[str, QtWidgets.QAbstractSpinBox] = {}
         per_col = (len(HYPER) + 2) // 3
         for i, (name, label, kind) in enumerate(HYPER):
@@ -191,12 +201,8 @@ class TrainingPanel(Panel):
             lab = QtWidgets.QLabel(label)
             lab.setToolTip(w.toolTip())
             lab.setBuddy(w)
-            r, c = i % per_col, i // per_col
-            grid.addWidget(lab, r, 2 * c, QtCore.Qt.AlignmentFlag.AlignRight)
-            grid.addWidget(w, r, 2 * c + 1)
+            forms[i // per_col].addRow(lab, w)
             self.fields[name] = w
-        for c in range(3):
-            grid.setColumnStretch(2 * c + 1, 1)
         self.body.addWidget(box)
 
         # progress
@@ -208,8 +214,17 @@ class TrainingPanel(Panel):
         self.progress.setFormat("not started")
         self.progress.setMinimumHeight(26)
         lay.addWidget(self.progress)
-        stats = QtWidgets.QGridLayout()
-        stats.setHorizontalSpacing(18)
+        # three columns of figures that wrap under each other on a narrow page (a run's figures
+        # are wider than the dashes before it)
+        stats = FlowRow(spacing=24, top=True)
+        stat_grids = []
+        for _c in range(3):
+            column = QtWidgets.QWidget()
+            grid = QtWidgets.QGridLayout(column)
+            grid.setContentsMargins(0, 0, 0, 0)
+            grid.setHorizontalSpacing(18)
+            stats.add(column)
+            stat_grids.append(grid)
         self.progress_labels: dict[str, QtWidgets.QLabel] = {}
         for i, (key, text) in enumerate((("step", "Step"), ("eta", "Time left"), ("speed", "Speed"),
                                          ("loss", "Training loss"), ("val", "Validation loss"),
@@ -217,17 +232,14 @@ class TrainingPanel(Panel):
                                          ("params", "Parameters"), ("run", "Run folder"))):
             name = QtWidgets.QLabel(text)
             name.setObjectName("statName")
-            val = QtWidgets.QLabel("—")
+            val = WrapLabel("—") if key == "run" else QtWidgets.QLabel("—")  # a long folder wraps
             val.setObjectName("statValue")
             val.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             r, c = i % 3, i // 3
-            stats.addWidget(name, r, 2 * c)
-            stats.addWidget(val, r, 2 * c + 1)
+            stat_grids[c].addWidget(name, r, 0)
+            stat_grids[c].addWidget(val, r, 1)
             self.progress_labels[key] = val
-        self.progress_labels["run"].setWordWrap(True)
-        for c in range(3):
-            stats.setColumnStretch(2 * c + 1, 1)
-        lay.addLayout(stats)
+        lay.addWidget(stats)
         self.status_label = muted_label()
         lay.addWidget(self.status_label)
         self.log = QtWidgets.QPlainTextEdit()

@@ -30,6 +30,7 @@ from .export import save_png
 
 MASK_COLOR = "#eeeeee"
 FRAME_COLOR = "#c8c8c8"
+MIN_LABEL_POINTS = 6.0  # token labels shrink to this before they are thinned
 
 
 def _colormap(name: str) -> pg.ColorMap:
@@ -66,9 +67,11 @@ def _staircase(t: int) -> QtGui.QPainterPath:
 class TokenAxis(pg.AxisItem):
     """Axis whose ticks are tokens at cell centres (i + 0.5).
 
-    Labels are thinned to every k-th token when they would overlap, recomputed on every zoom,
-    so zooming in reveals all of them. ``rotate=True`` draws labels vertically (for a bottom
-    axis with many tokens).
+    Every token is labelled, so that a row of labels reads as the text: where the cells are
+    small the labels shrink (down to MIN_LABEL_POINTS); only below that are they thinned to every
+    k-th token, recomputed on every zoom, so zooming in reveals all of them (``on_stride`` hears
+    of k, for a note that says so). ``rotate=True`` draws labels vertically (for a bottom axis
+    with many tokens).
     """
 
     def __init__(self, orientation: str, rotate: bool = False, max_chars: int = 12):
@@ -79,6 +82,8 @@ class TokenAxis(pg.AxisItem):
         self.labels: list[str] = []
         self.stride = 1
         self.drawn: list[int] = []  # token indices labelled in the last paint
+        self.label_font: QtGui.QFont | None = None  # the font of the last paint (maybe shrunk)
+        self.on_stride = None  # called with the new stride when it changes
         self.setStyle(tickLength=4, tickTextOffset=3, autoExpandTextSpace=False)
 
     def set_tokens(self, tokens: Sequence[str]) -> None:
@@ -109,9 +114,19 @@ class TokenAxis(pg.AxisItem):
         super().showLabel(show)
         self._fit_size()
 
+    def _fitted_font(self, px_per_token: float, vertical: bool) -> QtGui.QFont:
+        """The tick font, shrunk until one label fits each cell (not below MIN_LABEL_POINTS)."""
+        font = QtGui.QFont(self.style["tickFont"] or QtGui.QFont())
+        if not (vertical or self.rotate):  # side by side: thinning reads better than tiny text
+            return font
+        size = font.pointSizeF() if font.pointSizeF() > 0 else 9.0
+        while size > MIN_LABEL_POINTS and QtGui.QFontMetricsF(font).height() > px_per_token:
+            size = max(MIN_LABEL_POINTS, size - 0.5)
+            font.setPointSizeF(size)
+        return font
+
     def generateDrawSpecs(self, p):
         font = self.style["tickFont"] or QtGui.QFont()
-        p.setFont(font)
         fm = QtGui.QFontMetricsF(font)
         bounds = self.mapRectFromParent(self.geometry())
         r0, r1 = self.range
@@ -128,11 +143,18 @@ class TokenAxis(pg.AxisItem):
             offset = r0 * scale
             length = bounds.width()
         px_per_token = abs(scale)
-        need = fm.height() * 1.05 if (vertical or self.rotate) else \
+        font = self._fitted_font(px_per_token, vertical)
+        self.label_font = font
+        p.setFont(font)
+        fm = QtGui.QFontMetricsF(font)
+        need = fm.height() if (vertical or self.rotate) else \
             max((fm.horizontalAdvance(s) for s in self.labels), default=10) + 6
         stride = max(1, math.ceil(need / max(px_per_token, 1e-9)))
         nice = [1, 2, 3, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 1000]
         stride = next((s for s in nice if s >= stride), stride)
+        if stride != self.stride and self.on_stride is not None:
+            self.stride = stride
+            self.on_stride(stride)
         self.stride = stride
         lo, hi = sorted((r0, r1))
         first = max(0, int(math.floor(lo)))
@@ -178,7 +200,7 @@ class TokenAxis(pg.AxisItem):
         for pen, p1, p2 in tickSpecs:
             p.setPen(pen)
             p.drawLine(p1, p2)
-        font = self.style["tickFont"] or QtGui.QFont()
+        font = self.label_font or self.style["tickFont"] or QtGui.QFont()
         p.setFont(font)
         p.setPen(self.textPen())
         fm = QtGui.QFontMetricsF(font)
@@ -261,6 +283,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
         self.plot_widget.ci.layout.setContentsMargins(6, 10, 6, 4)
         self.left_axis = TokenAxis("left")
         self.bottom_axis = TokenAxis("bottom", rotate=True)
+        self.left_axis.on_stride = self.bottom_axis.on_stride = lambda _k: self._show_hint()
         self.plot_item: pg.PlotItem = self.plot_widget.addPlot(
             axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
         pi = self.plot_item
@@ -460,8 +483,20 @@ class AttentionHeatmap(QtWidgets.QWidget):
         self.info.setFont(style.font(sc, size=9.5))
         self.info.setStyleSheet(_info_css(style.FOREGROUND, sc))
 
+    def label_note(self) -> str:
+        """Says so when there are too many tokens to label each one at this zoom."""
+        k = max(self.left_axis.stride, self.bottom_axis.stride)
+        if k <= 1 or not self._q_tokens:
+            return ""
+        nth = {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
+        return f"Every {nth} of {len(self._q_tokens)} tokens labelled: scroll to zoom in"
+
     def _show_hint(self) -> None:
-        self.info.setText("Hover a cell to read its weight · scroll to zoom · double-click to fit")
+        if self._hover_rect.isVisible():  # the hovered cell's readout stays
+            return
+        note = self.label_note()
+        self.info.setText(note if note else "Hover a cell to read its weight · scroll to zoom · double-click to fit")
+        self.info.setToolTip(note)
         self.info.setStyleSheet(_info_css(style.MUTED, self._scale))
 
     def eventFilter(self, obj, event):
@@ -654,6 +689,8 @@ class AttentionGrid(QtWidgets.QWidget):
 
     def resizeEvent(self, event):
         super().resizeEvent(event)
+        if self._attn.size and self._layout_key is not None and self._layout_key[3] is None:
+            QtCore.QTimer.singleShot(0, self, self._refresh_head_ticks)  # once the view has its size
         if self._attn.size and self._layout_key is not None:
             L, H, T, layer, k = self._layout_key
             rows, cols = (L, H) if layer is None else (
@@ -743,7 +780,7 @@ class AttentionGrid(QtWidgets.QWidget):
         left, top = self.plot_item.getAxis("left"), self.plot_item.getAxis("top")
         if self._layer is None:
             left.setTicks([[(r * pitch + T / 2, f"layer {r}") for r in range(rows)]])
-            top.setTicks([[(c * pitch + T / 2, f"head {c}") for c in range(cols)]])
+            self._head_ticks(cols)
             # sized now, not after a first paint with clipped labels
             fm = QtGui.QFontMetricsF(left.style["tickFont"] or QtGui.QFont())
             pad = left.style["tickTextOffset"][0] + 6
@@ -765,6 +802,22 @@ class AttentionGrid(QtWidgets.QWidget):
         height = (rows - 1) * pitch + T
         top_margin = 0 if self._layer is None else 0.3 * T
         self.view_box.setRange(xRange=(0, width), yRange=(-top_margin, height), padding=0.01)
+
+    def _refresh_head_ticks(self) -> None:
+        if self._layout_key is not None and self._layout_key[3] is None:
+            self._head_ticks(self._layout_key[1])
+
+    def _head_ticks(self, cols: int) -> None:
+        """"head 3" over each column where it fits the column, else "3" (labels ran together as
+        "headhead 2" in a narrow grid)."""
+        pitch, T = self._pitch, self._cell
+        top = self.plot_item.getAxis("top")
+        fm = QtGui.QFontMetricsF(top.style["tickFont"] or QtGui.QFont())
+        span = (cols - 1) * pitch + T
+        px_per_col = self.view_box.width() * pitch / span if span and self.view_box.width() > 0 else 0.0
+        long = px_per_col == 0.0 or fm.horizontalAdvance(f"head {cols - 1}") + 6 <= px_per_col
+        top.setTicks([[(c * pitch + T / 2, f"head {c}" if long else str(c)) for c in range(cols)]])
+        self.head_labels_short = not long
 
     def _show_selection(self) -> None:
         if self._selected is None or self._selected not in self._cells:

@@ -54,6 +54,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import style
+from .flow import FlowRow
 from .export import save_png, save_svg
 
 X_AXES = ("step", "tokens", "time")
@@ -671,8 +672,20 @@ class _Series:
 # the control row
 
 
-class CurveControls(QtWidgets.QWidget):
-    """Smoothing slider, x-axis choice, log scale and an export menu, as one row.
+def _keep_together(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:
+    """Widgets in one row that a wrapping FlowRow moves as one."""
+    piece = QtWidgets.QWidget()
+    row = QtWidgets.QHBoxLayout(piece)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.setSpacing(8)
+    for w in widgets:
+        row.addWidget(w)
+    return piece
+
+
+class CurveControls(FlowRow):
+    """Smoothing slider, x-axis choice, log scale and an export menu, as one row (wrapping onto
+    a second line where the page is narrow).
 
     Used by LossPlot (``show_controls=True``) and PlotStack; a panel may place its own.
     """
@@ -685,37 +698,33 @@ class CurveControls(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None, *,
                  exports: Sequence[str] = ("png", "svg", "csv")):
         super().__init__(parent)
-        h = QtWidgets.QHBoxLayout(self)
+        h = self.flow
         h.setContentsMargins(8, 4, 8, 2)
         h.setSpacing(8)
         self._labels = [QtWidgets.QLabel("Smoothing")]
-        h.addWidget(self._labels[0])
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setRange(0, 999)
         self.slider.setMaximumWidth(170)
+        self.slider.setMinimumWidth(110)  # squeezed, a slider shrinks to a dot
         self.slider.setToolTip("Exponential moving average of the curves (display only; the faint line behind "
                                f"is the raw data). A curve is averaged over at most 1/{SMOOTH_SHARE} of its "
                                "points, so the smoothed line keeps up with the data.")
         self.value_label = QtWidgets.QLabel("0")
         self.value_label.setMinimumWidth(self.value_label.fontMetrics().horizontalAdvance("0.999") + 4)
         self.slider.valueChanged.connect(self._on_slider)
-        h.addWidget(self.slider)
-        h.addWidget(self.value_label)
-        h.addSpacing(10)
+        h.addWidget(_keep_together(self._labels[0], self.slider, self.value_label))  # wraps as one piece
         self._labels.append(QtWidgets.QLabel("x axis"))
-        h.addWidget(self._labels[-1])
         self.axis_combo = QtWidgets.QComboBox()
         for a in X_AXES:
             self.axis_combo.addItem(X_AXIS_LABELS[a], a)
         self.axis_combo.currentIndexChanged.connect(
             lambda i: self.xAxisChanged.emit(self.axis_combo.itemData(i)))
-        h.addWidget(self.axis_combo)
-        h.addSpacing(6)
+        h.addWidget(_keep_together(self._labels[-1], self.axis_combo))
         self.log_check = QtWidgets.QCheckBox("Log scale")
         self.log_check.setToolTip("Logarithmic y axis")
         self.log_check.toggled.connect(self.logYChanged)
         h.addWidget(self.log_check)
-        h.addStretch(1)
+        h.addStretch()
         self.export_button = QtWidgets.QToolButton()
         self.export_button.setText("Export")
         self.export_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -747,6 +756,8 @@ class CurveControls(QtWidgets.QWidget):
             w.setFont(f)
         self.slider.setMaximumWidth(int(170 * scale))
         self.value_label.setMinimumWidth(QtGui.QFontMetrics(f).horizontalAdvance("0.999") + 4)
+        self.slider.setMinimumWidth(int(110 * scale))
+        self.updateGeometry()
 
 
 def _stamp_offsets(width: float) -> list[tuple[float, float]]:
@@ -798,6 +809,10 @@ def ask_export_path(parent: QtWidgets.QWidget, kind: str, stem: str) -> str:
 
 # =============================================================================================
 # the widget
+
+
+MIN_PLOT_WIDTH = 180  # pixels at scale 1 (presentation mode multiplies them)
+MIN_PLOT_HEIGHT = 120
 
 
 class LossPlot(QtWidgets.QWidget):
@@ -1451,6 +1466,14 @@ class LossPlot(QtWidgets.QWidget):
 
     def _apply_style(self) -> None:
         sc = self._scale
+        # a chart squeezed below this shows no curve worth reading (nor its whole title): its page
+        # reflows or scrolls instead
+        width = MIN_PLOT_WIDTH * sc
+        if self._title:
+            size = 10.5 if isinstance(self, MetricPlot) else 11.5
+            title_font = style.font(1.0, size=size * sc, bold=True)
+            width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) * 1.1 + 48 * sc)
+        self.plot_widget.setMinimumSize(int(width), int(MIN_PLOT_HEIGHT * sc))
         tick_font = style.font(sc, size=9)
         for name in ("left", "bottom"):
             ax = self.plot_item.getAxis(name)

@@ -60,8 +60,12 @@ class TokenStrip(QtWidgets.QWidget):
         self._hover = -1
         self._selected = -1
         self.setMouseTracking(True)
-        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred,
-                           QtWidgets.QSizePolicy.Policy.Preferred)
+        policy = QtWidgets.QSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred,
+                                       QtWidgets.QSizePolicy.Policy.Preferred)
+        # QScrollArea reads height-for-width from the policy (not from hasHeightForWidth()):
+        # without it a long text is squeezed into the viewport and cannot be scrolled to
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent, False)
         self._update_fonts()
 
