@@ -899,7 +899,7 @@ def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:
         for key, old, new in changed[:6]:
             generic = re.sub(r"\[\d+\]", "[]", key)  # tasks[0].kind -> tasks[].kind
             text = helps.get(generic, "")  # "Transformer blocks." -> "transformer blocks"
-            what = re.split(r" \(|; ", text)[0].rstrip(".") if text[:1].isupper() else ""
+            what = re.split(r" \(|; |\. ", text)[0].rstrip(".") if text[:1].isupper() else ""  # first clause
             what = what[:1].lower() + what[1:] if what[1:2].islower() else what
             lines.append(f"{key}{f' ({what})' if what else ''}: {old!r} in the run, {new!r} now")
         more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
