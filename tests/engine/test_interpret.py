@@ -1,6 +1,8 @@
 """Head knock-out, the logit lens and a token's attention across training, on models whose insides
 are known: a one-layer model trained to copy the token P places back has a head that attends there."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,29 @@ def test_attention_history_follows_one_query_over_the_runs_snapshots(tmp_path):
     np.testing.assert_allclose(hist.rows[1], snaps[10][:, :, 2, :], atol=1e-3)  # float16 on disk
     with pytest.raises(ConfigError, match="outside the probe text"):
         attention_history(run.path, 4)
+
+
+def test_the_inside_command_prints_what_the_engine_measures(copy_model, tok, tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.engine.gpt2_interop import export_gpt2, import_gpt2
+
+    run = import_gpt2(export_gpt2(copy_model, tok, tmp_path / "hf"), tmp_path / "run")
+    probe = "hbacgfeihbacgfei"  # 8 tokens, then the same 8 again
+    ids = tok.encode(probe)
+    head = copy_head(copy_model, torch.tensor([ids]))
+    assert main(["inside", "heads", str(run), "--probe", probe, "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    expected = ablation_table(copy_model, [ids])
+    np.testing.assert_allclose(table["delta"], expected.delta, atol=1e-4)
+    assert main(["inside", "heads", str(run), "--probe", probe]) == 0
+    assert f"strongest: head 0.{head}" in capsys.readouterr().out
+    assert main(["inside", "knockout", str(run), f"0.{head}", "--probe", probe, "--json"]) == 0
+    ko = json.loads(capsys.readouterr().out)
+    assert ko["heads"] == [[0, head]] and ko["delta"] > 1.0
+    assert main(["inside", "lens", str(run), "--probe", probe, "--json"]) == 0
+    lens = json.loads(capsys.readouterr().out)
+    assert lens["top"][-1][P - 1:-1] == list(probe[:P])     # the last layer copies the first half
+    assert main(["inside", "knockout", str(run), "0.x", "--probe", probe]) == 2
+    assert "LAYER.HEAD" in capsys.readouterr().err
+    assert main(["inside", "lens", str(run)]) == 2            # no probe text anywhere
+    assert "--probe" in capsys.readouterr().err

@@ -204,7 +204,8 @@ class AttentionHistory:
 
 
 def attention_history(run_dir: str | Path, query: int) -> AttentionHistory:
-    """The attention row of token ``query`` of the run's (latest) probe text, across its snapshots."""
+    """The attention row of token ``query`` (negative: from the end) of the run's latest probe text,
+    across its snapshots."""
     folder = ckpt.RunDir.open(Path(run_dir)).attention
     files = ckpt.list_attention(folder)
     if not files:
@@ -212,6 +213,7 @@ def attention_history(run_dir: str | Path, query: int) -> AttentionHistory:
     snaps = [ckpt.load_attention(f) for f in files]
     _, last, tokens, ids = snaps[-1]
     T = len(ids)
+    query = query + T if query < 0 else query
     if not 0 <= query < T:
         raise ConfigError(f"query token {query} is outside the probe text (tokens 0-{T - 1}).")
     keep = [(step, att) for step, att, _, i in snaps if i == ids]
