@@ -1,5 +1,5 @@
-"""Head knock-out, the logit lens and a token's attention across training, on models whose insides
-are known: a one-layer model trained to copy the token P places back has a head that attends there."""
+"""Head knock-out, the logit lens and a token's attention across training, on a model whose insides
+are known: a one-layer model trained to repeat a sequence has a head that looks back and copies."""
 
 import json
 
@@ -11,52 +11,17 @@ from workbench.engine import checkpoint as ckpt
 from workbench.engine.errors import ConfigError
 from workbench.engine.interpret import (ablation_table, attention_history, knock_out, knocked_out, logit_lens,
                                         token_losses)
-from workbench.engine.model import GPT, GPTConfig
-from workbench.engine.tokenizer import train_tokenizer
-
-P, V = 8, 16  # sequences are P random tokens, then the same P again
-
-
-def copy_batch(gen: torch.Generator, n: int) -> torch.Tensor:
-    x = torch.randint(7, V, (n, P), generator=gen)  # ids 0-6 are the tokenizer's special tokens
-    return torch.cat([x, x], 1)                       # (n, 2P)
+from tests.copy_model import P, copied_positions, copy_batch, copy_head, copy_tokenizer, train_copy_model
 
 
 @pytest.fixture(scope="module")
 def copy_model():
-    """1 layer, 2 heads, trained until the second half is predicted by looking P-1 tokens back."""
-    torch.manual_seed(1)
-    gen = torch.Generator().manual_seed(1)
-    model = GPT(GPTConfig(vocab_size=V, n_layer=1, n_head=2, n_embd=32, block_size=2 * P))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
-    for _ in range(500):
-        x = copy_batch(gen, 64)
-        _, loss = model(x[:, :-1], x[:, 1:].contiguous())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return model
+    return train_copy_model()
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer("char", V, ["abcdefghijklmnop"])
-
-
-def copied_positions() -> list[int]:
-    """Indices into the (T-1,) losses whose target is a copy: predicting tokens P..2P-1."""
-    return list(range(P - 1, 2 * P - 1))
-
-
-def copy_head(model: GPT, texts: torch.Tensor) -> int:
-    """The head that attends from each copied position to the earlier token it copies (found from
-    the attention pattern, not from the ablation under test)."""
-    _, att = model.attention_maps(texts)  # (L, B, H, T, T)
-    rows = torch.tensor(copied_positions())
-    share = torch.stack([att[0, :, h, rows, rows + 1 - P].mean() for h in range(model.config.n_head)])
-    assert share.max() > 0.7, f"no copy head formed: {share}"
-    return int(share.argmax())
+    return copy_tokenizer()
 
 
 def test_knocking_out_the_copy_head_raises_the_loss_on_copied_tokens_and_another_head_does_not(copy_model):
