@@ -69,6 +69,8 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
+        # (nh,) multipliers of each head's output, or None; interpret.knocked_out sets it to zero heads
+        self.head_mask: torch.Tensor | None = None
 
     def forward(self, x, causal: bool = True, mask: torch.Tensor | None = None, explicit: bool = False):
         """x: (B, T, C). mask: from ``attention_mask`` (already includes causality when given).
@@ -92,6 +94,8 @@ class CausalSelfAttention(nn.Module):
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if self.head_mask is not None:
+            y = y * self.head_mask.to(y.dtype).view(1, -1, 1, 1)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y)), att
 
@@ -155,9 +159,11 @@ class GPT(nn.Module):
 
     # -- forward passes ----------------------------------------------------------------------
 
-    def hidden_states(self, idx, *, causal: bool = True, padding_mask=None, explicit: bool = False):
+    def hidden_states(self, idx, *, causal: bool = True, padding_mask=None, explicit: bool = False,
+                      residuals: list | None = None):
         """The trunk: idx (B, T) -> final hidden states (B, T, C) after ln_f, and on the explicit path
-        a list of per-layer attention weights, each (B, nh, T, T)."""
+        a list of per-layer attention weights, each (B, nh, T, T). ``residuals``, when given, receives
+        the residual stream (B, T, C) after the embeddings and after each block (n_layer + 1 entries)."""
         B, T = idx.size()
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than the context ({self.config.block_size})")
@@ -168,10 +174,14 @@ class GPT(nn.Module):
         if explicit or padding_mask is not None or not causal:
             mask = attention_mask(T, causal, padding_mask, idx.device)
         maps = [] if explicit else None
+        if residuals is not None:
+            residuals.append(x)
         for block in self.transformer.h:
             x, att = block(x, causal, mask, explicit)
             if explicit:
                 maps.append(att)
+            if residuals is not None:
+                residuals.append(x)
         return self.transformer.ln_f(x), maps
 
     def forward(self, idx, targets=None, *, causal: bool = True, padding_mask=None):

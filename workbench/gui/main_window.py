@@ -39,6 +39,7 @@ from .panels.corpus_panel import CorpusPanel
 from .panels.curves_panel import CurvesPanel
 from .panels.evaluate_panel import EvaluatePanel
 from .panels.generate_panel import GeneratePanel
+from .panels.inside_panel import InsidePanel
 from .panels.model_panel import ModelPanel
 from .panels.runs_panel import RunsPanel
 from .panels.tokenizer_panel import TokenizerPanel
@@ -318,11 +319,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.attention = AttentionPanel()
         self.evaluate = EvaluatePanel()
         self.generate = GeneratePanel()
+        self.inside = InsidePanel()
         self.runs = RunsPanel()
         self.panels = {"corpus": self.corpus, "tokenizer": self.tokenizer, "model": self.model,
                        "tasks": self.tasks, "finetune": self.finetune, "training": self.training,
                        "curves": self.curves, "balance": self.balance, "attention": self.attention,
-                       "evaluate": self.evaluate, "generate": self.generate, "runs": self.runs}
+                       "evaluate": self.evaluate, "generate": self.generate, "inside": self.inside,
+                       "runs": self.runs}
 
         self._build_actions()
         self._build_layout()
@@ -484,8 +487,9 @@ class MainWindow(QtWidgets.QMainWindow):
         m = mb.addMenu("&View")
         for i, panel in enumerate(self.panels.values()):
             # Ctrl+1 .. Ctrl+9, then Ctrl+0, -, = for the pages that study trained models
-            key = "1234567890-="[i] if i < 12 else None
-            m.addAction(f"{i + 1}  {panel.title}", lambda i=i: self.show_panel(i), f"Ctrl+{key}" if key else None)
+            action = m.addAction(f"{i + 1}  {panel.title}", lambda i=i: self.show_panel(i))
+            if i < 12:
+                action.setShortcut(QtGui.QKeySequence(f"Ctrl+{'1234567890-='[i]}"))
         m.addSeparator()
         m.addAction(self.presentation_action)
         m.addAction(self.fullscreen_action)
@@ -540,6 +544,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.attention.snapshotRequested.connect(self.request_snapshot)
         self.attention.probeTextApplied.connect(self._apply_probe_text)
         self.generate.set_session(s)  # generation from the live model of a paused run
+        self.inside.set_session(s)    # knock-out and logit lens on it too
         self.runs.openRunRequested.connect(self.open_run)
 
     # -- start-up ------------------------------------------------------------------------------
@@ -997,10 +1002,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"{word} at step {e.step:,}. Run folder: {e.run_dir}", 15000)
 
     def _offer_trained_run(self, run_dir: str) -> None:
-        """The pages that study a trained model (Generate, Evaluate) load the run just made, unless
-        the person chose a model of another run there."""
+        """The pages that study a trained model (Generate, Evaluate, Inside) load the run just made,
+        unless the person chose a model of another run there."""
         self._window_runs.add(Path(run_dir).resolve())
-        for panel in (self.generate, self.evaluate):
+        for panel in (self.generate, self.evaluate, self.inside):
             t = panel.trained()
             if t is None or Path(t.path).resolve().parent.parent in self._window_runs:
                 panel.set_run(run_dir)

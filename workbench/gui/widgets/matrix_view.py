@@ -54,10 +54,13 @@ class MatrixView(QtWidgets.QWidget):
     ``col_title`` (axis names such as "true class" / "predicted"), ``describe`` (hover text of a
     cell: ``fn(i, j, value) -> str``), ``empty_text`` (shown while there is no matrix).
 
-    Signals: ``hovered(int row, int column, float value)`` (-1, -1, nan when the mouse leaves).
+    Signals: ``hovered(int row, int column, float value)`` (-1, -1, nan when the mouse leaves),
+    ``cellClicked(int row, int column)``. ``set_marked(cells)`` draws a cross over chosen cells
+    (e.g. heads switched off).
     """
 
     hovered = QtCore.Signal(int, int, float)
+    cellClicked = QtCore.Signal(int, int)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, *, colormap: str = "diverging",
                  levels: tuple[float, float] | None = (-1.0, 1.0), value_format: str = "{:.2f}",
@@ -80,6 +83,7 @@ class MatrixView(QtWidgets.QWidget):
         self._rows: list[str] = []
         self._cols: list[str] = []
         self._hover: tuple[int, int] | None = None
+        self._marked: set[tuple[int, int]] = set()
         self._geom = None
         self.setMouseTracking(True)
         self.setMinimumSize(180, 150)
@@ -128,6 +132,13 @@ class MatrixView(QtWidgets.QWidget):
         self._fixed_levels = levels
         self._levels = levels or self._levels
         self.update()
+
+    def set_marked(self, cells) -> None:
+        self._marked = {(int(i), int(j)) for i, j in cells}
+        self.update()
+
+    def marked(self) -> set[tuple[int, int]]:
+        return set(self._marked)
 
     def set_empty_text(self, text: str) -> None:
         self._empty = text
@@ -261,6 +272,12 @@ class MatrixView(QtWidgets.QWidget):
                     p.setPen(QtGui.QColor("#ffffff" if light else style.FOREGROUND))
                     p.setFont(cell_font)
                     p.drawText(r, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
+        p.setPen(QtGui.QPen(QtGui.QColor(style.FOREGROUND), 2.5 * s))
+        for i, j in self._marked:
+            if i < n_r and j < n_c:
+                r = QtCore.QRectF(x0 + j * cw, y0 + i * ch, cw, ch).adjusted(5 * s, 5 * s, -5 * s, -5 * s)
+                p.drawLine(r.topLeft(), r.bottomRight())
+                p.drawLine(r.topRight(), r.bottomLeft())
         if self._hover is not None:
             i, j = self._hover
             pen = QtGui.QPen(QtGui.QColor(style.FOREGROUND), 2 * s)
@@ -344,6 +361,12 @@ class MatrixView(QtWidgets.QWidget):
             else:
                 self.hovered.emit(cell[0], cell[1], float(self._m[cell]))
         super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event):
+        cell = self.cell_at(event.position())
+        if cell is not None and event.button() == QtCore.Qt.MouseButton.LeftButton:
+            self.cellClicked.emit(*cell)
+        super().mouseReleaseEvent(event)
 
     def leaveEvent(self, event):
         if self._hover is not None:
