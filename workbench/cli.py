@@ -112,6 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="alternating rounds of engine and bare loop (default 2); "
                     "the median step of all rounds counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    bd = bsub.add_parser("demo", help="seconds from pressing Demo to a fallen loss and a visible attention pattern",
+                         description="Trains the demo preset headless with the window's thread count and prints "
+                                     "one JSON line: loss_seconds (mean loss of 10 steps below --loss), "
+                                     "pattern_seconds (a head whose pattern score on the probe text reaches "
+                                     "--pattern: mean attention on the keys its task needs), the head, the "
+                                     "load average and the CPU. Stops when both are reached or after --limit.")
+    bd.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
+    bd.add_argument("--limit", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    bd.add_argument("--loss", type=float, default=None, help="loss level in nats (default 2.0)")
+    bd.add_argument("--pattern", type=float, default=None, help="pattern score level (default 0.5)")
+    bd.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
                          "curve redraw with 10^6 points, attention snapshot to pixels",
                          description="Trains a preset in a real window (offscreen without a display) and prints "
@@ -426,8 +437,15 @@ def cmd_bench(args) -> int:
         print(json.dumps(bench_gui(args.preset, args.seconds, args.overrides, segments=args.segments,
                                    redraw_points=args.points)))
         return 0
-    from workbench.engine.bench import bench_train
+    from workbench.engine.bench import DEMO_LOSS_LEVEL, DEMO_PATTERN_LEVEL, bench_demo, bench_train
     from workbench.engine.config import resolve_experiment
+
+    if args.bench_command == "demo":
+        exp = resolve_experiment(args.preset, args.overrides)
+        print(json.dumps(bench_demo(exp, args.limit,
+                                    loss_level=DEMO_LOSS_LEVEL if args.loss is None else args.loss,
+                                    pattern_level=DEMO_PATTERN_LEVEL if args.pattern is None else args.pattern)))
+        return 0
 
     exp = resolve_experiment(args.experiment, args.overrides)
     print(json.dumps(bench_train(exp, steps=args.steps, warmup=args.warmup, rounds=args.rounds)))
