@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint "
                    "(--set training.max_steps=N to train longer; training.learning_rate, min_lr, grad_clip "
                    "and the divergence_* rule may change too); a run folder is used by one run at a time")
-    t.add_argument("--from-step", type=int, metavar="N", help="with --resume: continue from the checkpoint of "
+    t.add_argument("--from-step", type=_number(int, 0, 10**12), metavar="N", help="with --resume: continue from the checkpoint of "
                    "step N instead of the latest (e.g. the good one a divergence message names); the later "
                    "checkpoints and the old metrics.jsonl are moved to RUN_DIR/superseded/, not deleted")
     t.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -119,9 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "--pattern: mean attention on the keys its task needs), the head, the "
                                      "load average and the CPU. Stops when both are reached or after --limit.")
     bd.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
-    bd.add_argument("--limit", type=float, default=300.0, help="give up after this many seconds (default 300)")
-    bd.add_argument("--loss", type=float, default=None, help="loss level in nats (default 2.0)")
-    bd.add_argument("--pattern", type=float, default=None, help="pattern score level (default 0.5)")
+    bd.add_argument("--limit", type=_number(float, 1.0, 86_400.0), default=300.0, help="give up after this many seconds (default 300)")
+    bd.add_argument("--loss", type=_number(float, 0.0, 100.0), default=None, help="loss level in nats (default 2.0)")
+    bd.add_argument("--pattern", type=_number(float, 0.0, 1.0), default=None, help="pattern score level (default 0.5)")
     bd.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
                          "curve redraw with 10^6 points, attention snapshot to pixels",
@@ -244,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json; history needs a run folder)")
     ins.add_argument("heads", nargs="*", metavar="L.H", help="knockout: the heads to zero, e.g. 1.0 1.3")
     ins.add_argument("--probe", help="the text to probe (default: the run's training.probe_text)")
-    ins.add_argument("--query", type=int, default=-1, help="history: the query token's index (default -1: the last)")
-    ins.add_argument("--layer", type=int, default=None, help="history: only this layer (default: all)")
+    ins.add_argument("--query", type=_number(int, -100_000, 100_000), default=-1, help="history: the query token's index (default -1: the last)")
+    ins.add_argument("--layer", type=_number(int, 0, 10_000), default=None, help="history: only this layer (default: all)")
     ins.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("presets", help="list the bundled experiment presets")
@@ -695,6 +695,8 @@ def cmd_inside(args) -> int:
 
     if args.view == "history":
         hist = interpret.attention_history(args.run, args.query)
+        if args.layer is not None and args.layer >= hist.rows.shape[1]:
+            raise ConfigError(f"--layer {args.layer}: the model has layers 0-{hist.rows.shape[1] - 1}.")
         rows = hist.rows if args.layer is None else hist.rows[:, [args.layer]]
         if args.json:
             print(json.dumps({"query": hist.query, "tokens": hist.tokens, "steps": hist.steps,
