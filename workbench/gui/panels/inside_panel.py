@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..widgets.flow import FlowRow
 from ..widgets.matrix_view import MatrixView
 from ..widgets.token_strip import TokenStrip
 from . import Panel, card, error_label, muted_label, show_error
@@ -94,7 +95,7 @@ class InsidePanel(Panel):
 
         # -- model and probe ------------------------------------------------------------------
         box, bl = card("Model and probe text", QtWidgets.QVBoxLayout())
-        row = QtWidgets.QHBoxLayout()
+        row = FlowRow()  # wraps on a narrow page
         self.checkpoint_radio = QtWidgets.QRadioButton("Checkpoint")
         self.live_radio = QtWidgets.QRadioButton("Paused training run (live)")
         self.live_radio.setToolTip("The model of the run going on now, while it is paused")
@@ -103,12 +104,9 @@ class InsidePanel(Panel):
         group = QtWidgets.QButtonGroup(self)
         group.addButton(self.checkpoint_radio)
         group.addButton(self.live_radio)
-        row.addWidget(self.checkpoint_radio)
-        row.addWidget(self.live_radio)
-        row.addStretch(1)
         self.open_button = QtWidgets.QPushButton("Open run folder…")
-        row.addWidget(self.open_button)
-        bl.addLayout(row)
+        row.add(self.checkpoint_radio, self.live_radio, self.open_button)
+        bl.addWidget(row)
         self.source_label = muted_label("No model yet: open a run folder (or pause a training run).")
         self.source_label.setWordWrap(True)
         bl.addWidget(self.source_label)
@@ -140,13 +138,10 @@ class InsidePanel(Panel):
         self.heads_view.setMinimumHeight(160)
         self.heads_view.cellClicked.connect(self.toggle_head)
         kl.addWidget(self.heads_view, 2)
-        krow = QtWidgets.QHBoxLayout()
         self.knockout_label = muted_label("No head switched off.")
-        self.knockout_label.setWordWrap(True)
-        krow.addWidget(self.knockout_label, 1)
+        kl.addWidget(self.knockout_label)
         self.clear_button = QtWidgets.QPushButton("Switch all back on")
-        krow.addWidget(self.clear_button)
-        kl.addLayout(krow)
+        kl.addWidget(self.clear_button, 0, QtCore.Qt.AlignmentFlag.AlignLeft)
         self.probe_strip = TokenStrip()
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
@@ -175,15 +170,11 @@ class InsidePanel(Panel):
                                  "of the run, one row per snapshot, for the layer and head chosen."))
         self.history_strip = TokenStrip()
         hl.addWidget(self.history_strip)
-        hrow = QtWidgets.QHBoxLayout()
-        hrow.addWidget(QtWidgets.QLabel("Layer"))
+        hrow = FlowRow()
         self.layer_combo = QtWidgets.QComboBox()
-        hrow.addWidget(self.layer_combo)
-        hrow.addWidget(QtWidgets.QLabel("Head"))
         self.head_combo = QtWidgets.QComboBox()
-        hrow.addWidget(self.head_combo)
-        hrow.addStretch(1)
-        hl.addLayout(hrow)
+        hrow.add(QtWidgets.QLabel("Layer"), self.layer_combo, QtWidgets.QLabel("Head"), self.head_combo)
+        hl.addWidget(hrow)
         self.history_view = MatrixView(colormap="sequential", levels=(0.0, 1.0), value_format="{:.2f}",
                                        row_title="step", col_title="key token", colorbar_title="attention",
                                        empty_text="Open a run with attention snapshots, then click a token")
