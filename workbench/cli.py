@@ -717,7 +717,7 @@ def cmd_inside(args) -> int:
     text = args.probe if args.probe is not None else trained.experiment.training.probe_text
     if not text:
         raise ConfigError("no probe text: pass --probe TEXT (the run's training.probe_text is empty).")
-    ids = trained.tokenizer.encode(_unescape(text))
+    ids = trained.tokenizer.encode(_unescape(text, "--probe"))
     model, tok = trained.model, trained.tokenizer
     if args.view == "heads":
         table = interpret.ablation_table(model, [ids])
