@@ -402,7 +402,7 @@ def test_free_space_is_checked_before_a_checkpoint_and_old_ones_pruned_first(tmp
     run.save_checkpoint(3, tensors, {"step": 3}, keep=2)
     assert run.checkpoint_steps() == [2, 3]
     monkeypatch.setattr(ckpt, "free_bytes", lambda folder: 50_000)
-    with pytest.raises(ckpt.WriteError, match=r"not written: the checkpoint needs about 16\d\.\d KB") as e:
+    with pytest.raises(ckpt.WriteError, match=r"not written: the checkpoint needs about 16\d\.\d kB") as e:
         run.save_checkpoint(4, tensors, {"step": 4}, keep=2)
     assert "step 3" in str(e.value) and "is intact" in str(e.value)
     assert run.checkpoint_steps() == [3]  # pruned to make room, never below one

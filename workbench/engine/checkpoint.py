@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from safetensors.numpy import load_file as load_numpy, save as save_numpy_bytes
 
+from ..fmt import human_bytes
 from .errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -77,11 +78,9 @@ def free_bytes(folder: Path) -> int | None:
 
 def write_error(path: Path, e: OSError) -> WriteError:
     """A WriteError in words for an OSError met while writing ``path``."""
-    from .ownership import fmt_bytes
-
     free = free_bytes(Path(path).parent)
     reason = _WRITE_REASONS.get(e.errno, e.strerror or str(e))
-    room = f"; {fmt_bytes(free)} free on its disk" if free is not None else ""
+    room = f"; {human_bytes(free)} free on its disk" if free is not None else ""
     return WriteError(f"{path}: could not be written: {reason}{room}.", path)
 
 
@@ -233,10 +232,8 @@ class RunDir:
             self.prune_checkpoints(max(1, keep - 1), protect)
             free = free_bytes(self.checkpoints)
             if free is not None and free < need:
-                from .ownership import fmt_bytes
-
-                raise WriteError(f"{path.with_suffix('.safetensors')}: not written: the checkpoint needs about "
-                                 f"{fmt_bytes(need)} and its disk has {fmt_bytes(free)} free. " + self.intact_note(),
+                            raise WriteError(f"{path.with_suffix('.safetensors')}: not written: the checkpoint needs about "
+                                 f"{human_bytes(need)} and its disk has {human_bytes(free)} free. " + self.intact_note(),
                                  path.with_suffix(".safetensors"), intact_noted=True)
         try:
             save_checkpoint(path, tensors, meta)

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fmt import human_bytes
 from .errors import CheckpointError
 
 try:  # POSIX; elsewhere the pid written in the file decides
@@ -59,14 +60,6 @@ def run_folder_around(path: Path) -> Path | None:
         if is_run_folder(folder):
             return folder
     return None
-
-
-def fmt_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 # -- the lock -----------------------------------------------------------------------------------
@@ -346,7 +339,7 @@ def claim_run_folder(folder: Path, *, resume: bool = False, overwrite: bool = Fa
             check_new_run_folder(folder, overwrite=overwrite)
             if overwrite and _entries(folder):
                 freed = clear_run_files(folder)
-                lock.notes.append(f"--overwrite: deleted the earlier run's files in {folder} ({fmt_bytes(freed)}).")
+                lock.notes.append(f"--overwrite: deleted the earlier run's files in {folder} ({human_bytes(freed)}).")
         removed = remove_leftovers(folder)
         if removed:
             lock.notes.append(f"Removed {len(removed)} leftover file(s) of an interrupted write: "

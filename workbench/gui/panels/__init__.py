@@ -12,6 +12,8 @@ import dataclasses
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from workbench.fmt import human_bytes  # noqa: F401  (the panels' number formats live beside the engine's)
+
 from ..widgets.flow import WrapLabel
 
 ERROR_COLOR = "#c62828"
@@ -159,14 +161,6 @@ class SciSpinBox(QtWidgets.QDoubleSpinBox):
         else:
             v = v * (2.0 ** steps)
         self.setValue(min(self.maximum(), max(self.minimum(), v)))
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
-    return f"{n:.1f} TB"
 
 
 def human_count(n: float) -> str:
