@@ -6,7 +6,7 @@
 Opens the window (with temporary settings, data and cache folders unless --keep-dirs), shows the
 corpus, tokenizer and model pages, then presses Demo, lets it train for --seconds, and grabs the
 training, curves and attention pages while it runs; pauses it and generates from the live model
-(the Generate page); stops it and shows the Runs page and the rest. Finally closes cleanly.
+(the Generate page) and switches its most useful head off (the Inside page); stops it and shows the Runs page and the rest. Finally closes cleanly.
 
 Every page is shot at the window size --size (the screen should be that big: the window is kept
 on its screen) in each of --modes (--presentation: presentation mode only), into
@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 
 # the pages README.md shows (tools/screens_mt_ft.py makes tasks, balance, finetune)
-README_PAGES = ("corpus", "tokenizer", "model", "training", "curves", "attention", "evaluate", "generate", "runs")
+README_PAGES = ("corpus", "tokenizer", "model", "training", "curves", "attention", "evaluate", "generate", "inside",
+                "runs")
 
 
 def main() -> int:
@@ -131,6 +132,18 @@ def main() -> int:
     if w.generate.generated_tokens():  # the third generated token (chips count the prompt first)
         w.generate.select_token(w.generate.prompt_count() + min(2, len(w.generate.generated_tokens()) - 1))
     shoot("generate")
+
+    # Inside, on the same paused model: every head's effect on the probe, the strongest switched off
+    w.show_panel("inside")
+    w.inside.live_radio.setChecked(True)
+    w.inside.probe_edit.setText(w.experiment().training.probe_text)
+    w.inside.measure()
+    spin(120, lambda: not w.inside.is_busy())
+    if w.inside._result is not None:
+        layer, head, _ = w.inside._result["table"].strongest()
+        w.inside.toggle_head(layer, head)
+        spin(60, lambda: not w.inside.is_busy())
+    shoot("inside")
 
     if args.icl_run:  # in-context accuracy against k on a model trained on builtin:icl
         w.show_panel("evaluate")

@@ -66,6 +66,7 @@ def test_head_effects_and_a_clicked_knock_out_are_the_engines(qtbot, copy_run):
     np.testing.assert_allclose(panel.heads_view.matrix(), expected.delta, atol=1e-5)
     head = copy_head(model, torch.tensor([ids]))
     assert f"Head 0.{head} matters most" in panel.knockout_label.text()
+    assert panel.summary().endswith(f"head 0.{head} matters most")  # the sidebar line says it too
 
     # a real click on the copy head's cell switches it off
     rect = panel.heads_view.cell_rect(0, head)

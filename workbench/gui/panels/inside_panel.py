@@ -320,6 +320,7 @@ class InsidePanel(Panel):
         self.heads_view.set_levels((top, -top))
         self.heads_view.set_matrix(table.delta, [str(i) for i in range(L)], [str(h) for h in range(H)])
         layer, head, value = table.strongest()
+        self.set_summary(f"step {result['step']:,} · head {layer}.{head} matters most")
         self.knockout_label.setText(
             f"Loss on the probe: {table.base_loss:.3f} nats over {table.positions} tokens. Head {layer}.{head} "
             f"matters most ({value:+.3f} nats without it). Click heads to switch them off.")
@@ -481,5 +482,7 @@ class InsidePanel(Panel):
 
     def set_presentation(self, scale: float) -> None:
         self._scale = scale
+        for view in (self.heads_view, self.history_view):  # a few layers still get readable cells
+            view.setMinimumHeight(int(160 * max(1.0, scale)))
         for w in (self.heads_view, self.history_view, self.probe_strip, self.history_strip):
             w.set_presentation(scale)

@@ -345,8 +345,9 @@ class MatrixView(QtWidgets.QWidget):
             p.save()
             p.translate(x + w + 5 * s + fm.horizontalAdvance("-0.00") + 4 * s + fm.height() / 2, y + h / 2)
             p.rotate(90)
+            title = fm.elidedText(self._bar_title, QtCore.Qt.TextElideMode.ElideRight, h)  # a short grid
             p.drawText(QtCore.QRectF(-h / 2, -fm.height() / 2, h, fm.height()),
-                       int(QtCore.Qt.AlignmentFlag.AlignCenter), self._bar_title)
+                       int(QtCore.Qt.AlignmentFlag.AlignCenter), title)
             p.restore()
 
     # -- mouse ------------------------------------------------------------------------------
