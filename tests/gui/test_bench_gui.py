@@ -18,7 +18,8 @@ def _number(x) -> bool:
 @pytest.mark.slow
 def test_bench_gui_short_run_reports_every_figure(qapp, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    r = bench.main("demo_toy", 3.0, segments=1, warmup=1.0, attention_seconds=1.5, all_cores_seconds=1.0,
+    # all_cores_seconds: long enough for two training steps on a loaded 2-core machine
+    r = bench.main("demo_toy", 3.0, segments=1, warmup=1.0, attention_seconds=1.5, all_cores_seconds=3.0,
                    redraw_points=20_000, paint_repeats=3)
     json.dumps(r, allow_nan=False)  # what the command prints
 
