@@ -35,7 +35,7 @@ HYPER = [
     ("checkpoint_every", "Checkpoint every", "int"),
     ("divergence_factor", "Stop when loss grows ×", "float"),
 ]
-PRECISIONS = [("auto", "Automatic"), ("fp32", "fp32 (full)"), ("bf16", "bf16"), ("fp16", "fp16 (GPU)")]
+PRECISIONS = [("auto", "Automatic"), ("fp32", "fp32 (full)"), ("bf16", "bf16"), ("fp16", "fp16 (loss scaling)")]
 
 
 def toml_value(value) -> str:
