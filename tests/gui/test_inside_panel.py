@@ -109,3 +109,40 @@ def test_a_clicked_token_shows_its_attention_in_every_snapshot(qtbot, snapshot_r
     np.testing.assert_allclose(shown_rows, hist.rows[:, 0, 1, :query + 1], atol=1e-6)
     assert panel.history_view.labels()[0] == ["0", "2", "4", "6"]
     assert "layer 0 head 1" in panel.history_label.text()
+
+
+def test_a_paused_run_is_looked_at_with_its_own_probe_and_snapshots_and_later_steps_are_flagged(qtbot, tmp_path):
+    from workbench.gui.bridge import TrainingSession
+
+    session = TrainingSession()
+    panel = shown(qtbot, InsidePanel())
+    panel.set_session(session)
+    exp = Experiment(name="live").with_overrides([
+        "model.n_layer=2", "model.n_head=2", "model.n_embd=16", "model.block_size=32", "training.batch_size=2",
+        "training.threads=1", 'training.device="cpu"', "training.eval_every=0", "training.attention_every=2",
+        "training.max_steps=400", 'corpus.paths=["builtin:toy"]', 'training.probe_text="abc<cba>"'])
+    session.start(exp, run_dir=tmp_path / "live", default_threads=1)
+    try:
+        qtbot.waitUntil(lambda: session.state == "running" and len(list((tmp_path / "live" / "attention")
+                                                                        .glob("*.safetensors"))) >= 2,
+                        timeout=120000)
+        session.pause()
+        qtbot.waitUntil(panel.live_available, timeout=60000)
+        assert panel.live_radio.isChecked()                      # nothing else loaded: the paused run
+        assert panel.history_strip.tokens()[:3] == ["a", "b", "c"]   # its snapshots, for Across training
+        assert panel.probe_edit.text() == ""
+        qtbot.mouseClick(panel.measure_button, QtCore.Qt.MouseButton.LeftButton)
+        assert panel.wait(60000) and panel.error.text() == ""
+        assert panel.probe_edit.text() == "abc<cba>"              # empty: the run's own probe text
+        step = panel._result["step"]
+        assert not panel.stale_label.isVisible()
+        session.resume()
+        qtbot.waitUntil(lambda: session.state == "running", timeout=30000)
+        qtbot.wait(300)
+        session.pause()
+        qtbot.waitUntil(lambda: panel.live_available() and session.live_model()[2] > step, timeout=60000)
+        qtbot.waitUntil(panel.stale_label.isVisible, timeout=10000)  # the paused signal updates the page
+        assert f"of step {step:,}" in panel.stale_label.text()
+    finally:
+        session.stop()
+        session.wait(60000)

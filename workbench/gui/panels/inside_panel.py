@@ -113,7 +113,7 @@ class InsidePanel(Panel):
         prow = QtWidgets.QHBoxLayout()
         prow.addWidget(QtWidgets.QLabel("Probe text"))
         self.probe_edit = QtWidgets.QLineEdit()
-        self.probe_edit.setPlaceholderText("the text to look at (default: the run's probe text)")
+        self.probe_edit.setPlaceholderText("the text to look at (empty: the run's own probe text)")
         prow.addWidget(self.probe_edit, 1)
         self.measure_button = QtWidgets.QPushButton("Measure")
         self.measure_button.setDefault(True)
@@ -121,6 +121,9 @@ class InsidePanel(Panel):
         bl.addLayout(prow)
         self.error = error_label()
         bl.addWidget(self.error)
+        self.stale_label = muted_label()  # results of an earlier step of a model that has trained on
+        self.stale_label.hide()
+        bl.addWidget(self.stale_label)
         self.body.addWidget(box)
 
         self.tabs = QtWidgets.QTabWidget()
@@ -132,7 +135,7 @@ class InsidePanel(Panel):
         kl.addWidget(muted_label("Each cell: how much the probe's loss rises (nats) when that head alone is "
                                  "switched off (red: the model needs it). Click heads to switch them off "
                                  "together."))
-        self.heads_view = MatrixView(colormap="diverging", levels=(-1.0, 1.0), value_format="{:+.2f}",
+        self.heads_view = MatrixView(colormap="diverging", levels=(-1.0, 1.0), value_format="{:.2f}",
                                      row_title="layer", col_title="head", colorbar_title="loss change",
                                      describe=self._describe_head, empty_text="Press Measure")
         self.heads_view.setMinimumHeight(160)
@@ -191,15 +194,51 @@ class InsidePanel(Panel):
         self.history_strip.tokenClicked.connect(self.show_history)
         self.layer_combo.currentIndexChanged.connect(lambda _i: self._draw_history())
         self.head_combo.currentIndexChanged.connect(lambda _i: self._draw_history())
-        group.buttonToggled.connect(lambda *_a: self._update_controls())
+        group.buttonToggled.connect(lambda *_a: self._source_changed())
         self._update_controls()
 
     # -- where the model comes from ----------------------------------------------------------
 
     def set_session(self, session) -> None:
         self._session = session
-        session.stateChanged.connect(lambda _s: self._update_controls())
-        session.paused.connect(lambda *_a: self._update_controls())
+        session.stateChanged.connect(lambda _s: self._on_session())
+        session.paused.connect(lambda *_a: self._on_session())
+
+    def _on_session(self) -> None:
+        """A paused run is the model to look at unless the person loaded another run's checkpoint."""
+        if self.live_available() and not self.live_radio.isChecked():
+            tm = self._trained
+            other = tm is not None and Path(tm.path).parent.parent.resolve() != Path(self._session.run_dir).resolve()
+            if not other and not self.is_busy():
+                self.live_radio.setChecked(True)  # -> _source_changed
+                return
+        self._update_controls()
+
+    def _source_changed(self) -> None:
+        show_error(self.error, "")
+        if self.live_radio.isChecked() and self._session is not None and self._session.run_dir:
+            lent = self._session.live_model()
+            if lent is not None:
+                self._run_dir = str(self._session.run_dir)
+                self._fill_history_pickers(lent[0].config.n_layer, lent[0].config.n_head)
+                self._load_history_tokens()
+        elif self._trained is not None:
+            self._run_dir = str(self._trained.path.parent.parent)
+            self._fill_history_pickers(self._trained.model.config.n_layer, self._trained.model.config.n_head)
+            self._load_history_tokens()
+        self._update_controls()
+
+    def _default_probe(self) -> str:
+        """The probe text of the run being looked at (a paused run keeps its current one in config.toml)."""
+        if self.live_radio.isChecked() and self._session is not None and self._session.run_dir:
+            from workbench.engine.config import load_experiment
+            from workbench.engine.errors import WorkbenchError
+
+            try:
+                return load_experiment(Path(self._session.run_dir) / "config.toml").training.probe_text
+            except (WorkbenchError, OSError):
+                return ""
+        return self._trained.experiment.training.probe_text if self._trained is not None else ""
 
     def live_available(self) -> bool:
         return self._session is not None and self._session.live_model() is not None
@@ -300,9 +339,12 @@ class InsidePanel(Panel):
             show_error(self.error, got)
             return False
         hold, (model, tok, _) = got
-        text = self.probe_edit.text()
+        text = self.probe_edit.text() or self._default_probe()
+        if not self.probe_edit.text() and text:
+            self.probe_edit.setText(text)
         if len(tok.encode(text)) < 2:
-            show_error(self.error, "Type a probe text of at least two tokens.")
+            show_error(self.error, "Type a probe text of at least two tokens (this run has none of its own)."
+                       if not text else "Type a probe text of at least two tokens.")
             return False
         show_error(self.error, "")
         self._heads.clear()
@@ -312,6 +354,7 @@ class InsidePanel(Panel):
 
     def _measured(self, result: dict) -> None:
         self._result = result
+        self._result["source"] = "live" if self.live_radio.isChecked() else "checkpoint"
         self._knockout = result["base"]
         table = result["table"]
         L, H = table.delta.shape
@@ -464,6 +507,22 @@ class InsidePanel(Panel):
 
     # -- state -----------------------------------------------------------------------------------
 
+    def current_step(self) -> int | None:
+        """The step of the model the page would measure now."""
+        if self.live_radio.isChecked():
+            lent = self._session.live_model() if self._session is not None else None
+            return lent[2] if lent else None
+        return self._trained.step if self._trained is not None else None
+
+    def _update_stale(self) -> None:
+        r = self._result
+        now = self.current_step()
+        stale = r is not None and now is not None and now != r["step"]
+        self.stale_label.setVisible(stale)
+        if stale:
+            self.stale_label.setText(f"These results are of step {r['step']:,}; the model is now at step {now:,}. "
+                                     f"Press Measure to look at it again.")
+
     def _update_controls(self) -> None:
         live = self.live_available()
         self.live_radio.setEnabled(live)
@@ -479,6 +538,7 @@ class InsidePanel(Panel):
             tm = self._trained
             self.source_label.setText(f"{tm.path.parent.parent.name} · step {tm.step:,} · "
                                       f"{tm.model.config.n_layer} layers x {tm.model.config.n_head} heads")
+        self._update_stale()
 
     def set_presentation(self, scale: float) -> None:
         self._scale = scale

@@ -316,7 +316,9 @@ class MatrixView(QtWidgets.QWidget):
         line = QtCore.QRectF(8 * s, y0 + g["grid_h"] + 6 * s, self.width() - 16 * s, fm.height() * 1.4)
         if self._hover is not None:
             p.setPen(QtGui.QColor(style.FOREGROUND))
-            p.drawText(line, int(QtCore.Qt.AlignmentFlag.AlignCenter), self.describe_cell(*self._hover))
+            text = fm.elidedText(self.describe_cell(*self._hover), QtCore.Qt.TextElideMode.ElideRight,
+                                 int(line.width()))  # a long description on a narrow view: cut at its end
+            p.drawText(line, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
         p.end()
 
     def _paint_colorbar(self, p: QtGui.QPainter, g: dict, font: QtGui.QFont) -> None:
