@@ -268,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"error: {e}", file=sys.stderr)
         return 1 if isinstance(e, WriteError) else e.exit_code  # a file not written is no bad command
+    except OSError as e:  # the file system said no (permissions, read-only, a path through a file)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}; check that the path exists and can be written.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

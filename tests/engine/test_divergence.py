@@ -85,8 +85,12 @@ def test_a_loss_that_explodes_without_nan_stops_and_names_a_checkpoint_that_work
     good = int(msg.split("--from-step ")[1].split()[0])
     assert good == 30
     run = ckpt.RunDir.open(tmp_path / "d")
-    assert good in run.checkpoint_steps()  # kept although keep_checkpoints = 1 and later ones exist
-    assert max(run.checkpoint_steps()) > good
+    assert good in run.checkpoint_steps()  # kept although keep_checkpoints = 1 and later ones were written
+    # the checkpoints written while the loss was out of its band are moved aside: a plain --resume,
+    # generate or export of the run now takes the good one
+    assert max(run.checkpoint_steps()) == good and "were moved to" in msg
+    moved = list((tmp_path / "d" / "superseded").glob("*/checkpoints/step_*.json"))
+    assert moved and all(ckpt._STEP_FILE.search(m.name) and int(m.stem.split("_")[1]) > good for m in moved)
 
     trained = load_trained(run.checkpoint_path(good))
     tokens = list(generate(trained.model, trained.tokenizer, "the cat ",

@@ -497,3 +497,71 @@ def test_a_token_cache_that_does_not_fit_names_the_cache_and_leaves_no_temp_file
     tokens = paths.cache_dir() / "tokens"
     assert str(tokens) in result.message and ".bin:" in result.message
     assert not list(tokens.glob("*.tmp"))
+
+
+# -- found by the review of the merged work ------------------------------------------------------
+
+
+def test_outputs_never_replace_a_device_a_pipe_or_a_broken_link(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "nowhere")
+    for path in (fifo, broken):
+        with pytest.raises(CheckpointError, match="not a regular file or folder"):
+            ownership.check_output(path, "report")
+        assert path.is_symlink() or path.exists()  # left as it was
+    assert not fifo.is_file()
+
+
+def test_a_run_folder_is_never_made_inside_another_run_or_through_a_file(small_text, tmp_path):
+    assert Trainer(tiny_experiment(small_text, max_steps=2, eval_every=0, attention_every=0),
+                   run_dir=tmp_path / "outer").run().status == "completed"
+    for inner in (tmp_path / "outer" / "inner", tmp_path / "outer" / "checkpoints" / "deeper"):
+        result = Trainer(tiny_experiment(small_text, max_steps=2), run_dir=inner).run()
+        assert result.status == "failed" and "lies inside the run folder" in result.message
+        assert not inner.exists()
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    result = Trainer(tiny_experiment(small_text, max_steps=2), run_dir=afile / "sub").run()
+    assert result.status == "failed" and "cannot create the run folder" in result.message
+    assert afile.read_text() == "mine"
+
+
+def test_resume_refuses_fewer_steps_than_the_run_has_and_leaves_its_config(small_text, tmp_path):
+    assert Trainer(tiny_experiment(small_text, max_steps=6, eval_every=0, attention_every=0),
+                   run_dir=tmp_path / "r").run().status == "completed"
+    before = (tmp_path / "r" / "config.toml").read_bytes()
+    shorter = saved_experiment(tmp_path / "r").with_overrides(["training.max_steps=3"])
+    result = Trainer(shorter, resume=tmp_path / "r").run()
+    assert result.status == "failed" and "max_steps = 3 is below the step the run continues from (6)" in result.message
+    assert (tmp_path / "r" / "config.toml").read_bytes() == before
+
+
+def test_weights_with_nan_are_refused_with_the_way_out(small_text, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from workbench.engine.loading import load_trained
+
+    assert Trainer(tiny_experiment(small_text, max_steps=2, eval_every=0, attention_every=0),
+                   run_dir=tmp_path / "r").run().status == "completed"
+    path = ckpt.RunDir.open(tmp_path / "r").latest_checkpoint().with_suffix(".safetensors")
+    tensors = load_file(str(path))
+    name = next(k for k in tensors if k.startswith("model.transformer.h.0"))
+    tensors[name][0] = float("nan")
+    save_file(tensors, str(path))
+    with pytest.raises(CheckpointError, match="NaN or infinite values.*--from-step") as e:
+        load_trained(tmp_path / "r")
+    assert e.value.exit_code == 1
+
+
+def test_the_command_line_turns_a_refusal_of_the_file_system_into_a_message(monkeypatch, capsys):
+    from workbench import cli
+
+    def denied(_args):
+        raise PermissionError(errno.EACCES, "Permission denied", "/somewhere/run.lock")
+
+    monkeypatch.setitem(cli.COMMANDS, "runs", denied)
+    assert cli.main(["runs"]) == 1
+    err = capsys.readouterr().err
+    assert "error: /somewhere/run.lock: Permission denied" in err and "Traceback" not in err

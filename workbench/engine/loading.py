@@ -58,6 +58,12 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu", *, with_h
         head_shapes[key[len("heads."):-len(".weight")]] = tuple(state[key].shape)
     # The JSON's sizes are checked against the tensors before a model of that size is allocated.
     check_shapes(config, {k: tuple(v.shape) for k, v in state.items()}, cpath, heads=head_shapes)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:  # sampling, scoring and exporting such weights give nan or garbage, not an answer
+        raise CheckpointError(f"{cpath}: the weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                              f"{' ...' if len(bad) > 3 else ''}), as a run that diverged leaves them. Use an "
+                              f"earlier checkpoint of the run (workbench train --resume RUN --from-step N continues "
+                              f"from one).", exit_code=1)
     model = GPT(config)
     for name, (out_f, in_f) in head_shapes.items():  # every task head is one linear layer
         model.heads[name] = torch.nn.Linear(in_f, out_f, bias=f"heads.{name}.bias" in state)

@@ -330,9 +330,19 @@ def claim_run_folder(folder: Path, *, resume: bool = False, overwrite: bool = Fa
         from .checkpoint import RunDir
 
         RunDir.open(folder)
-    elif folder.exists() and not folder.is_dir():
-        raise CheckpointError(f"{folder}: is a file, not a folder; give a new folder for the run.")
-    folder.mkdir(parents=True, exist_ok=True)
+    else:
+        if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+            raise CheckpointError(f"{folder}: is a file (or a broken link), not a folder; give a new folder for "
+                                  f"the run.")
+        outer = run_folder_around(folder.parent)
+        if outer is not None:
+            raise CheckpointError(f"{folder}: lies inside the run folder {outer}, which belongs to its own run; "
+                                  f"give a folder outside it.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a parent that is a file, no permission, a read-only disk
+        raise CheckpointError(f"{folder}: cannot create the run folder ({e.strerror or e}); give a folder that "
+                              f"can be written.") from None
     lock = RunLock.acquire(folder)
     try:
         if not resume:
@@ -389,6 +399,10 @@ def check_output(path: Path, what: str, *, own_file=None, own_folder=None) -> No
     existing file unless ``own_file(path)`` says it is an earlier output of the same kind, or into
     a non-empty folder unless ``own_folder(path)`` says the same of the folder."""
     path = Path(path)
+    if (path.exists() or path.is_symlink()) and not (path.is_file() or path.is_dir()):
+        # a device, a FIFO, a socket or a dangling link: an atomic write would replace it
+        raise CheckpointError(f"{path}: exists and is not a regular file or folder (a device, pipe or broken "
+                              f"link); write the {what} to a file or folder path.")
     run = run_folder_around(path if path.is_dir() else path.parent)
     if run is not None:
         raise CheckpointError(f"{path}: lies inside the run folder {run}; a run folder is written by its training "

@@ -30,7 +30,7 @@ from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import check_fits_memory, describe_device, is_out_of_memory, resolve_device, resolve_precision
 from .divergence import DivergenceWatch
-from .errors import Cancelled, CheckpointError, Diverged, TrainingError, WorkbenchError
+from .errors import Cancelled, CheckpointError, ConfigError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics, TaskBalance)
 from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_of
@@ -142,12 +142,13 @@ class Trainer:
             status = self._loop()
             return RunResult(status, self.run_dir.path, self.step, last_val_loss=self.last_val_loss)
         except Diverged as e:
+            msg = str(e) + self._set_aside_bad_checkpoints()
             if getattr(self, "metrics", None) is not None:
                 # one line saying why the run ended (`workbench runs` shows "diverged"); its step is the
                 # failed one, later than any checkpoint, so a resume drops it like other later lines
-                self.metrics.write(step=self.step + 1, split="event", event="diverged", message=str(e))
-            reporter.report(Failed(self.step, str(e), "", str(self.run_dir.path) if self.run_dir else None))
-            return RunResult("diverged", self.run_dir.path if self.run_dir else None, self.step, str(e),
+                self.metrics.write(step=self.step + 1, split="event", event="diverged", message=msg)
+            reporter.report(Failed(self.step, msg, "", str(self.run_dir.path) if self.run_dir else None))
+            return RunResult("diverged", self.run_dir.path if self.run_dir else None, self.step, msg,
                              self.last_val_loss)
         except Cancelled as e:
             reporter.report(Finished(self.step, "stopped", str(self.run_dir.path if self.run_dir else ""), {}))
@@ -220,6 +221,10 @@ class Trainer:
             ckpt.require_keys(state, resume_from, "experiment", "vocab_size")
             saved = from_dict(state["experiment"], source=str(self.run_dir.config), machine=False)
             check_resumable(saved, self.exp, self.run_dir.path)
+            at = state.get("step", 0)
+            if isinstance(at, int) and self.exp.training.max_steps < at:  # would rewrite the run as shorter
+                raise ConfigError(f"{self.run_dir.path}: training.max_steps = {self.exp.training.max_steps} is below "
+                                  f"the step the run continues from ({at}); set it to {at} or more.")
         exp, tc = self.exp, self.exp.training
 
         # checked here too: an experiment built in code or resumed from a bigger machine skipped it
@@ -501,6 +506,19 @@ class Trainer:
         if self.watch.streak:
             steps = [s for s in steps if s < self.watch.streak_start - 1]
         return steps[-1] if steps else None
+
+    def _set_aside_bad_checkpoints(self) -> str:
+        """A diverged run: checkpoints written after the good one (while the loss was already out of
+        its band) move to superseded/, so resume, generate and export never pick them by default."""
+        if self.run_dir is None:
+            return ""
+        good = self._good_checkpoint()
+        bad = [s for s in self.run_dir.checkpoint_steps() if good is None or s > good]
+        if not bad:
+            return ""
+        aside = _set_aside_after(self.run_dir, good if good is not None else 0)
+        return (f" The checkpoints of steps {', '.join(map(str, bad))} were written while the loss was already "
+                f"out of its band; they were moved to {aside}.")
 
     def _advice(self) -> str:
         good = self._good_checkpoint()
