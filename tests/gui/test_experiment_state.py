@@ -104,15 +104,60 @@ def test_the_probe_text_and_the_name_follow_the_corpus_unless_typed(window, qtbo
     qtbot.mouseClick(w.corpus.builtin_buttons["toy"], LEFT)  # back to the demo's corpus: its own again
     assert w.attention.probe_text() == DEMO_PROBE and w.training.name() == "demo-toy"
 
-    type_into(qtbot, w.attention.probe_edit, "def f(x):")  # typed by the person: kept
+    # a typed probe is written for the corpus of its time: another corpus clears it, with an Undo
+    type_into(qtbot, w.attention.probe_edit, "def f(x):")
     type_into(qtbot, w.training.name_edit, "my run")
     qtbot.mouseClick(w.corpus.builtin_buttons["reverse"], LEFT)
-    assert w.attention.probe_text() == "def f(x):" and w.training.name() == "my run"
+    assert w.attention.probe_text() == "" and w.training.name() == "my run"  # a typed name stays
+    w.show_panel("attention")
+    assert w.attention.probe_note.isVisible() and "def f(x):" in w.attention.probe_note_label.text()
+    qtbot.mouseClick(w.attention.probe_undo_button, LEFT)  # the person keeps it for this corpus
+    assert w.attention.probe_text() == "def f(x):" and not w.attention.probe_note.isVisible()
     assert w.experiment().training.probe_text == "def f(x):"
+    qtbot.mouseClick(w.corpus.builtin_buttons["copy"], LEFT)  # written for reverse now: copy clears it
+    assert w.attention.probe_text() == ""
+    qtbot.mouseClick(w.corpus.builtin_buttons["reverse"], LEFT)  # back to its corpus: it comes back
+    assert w.attention.probe_text() == "def f(x):" and not w.attention.probe_note.isVisible()
 
     answer_next_box(qtbot, B.Discard, [])
     assert w.open_experiment("icl_keyvalue")  # another experiment brings its own probe text
     assert w.attention.probe_text() == resolve_experiment("icl_keyvalue").training.probe_text
+
+
+def test_a_probe_applied_in_the_demo_does_not_carry_into_a_run_on_ones_own_corpus(make_window, qtbot, small_text,
+                                                                                   tmp_path):
+    w = make_window()
+    bar = w.toolbar.widgetForAction
+    qtbot.mouseClick(bar(w.demo_action), LEFT)
+    qtbot.waitUntil(lambda: w.session.state == "running", timeout=60000)
+    qtbot.mouseClick(bar(w.pause_action), LEFT)
+    qtbot.waitUntil(lambda: w.session.state == "paused", timeout=20000)
+    w.show_panel("attention")
+    a = w.attention
+    type_into(qtbot, a.probe_edit, "abc>cba hello (())")
+    qtbot.mouseClick(a.apply_probe, LEFT)
+    demo_run = Path(w.session.run_dir)
+    qtbot.waitUntil(lambda: load_experiment(demo_run / "config.toml").training.probe_text == "abc>cba hello (())",
+                    timeout=20000)
+    w.stop()
+    wait_idle(qtbot, w)
+
+    w.show_panel("corpus")
+    w.corpus.add_paths([str(small_text)])  # replaces the built-in toy corpus
+    assert w.training.name() == "small"
+    assert a.probe_text() == "" and w.experiment().training.probe_text == ""
+    assert "abc>cba hello (())" in a.probe_note_label.text() and "cleared" in w.statusBar().currentMessage()
+    tiny(w, max_steps=10, eval_every=0, attention_every=5)
+    qtbot.mouseClick(bar(w.start_action), LEFT)
+    wait_idle(qtbot, w)
+    run = Path(w.session.run_dir)
+    assert run != demo_run and load_experiment(run / "config.toml").training.probe_text == ""
+    newest = a.entries[-1]
+    newest.load()
+    tokens = "".join(newest.tokens)
+    assert "<|unk|>" not in tokens and "abc>cba" not in tokens  # the start of its own validation text
+    w.close()
+    assert load_experiment(tmp_path / "last.toml").training.probe_text == ""
 
 
 # -- a file of one's own replaces the demo's built-in corpus --------------------------------------
@@ -240,6 +285,77 @@ def test_demo_asks_before_replacing_an_unsaved_setup(window, qtbot, tmp_path):
     answer_next_box(qtbot, B.Discard, seen)
     w.presets_menu.actions()[0].trigger()
     assert len(seen) == 3 and w.experiment() == resolve_experiment("demo_toy")
+
+
+def test_demo_asks_after_a_relaunch_when_the_setup_is_only_in_an_old_run_folder(make_window, qtbot):
+    first = make_window()  # an earlier session trained a run
+    tiny(first, max_steps=4, eval_every=0, attention_every=0)
+    assert first.start()
+    wait_idle(qtbot, first)
+    run_dir = first.session.run_dir
+    first.close()
+
+    second = make_window()
+    seen: list = []
+    answer_next_box(qtbot, B.Discard, seen)  # the reopened setup is not saved: asked, then discarded
+    second.training.set_resume(run_dir)  # what "Resume a run…" does with the folder chosen
+    assert load_experiment(Path(run_dir) / "config.toml") == second.experiment()
+    assert not second.is_modified()  # the run the person just picked is where they know it
+    second.show_panel("training")
+    qtbot.mouseClick(second.training.resume_clear, LEFT)  # New run
+    mine = second.experiment()
+    second.close()
+
+    third = make_window()
+    assert third.experiment() == mine and third.is_modified()
+    before = len(seen)
+    answer_next_box(qtbot, B.Cancel, seen)
+    qtbot.mouseClick(third.toolbar.widgetForAction(third.demo_action), LEFT)
+    assert len(seen) == before + 1 and "not saved" in seen[-1]
+    assert third.experiment() == mine and not third.session.is_active()
+
+
+def test_the_window_title_names_the_experiment_and_the_app_once(window, tmp_path):
+    w = window
+    assert w.windowTitle() == "demo-toy — GPT Workbench"
+    assert w.save_experiment_to(str(tmp_path / "mine.toml"))
+    assert w.windowTitle() == "demo-toy — mine.toml — GPT Workbench"
+    # the app's display name (app.py) last: X11 and Wayland append it to a title not ending with it
+    assert w.windowTitle().count("GPT Workbench") == 1
+
+
+def test_a_new_run_follows_live_again_after_the_timeline_was_scrubbed(window, qtbot):
+    w = window
+    start_button = w.toolbar.widgetForAction(w.start_action)
+    tiny(w, max_steps=20, eval_every=0, attention_every=5)
+    qtbot.mouseClick(start_button, LEFT)
+    wait_idle(qtbot, w)
+    w.show_panel("attention")
+    a = w.attention
+    assert len(a.entries) >= 3
+    a.timeline.setFocus()
+    qtbot.keyClick(a.timeline, QtCore.Qt.Key.Key_Home)  # back to the first snapshot
+    assert not a.follow_check.isChecked() and a.current() is a.entries[0]
+    qtbot.mouseClick(start_button, LEFT)  # a new run: watched live again
+    assert a.follow_check.isChecked()
+    wait_idle(qtbot, w)
+    assert a.current() is a.entries[-1] and a.current().step == 20
+
+
+def test_the_presentation_sidebar_width_is_not_kept_for_the_next_launch(make_window, qtbot):
+    first = make_window()
+    first.resize(1024, 768)
+    first.splitter.setSizes([260, 764])  # the person's own width in normal mode
+    qtbot.waitUntil(lambda: first.splitter.sizes()[0] == 260, timeout=5000)
+    qtbot.keyClick(first, QtCore.Qt.Key.Key_F11)
+    assert first.presentation and first.splitter.sizes()[0] > 280
+    first.close()  # closed in presentation mode
+
+    again = make_window()
+    assert not again.presentation and again.splitter.sizes()[0] == 260
+    qtbot.keyClick(again, QtCore.Qt.Key.Key_F11)
+    qtbot.keyClick(again, QtCore.Qt.Key.Key_F11)  # and back: the normal width again
+    assert not again.presentation and again.splitter.sizes()[0] == 260
 
 
 # -- a finished resumed run is not "to be continued" -----------------------------------------------

@@ -9,9 +9,10 @@ positions and recent experiments persist in QSettings; the whole setup in the fo
 is written to ``last.toml`` on closing and reopened at the next launch (the demo the first time).
 
 Nothing a person made is dropped without a question: replacing a setup that is saved nowhere (no
-file, no run folder) asks Save / Discard / Cancel first. The probe text and an automatic name
-belong to the experiment's corpus: picking another corpus replaces them unless the person typed
-them.
+file of the person's, no run this window trained or opened; a run folder reopened at launch is no
+save of theirs) asks Save / Discard / Cancel first. The probe text belongs to the corpus it was
+written for: picking another corpus clears it, with a note and an Undo. An automatic name follows
+the corpus unless the person typed one.
 """
 
 from __future__ import annotations
@@ -290,6 +291,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                        if settings.format() == QtCore.QSettings.Format.IniFormat else None)
         self.session = TrainingSession(self)
         self.presentation = False
+        self._normal_split: QtCore.QByteArray | None = None  # the sidebar width in normal mode
         self.confirm_close = True          # ask before closing during a run
         self._close_after_stop = False
         self._experiment_path: str | None = None
@@ -300,7 +302,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._window_runs: set[Path] = set()  # run folders trained in this window
         self._trained: list[Experiment] = []  # setups this window trained: saved in their run folders
         self._loading = False                 # set_experiment is filling the forms
-        self._probe_auto = ""                 # the probe text that came with the experiment
+        self._probe_auto = ""                 # a probe text the corpus set (not the person's)
+        self._probe_corpus: tuple[str, ...] = ()  # the corpus the probe text was written for
+        self._probe_undo = ""                 # the probe text a corpus change cleared
+        self._probe_undo_corpus: tuple[str, ...] = ()  # and the corpus it was written for
+        self._base_is_run = False             # the base is a run folder's record, not a save
         self._name_auto: str | None = None    # a name that follows the corpus (a preset's, or derived)
         self._corpus_paths: tuple[str, ...] = ()
         self._snapshot_wanted = False         # the person asked for a snapshot: show it when it comes
@@ -543,6 +549,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.training.resumeChosen.connect(self._resume_chosen)
         self.attention.snapshotRequested.connect(self.request_snapshot)
         self.attention.probeTextApplied.connect(self._apply_probe_text)
+        self.attention.probe_edit.textEdited.connect(self._probe_typed)
+        self.attention.probe_undo_button.clicked.connect(self._undo_probe_clear)
         self.generate.set_session(s)  # generation from the live model of a paused run
         self.inside.set_session(s)    # knock-out and logit lens on it too
         self.runs.openRunRequested.connect(self.open_run)
@@ -585,10 +593,12 @@ class MainWindow(QtWidgets.QMainWindow):
                                       **experiment_sections(self.tasks, self.finetune))
 
     def set_experiment(self, exp: Experiment, *, base_label: str | None = None, path: str | None = None,
-                       base: Experiment | None = None) -> None:
+                       base: Experiment | None = None, run: bool = False) -> None:
         """Fill every form from ``exp``. ``base``: what it was made from, when that is not ``exp``
-        itself (a reopened setup with unsaved edits): the file or preset that ``base_label`` names."""
+        itself (a reopened setup with unsaved edits): the file or preset that ``base_label`` names.
+        ``run``: the base is a run folder's config.toml (a record of the run, not the person's save)."""
         self._base_exp = base or exp
+        self._base_is_run = run
         self._loading = True
         try:
             self.training.set_name(exp.name)
@@ -603,6 +613,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._base_label = base_label or path or self._base_label
         self._experiment_path = path
         self._probe_auto = self._base_exp.training.probe_text
+        self._probe_corpus = tuple(exp.corpus.paths)
+        self._probe_undo = ""
+        self.attention.show_probe_note(None)
         from_preset = path is None and self._base_label in preset_names()
         self._name_auto = self._base_exp.name if from_preset else None
         self._corpus_paths = tuple(self.corpus.config().paths)
@@ -612,12 +625,16 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def is_modified(self) -> bool:
         """True when the forms hold a setup that is saved nowhere: it differs from the file or
-        preset it came from and from every setup this window trained (those are in their runs)."""
+        preset it came from and from every run this window trained or opened (the person knows
+        those runs). A run folder the setup came from in an earlier session is no save: the
+        person may not know it, and the Runs page can delete it."""
         try:
             exp = self.experiment()
         except ConfigError:
             return True
-        return exp != self._base_exp and exp not in self._trained
+        if exp in self._trained:
+            return False
+        return self._base_is_run or exp != self._base_exp
 
     def _confirm_replace(self, what: str) -> bool:
         """Before something replaces the forms: a setup saved nowhere is not lost without a
@@ -660,11 +677,12 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         path = self.settings.value("experiment/path") or None
         label = path or self.settings.value("experiment/base") or DEMO_PRESET
+        run = not path and self.settings.value("experiment/base_is_run") in (True, "true")
         try:
             base = resolve_experiment(label)
         except ConfigError:  # its file is gone: unsaved then, compared with the demo
-            label, path, base = DEMO_PRESET, None, demo
-        self.set_experiment(exp, base_label=label, path=path, base=base)
+            label, path, base, run = DEMO_PRESET, None, demo, False
+        self.set_experiment(exp, base_label=label, path=path, base=base, run=run)
         self.statusBar().showMessage("Reopened the setup of the last session", 6000)
 
     def save_last_experiment(self) -> None:
@@ -679,10 +697,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.settings.setValue("experiment/base", self._base_label)
         self.settings.setValue("experiment/path", self._experiment_path or "")
+        self.settings.setValue("experiment/base_is_run", self._base_is_run)
 
     def _update_title(self) -> None:
+        """The experiment first, the app name last, once: the X11/Wayland platforms append the
+        application display name to a title that does not already end with it."""
         where = f" — {Path(self._experiment_path).name}" if self._experiment_path else ""
-        self.setWindowTitle(f"{app_mod.APPLICATION} — {self.training.name()}{where}")
+        self.setWindowTitle(f"{self.training.name()}{where} — {app_mod.APPLICATION}")
 
     def _corpus_changed(self) -> None:
         cfg = self.corpus.config()
@@ -695,17 +716,50 @@ class MainWindow(QtWidgets.QMainWindow):
             self._follow_corpus(cfg.paths)
 
     def _follow_corpus(self, sources) -> None:
-        """The probe text and an automatic name belong to the experiment's corpus: another corpus
-        gets the probe "" (the start of its validation text) and a name of its own, unless the
-        person typed them; going back to the experiment's corpus brings its own back."""
+        """The probe text belongs to the corpus it was written for (typed, applied or the
+        experiment's): another corpus clears it, so a run records the start of its own validation
+        text, with a note and an Undo; going back to the experiment's corpus brings the
+        experiment's probe back. An automatic name follows the corpus; a typed one stays."""
         base = self._base_exp
-        same = tuple(sources) == tuple(base.corpus.paths)
-        if self.attention.probe_text() == self._probe_auto:
-            self._probe_auto = base.training.probe_text if same else ""
-            self.attention.set_probe_text(self._probe_auto)
+        sources = tuple(sources)
+        same = sources == tuple(base.corpus.paths)
+        probe = self.attention.probe_text()
+        untouched = probe in (self._probe_auto, "")
+        if self._probe_undo and untouched and sources == self._probe_undo_corpus:
+            self._undo_probe_clear()  # back to the corpus the cleared probe was written for
+            self._probe_auto = self.attention.probe_text() if same else ""
+        elif probe == self._probe_auto or sources != self._probe_corpus:
+            new = base.training.probe_text if same and untouched else ""
+            written_for = self._probe_corpus
+            self._probe_auto, self._probe_corpus = new, sources
+            if new != probe:
+                self.attention.set_probe_text(new)
+            if probe and not new:
+                self._probe_undo, self._probe_undo_corpus = probe, written_for
+                shown = probe if len(probe) <= 40 else probe[:39] + "…"
+                note = (f"The probe text “{shown}” was written for the earlier corpus, so it was cleared: "
+                        f"the next run records the start of its own validation text.")
+                self.attention.show_probe_note(note)
+                self.statusBar().showMessage(note + " Undo on the Attention page.", 10000)
+            elif new:
+                self.attention.show_probe_note(None)
         if self._name_auto is not None and self.training.name() == self._name_auto:
             self._name_auto = base.name if same else corpus_name(sources)
             self.training.set_name(self._name_auto)
+
+    def _probe_typed(self, _text: str) -> None:
+        """A probe the person types is written for the corpus in the list now."""
+        self._probe_corpus = tuple(self.corpus.config().paths)
+        self._probe_undo = ""
+        self.attention.show_probe_note(None)
+
+    def _undo_probe_clear(self) -> None:
+        """The person keeps the cleared probe text for the corpus now in the list."""
+        if self._probe_undo:
+            self.attention.set_probe_text(self._probe_undo)
+            self._probe_corpus = tuple(self.corpus.config().paths)
+            self._probe_undo = ""
+        self.attention.show_probe_note(None)
 
     def _training_changed(self) -> None:
         t = self.training.config()
@@ -765,7 +819,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error("Cannot save the experiment", str(e))
             return False
         self._experiment_path = str(Path(path).resolve())
-        self._base_label, self._base_exp = self._experiment_path, exp
+        self._base_label, self._base_exp, self._base_is_run = self._experiment_path, exp, False
         self._name_auto = None  # a saved name is the person's
         self._add_recent(self._experiment_path)
         self._update_title()
@@ -803,7 +857,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._confirm_replace(f"showing the settings of {Path(folder).name}"):
             self.training.set_resume("")
             return
-        self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"))
+        self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"), run=True)
+        self._trained.append(exp)  # the person just picked this run: it is where they know
         self._resume_exp = exp
         self.curves.load_run(folder)
         self.attention.load_run(folder)
@@ -853,6 +908,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.attention.reset()
             self.balance.reset()
         # the pages that follow one kind of run learn which run this is before its first event
+        self.attention.follow_live()  # the last run's scrubbed timeline does not hold the new one back
         self.finetune.begin_run(self.finetune.is_enabled(), resume=bool(resume))
         self.balance.begin_run(exp)
         self.training.on_preparing(resume)
@@ -911,7 +967,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _apply_probe_text(self, text: str) -> None:
         """The probe text is part of the experiment (the next run records it). A run switches to it
         and snapshots at once when paused, at its next step when running, and keeps it in its
-        run folder, so a resumed run goes on with it."""
+        run folder, so a resumed run goes on with it. It is written for the corpus in the list."""
+        self._probe_corpus = tuple(self.corpus.config().paths)
+        self._probe_undo = ""
+        self.attention.show_probe_note(None)
         if self.session.is_active():
             self._snapshot_wanted = True
             self.session.request(control_mod.SET_PROBE_TEXT, text)
@@ -1096,6 +1155,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.set_presentation(not self.presentation if checked is None else bool(checked))
 
     def set_presentation(self, on: bool) -> None:
+        """Bigger fonts and a wider sidebar; leaving gives back the normal sidebar width, which is
+        the one kept for the next launch (that opens in normal mode)."""
+        if on and not self.presentation:
+            self._normal_split = self.splitter.saveState()
+        was = self.presentation
         self.presentation = on
         scale = PRESENTATION_SCALE if on else 1.0
         with QtCore.QSignalBlocker(self.presentation_action):
@@ -1110,7 +1174,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.toolbar.setIconSize(QtCore.QSize(int(18 * scale), int(18 * scale)))
         for panel in self.panels.values():
             panel.set_presentation(scale)
-        self.splitter.setSizes([int(230 * side_scale), max(400, self.width() - int(230 * side_scale))])
+        if not on and was and self._normal_split is not None:
+            self.splitter.restoreState(self._normal_split)
+        else:
+            self.splitter.setSizes([int(230 * side_scale), max(400, self.width() - int(230 * side_scale))])
 
     def toggle_fullscreen(self, on: bool) -> None:
         self.showFullScreen() if on else self.showNormal()
@@ -1132,7 +1199,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         if not self._confirm_replace(f"showing the run {Path(folder).name}"):
             return False
-        self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"))
+        self.set_experiment(exp, base_label=str(Path(folder) / "config.toml"), run=True)
+        self._trained.append(exp)  # the person just opened this run: it is where they know
         self.curves.load_run(folder)
         self.attention.load_run(folder)
         self.show_panel("curves")
@@ -1208,7 +1276,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("window/rect", self.normalGeometry())
         s.setValue("window/maximized", self.isMaximized())
         s.setValue("window/state", self.saveState())
-        s.setValue("window/splitter", self.splitter.saveState())
+        s.setValue("window/splitter", self._normal_split if self.presentation and self._normal_split is not None
+                   else self.splitter.saveState())  # the next launch opens in normal mode
         s.setValue("curves/splitter", self.curves.splitter.saveState())
         s.setValue("curves/bottom", self.curves.bottom_splitter.saveState())
         s.setValue("attention/splitter", self.attention.splitter.saveState())

@@ -138,6 +138,18 @@ class AttentionPanel(Panel):
         self.apply_probe = QtWidgets.QPushButton("Apply")
         pl.addWidget(self.apply_probe)
         self.body.addLayout(pl)
+        # after the corpus changed: the probe text written for the earlier corpus was cleared (Undo)
+        self.probe_note = QtWidgets.QWidget()
+        self.probe_note.setObjectName("undoBar")
+        nl = QtWidgets.QHBoxLayout(self.probe_note)
+        nl.setContentsMargins(0, 0, 0, 0)
+        self.probe_note_label = muted_label()
+        self.probe_note_label.setWordWrap(True)
+        self.probe_undo_button = QtWidgets.QPushButton("Undo")
+        nl.addWidget(self.probe_note_label, 1)
+        nl.addWidget(self.probe_undo_button)
+        self.probe_note.hide()
+        self.body.addWidget(self.probe_note)
         self.caption = muted_label()
         self.body.addWidget(self.caption)
 
@@ -162,6 +174,15 @@ class AttentionPanel(Panel):
 
     def set_probe_text(self, text: str) -> None:
         self.probe_edit.setText(text)
+
+    def show_probe_note(self, message: str | None) -> None:
+        """Say why the probe text changed, with an Undo button; None hides it."""
+        self.probe_note_label.setText(message or "")
+        self.probe_note.setVisible(bool(message))
+
+    def follow_live(self) -> None:
+        """A new run is watched live again, whatever the last run's timeline was left at."""
+        self.follow_check.setChecked(True)
 
     def set_run_active(self, active: bool) -> None:
         self._active = active
