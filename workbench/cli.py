@@ -399,10 +399,12 @@ def cmd_train(args) -> int:
     if result.status == "failed":  # README: 2 for a bad setting (found once the run knew its sizes), else 1
         return 2 if isinstance(result.error, ConfigError) else 1
     summary = {"status": result.status, "steps": result.step, "val_loss": result.last_val_loss,
-               "wall_s": round(wall, 1), "run_dir": str(result.run_dir)}
+               "wall_s": round(wall, 1), "run_dir": str(result.run_dir) if result.run_dir else None}
     print(f"\n{result.status} at step {result.step}"
           + (f", validation loss {result.last_val_loss:.4f}" if result.last_val_loss is not None else "")
-          + f", {_fmt_time(wall)} wall\nrun folder: {result.run_dir}", file=sys.stderr)
+          + f", {_fmt_time(wall)} wall\n"
+          + (f"run folder: {result.run_dir}" if result.run_dir else "no run folder was made (stopped while "
+             "preparing)"), file=sys.stderr)
     print(json.dumps(summary))
     return 0
 
