@@ -149,6 +149,9 @@ def page_problems(w: MainWindow, key: str) -> list[str]:
                     if k.isVisible()]
             if tops and title.bottom() >= min(tops):
                 problems.append(f"{name}: its title (bottom {title.bottom()}) overlaps its contents (top {min(tops)})")
+        if isinstance(c, pg.GraphicsView) and not hasattr(c, "_page_wheel"):
+            problems.append(f"{name}: a plot that the wheel zooms instead of scrolling the page "
+                            "(plot_input.wheel_scrolls_page)")
         if isinstance(c, pg.GraphicsView) and not isinstance(c.parentWidget(), (AttentionHeatmap, AttentionGrid)):
             if c.height() < MIN_PLOT_HEIGHT:
                 problems.append(f"{name}: a plot {c.height()} px high (< {MIN_PLOT_HEIGHT})")

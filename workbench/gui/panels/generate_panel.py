@@ -46,6 +46,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..widgets import style
 from ..widgets.attention_view import TokenAxis
 from ..widgets.token_strip import TokenStrip
+from ..widgets.plot_input import wheel_scrolls_page
 from ..widgets.flow import FlowRow, WrapLabel
 from . import ERROR_COLOR, MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
 
@@ -309,6 +310,7 @@ class GeneratePanel(Panel):
         self.bar_plot.setMenuEnabled(False)
         self.bar_plot.hideButtons()
         self.bar_plot.setMouseEnabled(x=False, y=False)
+        wheel_scrolls_page(self.bar_plot, hint="")
         self.bar_plot.setMinimumHeight(150)
         left = self.bar_plot.getPlotItem().getAxis("left")
         for ax in (left, self.bar_axis):

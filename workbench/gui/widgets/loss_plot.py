@@ -56,6 +56,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from . import style
 from .flow import FlowRow
 from .export import save_png, save_svg
+from .plot_input import ZOOM_HINT, wheel_scrolls_page
 
 X_AXES = ("step", "tokens", "time")
 X_AXIS_LABELS = {"step": "step", "tokens": "tokens seen", "time": "time"}
@@ -824,8 +825,9 @@ class LossPlot(QtWidgets.QWidget):
     0.6 still leaves a wide band), ``presentation`` (scale for fonts and lines), ``legend``,
     ``color_offset`` (first palette colour, so stacked plots can differ).
 
-    Mouse: scroll zooms, drag pans, double-click fits all data; hovering shows the values of
-    every series at that x in a small box.
+    Mouse: the wheel scrolls the page, Ctrl+wheel zooms, drag pans, double-click (or the "A"
+    button in the lower left corner, shown while zoomed) fits all data; hovering shows the
+    values of every series at that x in a small box.
 
     Signals: ``smoothingChanged(float)``, ``xAxisChanged(str)``, ``logYChanged(bool)``.
     """
@@ -858,12 +860,12 @@ class LossPlot(QtWidgets.QWidget):
             background=style.BACKGROUND,
             axisItems={"bottom": self._x_axis_item, "left": self._y_axis_item})
         self.plot_widget.setAntialiasing(True)
-        self.plot_widget.setToolTip("")
+        wheel_scrolls_page(self.plot_widget, reset=self.reset_view,
+                           hint=ZOOM_HINT + " (or the A button, lower left)")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
         pi = self.plot_item
         pi.showGrid(x=True, y=True, alpha=style.GRID_ALPHA)
-        pi.setMenuEnabled(False)
-        pi.hideButtons()
+        pi.setMenuEnabled(False)  # pyqtgraph's "A" button stays: it shows (on hover) while zoomed
         pi.getAxis("top").setStyle(showValues=False)
         self.view_box: pg.ViewBox = pi.getViewBox()
         self.view_box.sigXRangeChanged.connect(self._on_view_changed)
@@ -879,7 +881,6 @@ class LossPlot(QtWidgets.QWidget):
         pi.addItem(self._cursor, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(self.plot_widget.scene().sigMouseMoved,
                                            rateLimit=30, slot=self._on_mouse_moved)
-        self.plot_widget.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self.plot_widget.viewport().installEventFilter(self)
 
         # hover readout: a small box floating over the lower left corner of the chart
@@ -1523,10 +1524,6 @@ class LossPlot(QtWidgets.QWidget):
     def _hide_readout(self) -> None:
         self._cursor.hide()
         self.readout.hide()
-
-    def _on_mouse_clicked(self, ev) -> None:
-        if ev.double():
-            self.reset_view()
 
     def _on_mouse_moved(self, args) -> None:
         pos = args[0]
