@@ -802,11 +802,21 @@ class AttentionGrid(QtWidgets.QWidget):
             # sized now, not after a first paint with clipped labels
             fm = QtGui.QFontMetricsF(left.style["tickFont"] or QtGui.QFont())
             pad = left.style["tickTextOffset"][0] + 6
-            left.setWidth(int(math.ceil(fm.horizontalAdvance(f"layer {rows - 1}") + pad)))
-            top.setHeight(int(math.ceil(fm.height() + pad)))
+            left_w, top_h = int(math.ceil(fm.horizontalAdvance(f"layer {rows - 1}") + pad)), int(math.ceil(fm.height() + pad))
+            left.setWidth(left_w)
+            top.setHeight(top_h)
             self.plot_item.showAxis("left")
             self.plot_item.showAxis("top")
+            # cells no smaller than their labels ("layer 1" under "layer 0", "11" beside "10"):
+            # a smaller grid drew them over each other; the page scrolls instead
+            cell_px = max(fm.height() + 4, fm.horizontalAdvance(str(cols - 1)) + 8)
+            px_per_unit = cell_px / pitch
+            ml, mt, mr, mb = self.plot_widget.ci.layout.getContentsMargins()
+            self.plot_widget.setMinimumSize(
+                int(math.ceil(left_w + 1.03 * px_per_unit * ((cols - 1) * pitch + T) + ml + mr + 4)),
+                int(math.ceil(top_h + 1.03 * px_per_unit * ((rows - 1) * pitch + T) + mt + mb + 4)))
         else:
+            self.plot_widget.setMinimumSize(0, 0)
             self.plot_item.hideAxis("left")
             self.plot_item.hideAxis("top")
             f = style.font(self._scale, size=9)
@@ -831,8 +841,9 @@ class AttentionGrid(QtWidgets.QWidget):
         pitch, T = self._pitch, self._cell
         top = self.plot_item.getAxis("top")
         fm = QtGui.QFontMetricsF(top.style["tickFont"] or QtGui.QFont())
-        span = (cols - 1) * pitch + T
-        px_per_col = self.view_box.width() * pitch / span if span and self.view_box.width() > 0 else 0.0
+        # from the view's scale, not its width: with square cells a short wide grid has less
+        px_size = self.view_box.viewPixelSize()[0] if self.view_box.width() > 0 else 0.0
+        px_per_col = pitch / px_size if px_size > 0 else 0.0
         long = px_per_col == 0.0 or fm.horizontalAdvance(f"head {cols - 1}") + 6 <= px_per_col
         top.setTicks([[(c * pitch + T / 2, f"head {c}" if long else str(c)) for c in range(cols)]])
         self.head_labels_short = not long
