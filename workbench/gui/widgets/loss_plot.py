@@ -814,6 +814,7 @@ def ask_export_path(parent: QtWidgets.QWidget, kind: str, stem: str) -> str:
 
 MIN_PLOT_WIDTH = 180  # pixels at scale 1 (presentation mode multiplies them)
 MIN_PLOT_HEIGHT = 120
+MIN_VIEW_HEIGHT = 60  # of the data area, below the title and above the x axis
 
 
 class LossPlot(QtWidgets.QWidget):
@@ -1474,8 +1475,16 @@ class LossPlot(QtWidgets.QWidget):
             size = 10.5 if isinstance(self, MetricPlot) else 11.5
             title_font = style.font(1.0, size=size * sc, bold=True)
             width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) * 1.1 + 48 * sc)
-        self.plot_widget.setMinimumSize(int(width), int(MIN_PLOT_HEIGHT * sc))
         tick_font = style.font(sc, size=9)
+        # the title, the ticks and the axis name come on top of the data area (they ate all but
+        # ~40 px of a 120 px plot)
+        chrome = (QtGui.QFontMetricsF(tick_font).height() + 4 * sc          # tick labels
+                  + QtGui.QFontMetricsF(style.font(1.0, size=9.5 * sc)).height() + 6 * sc  # axis name
+                  + 18 * sc)                                                   # margins, spacing
+        if self._title:
+            chrome += QtGui.QFontMetricsF(title_font).height() + 8 * sc
+        height = max(MIN_PLOT_HEIGHT * sc, MIN_VIEW_HEIGHT * sc + chrome)
+        self.plot_widget.setMinimumSize(int(width), int(math.ceil(height)))
         for name in ("left", "bottom"):
             ax = self.plot_item.getAxis(name)
             ax.setPen(pg.mkPen(style.MUTED, width=1))
