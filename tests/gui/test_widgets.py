@@ -650,3 +650,27 @@ def test_zooming_the_heatmap_out_and_in_never_leaves_the_matrix(qtbot):
     assert "double-click" in hint and heat.info.toolTip() == hint
     fm = QtGui.QFontMetricsF(heat.info.font())
     assert fm.horizontalAdvance(heat.info.shown_text()) <= heat.info.contentsRect().width() + 1
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.45])
+def test_the_legend_sits_above_the_data_not_over_it(qtbot, scale):
+    """Curves, Runs and Task balance drew their legend in the plot's top right corner, over the
+    curves. It now sits in a band above the data area, in as many columns as fit."""
+    plot = LossPlot(title="Loss", show_controls=False, presentation=scale)
+    steps = np.arange(100.0)
+    for i, name in enumerate(["train/total", "val/total", "train/lm", "val/lm", "train/arithmetic"]):
+        plot.add_points(name, steps, 4.0 - steps / 30 + i * 0.1)  # the curves reach the top right corner
+    plot.refresh(force=True)
+    qtbot.addWidget(plot)
+    plot.resize(620, 360)
+    plot.show()
+    qtbot.waitExposed(plot)
+    qtbot.wait(20)
+    legend = plot._legend
+    assert len(legend.items) == 5 and legend.isVisible()
+    data = plot.view_box.sceneBoundingRect()
+    box = legend.sceneBoundingRect()
+    assert box.height() > 0 and not box.intersects(data), (box, data)
+    assert box.bottom() <= data.top() + 1
+    assert legend.columnCount > 1  # a band, not a tall column eating the plot's height
+    assert data.height() >= 0.5 * plot.plot_widget.height()

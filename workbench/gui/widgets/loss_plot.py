@@ -51,6 +51,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import style
@@ -871,8 +872,21 @@ class LossPlot(QtWidgets.QWidget):
         self.view_box: pg.ViewBox = pi.getViewBox()
         self.view_box.sigXRangeChanged.connect(self._on_view_changed)
         self.view_box.sigResized.connect(self._on_view_changed)
-        self._legend = (pi.addLegend(offset=(-10, 10), sampleType=_LegendSample)
-                        if legend else None)
+        self._legend = pg.LegendItem(offset=None, sampleType=_LegendSample) if legend else None
+        if self._legend is not None:
+            # in a band above the data (the top axis, without ticks), never over the curves;
+            # placed by _fit_legend_band (pyqtgraph's anchoring outlived the legend on close)
+            band = pi.getAxis("top")
+            band.setPen(pg.mkPen(None))
+            band.setStyle(tickLength=0)
+            band.setGrid(False)  # the bottom axis draws the grid
+            pi.showAxis("top")
+            band.setHeight(0)
+            self._legend.setParentItem(band)
+            self._fitting_legend = False
+            self._legend.geometryChanged.connect(self._fit_legend_band)
+            band.geometryChanged.connect(self._fit_legend_band)
+            self.view_box.sigResized.connect(self._fit_legend_band)
 
         self._cursor = pg.InfiniteLine(angle=90, movable=False,
                                        pen=pg.mkPen(style.FAINT, width=1,
@@ -1513,6 +1527,30 @@ class LossPlot(QtWidgets.QWidget):
         lg.setPen(pg.mkPen(221, 221, 221))
         lg.setLabelTextColor(style.FOREGROUND)
         lg.setLabelTextSize(f"{9 * self._scale:.1f}pt")
+
+    def _fit_legend_band(self, *_args) -> None:
+        """As many legend columns as the plot's width takes; the band above the data as tall as
+        the legend (none while the legend is empty)."""
+        lg = self._legend
+        if lg is None or self._fitting_legend or not shiboken6.isValid(lg):  # (closing the window)
+            return
+        self._fitting_legend = True
+        try:
+            pi = self.plot_item
+            pi.getAxis("top").setGrid(False)  # the bottom axis draws the grid
+            if not lg.items:
+                pi.getAxis("top").setHeight(0)
+                return
+            room = self.view_box.width() - 4
+            for n in range(len(lg.items), 0, -1):
+                lg.setColumnCount(n)
+                if lg.boundingRect().width() <= room:
+                    break
+            band = pi.getAxis("top")
+            band.setHeight(int(math.ceil(lg.boundingRect().height() + 4)))
+            lg.setPos(max(0.0, band.width() - lg.boundingRect().width() - 2), 2)
+        finally:
+            self._fitting_legend = False
 
     def _sync_controls(self) -> None:
         if self.controls is not None:
