@@ -657,6 +657,7 @@ def test_the_legend_sits_above_the_data_not_over_it(qtbot, scale):
     """Curves, Runs and Task balance drew their legend in the plot's top right corner, over the
     curves. It now sits in a band above the data area, in as many columns as fit."""
     plot = LossPlot(title="Loss", show_controls=False, presentation=scale)
+    assert not plot._legend.isVisible()  # no series: no (empty) legend box
     steps = np.arange(100.0)
     for i, name in enumerate(["train/total", "val/total", "train/lm", "val/lm", "train/arithmetic"]):
         plot.add_points(name, steps, 4.0 - steps / 30 + i * 0.1)  # the curves reach the top right corner

@@ -918,6 +918,7 @@ class LossPlot(QtWidgets.QWidget):
             self._sync_controls()
         layout.addWidget(self.plot_widget, 1)
         self._apply_style()
+        self._fit_legend_band()
 
     # -- public API: data -----------------------------------------------------------------
 
@@ -1538,6 +1539,7 @@ class LossPlot(QtWidgets.QWidget):
         try:
             pi = self.plot_item
             pi.getAxis("top").setGrid(False)  # the bottom axis draws the grid
+            lg.setVisible(bool(lg.items))  # an empty legend drew an empty box
             if not lg.items:
                 pi.getAxis("top").setHeight(0)
                 return
