@@ -241,3 +241,48 @@ def test_ks_are_every_k_or_doubling():
     assert ep.ks_for(3, every=True) == [0, 1, 2, 3]
     assert ep.ks_for(0, every=False) == [0]
     assert np.isclose(float(ep.short_acc(0.25)), 0.25) and ep.short_acc(1.0) == "1.00"
+
+
+def test_accuracy_plot_scrolls_the_page_zooms_with_ctrl_and_double_click_fits(qtbot):
+    """The wheel over the plot scrolls the page (it zoomed the plot by accident); Ctrl+wheel
+    zooms; a double-click brings back the whole k range and accuracy 0..1."""
+    from PySide6 import QtCore, QtWidgets
+
+    from workbench.gui.panels.evaluate_panel import AccuracyPlot
+
+    plot = AccuracyPlot()
+    plot.set_ks([0, 1, 2, 4, 8])
+    plot.set_baselines(0.25, 0.5)
+    host = QtWidgets.QWidget()
+    lay = QtWidgets.QVBoxLayout(host)
+    plot.setFixedHeight(300)
+    lay.addWidget(plot)
+    lay.addSpacing(1500)
+    page = QtWidgets.QScrollArea()
+    page.setWidgetResizable(True)
+    page.setWidget(host)
+    qtbot.addWidget(page)
+    page.resize(600, 500)
+    page.show()
+    qtbot.waitExposed(page)
+    qtbot.wait(50)
+    vb = plot.item.getViewBox()
+    viewport = plot.view.viewport()
+    before = [list(r) for r in vb.viewRange()]
+
+    def wheel(dy, modifiers):
+        pos = QtCore.QPointF(viewport.width() / 2, viewport.height() / 2)
+        QtWidgets.QApplication.sendEvent(viewport, QtGui.QWheelEvent(
+            pos, viewport.mapToGlobal(pos), QtCore.QPoint(0, 0), QtCore.QPoint(0, dy),
+            QtCore.Qt.MouseButton.NoButton, modifiers, QtCore.Qt.ScrollPhase.NoScrollPhase, False))
+
+    wheel(-360, QtCore.Qt.KeyboardModifier.NoModifier)
+    assert page.verticalScrollBar().value() > 0
+    assert [list(r) for r in vb.viewRange()] == before
+    wheel(480, QtCore.Qt.KeyboardModifier.ControlModifier)
+    zoomed = [list(r) for r in vb.viewRange()]
+    assert zoomed[0][1] - zoomed[0][0] < 0.9 * (before[0][1] - before[0][0])
+    qtbot.mouseDClick(viewport, QtCore.Qt.MouseButton.LeftButton,
+                      pos=QtCore.QPoint(viewport.width() // 2, viewport.height() // 2))
+    assert np.allclose(vb.viewRange(), before, atol=1e-6)
+    assert "Ctrl+wheel" in plot.view.toolTip()

@@ -301,3 +301,34 @@ def test_a_long_output_scrolls_and_the_wheel_reaches_its_end(qtbot):
                               QtCore.Qt.ScrollPhase.NoScrollPhase, False)
     QtCore.QCoreApplication.sendEvent(viewport, wheel)
     assert bar.value() > 0
+
+
+def test_ctrl_return_in_the_prompt_generates_inside_a_scrolling_page(qtbot, tiny_run):
+    """The placeholder promises "Ctrl+Enter generates", but in the window the toolbar's Start
+    (Ctrl+Return) made the edit's shortcut ambiguous, so neither fired. The edit now claims the
+    keys itself: they generate and do not start a training run."""
+    from PySide6 import QtGui, QtWidgets
+
+    panel = GeneratePanel()
+    page = QtWidgets.QScrollArea()  # as in the window: every page sits in a scroll area
+    page.setWidgetResizable(True)
+    page.setWidget(panel)
+    started = []
+    start = QtGui.QAction("Start", page)  # the window's Start action has the same keys
+    start.setShortcut(QtGui.QKeySequence("Ctrl+Return"))
+    start.triggered.connect(lambda: started.append(True))
+    page.addAction(start)
+    shown(qtbot, page)
+    panel.set_run(tiny_run)
+    assert panel.wait()
+    fill(panel, max_tokens=5)
+    for key in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
+        panel.prompt_edit.setPlainText(PROMPT)
+        panel.prompt_edit.setFocus()
+        qtbot.waitUntil(panel.prompt_edit.hasFocus)
+        panel.strip.set_tokens([], [])
+        qtbot.keyClick(panel.prompt_edit, key, QtCore.Qt.KeyboardModifier.ControlModifier)
+        assert panel.wait()
+        assert len(panel.generated_tokens()) == 5
+        assert panel.prompt_edit.toPlainText() == PROMPT  # no newline typed into the prompt
+    assert not started

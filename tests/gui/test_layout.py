@@ -19,7 +19,7 @@ from workbench.gui import main_window as mw
 from workbench.gui.main_window import MainWindow
 from workbench.gui.panels.attention_panel import HEATMAP_SHARE
 from workbench.gui.widgets.attention_view import AttentionGrid, AttentionHeatmap
-from workbench.gui.widgets.loss_plot import MIN_PLOT_HEIGHT
+from workbench.gui.widgets.loss_plot import MIN_PLOT_HEIGHT, MIN_VIEW_HEIGHT
 
 SIZES = [(1024, 768), (1440, 900)]
 PROBE = "cfhkam>cfhkam bjdpge<egpdjb ([{(|)}])"
@@ -149,9 +149,16 @@ def page_problems(w: MainWindow, key: str) -> list[str]:
                     if k.isVisible()]
             if tops and title.bottom() >= min(tops):
                 problems.append(f"{name}: its title (bottom {title.bottom()}) overlaps its contents (top {min(tops)})")
+        if isinstance(c, pg.GraphicsView) and not hasattr(c, "_page_wheel"):
+            problems.append(f"{name}: a plot that the wheel zooms instead of scrolling the page "
+                            "(plot_input.wheel_scrolls_page)")
         if isinstance(c, pg.GraphicsView) and not isinstance(c.parentWidget(), (AttentionHeatmap, AttentionGrid)):
             if c.height() < MIN_PLOT_HEIGHT:
                 problems.append(f"{name}: a plot {c.height()} px high (< {MIN_PLOT_HEIGHT})")
+            # the data area, not the widget: a title and axes ate 80 of a small plot's 120 px
+            if isinstance(c, pg.PlotWidget) and c.getPlotItem().getViewBox().height() < MIN_VIEW_HEIGHT:
+                problems.append(f"{name}: a plot whose data area is "
+                                f"{c.getPlotItem().getViewBox().height():.0f} px high (< {MIN_VIEW_HEIGHT})")
     if page.horizontalScrollBar().maximum() > 0:
         problems.append(f"{key}: the page is {panel.width()} px wide, wider than the window's "
                         f"{page.viewport().width()} px (it should reflow, not scroll sideways)")
@@ -315,3 +322,43 @@ def test_head_labels_of_a_narrow_grid_do_not_run_together(qapp, qtbot):
     fm = QtGui.QFontMetricsF(top.style["tickFont"] or QtGui.QFont())
     pitch_px = grid.view_box.width() / 12
     assert fm.horizontalAdvance("11") < pitch_px  # the short labels fit their columns
+
+
+def _grid_label_overlaps(grid: AttentionGrid) -> list[str]:
+    """Pairs of neighbouring head (top) or layer (left) labels of the all-heads grid whose text
+    would overlap on screen, where they are drawn now."""
+    problems = []
+    vb = grid.view_box
+    for name, horizontal in (("top", True), ("left", False)):
+        ax = grid.plot_item.getAxis(name)
+        fm = QtGui.QFontMetricsF(ax.style["tickFont"] or QtGui.QFont())
+        spans = []
+        for pos, text in ax._tickLevels[0]:
+            p = vb.mapViewToScene(QtCore.QPointF(pos, 0) if horizontal else QtCore.QPointF(0, pos))
+            centre, size = (p.x(), fm.horizontalAdvance(text)) if horizontal else (p.y(), fm.height())
+            spans.append((centre - size / 2, centre + size / 2, text))
+        spans.sort()
+        for (_a0, a1, ta), (b0, _b1, tb) in zip(spans, spans[1:]):
+            if a1 + 1 > b0:
+                problems.append(f"{name} labels '{ta}' and '{tb}' overlap by {a1 + 1 - b0:.0f} px")
+    return problems
+
+
+def test_all_heads_grid_labels_never_overlap_in_presentation_mode(windows, qtbot):
+    """At 1024x768 in presentation mode the grid's cells were ~25 px: "headhead0 1 2 3" and
+    "layer 0" over "layer 1". The grid keeps cells its labels fit; the page scrolls instead."""
+    w = windows[(1024, 768)]
+    w.set_presentation(True)
+    try:
+        w.resize(1024, 768)
+        w.show_panel("attention")
+        _settle(qtbot)
+        qtbot.wait(20)
+        _settle(qtbot)
+        grid = w.attention.grid
+        grid.plot_widget.grab()
+        assert grid.isVisible() and grid.plot_item.getAxis("top")._tickLevels
+        assert not _grid_label_overlaps(grid)
+        assert not page_problems(w, "attention")
+    finally:
+        w.set_presentation(False)

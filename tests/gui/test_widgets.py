@@ -557,3 +557,121 @@ def test_every_view_takes_a_presentation_scale(qtbot, snapshot):
         assert w.presentation() == 1.75
     assert strip.heightForWidth(300) > small
     assert grid._titles[0].textItem.font().pointSizeF() == pytest.approx(9 * 1.75)
+
+
+def _wheel(widget: QtWidgets.QWidget, dy: int, modifiers=QtCore.Qt.KeyboardModifier.NoModifier) -> None:
+    pos = QtCore.QPointF(widget.width() / 2, widget.height() / 2)
+    event = QtGui.QWheelEvent(pos, widget.mapToGlobal(pos), QtCore.QPoint(0, 0), QtCore.QPoint(0, dy),
+                              QtCore.Qt.MouseButton.NoButton, modifiers, QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(widget, event)
+
+
+def _loss_plot_with_data() -> LossPlot:
+    plot = LossPlot(title="Loss", show_controls=False)
+    steps = np.arange(200.0)
+    plot.add_points("train/lm", steps, 3.0 * np.exp(-steps / 60) + 0.5)
+    plot.refresh(force=True)
+    return plot
+
+
+def _heatmap_with_data() -> AttentionHeatmap:
+    heat = AttentionHeatmap()
+    heat.set_attention(causal(12, np.random.default_rng(0)), [f"t{i}" for i in range(12)])
+    return heat
+
+
+@pytest.mark.parametrize("make", [_loss_plot_with_data, _heatmap_with_data], ids=["loss_plot", "heatmap"])
+def test_wheel_over_a_plot_scrolls_the_page_and_ctrl_wheel_zooms(qtbot, make):
+    """A person scrolling a page past a plot must not zoom it; Ctrl+wheel zooms; double-click
+    fits the view again."""
+    view = make()
+    host = QtWidgets.QWidget()
+    lay = QtWidgets.QVBoxLayout(host)
+    view.setFixedHeight(300)
+    lay.addWidget(view)
+    lay.addSpacing(1500)
+    page = QtWidgets.QScrollArea()
+    page.setWidgetResizable(True)
+    page.setWidget(host)
+    qtbot.addWidget(page)
+    page.resize(500, 500)
+    page.show()
+    qtbot.waitExposed(page)
+    qtbot.wait(20)
+    viewport = view.plot_widget.viewport()
+    before = [list(r) for r in view.view_box.viewRange()]
+    bar = page.verticalScrollBar()
+    assert bar.value() == 0 and bar.maximum() > 0
+
+    _wheel(viewport, -360)
+    assert bar.value() > 0, "the wheel over the plot did not scroll the page"
+    assert [list(r) for r in view.view_box.viewRange()] == before, "the wheel zoomed the plot"
+
+    bar.setValue(0)
+    qtbot.wait(10)
+    _wheel(viewport, 360, QtCore.Qt.KeyboardModifier.ControlModifier)
+    zoomed = [list(r) for r in view.view_box.viewRange()]
+    assert bar.value() == 0
+    assert zoomed[0][1] - zoomed[0][0] < before[0][1] - before[0][0], "Ctrl+wheel did not zoom in"
+
+    centre = QtCore.QPoint(viewport.width() // 2, viewport.height() // 2)
+    qtbot.mouseDClick(viewport, QtCore.Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.wait(10)
+    after = [list(r) for r in view.view_box.viewRange()]
+    assert np.allclose(after, before, rtol=0.02, atol=0.05), (after, before)
+    # and the plot says so
+    assert "Ctrl+wheel" in (view.plot_widget.toolTip() + getattr(view, "info", QtWidgets.QLabel()).text())
+
+
+def test_zooming_the_heatmap_out_and_in_never_leaves_the_matrix(qtbot):
+    """Zooming out ran into the range limits on one axis (the aspect is locked) while the other
+    kept moving; zooming back in then showed only the labels beside the matrix, for every head
+    and snapshot after it. The hint under a narrow heatmap is elided, whole in its tooltip."""
+    heat = AttentionHeatmap(presentation=1.45)
+    t = 37
+    heat.set_attention(causal(t, np.random.default_rng(1)), [f"t{i}" for i in range(t)])
+    qtbot.addWidget(heat)
+    heat.resize(300, 320)
+    heat.show()
+    qtbot.waitExposed(heat)
+    viewport = heat.plot_widget.viewport()
+    ctrl = QtCore.Qt.KeyboardModifier.ControlModifier
+    for dy in [-120] * 12 + [120] * 25:
+        _wheel(viewport, dy, ctrl)
+        (x0, x1), (y0, y1) = heat.view_box.viewRange()
+        assert 0 <= (x0 + x1) / 2 <= t and 0 <= (y0 + y1) / 2 <= t, heat.view_box.viewRange()
+        assert x1 - x0 <= 1.5 * t and y1 - y0 <= 1.5 * t  # zooming out stops near the whole matrix
+    # a new snapshot of the same shape keeps the zoom, still on the matrix
+    heat.set_attention(causal(t, np.random.default_rng(2)), [f"t{i}" for i in range(t)])
+    (x0, x1), (y0, y1) = heat.view_box.viewRange()
+    assert 0 <= (x0 + x1) / 2 <= t and 0 <= (y0 + y1) / 2 <= t
+
+    hint = heat.info.text()
+    assert "double-click" in hint and heat.info.toolTip() == hint
+    fm = QtGui.QFontMetricsF(heat.info.font())
+    assert fm.horizontalAdvance(heat.info.shown_text()) <= heat.info.contentsRect().width() + 1
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.45])
+def test_the_legend_sits_above_the_data_not_over_it(qtbot, scale):
+    """Curves, Runs and Task balance drew their legend in the plot's top right corner, over the
+    curves. It now sits in a band above the data area, in as many columns as fit."""
+    plot = LossPlot(title="Loss", show_controls=False, presentation=scale)
+    assert not plot._legend.isVisible()  # no series: no (empty) legend box
+    steps = np.arange(100.0)
+    for i, name in enumerate(["train/total", "val/total", "train/lm", "val/lm", "train/arithmetic"]):
+        plot.add_points(name, steps, 4.0 - steps / 30 + i * 0.1)  # the curves reach the top right corner
+    plot.refresh(force=True)
+    qtbot.addWidget(plot)
+    plot.resize(620, 360)
+    plot.show()
+    qtbot.waitExposed(plot)
+    qtbot.wait(20)
+    legend = plot._legend
+    assert len(legend.items) == 5 and legend.isVisible()
+    data = plot.view_box.sceneBoundingRect()
+    box = legend.sceneBoundingRect()
+    assert box.height() > 0 and not box.intersects(data), (box, data)
+    assert box.bottom() <= data.top() + 1
+    assert legend.columnCount > 1  # a band, not a tall column eating the plot's height
+    assert data.height() >= 0.5 * plot.plot_widget.height()

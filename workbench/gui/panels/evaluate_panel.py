@@ -58,6 +58,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..widgets import style
+from ..widgets.plot_input import wheel_scrolls_page
 from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel, labelled
 from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
 from .dataset_form import DatasetPreview, guess_columns, preview_rows
@@ -276,6 +277,7 @@ class AccuracyPlot(QtWidgets.QWidget):
         self.view = pg.PlotWidget(background=style.BACKGROUND)
         self.view.setMenuEnabled(False)
         self.view.setMinimumHeight(200)
+        wheel_scrolls_page(self.view, reset=self.reset_view)
         self.item = self.view.getPlotItem()
         self.item.hideButtons()
         self.legend = self.item.addLegend(offset=(6, 2), colCount=2)  # in a band above accuracy 1
@@ -418,6 +420,12 @@ class AccuracyPlot(QtWidgets.QWidget):
         _style_legend(self.legend, self._scale)
         self._band_timer.start()
 
+    def reset_view(self) -> None:
+        """Back to the whole k range and accuracy 0..1 (double-click; Ctrl+wheel zooms)."""
+        if self._ks:
+            self._update_lines()
+            self._fit_band()
+
     def _fit_band(self) -> None:
         """Room above accuracy 1 for the legend, so it never hides a point: the y range grows
         until the band above 1.02 is as tall as the legend."""
@@ -445,6 +453,7 @@ class AttentionBars(QtWidgets.QWidget):
         self.view = pg.PlotWidget(background=style.BACKGROUND)
         self.view.setMenuEnabled(False)
         self.view.setMinimumHeight(150)
+        wheel_scrolls_page(self.view, hint="")
         self.item = self.view.getPlotItem()
         self.item.hideButtons()
         self.item.setMouseEnabled(x=False, y=False)

@@ -46,6 +46,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..widgets import style
 from ..widgets.attention_view import TokenAxis
 from ..widgets.token_strip import TokenStrip
+from ..widgets.plot_input import wheel_scrolls_page
 from ..widgets.flow import FlowRow, WrapLabel
 from . import ERROR_COLOR, MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
 
@@ -309,6 +310,7 @@ class GeneratePanel(Panel):
         self.bar_plot.setMenuEnabled(False)
         self.bar_plot.hideButtons()
         self.bar_plot.setMouseEnabled(x=False, y=False)
+        wheel_scrolls_page(self.bar_plot, hint="")
         self.bar_plot.setMinimumHeight(150)
         left = self.bar_plot.getPlotItem().getAxis("left")
         for ax in (left, self.bar_axis):
@@ -340,11 +342,23 @@ class GeneratePanel(Panel):
         self.out_scroll.verticalScrollBar().rangeChanged.connect(self._follow_end)
         self.layer_combo.currentIndexChanged.connect(self._on_layer)
         self.head_combo.currentIndexChanged.connect(self._on_head)
-        for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            sc = QtGui.QShortcut(QtGui.QKeySequence(keys), self.prompt_edit)
-            sc.setContext(QtCore.Qt.ShortcutContext.WidgetShortcut)
-            sc.activated.connect(self.generate)
+        # Ctrl+Enter in the prompt generates. Not a QShortcut: the window's Start has Ctrl+Return
+        # too, and two shortcuts on one key are ambiguous, so neither fired
+        self.prompt_edit.installEventFilter(self)
         self._update_controls()
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.prompt_edit and event.type() in (QtCore.QEvent.Type.ShortcutOverride,
+                                                        QtCore.QEvent.Type.KeyPress):
+            enter = event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter)
+            ctrl = event.modifiers() & ~QtCore.Qt.KeyboardModifier.KeypadModifier \
+                == QtCore.Qt.KeyboardModifier.ControlModifier
+            if enter and ctrl:
+                event.accept()  # the override claims the key from the window's shortcuts
+                if event.type() == QtCore.QEvent.Type.KeyPress:
+                    self.generate()
+                return event.type() == QtCore.QEvent.Type.KeyPress
+        return super().eventFilter(obj, event)
 
     # =========================================================================================
     # where the model comes from

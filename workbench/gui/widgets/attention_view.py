@@ -27,6 +27,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import style
 from .export import save_png
+from .flow import ElidedLabel
+from .plot_input import wheel_scrolls_page
 
 MASK_COLOR = "#eeeeee"
 FRAME_COLOR = "#c8c8c8"
@@ -321,10 +323,11 @@ class AttentionHeatmap(QtWidgets.QWidget):
         self.image_item.setLevels((0.0, 1.0))
 
         self.plot_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self.plot_widget.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self.plot_widget.viewport().installEventFilter(self)
+        wheel_scrolls_page(self.plot_widget, reset=self.reset_view)
+        self.view_box.sigRangeChangedManually.connect(self._keep_on_matrix)
 
-        self.info = QtWidgets.QLabel()
+        self.info = ElidedLabel()  # a narrow heatmap shortens the hint (whole in the tooltip)
         self.info.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.info.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
                                 QtWidgets.QSizePolicy.Policy.Fixed)
@@ -421,6 +424,24 @@ class AttentionHeatmap(QtWidgets.QWidget):
         m = self._matrix
         self.view_box.setRange(xRange=(0, m.shape[1]), yRange=(0, m.shape[0]), padding=0)
 
+    def _keep_on_matrix(self, *_mask) -> None:
+        """After a zoom or drag: the view's centre stays on the matrix, and zooming out stops at
+        the whole matrix. With the aspect locked, zooming out ran into the range limits on one
+        axis while the other kept moving, and the next zoom in landed beside the matrix: the
+        heatmap looked blank (only labels) for every head and snapshot after it."""
+        m = self._matrix
+        if not m.size:
+            return
+        (x0, x1), (y0, y1) = self.view_box.viewRange()
+        rows, cols = m.shape
+        if x1 - x0 > cols and y1 - y0 > rows:
+            self.reset_view()
+            return
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        dx, dy = min(max(cx, 0.0), cols) - cx, min(max(cy, 0.0), rows) - cy
+        if dx or dy:
+            self.view_box.translateBy(x=dx, y=dy)
+
     def describe_cell(self, i: int, j: int) -> str:
         """"query 'x' (i) → key 'y' (j): 0.123" for the cell in row i, column j."""
         q = style.visible_whitespace(self._q_tokens[i])
@@ -489,14 +510,13 @@ class AttentionHeatmap(QtWidgets.QWidget):
         if k <= 1 or not self._q_tokens:
             return ""
         nth = {2: "2nd", 3: "3rd"}.get(k, f"{k}th")
-        return f"Every {nth} of {len(self._q_tokens)} tokens labelled: scroll to zoom in"
+        return f"Every {nth} of {len(self._q_tokens)} tokens labelled: Ctrl+wheel zooms in"
 
     def _show_hint(self) -> None:
         if self._hover_rect.isVisible():  # the hovered cell's readout stays
             return
         note = self.label_note()
-        self.info.setText(note if note else "Hover a cell to read its weight · scroll to zoom · double-click to fit")
-        self.info.setToolTip(note)
+        self.info.setText(note if note else "Hover a cell to read its weight · Ctrl+wheel zooms · double-click fits")
         self.info.setStyleSheet(_info_css(style.MUTED, self._scale))
 
     def eventFilter(self, obj, event):
@@ -522,9 +542,6 @@ class AttentionHeatmap(QtWidgets.QWidget):
         self.info.setText(self.describe_cell(i, j))
         self.hovered.emit(i, j, float(self._matrix[i, j]))
 
-    def _on_mouse_clicked(self, ev) -> None:
-        if ev.double():
-            self.reset_view()
 
 
 # =============================================================================================
@@ -574,6 +591,7 @@ class AttentionGrid(QtWidgets.QWidget):
         self.view_box.invertY(True)
         self.view_box.setAspectLocked(True)
         self.view_box.setMouseEnabled(x=False, y=False)
+        wheel_scrolls_page(self.plot_widget, hint="")
         self.view_box.setDefaultPadding(0.01)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self._lut = _lut_rgba(colormap)
@@ -607,7 +625,7 @@ class AttentionGrid(QtWidgets.QWidget):
         self.plot_widget.viewport().installEventFilter(self)
         self.plot_widget.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
 
-        self.info = QtWidgets.QLabel()
+        self.info = ElidedLabel()
         self.info.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
                                 QtWidgets.QSizePolicy.Policy.Fixed)
         layout = QtWidgets.QVBoxLayout(self)
@@ -784,11 +802,21 @@ class AttentionGrid(QtWidgets.QWidget):
             # sized now, not after a first paint with clipped labels
             fm = QtGui.QFontMetricsF(left.style["tickFont"] or QtGui.QFont())
             pad = left.style["tickTextOffset"][0] + 6
-            left.setWidth(int(math.ceil(fm.horizontalAdvance(f"layer {rows - 1}") + pad)))
-            top.setHeight(int(math.ceil(fm.height() + pad)))
+            left_w, top_h = int(math.ceil(fm.horizontalAdvance(f"layer {rows - 1}") + pad)), int(math.ceil(fm.height() + pad))
+            left.setWidth(left_w)
+            top.setHeight(top_h)
             self.plot_item.showAxis("left")
             self.plot_item.showAxis("top")
+            # cells no smaller than their labels ("layer 1" under "layer 0", "11" beside "10"):
+            # a smaller grid drew them over each other; the page scrolls instead
+            cell_px = max(fm.height() + 4, fm.horizontalAdvance(str(cols - 1)) + 8)
+            px_per_unit = cell_px / pitch
+            ml, mt, mr, mb = self.plot_widget.ci.layout.getContentsMargins()
+            self.plot_widget.setMinimumSize(
+                int(math.ceil(left_w + 1.03 * px_per_unit * ((cols - 1) * pitch + T) + ml + mr + 4)),
+                int(math.ceil(top_h + 1.03 * px_per_unit * ((rows - 1) * pitch + T) + mt + mb + 4)))
         else:
+            self.plot_widget.setMinimumSize(0, 0)
             self.plot_item.hideAxis("left")
             self.plot_item.hideAxis("top")
             f = style.font(self._scale, size=9)
@@ -813,8 +841,9 @@ class AttentionGrid(QtWidgets.QWidget):
         pitch, T = self._pitch, self._cell
         top = self.plot_item.getAxis("top")
         fm = QtGui.QFontMetricsF(top.style["tickFont"] or QtGui.QFont())
-        span = (cols - 1) * pitch + T
-        px_per_col = self.view_box.width() * pitch / span if span and self.view_box.width() > 0 else 0.0
+        # from the view's scale, not its width: with square cells a short wide grid has less
+        px_size = self.view_box.viewPixelSize()[0] if self.view_box.width() > 0 else 0.0
+        px_per_col = pitch / px_size if px_size > 0 else 0.0
         long = px_per_col == 0.0 or fm.horizontalAdvance(f"head {cols - 1}") + 6 <= px_per_col
         top.setTicks([[(c * pitch + T / 2, f"head {c}" if long else str(c)) for c in range(cols)]])
         self.head_labels_short = not long

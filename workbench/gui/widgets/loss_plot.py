@@ -51,11 +51,13 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import style
 from .flow import FlowRow
 from .export import save_png, save_svg
+from .plot_input import ZOOM_HINT, wheel_scrolls_page
 
 X_AXES = ("step", "tokens", "time")
 X_AXIS_LABELS = {"step": "step", "tokens": "tokens seen", "time": "time"}
@@ -813,6 +815,7 @@ def ask_export_path(parent: QtWidgets.QWidget, kind: str, stem: str) -> str:
 
 MIN_PLOT_WIDTH = 180  # pixels at scale 1 (presentation mode multiplies them)
 MIN_PLOT_HEIGHT = 120
+MIN_VIEW_HEIGHT = 60  # of the data area, below the title and above the x axis
 
 
 class LossPlot(QtWidgets.QWidget):
@@ -824,8 +827,9 @@ class LossPlot(QtWidgets.QWidget):
     0.6 still leaves a wide band), ``presentation`` (scale for fonts and lines), ``legend``,
     ``color_offset`` (first palette colour, so stacked plots can differ).
 
-    Mouse: scroll zooms, drag pans, double-click fits all data; hovering shows the values of
-    every series at that x in a small box.
+    Mouse: the wheel scrolls the page, Ctrl+wheel zooms, drag pans, double-click (or the "A"
+    button in the lower left corner, shown while zoomed) fits all data; hovering shows the
+    values of every series at that x in a small box.
 
     Signals: ``smoothingChanged(float)``, ``xAxisChanged(str)``, ``logYChanged(bool)``.
     """
@@ -858,18 +862,31 @@ class LossPlot(QtWidgets.QWidget):
             background=style.BACKGROUND,
             axisItems={"bottom": self._x_axis_item, "left": self._y_axis_item})
         self.plot_widget.setAntialiasing(True)
-        self.plot_widget.setToolTip("")
+        wheel_scrolls_page(self.plot_widget, reset=self.reset_view,
+                           hint=ZOOM_HINT + " (or the A button, lower left)")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
         pi = self.plot_item
         pi.showGrid(x=True, y=True, alpha=style.GRID_ALPHA)
-        pi.setMenuEnabled(False)
-        pi.hideButtons()
+        pi.setMenuEnabled(False)  # pyqtgraph's "A" button stays: it shows (on hover) while zoomed
         pi.getAxis("top").setStyle(showValues=False)
         self.view_box: pg.ViewBox = pi.getViewBox()
         self.view_box.sigXRangeChanged.connect(self._on_view_changed)
         self.view_box.sigResized.connect(self._on_view_changed)
-        self._legend = (pi.addLegend(offset=(-10, 10), sampleType=_LegendSample)
-                        if legend else None)
+        self._legend = pg.LegendItem(offset=None, sampleType=_LegendSample) if legend else None
+        if self._legend is not None:
+            # in a band above the data (the top axis, without ticks), never over the curves;
+            # placed by _fit_legend_band (pyqtgraph's anchoring outlived the legend on close)
+            band = pi.getAxis("top")
+            band.setPen(pg.mkPen(None))
+            band.setStyle(tickLength=0)
+            band.setGrid(False)  # the bottom axis draws the grid
+            pi.showAxis("top")
+            band.setHeight(0)
+            self._legend.setParentItem(band)
+            self._fitting_legend = False
+            self._legend.geometryChanged.connect(self._fit_legend_band)
+            band.geometryChanged.connect(self._fit_legend_band)
+            self.view_box.sigResized.connect(self._fit_legend_band)
 
         self._cursor = pg.InfiniteLine(angle=90, movable=False,
                                        pen=pg.mkPen(style.FAINT, width=1,
@@ -879,7 +896,6 @@ class LossPlot(QtWidgets.QWidget):
         pi.addItem(self._cursor, ignoreBounds=True)
         self._mouse_proxy = pg.SignalProxy(self.plot_widget.scene().sigMouseMoved,
                                            rateLimit=30, slot=self._on_mouse_moved)
-        self.plot_widget.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self.plot_widget.viewport().installEventFilter(self)
 
         # hover readout: a small box floating over the lower left corner of the chart
@@ -902,6 +918,7 @@ class LossPlot(QtWidgets.QWidget):
             self._sync_controls()
         layout.addWidget(self.plot_widget, 1)
         self._apply_style()
+        self._fit_legend_band()
 
     # -- public API: data -----------------------------------------------------------------
 
@@ -1473,8 +1490,16 @@ class LossPlot(QtWidgets.QWidget):
             size = 10.5 if isinstance(self, MetricPlot) else 11.5
             title_font = style.font(1.0, size=size * sc, bold=True)
             width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) * 1.1 + 48 * sc)
-        self.plot_widget.setMinimumSize(int(width), int(MIN_PLOT_HEIGHT * sc))
         tick_font = style.font(sc, size=9)
+        # the title, the ticks and the axis name come on top of the data area (they ate all but
+        # ~40 px of a 120 px plot)
+        chrome = (QtGui.QFontMetricsF(tick_font).height() + 4 * sc          # tick labels
+                  + QtGui.QFontMetricsF(style.font(1.0, size=9.5 * sc)).height() + 6 * sc  # axis name
+                  + 18 * sc)                                                   # margins, spacing
+        if self._title:
+            chrome += QtGui.QFontMetricsF(title_font).height() + 8 * sc
+        height = max(MIN_PLOT_HEIGHT * sc, MIN_VIEW_HEIGHT * sc + chrome)
+        self.plot_widget.setMinimumSize(int(width), int(math.ceil(height)))
         for name in ("left", "bottom"):
             ax = self.plot_item.getAxis(name)
             ax.setPen(pg.mkPen(style.MUTED, width=1))
@@ -1504,6 +1529,31 @@ class LossPlot(QtWidgets.QWidget):
         lg.setLabelTextColor(style.FOREGROUND)
         lg.setLabelTextSize(f"{9 * self._scale:.1f}pt")
 
+    def _fit_legend_band(self, *_args) -> None:
+        """As many legend columns as the plot's width takes; the band above the data as tall as
+        the legend (none while the legend is empty)."""
+        lg = self._legend
+        if lg is None or self._fitting_legend or not shiboken6.isValid(lg):  # (closing the window)
+            return
+        self._fitting_legend = True
+        try:
+            pi = self.plot_item
+            pi.getAxis("top").setGrid(False)  # the bottom axis draws the grid
+            lg.setVisible(bool(lg.items))  # an empty legend drew an empty box
+            if not lg.items:
+                pi.getAxis("top").setHeight(0)
+                return
+            room = self.view_box.width() - 4
+            for n in range(len(lg.items), 0, -1):
+                lg.setColumnCount(n)
+                if lg.boundingRect().width() <= room:
+                    break
+            band = pi.getAxis("top")
+            band.setHeight(int(math.ceil(lg.boundingRect().height() + 4)))
+            lg.setPos(max(0.0, band.width() - lg.boundingRect().width() - 2), 2)
+        finally:
+            self._fitting_legend = False
+
     def _sync_controls(self) -> None:
         if self.controls is not None:
             self.controls.set_state(self._smoothing, self._x_axis, self._log_y)
@@ -1523,10 +1573,6 @@ class LossPlot(QtWidgets.QWidget):
     def _hide_readout(self) -> None:
         self._cursor.hide()
         self.readout.hide()
-
-    def _on_mouse_clicked(self, ev) -> None:
-        if ev.double():
-            self.reset_view()
 
     def _on_mouse_moved(self, args) -> None:
         pos = args[0]
