@@ -175,3 +175,18 @@ def test_the_watch_state_round_trips_and_ignores_damaged_values():
     back.load(None)
     back.load([1, 2])
     assert back == w
+
+
+def test_a_checkpoint_written_during_the_next_step_keeps_the_watch_of_its_own_step(small_text, tmp_path):
+    # The checkpoint of step 10 is written during step 11 (once its loss is known finite); a resume
+    # from it replays step 11, so the watch it stores must not have seen step 11 yet.
+    exp = tiny_experiment(small_text, max_steps=15, eval_every=0, attention_every=0, checkpoint_every=10)
+    assert Trainer(exp, run_dir=tmp_path / "w").run().status == "completed"
+    run = ckpt.RunDir.open(tmp_path / "w")
+    _, meta = ckpt.load_checkpoint(run.checkpoint_path(10))
+    losses = [r["loss"] for r in ckpt.read_metrics(run.metrics) if r["split"] == "train"][:10]
+    watch = DivergenceWatch(2.0, 1.0, 20, 0)
+    for step, loss in enumerate(losses, start=1):
+        watch.update(step, loss)
+    assert meta["divergence"]["ema"] == pytest.approx(watch.ema, rel=1e-6)
+    assert meta["divergence"]["good_checkpoint"] == 10

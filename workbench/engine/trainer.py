@@ -613,7 +613,9 @@ class Trainer:
                 raw[i] = raw.get(i, 0.0) + x
         if not math.isfinite(total):
             raise Diverged(self._nan_message(f"the loss became {total}"))
-        # Weights W_s just gave a finite loss; the watch sees it before anything is written.
+        # Weights W_s just gave a finite loss; the watch sees it before anything is written. A pending
+        # checkpoint of W_s stores the watch as it was after step s: a resume replays step s + 1.
+        watch_before = self.watch.state() if self.pending_checkpoint else None
         diverged = self.watch.update(self.step + 1, total)
         if need_grads:
             combined = self.weighting.combine_shared(task_grads, active, self.batch_gen)
@@ -631,7 +633,7 @@ class Trainer:
         if finite_grads:
             self.verified_step = self.step
             if self.pending_checkpoint and not diverged:  # W_s, with the RNG states as this step began
-                self._save_checkpoint(rng=rng_before)
+                self._save_checkpoint(rng=rng_before, watch=watch_before)
         if diverged:
             raise Diverged(self._diverged_message())
         scale = scaler.get_scale() if scaler.is_enabled() else 1.0  # the scale the gradients carry
@@ -761,9 +763,10 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _save_checkpoint(self, best: bool = False, rng: dict | None = None) -> None:
+    def _save_checkpoint(self, best: bool = False, rng: dict | None = None, watch: dict | None = None) -> None:
         """Write the state after ``self.step`` steps (callers make sure its loss is known finite).
-        ``rng``: the RNG states as they were after that step, when the save happens during the next."""
+        ``rng``, ``watch``: the RNG states and the divergence watch as they were after that step, when
+        the save happens during the next."""
         # net's names are "model.transformer...", "model.heads...", "balance..."; the tied output
         # embedding is stored once, as in GPT-2 files.
         tensors = {k: v for k, v in self.net.state_dict().items() if k != "model.lm_head.weight"}
@@ -780,7 +783,9 @@ class Trainer:
             "experiment": self.exp.to_dict(), "vocab_size": self.tokenizer.vocab_size,
             "optimizer": {"steps": opt_steps}, "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "last_val_loss": self.last_val_loss, "rng": rng or _rng_state(self.batch_gen),
-            "divergence": self.watch.state(), "skipped_in_row": self.skipped_in_row,
+            "divergence": ({**watch, "good_checkpoint": self.watch.good_checkpoint} if watch is not None
+                           else self.watch.state()),
+            "skipped_in_row": self.skipped_in_row,
             "best": list(self.best) if self.best else None, "evals_since_best": self.evals_since_best,
             "trainable": sorted(self.trainable),
         }
