@@ -84,3 +84,16 @@ def test_gradnorm_and_pcgrad_need_every_task_in_every_step():
     for weighting in ("gradnorm", "pcgrad"):
         with pytest.raises(ConfigError, match=f'weighting = "{weighting}".*sampling = "all"'):
             loads_experiment(f'[multitask]\nweighting = "{weighting}"\nsampling = "round_robin"\n', source="exp.toml")
+
+
+def test_a_bad_value_from_set_is_blamed_on_set_not_on_the_file(tmp_path):
+    from workbench.engine.config import load_experiment
+
+    good = tmp_path / "exp.toml"
+    good.write_text("[training]\nmax_steps = 10\n")
+    with pytest.raises(ConfigError, match=r"^--set \(over .*exp\.toml\): training\.seed"):
+        load_experiment(good, ["training.seed=9223372036854775808"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training]\nmax_steps = -1\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: training\.max_steps"):  # the file's own fault
+        load_experiment(bad, ["training.seed=1"])

@@ -317,9 +317,21 @@ def loads_experiment(text: str, source: str = "<string>", overrides: list[str] |
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}. Fix the syntax at that line.") from None
-    for item in overrides or []:
+    if not overrides:
+        return from_dict(data, source=source, machine=machine)
+    import copy
+
+    original = copy.deepcopy(data)
+    for item in overrides:
         apply_override(data, item)
-    return from_dict(data, source=source, machine=machine)
+    try:
+        return from_dict(data, source=source, machine=machine)
+    except ConfigError as e:
+        try:  # the file alone is fine: the bad value came from --set, so say so
+            from_dict(original, source=source, machine=machine)
+        except ConfigError:
+            raise e from None
+        raise ConfigError(str(e).replace(f"{source}:", f"--set (over {source}):", 1)) from None
 
 
 def from_dict(data: dict[str, Any], source: str = "<dict>", *, machine: bool = True) -> Experiment:
