@@ -85,3 +85,14 @@ def test_a_diverged_run_is_listed_as_diverged_until_it_is_resumed(small_text, tm
     Trainer(saved_experiment(run.path), resume=run.path, from_step=3).run()
     (run,) = list_runs(tmp_path / "runs")
     assert run.status == "completed" and run.steps == 12
+
+
+def test_a_report_folder_beside_the_runs_is_not_listed_as_a_run(small_text, tmp_path):
+    from workbench.engine.report import export_report
+
+    runs = tmp_path / "runs"
+    assert Trainer(tiny_experiment(small_text, max_steps=2, eval_every=0, attention_every=0),
+                   run_dir=runs / "a").run().status == "completed"
+    export_report(runs / "a", runs / "a-report", fmt="folder")
+    assert (runs / "a-report" / "config.toml").is_file()   # a report holds the run's config too
+    assert [r.path.name for r in list_runs(runs)] == ["a"]

@@ -177,8 +177,15 @@ def list_runs(base: Path) -> list[RunSummary]:
     base = Path(base)
     if not base.is_dir():
         return []
-    out = [summarize_listed(p) for p in base.iterdir() if (p / "config.toml").is_file()]
+    out = [summarize_listed(p) for p in base.iterdir() if _written_by_training(p)]
     return sorted(out, key=lambda r: r.started, reverse=True)
+
+
+def _written_by_training(path: Path) -> bool:
+    """config.toml beside what only training (or import) writes; a report folder also holds a
+    config.toml, but no tokenizer, metrics.jsonl or checkpoints/."""
+    return (path / "config.toml").is_file() and any(
+        (path / name).exists() for name in ("tokenizer.json", "metrics.jsonl", "checkpoints"))
 
 
 def summarize_listed(path: Path) -> RunSummary:
