@@ -565,3 +565,13 @@ def test_the_command_line_turns_a_refusal_of_the_file_system_into_a_message(monk
     assert cli.main(["runs"]) == 1
     err = capsys.readouterr().err
     assert "error: /somewhere/run.lock: Permission denied" in err and "Traceback" not in err
+
+
+def test_a_lone_config_toml_that_is_not_a_runs_is_never_deleted(small_text, tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.toml").write_text('[package]\nname = "x"\n')
+    for overwrite in (False, True):
+        result = Trainer(tiny_experiment(small_text, max_steps=2), run_dir=folder, overwrite=overwrite).run()
+        assert result.status == "failed" and "is not a run folder (it holds config.toml)" in result.message
+        assert (folder / "config.toml").read_text() == '[package]\nname = "x"\n'

@@ -271,13 +271,17 @@ def check_new_run_folder(folder: Path, *, overwrite: bool = False) -> None:
             f"one), so it cannot be continued. To start it over, deleting its metrics: add --overwrite; otherwise "
             f"choose a new folder (or leave out --run-dir).")
     foreign = _foreign(folder)
+    if not foreign and (folder / "config.toml").is_file() and not (folder / "tokenizer.json").exists() \
+            and not any((folder / name).exists() for name in RUN_FOLDERS):
+        foreign = ["config.toml"]  # a config.toml alone is no trace of a run start (it writes the tokenizer too)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise CheckpointError(f"{folder}: the folder is not empty and is not a run folder (it holds {shown}); "
                               f"choose a new or empty folder for the run.")
     if not overwrite:  # the files of a run without its config.toml: an interrupted start or import
         raise CheckpointError(f"{folder}: the folder holds parts of a run that never started properly (no "
-                              f"config.toml). Add --overwrite to delete them and start there, or choose a new folder.")
+                              f"checkpoint and no metrics). Add --overwrite to delete them and start there, or choose "
+                              f"a new folder.")
 
 
 def clear_run_files(folder: Path) -> int:
