@@ -332,3 +332,11 @@ def test_ctrl_return_in_the_prompt_generates_inside_a_scrolling_page(qtbot, tiny
         assert len(panel.generated_tokens()) == 5
         assert panel.prompt_edit.toPlainText() == PROMPT  # no newline typed into the prompt
     assert not started
+
+
+def test_presentation_mode_keeps_several_lines_of_output_in_view(qtbot):
+    panel = shown(qtbot, GeneratePanel())
+    normal = panel.out_scroll.minimumHeight()
+    panel.set_presentation(1.45)
+    lines = panel.out_scroll.minimumHeight() / (panel.strip.fontMetrics().lineSpacing() * 1.45)
+    assert panel.out_scroll.minimumHeight() > 1.8 * normal and lines >= 4

@@ -912,5 +912,8 @@ class GeneratePanel(Panel):
         self._scale = scale
         self.strip.set_presentation(scale)
         self.heat.set_presentation(scale)
+        # a few lines of output at the larger font: the page scrolls rather than squeeze them
+        self.out_scroll.setMinimumHeight(int(90 * scale * scale))
+        self.heat_scroll.setMaximumHeight(int(110 * scale))
         for ax in (self.bar_plot.getPlotItem().getAxis("left"), self.bar_axis):
             ax.setTickFont(style.font(scale, size=9))
