@@ -107,6 +107,9 @@ def test_attention_history_follows_one_query_over_the_runs_snapshots(tmp_path):
     np.testing.assert_allclose(hist.rows[1], snaps[10][:, :, 2, :], atol=1e-3)  # float16 on disk
     with pytest.raises(ConfigError, match="outside the probe text"):
         attention_history(run.path, 4)
+    with pytest.raises(ConfigError, match="query token -9 is outside"):
+        attention_history(run.path, -9)
+    assert attention_history(run.path, -1).query == 3
 
 
 def test_the_inside_command_prints_what_the_engine_measures(copy_model, tok, tmp_path, capsys):

@@ -213,9 +213,10 @@ def attention_history(run_dir: str | Path, query: int) -> AttentionHistory:
     snaps = [ckpt.load_attention(f) for f in files]
     _, last, tokens, ids = snaps[-1]
     T = len(ids)
-    query = query + T if query < 0 else query
+    given, query = query, (query + T if query < 0 else query)
     if not 0 <= query < T:
-        raise ConfigError(f"query token {query} is outside the probe text (tokens 0-{T - 1}).")
+        raise ConfigError(f"query token {given} is outside the probe text (tokens 0 to {T - 1}, or -1 to -{T} "
+                          f"from the end).")
     keep = [(step, att) for step, att, _, i in snaps if i == ids]
     rows = np.stack([att[:, :, query, :] for _, att in keep])  # (S, L, H, T)
     return AttentionHistory(query, tokens, [s for s, _ in keep], rows, len(snaps) - len(keep))
