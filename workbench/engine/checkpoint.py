@@ -85,7 +85,7 @@ def write_error(path: Path, e: OSError) -> WriteError:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through ``.NAME.XXXXXXXX.tmp`` beside ``path`` (ownership.TEMP_FILE: the pattern leftovers
+    """Write through ``.NAME.<8 random chars>.tmp`` beside ``path`` (ownership.TEMP_FILE: the pattern leftovers
     are recognised by), fsync, rename. An OSError becomes a WriteError that names ``path``."""
     path = Path(path)
     tmp = None

@@ -47,7 +47,7 @@ from ..widgets import style
 from ..widgets.attention_view import TokenAxis
 from ..widgets.token_strip import TokenStrip
 from ..widgets.plot_input import wheel_scrolls_page
-from ..widgets.flow import FlowRow, WrapLabel
+from ..widgets.flow import FlowRow, WrapLabel, together
 from . import ERROR_COLOR, MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
 
 MEAN = -1          # the head picker's "mean of heads"
@@ -221,13 +221,7 @@ class GeneratePanel(Panel):
             if name == "seed":
                 edit.setPlaceholderText("random")
             edit.textChanged.connect(self._update_controls)
-            pair = QtWidgets.QWidget()
-            ph = QtWidgets.QHBoxLayout(pair)
-            ph.setContentsMargins(0, 0, 0, 0)
-            ph.setSpacing(6)
-            ph.addWidget(lab)
-            ph.addWidget(edit)
-            fields.add(pair)
+            fields.add(together(lab, edit))
             self.fields[name] = edit
         self.temperature_edit = self.fields["temperature"]
         self.top_k_edit = self.fields["top_k"]

@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import Experiment, TrainingConfig, diff_experiments
 
-from ..widgets.flow import Columns, FlowRow, WrapLabel
+from ..widgets.flow import Columns, WrapLabel, flow_columns
 from . import Panel, SciSpinBox, card, error_label, field_help, fmt_duration, human_count, muted_label, show_error
 
 # (field, label, kind) shown in the hyperparameter grid, in reading order
@@ -159,16 +159,10 @@ class TrainingPanel(Panel):
         # hyperparameters
         # three columns of fields that wrap under each other on a narrow page
         box, box_lay = card("Hyperparameters")
-        columns = FlowRow(spacing=18, top=True)
-        forms = []
-        for _c in range(3):
-            column = QtWidgets.QWidget()
-            form = QtWidgets.QFormLayout(column)
-            form.setContentsMargins(0, 0, 0, 0)
+        columns, forms = flow_columns(3, QtWidgets.QFormLayout, spacing=18)
+        for form in forms:
             form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
             form.setVerticalSpacing(6)
-            columns.add(column)
-            forms.append(form)
         box_lay.addWidget(columns)
         self.fields: dict[str, QtWidgets.QAbstractSpinBox] = {}
         per_col = (len(HYPER) + 2) // 3
@@ -216,15 +210,9 @@ class TrainingPanel(Panel):
         lay.addWidget(self.progress)
         # three columns of figures that wrap under each other on a narrow page (a run's figures
         # are wider than the dashes before it)
-        stats = FlowRow(spacing=24, top=True)
-        stat_grids = []
-        for _c in range(3):
-            column = QtWidgets.QWidget()
-            grid = QtWidgets.QGridLayout(column)
-            grid.setContentsMargins(0, 0, 0, 0)
+        stats, stat_grids = flow_columns(3, QtWidgets.QGridLayout, spacing=24)
+        for grid in stat_grids:
             grid.setHorizontalSpacing(18)
-            stats.add(column)
-            stat_grids.append(grid)
         self.progress_labels: dict[str, QtWidgets.QLabel] = {}
         for i, (key, text) in enumerate((("step", "Step"), ("eta", "Time left"), ("speed", "Speed"),
                                          ("loss", "Training loss"), ("val", "Validation loss"),

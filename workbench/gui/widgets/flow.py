@@ -196,17 +196,36 @@ class ElidedLabel(QtWidgets.QLabel):
         super().setText(shown)
 
 
-def labelled(text: str, widget: QtWidgets.QWidget, *, spacing: int = 6) -> QtWidgets.QWidget:
-    """A label and its control as one piece, so that a FlowRow never wraps between them."""
-    pair = QtWidgets.QWidget()
-    h = QtWidgets.QHBoxLayout(pair)
+def together(*widgets: QtWidgets.QWidget, spacing: int = 6) -> QtWidgets.QWidget:
+    """Widgets in one row that a FlowRow moves as one piece (it never wraps between them)."""
+    piece = QtWidgets.QWidget()
+    h = QtWidgets.QHBoxLayout(piece)
     h.setContentsMargins(0, 0, 0, 0)
     h.setSpacing(spacing)
+    for w in widgets:
+        h.addWidget(w)
+    return piece
+
+
+def labelled(text: str, widget: QtWidgets.QWidget, *, spacing: int = 6) -> QtWidgets.QWidget:
+    """A label and its control as one piece, so that a FlowRow never wraps between them."""
     label = QtWidgets.QLabel(text)
     label.setBuddy(widget)
-    h.addWidget(label)
-    h.addWidget(widget)
-    return pair
+    return together(label, widget, spacing=spacing)
+
+
+def flow_columns(n: int, make_layout, *, spacing: int) -> tuple["FlowRow", list]:
+    """``n`` columns side by side that wrap under each other on a narrow page: (the row, the
+    columns' layouts, each made by ``make_layout(column_widget)`` with no margins)."""
+    row = FlowRow(spacing=spacing, top=True)
+    layouts = []
+    for _ in range(n):
+        column = QtWidgets.QWidget()
+        lay = make_layout(column)
+        lay.setContentsMargins(0, 0, 0, 0)
+        row.add(column)
+        layouts.append(lay)
+    return row, layouts
 
 
 def _side_by_side_width(widgets: list[QtWidgets.QWidget], spacing: int) -> int:

@@ -55,7 +55,7 @@ import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import style
-from .flow import FlowRow
+from .flow import FlowRow, together
 from .export import save_png, save_svg
 from .plot_input import ZOOM_HINT, wheel_scrolls_page
 
@@ -674,17 +674,6 @@ class _Series:
 # the control row
 
 
-def _keep_together(*widgets: QtWidgets.QWidget) -> QtWidgets.QWidget:
-    """Widgets in one row that a wrapping FlowRow moves as one."""
-    piece = QtWidgets.QWidget()
-    row = QtWidgets.QHBoxLayout(piece)
-    row.setContentsMargins(0, 0, 0, 0)
-    row.setSpacing(8)
-    for w in widgets:
-        row.addWidget(w)
-    return piece
-
-
 class CurveControls(FlowRow):
     """Smoothing slider, x-axis choice, log scale and an export menu, as one row (wrapping onto
     a second line where the page is narrow).
@@ -714,14 +703,14 @@ class CurveControls(FlowRow):
         self.value_label = QtWidgets.QLabel("0")
         self.value_label.setMinimumWidth(self.value_label.fontMetrics().horizontalAdvance("0.999") + 4)
         self.slider.valueChanged.connect(self._on_slider)
-        h.addWidget(_keep_together(self._labels[0], self.slider, self.value_label))  # wraps as one piece
+        h.addWidget(together(self._labels[0], self.slider, self.value_label, spacing=8))  # wraps as one piece
         self._labels.append(QtWidgets.QLabel("x axis"))
         self.axis_combo = QtWidgets.QComboBox()
         for a in X_AXES:
             self.axis_combo.addItem(X_AXIS_LABELS[a], a)
         self.axis_combo.currentIndexChanged.connect(
             lambda i: self.xAxisChanged.emit(self.axis_combo.itemData(i)))
-        h.addWidget(_keep_together(self._labels[-1], self.axis_combo))
+        h.addWidget(together(self._labels[-1], self.axis_combo, spacing=8))
         self.log_check = QtWidgets.QCheckBox("Log scale")
         self.log_check.setToolTip("Logarithmic y axis")
         self.log_check.toggled.connect(self.logYChanged)
