@@ -23,7 +23,7 @@ TINY = ['corpus.paths=["builtin:toy"]', "tokenizer.kind=char", "model.n_layer=1"
 
 
 def _jobs_without_failure_handler(source: str, filename: str) -> list[str]:
-    """Calls of run_job(...) without on_failed=, and Job(...) objects whose .failed is never connected
+    """Calls of run_job(...) or JobSlot(...) without on_failed=, and Job(...) objects whose .failed is never connected
     in the function that makes them."""
     tree = ast.parse(source, filename)
     missing = []
@@ -35,8 +35,8 @@ def _jobs_without_failure_handler(source: str, filename: str) -> list[str]:
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-            if name == "run_job" and not any(k.arg == "on_failed" for k in node.keywords):
-                missing.append(f"{filename}:{node.lineno} run_job without on_failed")
+            if name in ("run_job", "JobSlot") and not any(k.arg == "on_failed" for k in node.keywords):
+                missing.append(f"{filename}:{node.lineno} {name} without on_failed")
             elif name == "Job":
                 if ".failed.connect(" not in text:
                     missing.append(f"{filename}:{node.lineno} Job whose failed signal is not connected")
@@ -53,8 +53,9 @@ def test_every_background_job_in_the_gui_has_a_failure_handler():
 
 
 def test_the_failure_check_finds_a_job_without_handler():
-    bad = "def f(self):\n    run_job(g, on_done=self.x)\n    j = Job(g)\n    j.done.connect(h)\n"
-    assert len(_jobs_without_failure_handler(bad, "x.py")) == 2
+    bad = ("def f(self):\n    run_job(g, on_done=self.x)\n    j = Job(g)\n    j.done.connect(h)\n"
+           "    self.slot = JobSlot(self, 'load', on_done=self.y)\n")
+    assert len(_jobs_without_failure_handler(bad, "x.py")) == 3
 
 
 def test_a_failed_job_logs_its_traceback(qtbot, caplog):

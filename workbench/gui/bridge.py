@@ -21,7 +21,8 @@ Two kinds of background work run here, and nowhere else:
 - ``Job``: a short piece of engine work (corpus statistics, tokenizer training, importing torch)
   run in its own ``QThread``. The function receives a ``JobState`` (``should_stop()``,
   ``progress(value)``) and knows nothing of Qt, as in Orange3's ``concurrent`` helpers; its result
-  or error comes back as a signal.
+  or error comes back as a signal. A page runs its jobs through a ``JobSlot`` per kind of job:
+  starting one cancels the one before, and only the latest job's signals reach the page.
 
 Signals emitted from a worker thread reach slots of GUI objects as queued calls: no widget is
 ever touched from a worker.
@@ -515,6 +516,107 @@ def run_job(fn: Callable[..., Any], *args, on_done=None, on_failed=None, on_prog
         if slot is not None:
             signal.connect(slot)
     return job.start()
+
+
+class JobSlot(QtCore.QObject):
+    """One kind of background job on one page ("load the model", "check the task"): at most one runs.
+
+    Starting a job cancels the one before and disconnects it, so only the latest job's progress,
+    result or failure reach the page: a stale result (the user changed the file while it was read)
+    is dropped here, in one place, instead of with a counter in every page. Progress is throttled:
+    with ``progress_ms`` > 0 the page gets at most one call per interval, carrying the newest value
+    (the values in between are dropped, so use it for "how far", not for a stream of items).
+
+    The page gives its handlers once; ``start`` may override them for one job. ``on_failed`` is
+    required: a job that fails says so on the page that asked for it.
+    """
+
+    def __init__(self, parent: QtCore.QObject | None, name: str, *, on_failed: Callable[[str, str], Any],
+                 on_done: Callable[[Any], Any] | None = None, on_progress: Callable[[Any], Any] | None = None,
+                 on_cancelled: Callable[[], Any] | None = None, on_ended: Callable[[], Any] | None = None,
+                 progress_ms: int = 0):
+        super().__init__(parent)
+        self.name = name
+        self._handlers = {"done": on_done, "failed": on_failed, "progress": on_progress,
+                          "cancelled": on_cancelled, "ended": on_ended}
+        self._job: Job | None = None
+        self._connections: list[QtCore.QMetaObject.Connection] = []
+        self._progress_ms = progress_ms
+        self._pending: tuple[Job, Any] | None = None   # newest progress value not yet delivered
+        self._on_progress: Callable[[Any], Any] = lambda _value: None
+        self._timer = QtCore.QTimer(self, singleShot=True, interval=max(progress_ms, 0))
+        self._timer.timeout.connect(self._deliver_progress)
+
+    @property
+    def job(self) -> "Job | None":
+        """The latest job started, running or not."""
+        return self._job
+
+    def is_running(self) -> bool:
+        return self._job is not None and self._job.is_running()
+
+    def start(self, fn: Callable[..., Any], *args, name: str = "", **handlers) -> "Job":
+        """Cancel the job before (its signals no longer reach the page) and start ``fn(state, *args)``."""
+        unknown = set(handlers) - {f"on_{k}" for k in self._handlers}
+        if unknown:
+            raise TypeError(f"JobSlot.start: unknown handlers {sorted(unknown)}")
+        self.cancel()
+        job = Job(fn, *args, parent=self, name=name or self.name)
+        chosen = {k: handlers.get(f"on_{k}", h) for k, h in self._handlers.items()}
+        self._job = job
+        # Each connection checks that the job is still the latest: a queued signal that was already
+        # on its way when the next job started is dropped too.
+        self._connections = [
+            job.done.connect(lambda value, j=job: self._if_latest(j, chosen["done"], value)),
+            job.failed.connect(lambda msg, details, j=job: self._if_latest(j, chosen["failed"], msg, details)),
+            job.cancelled.connect(lambda j=job: self._if_latest(j, chosen["cancelled"])),
+            job.ended.connect(lambda j=job: self._if_latest(j, chosen["ended"]))]
+        if chosen["progress"] is not None:
+            self._on_progress = chosen["progress"]
+            self._connections.append(job.progress.connect(lambda value, j=job: self._progress(j, value)))
+        return job.start()
+
+    def cancel(self) -> None:
+        """Ask the running job to stop and forget it: nothing more from it reaches the page."""
+        job, self._job = self._job, None
+        self._pending = None
+        self._timer.stop()
+        if job is None:
+            return
+        job.cancel()
+        for connection in self._connections:
+            QtCore.QObject.disconnect(connection)
+        self._connections = []
+
+    def wait(self, msecs: int = 30000) -> bool:
+        """Block until the latest job ends (tests, quitting); True if it did."""
+        return self._job is None or self._job.wait(msecs)
+
+    def _if_latest(self, job: "Job", handler, *args) -> None:
+        if job is not self._job:
+            return
+        if self._pending is not None:     # the last progress value comes before the result
+            self._timer.stop()
+            self._deliver_progress()
+        if handler is not None:
+            handler(*args)
+
+    def _progress(self, job: "Job", value: Any) -> None:
+        if job is not self._job:
+            return
+        if self._progress_ms > 0 and self._timer.isActive():
+            self._pending = (job, value)     # too soon after the last call: keep only the newest
+            return
+        self._on_progress(value)
+        if self._progress_ms > 0:
+            self._timer.start()
+
+    def _deliver_progress(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] is self._job:
+            self._on_progress(pending[1])
+            if self._progress_ms > 0 and self._job is not None and self._job.is_running():
+                self._timer.start()
 
 
 def import_engine(state: JobState) -> dict:
