@@ -12,7 +12,8 @@ from workbench.engine.config import Experiment
 from workbench.engine.generate import SamplingSettings, generate
 from workbench.engine.loading import load_trained
 from workbench.gui.bridge import TrainingSession
-from workbench.gui.panels.generate_panel import MEAN, GeneratePanel, heat_color, prob_color
+from workbench.gui.panels.generate.attention import MEAN, heat_color
+from workbench.gui.panels.generate.page import GeneratePanel, prob_color
 
 torch.set_num_threads(1)
 
@@ -113,11 +114,11 @@ def test_checkpoint_generation_is_the_engines_and_shows_attention(qtbot, tiny_ru
     assert row.shape == (len(prompt_ids),)
     assert np.allclose(row, expected[0].attention, atol=1e-6)
     assert abs(float(row.sum()) - 1.0) < 1e-4
-    assert panel.heat.tokens() == tm.tokenizer.token_texts(prompt_ids)
-    assert np.allclose(panel.bars.opts["height"], row)
+    assert panel.attention.heat.tokens() == tm.tokenizer.token_texts(prompt_ids)
+    assert np.allclose(panel.attention.bars.opts["height"], row)
     top = row.max()
-    assert [c.name() for c in panel.heat.box_colors()] == [heat_color(w, top).name() for w in row]
-    assert panel.layer_combo.currentText() == "layer 1" and panel.head_combo.currentText() == "mean of heads"
+    assert [c.name() for c in panel.attention.heat.box_colors()] == [heat_color(w, top).name() for w in row]
+    assert panel.attention.layer_combo.currentText() == "layer 1" and panel.attention.head_combo.currentText() == "mean of heads"
 
     # a late token: its context is the last 32 tokens only
     last = len(panel.strip.tokens()) - 1
@@ -127,25 +128,25 @@ def test_checkpoint_generation_is_the_engines_and_shows_attention(qtbot, tiny_ru
     row = panel.attention_row()
     assert row.shape == (32,) and np.allclose(row, tok.attention, atol=1e-6)
     assert panel.attention_tokens() == panel.strip.tokens()[tok.context_start:tok.position]
-    assert panel.heat.tokens() == panel.attention_tokens()
-    assert "context window starts" in panel.attention_caption.text()
+    assert panel.attention.heat.tokens() == panel.attention_tokens()
+    assert "context window starts" in panel.attention.caption.text()
     # another layer and head, through the pickers
-    panel.layer_combo.setCurrentIndex(0)
-    panel.head_combo.setCurrentIndex(1)
+    panel.attention.layer_combo.setCurrentIndex(0)
+    panel.attention.head_combo.setCurrentIndex(1)
     row = panel.attention_row()
     assert np.allclose(row, tok.attention_all[0, 1], atol=1e-6) and abs(float(row.sum()) - 1) < 1e-4
-    assert np.allclose(panel.bars.opts["height"], tok.attention_all[0, 1], atol=1e-6)
-    panel.head_combo.setCurrentIndex(2)
+    assert np.allclose(panel.attention.bars.opts["height"], tok.attention_all[0, 1], atol=1e-6)
+    panel.attention.head_combo.setCurrentIndex(2)
     assert np.allclose(panel.attention_row(), tok.attention_all[0].mean(0), atol=1e-6)
     panel.set_head(1, 0)
-    assert panel.layer_combo.currentIndex() == 1 and panel.head_combo.currentIndex() == 0
+    assert panel.attention.layer_combo.currentIndex() == 1 and panel.attention.head_combo.currentIndex() == 0
     assert np.allclose(panel.attention_row(), tok.attention_all[1, 0], atol=1e-6)
     panel.set_head(-1, MEAN)
 
     # a prompt token has no attention row and says why
     click_token(qtbot, panel, 1)
-    assert panel.attention_row() is None and panel.heat.token_count() == 0
-    assert "prompt" in panel.attention_caption.text()
+    assert panel.attention_row() is None and panel.attention.heat.token_count() == 0
+    assert "prompt" in panel.attention.caption.text()
 
     # sampling with a seed is reproducible and equal to the engine's
     fill(panel, temperature=1.3, top_k=5, top_p=0.9, max_tokens=15, seed=7)

@@ -358,7 +358,7 @@ def choose(qtbot, combo: QtWidgets.QComboBox, text: str) -> None:
 def test_generate_shows_tokens_at_a_visible_pace(qtbot, tmp_path):
     from tests.gui.test_generate_panel import PROMPT, fill, tiny_experiment
     from workbench.engine.trainer import Trainer
-    from workbench.gui.panels.generate_panel import DEFAULT_PACE, GeneratePanel
+    from workbench.gui.panels.generate.page import DEFAULT_PACE, GeneratePanel
 
     assert Trainer(tiny_experiment(2), run_dir=tmp_path / "run").run().status == "completed"
     panel = shown(qtbot, GeneratePanel())
@@ -383,7 +383,7 @@ def test_generate_shows_tokens_at_a_visible_pace(qtbot, tmp_path):
     set_tokens = panel.strip.set_tokens
     panel.strip.set_tokens = lambda texts, *a, **k: (drawn.append(len(texts)), set_tokens(texts, *a, **k))
     QTest.mouseClick(panel.generate_button, QtCore.Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel._job is None, timeout=30000)  # generated: the job has ended
+    qtbot.waitUntil(lambda: not panel._sampling, timeout=30000)  # generated: the job has ended
     qtbot.waitUntil(lambda: len(panel.generated_tokens()) >= 2, timeout=5000)
     shown_now = len(panel.generated_tokens())
     assert shown_now < 40 and panel.is_generating() and panel.stop_button.isEnabled()

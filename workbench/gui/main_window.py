@@ -39,7 +39,7 @@ from .panels.tasks_panel import TasksPanel
 from .panels.corpus_panel import CorpusPanel
 from .panels.curves_panel import CurvesPanel
 from .panels.evaluate_panel import EvaluatePanel
-from .panels.generate_panel import GeneratePanel
+from .panels.generate.page import GeneratePanel
 from .panels.inside_panel import InsidePanel
 from .panels.model_panel import ModelPanel
 from .panels.runs_panel import RunsPanel

@@ -1,37 +1,29 @@
 """Generation playground: type a prompt, sample a continuation, and see where each token looked.
 
-The model comes from one of two places, and the panel always says which one is in use:
+The model comes from one of two places, and the page always says which one is in use:
 
 - a **checkpoint**: a run folder (its latest checkpoint) or a checkpoint file, chosen with the
-  buttons or given with ``set_run(path)``; it is loaded by ``engine.loading.load_trained`` in a
-  background ``Job`` (CPU), so the window never freezes;
+  buttons or given with ``set_run(path)``, loaded on the CPU by ``jobs.models.load_checkpoint``
+  in a background job, so the window never freezes;
 - the **live model of a paused run**: the ``TrainingSession`` handed over with
   ``set_session(session)``. Generation runs only while the run is paused. Each token is computed
   inside ``session.hold_live_model()``, so when the person presses Resume the worker waits for
   the token under way (one forward pass), the generation job ends itself (the model is no longer
-  lent), and the panel cancels it on the session's ``stateChanged`` too.
+  lent), and the page cancels it on the session's ``stateChanged`` too.
 
-Tokens are sampled by ``engine.generate.generate(..., attention="all")`` in a ``Job`` thread and
-streamed one ``GeneratedToken`` at a time through the job's ``progress`` signal; the panel
-collects them and shows them at the chosen pace (``PACES``: 20 tokens a second by default, so that
-one sees the model write; the model itself is not slowed, and the text is the same at any pace),
-or, at "as fast as possible", redraws the token strip at most every ``FLUSH_MS`` milliseconds. The prompt's
-tokens are grey chips, generated tokens are coloured by the model's own probability of them
-(orange = unlikely, blue = likely; the tooltip has the numbers). Clicking a generated token shows
-what the position that produced it attended to: the context tokens shaded by weight and a bar
-per context token, for a chosen layer and head (or the mean of the heads; the default, the last
-layer's mean, is the engine's ``GeneratedToken.attention``).
+Tokens are sampled by ``jobs.generate.stream_tokens`` in a background job, which appends each
+``GeneratedToken`` to the page's buffer (``_stream``) and signals it; the page shows them at the
+chosen pace (``PACES``: 20 tokens a second by default, so that one sees the model write; the model
+is not slowed, and the text is the same at any pace), or, at "as fast as possible", redraws the
+token strip at most every ``FLUSH_MS`` milliseconds. Prompt tokens are grey chips, generated tokens
+are coloured by the model's own probability of them (orange = unlikely, blue = likely; the tooltip
+has the numbers). Clicking a generated token shows what it looked at (``attention.TokenAttention``).
 
-What the main window does with this panel (nothing else is needed):
-
-- ``set_session(session)`` once: the panel connects itself to ``session.stateChanged`` and
-  ``session.paused`` (and disconnects from a previous session);
-- ``set_run(path)`` to load a finished run (e.g. when a run finishes: its folder);
-- ``set_presentation(scale)``; the sidebar shows ``summary()`` (``summaryChanged``), e.g.
-  "step 2,000 · 120 tokens".
-
-Scripts and tests: ``wait(msecs)`` waits for loading and generating, ``generate()``, ``stop()``,
-``generated_tokens()``, ``select_token(i)``, ``attention_row()``, ``settings()``, ``validate()``.
+What the main window uses: ``set_session(session)`` once (the page follows the session's
+``stateChanged`` and ``paused``), ``set_run(path)`` (e.g. a run that finished), ``set_presentation``;
+the sidebar shows ``summary()``, e.g. "step 2,000 · 120 tokens". Scripts and tests: ``wait(msecs)``
+(loading and generating), ``generate()``, ``stop()``, ``generated_tokens()``, ``select_token(i)``,
+``attention_row()``, ``settings()``, ``validate()``.
 """
 
 from __future__ import annotations
@@ -40,17 +32,17 @@ import contextlib
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..widgets import style
-from ..widgets.attention_view import TokenAxis
-from ..widgets.token_strip import TokenStrip
-from ..widgets.plot_input import wheel_scrolls_page
-from ..widgets.flow import FlowRow, WrapLabel, together
-from . import ERROR_COLOR, MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
+from ...bridge import JobSlot
+from ...jobs.generate import stream_tokens
+from ...jobs.models import load_checkpoint
+from ...widgets.token_strip import TokenStrip
+from ...widgets.flow import FlowRow, WrapLabel
+from .. import MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
+from .attention import TokenAttention
+from .sampling import SamplingFields
 
-MEAN = -1          # the head picker's "mean of heads"
 FLUSH_MS = 60      # streamed tokens are drawn at most this often
 # A small model writes 200 tokens in well under a second: too fast to see it write. The page shows
 # them at a pace (display only; the model is not slowed): 20 a second reads like someone typing.
@@ -59,9 +51,7 @@ DEFAULT_PACE = 20
 PROMPT_COLOR = "#e4e4e4"
 # the model's probability of a generated token: 0 -> orange, 0.5 -> light grey, 1 -> blue (pastels)
 PROB_STOPS = ((0.0, (253, 205, 160)), (0.5, (238, 238, 238)), (1.0, (180, 211, 240)))
-HEAT_TO = (91, 155, 213)  # attention heat: white -> this blue at the row's largest weight
 
-SETTING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "seed")
 
 
 def prob_color(p: float) -> QtGui.QColor:
@@ -72,51 +62,6 @@ def prob_color(p: float) -> QtGui.QColor:
             t = (p - p0) / (p1 - p0)
             return QtGui.QColor(*[round(a + (b - a) * t) for a, b in zip(c0, c1)])
     return QtGui.QColor(*PROB_STOPS[-1][1])
-
-
-def heat_color(w: float, top: float) -> QtGui.QColor:
-    t = 0.0 if top <= 0 else min(1.0, max(0.0, float(w) / top))
-    return QtGui.QColor(*[round(255 + (c - 255) * t) for c in HEAT_TO])
-
-
-def stream_tokens(state, hold, prompt_ids: list[int], settings, attention: str = "all",
-                  out: list | None = None) -> int:
-    """The job: send each ``GeneratedToken`` through ``state.progress`` (and append it to ``out``)
-    as soon as it is sampled; return how many came.
-
-    ``hold()`` is a context manager yielding ``(model, tokenizer, step)`` or None; each token is
-    computed inside it (for a paused run: ``session.hold_live_model``). None ends the job as
-    cancelled (the run is not paused any more). Qt-free apart from the JobState it is given.
-
-    ``out`` is what the panel draws from: queued progress signals can still be on their way when
-    the job's end is known, and a list appended by one thread and read by the other (atomic under
-    the GIL) always holds every token in order."""
-    from workbench.engine.errors import Cancelled
-    from workbench.engine.generate import generate
-
-    tokens = None
-    n = 0
-    while True:
-        with hold() as lent:
-            if lent is None:
-                raise Cancelled("The model is not available any more.")
-            model, tokenizer, _step = lent
-            if tokens is None:
-                tokens = generate(model, tokenizer, prompt_ids, settings, attention=attention,
-                                  should_stop=state.should_stop)
-            tok = next(tokens, None)
-        if tok is None:
-            return n
-        n += 1
-        if out is not None:
-            out.append(tok)
-        state.progress(tok)
-
-
-def _load(state, path: str):
-    from workbench.engine.loading import load_trained
-
-    return load_trained(path, "cpu")
 
 
 class GeneratePanel(Panel):
@@ -134,10 +79,14 @@ class GeneratePanel(Panel):
         super().__init__(parent)
         self._session = None
         self._trained = None          # engine.loading.TrainedModel of the checkpoint source
-        self._load_job = None
-        self._load_gen = 0
-        self._job = None              # the generation job
-        self._job_gen = 0
+        # One job of each kind: a new load (generation) drops the result of the one before.
+        self._loader = JobSlot(self, "load checkpoint", on_done=self._loaded, on_failed=self._load_failed)
+        self._sampler = JobSlot(self, "generate", on_progress=self._on_token,
+                                on_done=lambda n: self._ended("done", n),
+                                on_cancelled=lambda: self._ended("cancelled", None),
+                                on_failed=lambda msg, _d: self._ended("failed", msg))
+        self._loading = ""            # the path being loaded, until its model (or failure) is in
+        self._sampling = False        # the model is generating, until the job's end is handled
         self._job_source = ""         # "checkpoint" / "live" of the running generation
         self._cancel_reason = ""
         self._stream: list = []       # every GeneratedToken of the running job, appended by its thread
@@ -148,9 +97,6 @@ class GeneratePanel(Panel):
         self._used = ""               # what produced the output shown ("checkpoint step 3 ...")
         self._used_step = 0
         self._selected = -1
-        self._layer = -1              # -1: the last layer
-        self._head = MEAN
-        self._shape = (0, 0)
         self._scale = 1.0
         self._settings = None
         self._message = ""            # the last problem that is not a setting (loading, starting, failing)
@@ -200,34 +146,10 @@ class GeneratePanel(Panel):
         self.prompt_edit.setFixedHeight(int(fm.lineSpacing() * 3.2 + 12))
         gl.addWidget(self.prompt_edit)
         fields = FlowRow(spacing=12)  # wraps on a narrow page, a label stays with its field
-        self.fields: dict[str, QtWidgets.QLineEdit] = {}
-        specs = [
-            ("temperature", "Temperature", "0.8", "0: greedy (always the most likely token); below 1: safer; "
-                                                  "above 1: more surprising."),
-            ("top_k", "Top-k", "0", "Sample only among the k most likely tokens (0: all)."),
-            ("top_p", "Top-p", "1.0", "Sample only among the most likely tokens whose probabilities add up to "
-                                      "p (1: all)."),
-            ("max_tokens", "Max tokens", "200", "How many tokens to generate at most."),
-            ("seed", "Seed", "0", "The same seed gives the same text; blank or \"random\" for a new one each "
-                                  "time."),
-        ]
-        for name, label, default, tip in specs:
-            lab = QtWidgets.QLabel(label)
-            lab.setToolTip(tip)
-            edit = QtWidgets.QLineEdit(default)
-            edit.setObjectName(f"gen_{name}")
-            edit.setToolTip(tip)
-            edit.setMaximumWidth(80 if name != "seed" else 90)
-            if name == "seed":
-                edit.setPlaceholderText("random")
-            edit.textChanged.connect(self._update_controls)
-            fields.add(together(lab, edit))
-            self.fields[name] = edit
-        self.temperature_edit = self.fields["temperature"]
-        self.top_k_edit = self.fields["top_k"]
-        self.top_p_edit = self.fields["top_p"]
-        self.max_tokens_edit = self.fields["max_tokens"]
-        self.seed_edit = self.fields["seed"]
+        self.sampling = SamplingFields(on_change=self._update_controls)
+        self.fields = self.sampling.fields
+        for row_widget in self.sampling.rows:
+            fields.add(row_widget)
         pace_tip = ("How fast the tokens appear. The model generates as fast as it can; the page shows its "
                     "tokens at this pace so that a person (or an audience) can follow them one by one. Display "
                     "only: the text is the same at any pace.")
@@ -241,9 +163,7 @@ class GeneratePanel(Panel):
         self.pace_combo.setCurrentIndex(self.pace_combo.findData(DEFAULT_PACE))
         self.pace_combo.currentIndexChanged.connect(self._pace_changed)
         self._pace_changed()
-        self.eos_check = QtWidgets.QCheckBox("Stop at <|endoftext|>")
-        self.eos_check.setChecked(True)
-        self.eos_check.setToolTip("End when the model produces the end-of-text token")
+        self.eos_check = self.sampling.eos_check
         fields.add(self.eos_check)
         fields.add_stretch()
         self.generate_button = QtWidgets.QPushButton("Generate")
@@ -274,53 +194,12 @@ class GeneratePanel(Panel):
         ol.addLayout(status_row)
 
         # -- attention of the chosen token ----------------------------------------------------
-        att_box, al = card("What the chosen token looked at")
-        al.setContentsMargins(6, 6, 6, 6)
-        pick = QtWidgets.QHBoxLayout()
-        pick.setSpacing(8)
-        pick.addWidget(QtWidgets.QLabel("Layer"))
-        self.layer_combo = QtWidgets.QComboBox()
-        self.layer_combo.setMinimumWidth(90)
-        pick.addWidget(self.layer_combo)
-        pick.addWidget(QtWidgets.QLabel("Head"))
-        self.head_combo = QtWidgets.QComboBox()
-        self.head_combo.setMinimumWidth(130)
-        pick.addWidget(self.head_combo)
-        pick.addStretch(1)
-        al.addLayout(pick)
-        self.attention_caption = muted_label("Click a generated (coloured) token above.")
-        al.addWidget(self.attention_caption)
-        self.heat = TokenStrip()
-        self.heat_scroll = QtWidgets.QScrollArea()
-        self.heat_scroll.setWidgetResizable(True)
-        self.heat_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.heat_scroll.setWidget(self.heat)
-        self.heat_scroll.setMinimumHeight(40)
-        self.heat_scroll.setMaximumHeight(110)
-        al.addWidget(self.heat_scroll)
-        self.bar_axis = TokenAxis("bottom", rotate=True, max_chars=10)
-        self.bar_plot = pg.PlotWidget(axisItems={"bottom": self.bar_axis})
-        self.bar_plot.setBackground(style.BACKGROUND)
-        self.bar_plot.setMenuEnabled(False)
-        self.bar_plot.hideButtons()
-        self.bar_plot.setMouseEnabled(x=False, y=False)
-        wheel_scrolls_page(self.bar_plot, hint="")
-        self.bar_plot.setMinimumHeight(150)
-        left = self.bar_plot.getPlotItem().getAxis("left")
-        for ax in (left, self.bar_axis):
-            ax.setPen(pg.mkPen(style.FAINT, width=1))
-            ax.setTextPen(pg.mkPen(style.FOREGROUND))
-            ax.setTickFont(style.font(1.0, size=9))
-        left.setLabel("attention", color=style.MUTED)
-        left.enableAutoSIPrefix(False)
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(*HEAT_TO), pen=pg.mkPen(None))
-        self.bar_plot.addItem(self.bars)
-        al.addWidget(self.bar_plot, 1)
+        self.attention = TokenAttention()
 
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.output_box)
-        self.splitter.addWidget(att_box)
+        self.splitter.addWidget(self.attention)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([300, 400])
@@ -334,8 +213,6 @@ class GeneratePanel(Panel):
         self.source_group.buttonToggled.connect(lambda *_a: self._update_controls())
         self.strip.tokenClicked.connect(self.select_token)
         self.out_scroll.verticalScrollBar().rangeChanged.connect(self._follow_end)
-        self.layer_combo.currentIndexChanged.connect(self._on_layer)
-        self.head_combo.currentIndexChanged.connect(self._on_head)
         # Ctrl+Enter in the prompt generates. Not a QShortcut: the window's Start has Ctrl+Return
         # too, and two shortcuts on one key are ambiguous, so neither fired
         self.prompt_edit.installEventFilter(self)
@@ -374,9 +251,9 @@ class GeneratePanel(Panel):
 
     def on_session_state(self, state: str) -> None:
         """The session's state changed. Leaving "paused" stops a generation on the live model."""
-        if state != "paused" and self._job is not None and self._job_source == "live":
+        if state != "paused" and self._sampling and self._job_source == "live":
             self._cancel_reason = "the run went on training"
-            self._job.cancel()
+            self._sampler.job.cancel()  # asked to stop, not forgotten: its end (cancelled) follows
         self._on_paused()
 
     def _on_paused(self, *_args) -> None:
@@ -400,30 +277,21 @@ class GeneratePanel(Panel):
         if self.is_generating() and self._job_source == "checkpoint":
             self._cancel_reason = "another model is being loaded"
             self.stop()
-        from ..bridge import run_job
-
-        self._load_gen += 1
-        gen = self._load_gen
         self.source_label.setText(f"Loading {path}…")
         self._message = ""
         self.checkpoint_radio.setChecked(True)
-        self._load_job = run_job(_load, str(path), parent=self, name="load checkpoint",
-                                 on_done=lambda tm: self._loaded(gen, tm),
-                                 on_failed=lambda msg, _d: self._load_failed(gen, str(path), msg))
+        self._loading = str(path)
+        self._loader.start(load_checkpoint, str(path))
         self._update_controls()
 
-    def _loaded(self, gen: int, trained) -> None:
-        if gen != self._load_gen:
-            return
+    def _loaded(self, trained) -> None:
         self._trained = trained
-        self._load_job = None
+        self._loading = ""
         self.set_summary(f"step {trained.step:,}")
         self._update_controls()
 
-    def _load_failed(self, gen: int, path: str, message: str) -> None:
-        if gen != self._load_gen:
-            return
-        self._load_job = None
+    def _load_failed(self, message: str, _details: str) -> None:
+        path, self._loading = self._loading, ""
         self._message = f"Could not load {path}: {message}"
         self._update_controls()
 
@@ -461,56 +329,22 @@ class GeneratePanel(Panel):
 
     def settings(self):
         """The sampling settings typed in; raises ConfigError naming the setting when one is wrong."""
-        from workbench.engine.errors import ConfigError
-        from workbench.engine.generate import SamplingSettings
-
-        values = {}
-        for name in SETTING_FIELDS:
-            text = self.fields[name].text().strip().replace(",", ".")
-            if name == "seed" and text.lower() in ("", "random", "none"):
-                values[name] = None
-                continue
-            try:
-                if name in ("max_tokens", "top_k", "seed"):
-                    values[name] = int(text)
-                else:
-                    values[name] = float(text)
-            except ValueError:
-                kind = "a whole number" if name in ("max_tokens", "top_k", "seed") else "a number"
-                extra = ' (or leave it blank for a random seed)' if name == "seed" else ""
-                raise ConfigError(f"{name} = {text!r}: give {kind}{extra}.") from None
-        s = SamplingSettings(stop_at_eos=self.eos_check.isChecked(), **values)
-        s.check()
-        return s
+        return self.sampling.settings()
 
     def set_settings(self, settings) -> None:
         """Fill the fields from a ``SamplingSettings``."""
-        for name in SETTING_FIELDS:
-            v = getattr(settings, name)
-            self.fields[name].setText("" if v is None else str(v))
-        self.eos_check.setChecked(settings.stop_at_eos)
+        self.sampling.set_settings(settings)
 
     def validate(self) -> str:
         """"" when the settings are fine, else the message (and the field is outlined in red)."""
-        from workbench.engine.errors import WorkbenchError
-
-        bad = ""
-        try:
-            self.settings()
-            message = ""
-        except WorkbenchError as e:
-            message = str(e)
-            bad = message.split(" = ", 1)[0]
-        for name, edit in self.fields.items():
-            edit.setStyleSheet(f"QLineEdit {{ border: 1px solid {ERROR_COLOR}; }}" if name == bad else "")
-        return message
+        return self.sampling.validate()
 
     # =========================================================================================
     # generating
 
     def is_generating(self) -> bool:
         """A generation is under way, or its tokens are still being shown at the pace."""
-        return self._job is not None or self._end is not None
+        return self._sampling or self._end is not None
 
     def _model_for(self, source: str):
         """(hold context-manager factory, (model, tokenizer, step)) for the source, or a message."""
@@ -522,7 +356,7 @@ class GeneratePanel(Panel):
             return session.hold_live_model, lent
         tm = self._trained
         if tm is None:
-            if self._load_job is not None:
+            if self._loading:
                 return "The checkpoint is still loading."
             return "No model yet: open a run folder or a checkpoint (or pause a training run)."
         lent = (tm.model, tm.tokenizer, tm.step)
@@ -569,7 +403,7 @@ class GeneratePanel(Panel):
         self._n_prompt = len(ids)
         self._tokens = []
         self._selected = -1
-        self._shape = (0, 0)
+        self.attention.reset_shape()
         if source == "live":
             run = getattr(self._session, "run_dir", None)
             self._used = f"the live model at step {step:,}" + (f" ({Path(run).name})" if run else "")
@@ -583,16 +417,8 @@ class GeneratePanel(Panel):
         self._cancel_reason = ""
         self._job_source = source
         self._settings = settings
-        from ..bridge import run_job
-
-        self._job_gen += 1
-        gen = self._job_gen
-        self._job = run_job(stream_tokens, hold, list(ids), settings, "all", self._stream, parent=self,
-                            name="generate",
-                            on_progress=lambda tok: self._on_token(gen, tok),
-                            on_done=lambda n: self._ended(gen, "done", n),
-                            on_cancelled=lambda: self._ended(gen, "cancelled", None),
-                            on_failed=lambda msg, _d: self._ended(gen, "failed", msg))
+        self._sampling = True
+        self._sampler.start(stream_tokens, hold, list(ids), settings, "all", self._stream)
         self.status_label.setText(f"Generating with {self._used}…")
         self._update_controls()
         return True
@@ -603,8 +429,8 @@ class GeneratePanel(Panel):
             return
         self._cancel_reason = self._cancel_reason or "stopped"
         self._limit = len(self._tokens)
-        if self._job is not None:
-            self._job.cancel()  # _ended follows
+        if self._sampling:
+            self._sampler.job.cancel()  # asked to stop, not forgotten: _ended follows
         else:  # generated already, still being shown at the pace
             self._end = ("cancelled", None)
             self._finish()
@@ -613,11 +439,10 @@ class GeneratePanel(Panel):
         """Tests and scripts: wait for a load and a generation under way, and draw what came
         (at once, whatever the pace)."""
         ok = True
-        for job in (self._load_job, self._job):
-            if job is not None:
-                ok = job.wait(msecs) and ok
+        for slot in (self._loader, self._sampler):
+            ok = slot.wait(msecs) and ok
         self._reveal(None)
-        if self._end is not None and self._job is None:
+        if self._end is not None and not self._sampling:
             self._finish()
         return ok
 
@@ -649,10 +474,10 @@ class GeneratePanel(Panel):
         n = len(self._stream) if self._limit is None else min(len(self._stream), self._limit)
         return max(0, n - len(self._tokens))
 
-    def _on_token(self, gen: int, _tok) -> None:
+    def _on_token(self, _tok) -> None:
         """A token was sampled: draw it, with any others that came meanwhile, within FLUSH_MS, or
         the next one at the pace."""
-        if gen != self._job_gen or self._job is None:
+        if not self._sampling:
             return
         if self.pace() <= 0:
             if not self._flush_timer.isActive():
@@ -669,10 +494,8 @@ class GeneratePanel(Panel):
         else:
             self._pace_timer.stop()  # waiting for the model: the next token restarts the clock
 
-    def _ended(self, gen: int, how: str, value) -> None:
-        if gen != self._job_gen:
-            return
-        self._job = None
+    def _ended(self, how: str, value) -> None:
+        self._sampling = False
         if self._limit is not None and how == "done":
             how = "cancelled"  # Stop came as the last token did: what is shown is what was asked for
         self._end = (how, value)
@@ -723,10 +546,10 @@ class GeneratePanel(Panel):
             self._ids.append(tok.id)
             self._texts.append(tok.text)
         first = new[0]
-        if first.attention_all is not None and self._shape == (0, 0):
-            self._fill_pickers(*first.attention_all.shape[:2])
+        if first.attention_all is not None and not self.attention.has_shape():
+            self.attention.fill_pickers(*first.attention_all.shape[:2])
         self._redraw_strip()
-        if self._job is not None:
+        if self._sampling:
             self.status_label.setText(f"Generating with {self._used}… {len(self._tokens):,} tokens")
         elif self._end is not None:
             self.status_label.setText(f"Showing the tokens at {self.pace():g} a second: {len(self._tokens):,} of "
@@ -783,90 +606,21 @@ class GeneratePanel(Panel):
         i = self._selected - self._n_prompt
         return self._tokens[i] if 0 <= i < len(self._tokens) else None
 
-    def _fill_pickers(self, n_layer: int, n_head: int) -> None:
-        self._shape = (n_layer, n_head)
-        with QtCore.QSignalBlocker(self.layer_combo), QtCore.QSignalBlocker(self.head_combo):
-            self.layer_combo.clear()
-            self.layer_combo.addItems([f"layer {i}" for i in range(n_layer)])
-            self.head_combo.clear()
-            self.head_combo.addItems([f"head {h}" for h in range(n_head)] + ["mean of heads"])
-            layer = n_layer - 1 if self._layer < 0 else min(self._layer, n_layer - 1)
-            self.layer_combo.setCurrentIndex(layer)
-            self.head_combo.setCurrentIndex(n_head if self._head == MEAN else min(self._head, n_head - 1))
-
     def set_head(self, layer: int, head: int) -> None:
         """Choose the layer and head (``MEAN`` = -1: the mean of the layer's heads)."""
-        self._layer, self._head = layer, head
-        if self._shape != (0, 0):
-            L, H = self._shape
-            with QtCore.QSignalBlocker(self.layer_combo), QtCore.QSignalBlocker(self.head_combo):
-                self.layer_combo.setCurrentIndex(L - 1 if layer < 0 else min(layer, L - 1))
-                self.head_combo.setCurrentIndex(H if head == MEAN else min(head, H - 1))
-        self._show_attention()
-
-    def _on_layer(self, i: int) -> None:
-        if i >= 0:
-            self._layer = i
-            self._show_attention()
-
-    def _on_head(self, i: int) -> None:
-        if i >= 0:
-            self._head = MEAN if i == self._shape[1] else i
-            self._show_attention()
+        self.attention.set_head(layer, head)
 
     def attention_row(self) -> np.ndarray | None:
         """The weights shown for the chosen token, layer and head: one per context token."""
-        tok = self.selected_token()
-        if tok is None:
-            return None
-        if tok.attention_all is None:
-            return None if tok.attention is None else np.asarray(tok.attention)
-        a = tok.attention_all  # (n_layer, n_head, T)
-        layer = a.shape[0] - 1 if self._layer < 0 else min(self._layer, a.shape[0] - 1)
-        if self._head == MEAN:
-            return a[layer].mean(axis=0)
-        return a[layer, min(self._head, a.shape[1] - 1)]
+        return self.attention.row()
 
     def attention_tokens(self) -> list[str]:
         """The context tokens of the chosen token (what the row's weights are over)."""
-        tok = self.selected_token()
-        return [] if tok is None else self._texts[tok.context_start:tok.position]
+        return self.attention.context()
 
     def _show_attention(self) -> None:
-        tok = self.selected_token()
-        row = self.attention_row()
-        if tok is None or row is None:
-            self.heat.clear()
-            self.bars.setOpts(x=[], height=[])
-            self.bar_axis.set_tokens([])
-            if 0 <= self._selected < self._n_prompt:
-                self.attention_caption.setText("That token is part of the prompt: the model read it but did not "
-                                               "choose it. Click a generated (coloured) token.")
-            else:
-                self.attention_caption.setText("Click a generated (coloured) token above.")
-            return
-        texts = self.attention_tokens()
-        ids = self._ids[tok.context_start:tok.position]
-        top = float(np.max(row)) if len(row) else 0.0
-        colors = [heat_color(w, top) for w in row]
-        tips = [f"{t!r} (position {tok.context_start + j}): attention {w:.3f}"
-                for j, (t, w) in enumerate(zip(texts, row))]
-        self.heat.set_tokens(texts, ids, colors=colors, tooltips=tips, keep_selection=True)
-        x = np.arange(len(row)) + 0.5
-        self.bars.setOpts(x=x, height=np.asarray(row, dtype=float), width=0.8)
-        self.bar_axis.set_tokens(texts)
-        self.bar_plot.setXRange(0, max(1, len(row)), padding=0.01)
-        self.bar_plot.setYRange(0, max(top, 1e-6) * 1.08, padding=0)
-        L, H = self._shape
-        layer = L - 1 if self._layer < 0 else min(self._layer, L - 1)
-        heads = f"mean of {H} heads" if self._head == MEAN else f"head {self._head}"
-        best = np.argsort(row)[::-1][:3]
-        most = ", ".join(f"'{style.visible_whitespace(texts[j])}' {row[j]:.2f}" for j in best)
-        window = "" if tok.context_start == 0 else f" (the context window starts at position {tok.context_start})"
-        self.attention_caption.setText(
-            f"'{style.visible_whitespace(tok.text)}' (model's probability {tok.model_prob:.2f}) was chosen at "
-            f"position {tok.position} from the {len(row)} tokens before it{window}. Layer {layer}, {heads}: "
-            f"how much the last of them looked at each. Most: {most}.")
+        self.attention.show_token(self.selected_token(), self._texts, self._ids,
+                                  in_prompt=0 <= self._selected < self._n_prompt)
 
     # =========================================================================================
 
@@ -891,7 +645,7 @@ class GeneratePanel(Panel):
                 text = "In use: the live model, but the run is training: pause it to generate."
             else:
                 text = "In use: the live model, but no run is paused. Pause a run, or choose Checkpoint."
-        elif self._load_job is not None:
+        elif self._loading:
             text = self.source_label.text()
         elif self._trained is not None:
             text = f"In use: checkpoint {self._describe_checkpoint()}"
@@ -905,9 +659,7 @@ class GeneratePanel(Panel):
     def set_presentation(self, scale: float) -> None:
         self._scale = scale
         self.strip.set_presentation(scale)
-        self.heat.set_presentation(scale)
+        self.attention.set_presentation(scale)
         # a few lines of output at the larger font: the page scrolls rather than squeeze them
         self.out_scroll.setMinimumHeight(int(90 * scale * scale))
-        self.heat_scroll.setMaximumHeight(int(110 * scale))
-        for ax in (self.bar_plot.getPlotItem().getAxis("left"), self.bar_axis):
-            ax.setTickFont(style.font(scale, size=9))
+
