@@ -12,7 +12,8 @@ from workbench.engine import checkpoint as ckpt
 from workbench.engine.config import Experiment
 from workbench.engine.runs import config_diff, summarize
 from workbench.engine.trainer import Trainer
-from workbench.gui.panels.runs_panel import COLUMNS, RunsPanel
+from workbench.gui.panels.runs_panel import RunsPanel
+from workbench.gui.panels.runs_table import COLUMNS
 from workbench.gui.widgets import style
 
 BASE = ['corpus.paths=["builtin:toy"]', "tokenizer.kind=char", "model.n_layer=2", "model.n_head=2",

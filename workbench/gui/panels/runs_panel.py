@@ -15,69 +15,23 @@ show it in the curves and attention pages).
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..bridge import JobSlot
+from ..jobs.runs import export_run_report, list_all_runs
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot
 from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
-from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, Panel, card, error_label, fmt_duration, muted_label, show_error
+from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
+from .runs_table import RunsTable
 
-COLUMNS = ("name", "started", "status", "steps", "model", "tokenizer", "tasks", "val loss", "metrics", "time")
-SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
-PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole
 CAVEAT_COLOR = "#b26a00"
 # Curves measured per token: runs with different tokenizers give them in different units (a BPE
 # token holds several characters), so such curves are not comparable.
 PER_TOKEN_METRICS = ("loss", "ppl", "lm_loss", "tokens_per_s")
-
-
-def list_all_runs(state, folders: list[str], extra: list[str]) -> list:
-    """The job: summaries of the runs directly under each folder plus the single run folders in
-    ``extra``, each once, newest first. No torch: engine.runs reads only TOML and JSON."""
-    from workbench.engine.runs import list_runs, summarize_listed
-
-    seen: dict[str, object] = {}
-    for folder in folders:
-        state.check()
-        for r in list_runs(Path(folder)):
-            seen.setdefault(os.path.realpath(r.path), r)
-    for path in extra:
-        state.check()
-        key = os.path.realpath(path)
-        if key not in seen and (Path(path) / "config.toml").is_file():
-            seen[key] = summarize_listed(Path(path))
-    return sorted(seen.values(), key=lambda r: r.started, reverse=True)
-
-
-def export_run_report(state, run_dir: str, out: str, fmt: str, samples: list[str]) -> str:
-    from workbench.engine.report import export_report
-
-    return str(export_report(run_dir, out, fmt=fmt, samples=samples or None, progress=state.progress))
-
-
-class _Item(QtWidgets.QTableWidgetItem):
-    """A cell that sorts by its SORT_ROLE value (numbers as numbers) and shows text."""
-
-    def __lt__(self, other: QtWidgets.QTableWidgetItem) -> bool:
-        a, b = self.data(SORT_ROLE), other.data(SORT_ROLE)
-        if a is None or b is None:
-            return super().__lt__(other)
-        try:
-            return a < b
-        except TypeError:
-            return str(a) < str(b)
-
-
-def _cell(text: str, sort=None, tip: str = "") -> _Item:
-    it = _Item(text)
-    it.setData(SORT_ROLE, text.lower() if sort is None else sort)
-    if tip:
-        it.setToolTip(tip)
-    return it
 
 
 def _fmt_value(v) -> str:
@@ -88,22 +42,6 @@ def _fmt_value(v) -> str:
     if isinstance(v, (list, tuple, dict)):
         return json.dumps(v)
     return str(v)
-
-
-def _fmt_metric(v: float) -> str:
-    return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
-
-
-def _swatch(color: str, size: int = 12) -> QtGui.QIcon:
-    pm = QtGui.QPixmap(size, size)
-    pm.fill(QtCore.Qt.GlobalColor.transparent)
-    p = QtGui.QPainter(pm)
-    p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-    p.setBrush(QtGui.QColor(color))
-    p.setPen(QtCore.Qt.PenStyle.NoPen)
-    p.drawRoundedRect(QtCore.QRectF(1, 1, size - 2, size - 2), 3, 3)
-    p.end()
-    return QtGui.QIcon(pm)
 
 
 class RunsPanel(Panel):
@@ -120,8 +58,10 @@ class RunsPanel(Panel):
         self._folders: list[str] = []
         self._extra: list[str] = []
         self._runs: list = []
-        self._list_job = None
-        self._export_job = None
+        self._lister = JobSlot(self, "list runs", on_done=self._fill, on_failed=self._list_failed,
+                               on_ended=self._list_ended)
+        self._exporter = JobSlot(self, "export report", on_done=self._exported, on_failed=self._export_failed,
+                                 on_ended=self._update_buttons)
         self._pending_refresh = False
         self._listing = False
         self._curves_cache: dict[str, tuple[tuple, dict]] = {}
@@ -156,26 +96,7 @@ class RunsPanel(Panel):
         self.body.addWidget(bar)
 
         # -- the table -----------------------------------------------------------------------
-        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
-        self.table.setObjectName("runsTable")
-        self.table.setHorizontalHeaderLabels([c.capitalize() if c != "val loss" else "Val loss" for c in COLUMNS])
-        self.table.verticalHeader().hide()
-        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(COLUMNS.index("started"), QtCore.Qt.SortOrder.DescendingOrder)
-        self.table.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
-        h = self.table.horizontalHeader()
-        h.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
-        h.setStretchLastSection(False)
-        h.setHighlightSections(False)
-        self.table.verticalHeader().setDefaultSectionSize(26)
-        # room for several runs before the splitter is dragged (it showed two and a half)
-        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + 6 * 26 + 4)
+        self.table = RunsTable()
         self.empty_label = muted_label()
         table_box = QtWidgets.QWidget()
         tl = QtWidgets.QVBoxLayout(table_box)
@@ -261,7 +182,7 @@ class RunsPanel(Panel):
         self.refresh_button.clicked.connect(self.refresh)
         self.add_folder_button.clicked.connect(self._choose_folder)
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        h.sortIndicatorChanged.connect(lambda *_a: self._selection_changed())  # colours follow table order
+        self.table.horizontalHeader().sortIndicatorChanged.connect(lambda *_a: self._selection_changed())  # colours follow table order
         self.table.cellDoubleClicked.connect(self._double_clicked)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.metric_combo.currentIndexChanged.connect(self._metric_changed)
@@ -307,8 +228,6 @@ class RunsPanel(Panel):
 
     def refresh(self) -> None:
         """List the runs again, in the background; the selection is kept."""
-        from ..bridge import run_job
-
         if self._listing:
             self._pending_refresh = True
             return
@@ -316,8 +235,7 @@ class RunsPanel(Panel):
         self._listing = True
         self.refresh_button.setEnabled(False)
         self.count_label.setText("listing runs…")
-        self._list_job = run_job(list_all_runs, self.folders(), list(self._extra), parent=self, name="list runs",
-                                 on_done=self._fill, on_failed=self._list_failed, on_ended=self._list_ended)
+        self._lister.start(list_all_runs, self.folders(), list(self._extra))
 
     def is_listing(self) -> bool:
         """A listing job is under way (until its result is in the table)."""
@@ -327,7 +245,7 @@ class RunsPanel(Panel):
         """Tests and scripts: wait until the table is filled in."""
         deadline = QtCore.QDeadlineTimer(msecs)
         while self._listing or self._pending_refresh:
-            if not self._list_job.wait(max(1, deadline.remainingTime())):
+            if not self._lister.wait(max(1, deadline.remainingTime())):
                 return False
             QtCore.QCoreApplication.processEvents()
             if deadline.hasExpired():
@@ -350,30 +268,8 @@ class RunsPanel(Panel):
 
     def _fill(self, runs: list) -> None:
         show_error(self.error, "")
-        selected = set(self.selected_paths())
         self._runs = runs
-        self.table.setSortingEnabled(False)
-        with QtCore.QSignalBlocker(self.table):
-            self.table.clearSelection()
-            self.table.setRowCount(len(runs))
-            for row, r in enumerate(runs):
-                self._set_row(row, r)
-        self.table.setSortingEnabled(True)
-        h = self.table.horizontalHeader()
-        if not getattr(self, "_sized", False) and runs:
-            self.table.resizeColumnsToContents()
-            for col in range(len(COLUMNS)):
-                h.resizeSection(col, min(h.sectionSize(col) + 12, 320))
-            h.setSectionResizeMode(COLUMNS.index("metrics"), QtWidgets.QHeaderView.ResizeMode.Stretch)
-            self._sized = True
-        # the selection survives a refresh
-        sel = self.table.selectionModel()
-        with QtCore.QSignalBlocker(self.table):
-            for row in range(self.table.rowCount()):
-                if self._row_path(row) in selected:
-                    sel.select(self.table.model().index(row, 0),
-                               QtCore.QItemSelectionModel.SelectionFlag.Select
-                               | QtCore.QItemSelectionModel.SelectionFlag.Rows)
+        self.table.fill(runs)
         n = len(runs)
         places = self.places()
         more = len(places) - 1
@@ -388,68 +284,18 @@ class RunsPanel(Panel):
         self._selection_changed()
         self.listed.emit()
 
-    def _set_row(self, row: int, r) -> None:
-        from workbench.engine.runs import format_started
-
-        first = r.tasks[0] if r.tasks else "lm"
-        val = r.val.get(first)
-        extra = [(k, v) for k, v in r.val.items() if k != first and isinstance(v, (int, float))]
-        metrics = ", ".join(f"{k.replace('/', ' ') if '/' in k else k + ' loss'} {v:.4g}" for k, v in extra[:4])
-        status_tip = r.error or {"completed": "Trained every step it was set to.",
-                                 "stopped": "Stopped before its last step; it can be resumed from its checkpoint.",
-                                 "early stopped": "Early stopping ended it: the validation metric stopped improving.",
-                                 "no metrics": "No step has finished yet (or the run is just starting).",
-                                 "training": "A training run holds this folder now (its run.lock)."}.get(
-                                     r.status, "")
-        cells = [
-            _cell(r.path.name, tip=f"{r.path}\nexperiment name: {r.name}"),
-            _cell(format_started(r.started), sort=r.started),
-            _cell(r.status + (" · damaged" if r.damaged else ""),
-                  tip="\n".join(["Damaged files (the rest of the run is shown):"] + r.damaged) if r.damaged
-                  else status_tip),
-            _cell(f"{r.steps:,} / {r.max_steps:,}", sort=r.steps),
-            _cell(r.model, sort=r.model),
-            _cell(r.tokenizer),
-            _cell(", ".join(r.tasks), tip=", ".join(r.tasks)),
-            _cell("" if val is None else _fmt_metric(val), sort=math.inf if val is None else val,
-                  tip=f"last validation loss of task {first}" if val is not None else "no validation yet"),
-            _cell(metrics, tip="\n".join(f"{k}: {v:.6g}" for k, v in r.val.items())),
-            _cell(fmt_duration(r.seconds) if r.seconds else "", sort=r.seconds, tip="training time, pauses excluded"),
-        ]
-        color = {"completed": OK_COLOR, "no metrics": MUTED_COLOR}.get(r.status)
-        if r.status in ("unreadable config", "unreadable") or r.damaged:
-            color = ERROR_COLOR
-        if color:
-            cells[2].setForeground(QtGui.QColor(color))
-        for col in (3, 7, 9):
-            cells[col].setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
-        for it in cells:
-            it.setData(PATH_ROLE, str(r.path))
-        for col, it in enumerate(cells):
-            self.table.setItem(row, col, it)
-
     def _row_path(self, row: int) -> str:
-        it = self.table.item(row, 0)
-        return it.data(PATH_ROLE) if it is not None else ""
+        return self.table.row_path(row)
 
     # -- selection ---------------------------------------------------------------------------
 
     def selected_paths(self) -> list[str]:
         """Paths of the selected runs, in table order."""
-        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
-        return [self._row_path(r) for r in rows]
+        return self.table.selected_paths()
 
     def select_runs(self, paths: list[str | Path]) -> None:
         """Select exactly these runs (by folder), as a click would."""
-        want = {str(Path(p)) for p in paths}
-        sel = self.table.selectionModel()
-        with QtCore.QSignalBlocker(self.table):
-            self.table.clearSelection()
-            for row in range(self.table.rowCount()):
-                if self._row_path(row) in want:
-                    sel.select(self.table.model().index(row, 0),
-                               QtCore.QItemSelectionModel.SelectionFlag.Select
-                               | QtCore.QItemSelectionModel.SelectionFlag.Rows)
+        self.table.select_paths({str(Path(p)) for p in paths})
         self._selection_changed()
 
     def run_color(self, path: str | Path) -> str | None:
@@ -460,10 +306,7 @@ class RunsPanel(Panel):
 
     def _selection_changed(self) -> None:
         paths = self.selected_paths()
-        for row in range(self.table.rowCount()):
-            it = self.table.item(row, 0)
-            color = self.run_color(self._row_path(row))
-            it.setIcon(_swatch(color or "transparent"))  # transparent: names stay aligned
+        self.table.set_swatches(self.run_color)
         self._update_metric_choices()
         self._update_overlay()
         self._update_diff()
@@ -475,7 +318,7 @@ class RunsPanel(Panel):
 
     def _update_buttons(self) -> None:
         one = len(self.selected_paths()) == 1
-        busy = self._export_job is not None and self._export_job.is_running()
+        busy = self._exporter.is_running()
         self.export_button.setEnabled(one and not busy)
         self.export_button.setToolTip("Write the selected run as a report: settings, results, curves, attention "
                                       "snapshots, metrics table." if one else "Select one run to export it.")
@@ -705,8 +548,6 @@ class RunsPanel(Panel):
     def export(self, run_dir: str | Path, out: str | Path, fmt: str = "html", samples: list[str] | None = None):
         """Write the report of ``run_dir`` to ``out`` in a background job (engine.report.export_report);
         the message row says where it went. Returns the Job."""
-        from ..bridge import run_job
-
         if samples is None:
             prompt = self.sample_edit.text()
             samples = [prompt.replace("\\n", "\n")] if prompt.strip() else []
@@ -714,15 +555,13 @@ class RunsPanel(Panel):
         self.message.setText(f"Exporting {Path(run_dir).name}…")
         self.message.show()
         name = Path(run_dir).name
-        self._export_job = run_job(export_run_report, str(run_dir), str(out), fmt, list(samples), parent=self,
-                                   name="export report", on_done=self._exported, on_failed=self._export_failed,
-                                   on_progress=lambda m: self.message.setText(f"Exporting {name}: {m}…"),
-                                   on_ended=self._update_buttons)
+        job = self._exporter.start(export_run_report, str(run_dir), str(out), fmt, list(samples),
+                                   on_progress=lambda m: self.message.setText(f"Exporting {name}: {m}…"))
         self._update_buttons()
-        return self._export_job
+        return job
 
     def wait_for_export(self, msecs: int = 60000) -> bool:
-        return self._export_job.wait(msecs) if self._export_job is not None else True
+        return self._exporter.wait(msecs)
 
     def _exported(self, path: str) -> None:
         url = QtCore.QUrl.fromLocalFile(path).toString()
@@ -749,6 +588,6 @@ class RunsPanel(Panel):
             self.add_folder(folder)
 
     def showEvent(self, event) -> None:
-        if self._list_job is None:
+        if self._lister.job is None:  # listed once on first show; Refresh and new runs list again
             self.refresh()
         super().showEvent(event)
