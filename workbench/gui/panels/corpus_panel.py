@@ -8,98 +8,20 @@ preview shows the first ~2000 characters of the selected source.
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import CorpusConfig
-from workbench.engine.corpus import BUILTIN_PREFIX, KINDS, Corpus, builtin_names, describe_builtin
+from workbench.engine.corpus import BUILTIN_PREFIX, builtin_names, describe_builtin
 
-from ..bridge import Job, JobState
+from ..bridge import JobSlot
+from ..jobs.corpus import PREVIEW_CHARS, preview_text, source_stats
 from ..widgets.flow import FlowRow, labelled
 from . import ERROR_COLOR, Panel, card, field_help, human_bytes, human_count, muted_label
 
-PREVIEW_CHARS = 2000
 COLUMNS = ("Source", "Kind", "Files", "Size", "Characters", "Lines", "Documents")
 FILE_FILTER = "Text and data (*.txt *.md *.rst *.py *.jsonl *.csv *.tsv);;All files (*)"
-
-
-# Statistics already counted in this process: (spec, glob, field, errors, file signature) -> result.
-# Built-in corpora are deterministic; a file counts again when its size or time changes.
-_STATS_CACHE: dict[tuple, tuple] = {}
-
-
-def _signature(spec: str):
-    if spec.startswith(BUILTIN_PREFIX):
-        return "builtin"
-    p = Path(spec).expanduser()
-    if p.is_file():
-        st = p.stat()
-        return (st.st_size, st.st_mtime_ns)
-    return None  # folders (their files may change unseen) and missing paths: count every time
-
-
-def source_stats(state: JobState, sources: list[str], glob: str, text_field: str, errors: str) -> None:
-    """For each source: progress((spec, SourceStats | None, error | None, fields)). Runs in a job."""
-    for spec in sources:
-        if state.should_stop():
-            return
-        sig = _signature(spec)
-        key = (spec, glob, text_field, errors, sig)
-        if sig is not None and key in _STATS_CACHE:
-            state.progress(_STATS_CACHE[key])
-            continue
-        fields = detect_fields(spec)
-        try:
-            stats = Corpus([spec], glob=glob, text_field=text_field, encoding_errors=errors).stats().sources[0]
-            item = (spec, stats, None, fields)
-        except Exception as e:  # CorpusError in words; anything else still belongs on the row
-            item = (spec, None, str(e) or type(e).__name__, fields)
-        if sig is not None and not state.should_stop():
-            _STATS_CACHE[key] = item
-        state.progress(item)
-
-
-def preview_text(state: JobState, spec: str, glob: str, text_field: str, errors: str,
-                 max_chars: int = PREVIEW_CHARS) -> str:
-    """The first max_chars characters of a source, documents separated by a marker line."""
-    corpus = Corpus([spec], glob=glob, text_field=text_field, encoding_errors=errors)
-    out, size = [], 0
-    for piece in corpus.pieces(max_chars=max_chars):
-        if state.should_stop():
-            break
-        if piece.new_document and out:
-            out.append("\n──────── next document ────────\n")
-        take = piece.text[: max_chars - size]
-        out.append(take)
-        size += len(take)
-        if size >= max_chars:
-            break
-    return "".join(out)
-
-
-def detect_fields(spec: str) -> list[str]:
-    """Field names of a JSONL file's first record or a CSV/TSV header (for the field picker)."""
-    if spec.startswith(BUILTIN_PREFIX):
-        return []
-    path = Path(spec).expanduser()
-    kind = KINDS.get(path.suffix.lower())
-    if not path.is_file() or kind not in ("jsonl", "csv", "tsv"):
-        return []
-    try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as f:
-            if kind == "jsonl":
-                for line in f:
-                    if line.strip():
-                        record = json.loads(line)
-                        return _names(record) if isinstance(record, dict) else []
-                return []
-            header = next(csv.reader(f, delimiter="\t" if kind == "tsv" else ","), [])
-            return [h.strip().strip('"') for h in header if h.strip()]
-    except Exception:
-        return []
 
 
 def short_error(message: str, spec: str) -> str:
@@ -120,16 +42,6 @@ def _display_name(spec: str) -> str:
 def _count(items: list, noun: str) -> str:
     """One source by its name, several by their number."""
     return _display_name(items[0]) if len(items) == 1 else f"{len(items)} {noun}s"
-
-
-def _names(record: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in record.items():
-        if isinstance(v, dict):
-            out += _names(v, f"{prefix}{k}.")
-        else:
-            out.append(prefix + k)
-    return out
 
 
 class SourcesTable(QtWidgets.QTableWidget):
@@ -212,8 +124,11 @@ class CorpusPanel(Panel):
         self._sources: list[str] = []
         self._stats: dict[tuple, tuple] = {}      # (spec, glob, field, errors) -> (stats, error)
         self._fields: dict[str, list[str]] = {}
-        self._stats_job: Job | None = None
-        self._preview_job: Job | None = None
+        self._counter = JobSlot(self, "corpus stats", on_progress=self._counted, on_failed=self._stats_failed,
+                                on_ended=self._stats_ended)
+        self._counting: tuple | None = None   # (sources, options) being counted, until the job's end
+        self._previewer = JobSlot(self, "corpus preview", on_done=lambda text: self._show_preview(text, None),
+                                  on_failed=lambda msg, _d: self._show_preview("", msg))
         self._val_fraction = 0.1
         self.setAcceptDrops(True)
 
@@ -489,29 +404,29 @@ class CorpusPanel(Panel):
         self.table.setRowHeight(row, self.table.fontMetrics().height() + 12)
 
     def _start_stats(self) -> None:
-        if self._stats_job is not None:
-            self._stats_job.cancel()
-            self._stats_job = None
+        self._counter.cancel()
+        self._counting = None
         todo = [s for s in self._sources if self._key(s) not in self._stats]
         if not todo:
             return
         cfg = self.config()
         opts = (cfg.glob, cfg.text_field, cfg.encoding_errors)
-        job = Job(source_stats, todo, *opts, name="corpus stats")
-        job.progress.connect(lambda item, o=opts: self._on_stats(item, o))
-        job.failed.connect(lambda msg, _d, o=opts: self._stats_failed(todo, o, msg))
-        job.ended.connect(lambda j=job: self._stats_ended(j))
-        self._stats_job = job.start()
+        self._counting = (todo, opts)
+        self._counter.start(source_stats, todo, *opts)
 
-    def _stats_failed(self, specs: list[str], opts: tuple, message: str) -> None:
+    def _counted(self, item) -> None:
+        if self._counting is not None:
+            self._on_stats(item, self._counting[1])
+
+    def _stats_failed(self, message: str, _details: str) -> None:
         """The counting job itself failed: the rows it did not reach say so (not "counting…" forever)."""
+        specs, opts = self._counting or ([], ())
         for spec in specs:
             if (spec, *opts) not in self._stats:
                 self._on_stats((spec, None, f"could not be counted: {message}", []), opts)
 
-    def _stats_ended(self, job: Job) -> None:
-        if self._stats_job is job:
-            self._stats_job = None
+    def _stats_ended(self) -> None:
+        self._counting = None
 
     def _on_stats(self, item, opts: tuple) -> None:
         spec, stats, error, fields = item
@@ -525,7 +440,7 @@ class CorpusPanel(Panel):
         self.configChanged.emit()
 
     def is_counting(self) -> bool:
-        return self._stats_job is not None
+        return self._counting is not None
 
     def _update_field_choices(self) -> None:
         current = self.field_combo.currentText()
@@ -571,24 +486,16 @@ class CorpusPanel(Panel):
 
     def _update_preview(self) -> None:
         spec = self._selected_source() or (self._sources[0] if self._sources else None)
-        if self._preview_job is not None:
-            self._preview_job.cancel()
-            self._preview_job = None
+        self._previewer.cancel()
         if spec is None:
             self.preview.setPlainText("")
             self.preview_title.setText("Add a source to see its text here.")
             return
         self.preview_title.setText(f"First {PREVIEW_CHARS:,} characters of {spec}")
         cfg = self.config()
-        job = Job(preview_text, spec, cfg.glob, cfg.text_field, cfg.encoding_errors, name="corpus preview")
-        job.done.connect(lambda text, j=job: self._show_preview(j, text, None))
-        job.failed.connect(lambda msg, _d, j=job: self._show_preview(j, "", msg))
-        self._preview_job = job.start()
+        self._previewer.start(preview_text, spec, cfg.glob, cfg.text_field, cfg.encoding_errors)
 
-    def _show_preview(self, job: Job, text: str, error: str | None) -> None:
-        if job is not self._preview_job:
-            return
-        self._preview_job = None
+    def _show_preview(self, text: str, error: str | None) -> None:
         if error:
             self.preview.setPlainText("")
             self.preview_title.setText(f"<span style='color:{ERROR_COLOR}'>⚠ {error}</span>")
@@ -610,6 +517,5 @@ class CorpusPanel(Panel):
         return self.preview.toPlainText()
 
     def shutdown(self) -> None:
-        for job in (self._stats_job, self._preview_job):
-            if job is not None:
-                job.cancel()
+        for slot in (self._counter, self._previewer):
+            slot.cancel()
