@@ -9,13 +9,12 @@ the vocabulary a sample of the corpus uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6 import QtCore, QtWidgets
 
-from workbench.engine.config import CorpusConfig, Experiment, TokenizerConfig
+from workbench.engine.config import CorpusConfig, TokenizerConfig
 
-from ..bridge import Job, JobState
+from ..bridge import JobSlot
+from ..jobs.tokenizer import TrainedTokenizer, train_for_panel
 from ..widgets.token_strip import TokenStrip
 from ..widgets.flow import Columns
 from . import ERROR_COLOR, Panel, card, error_label, field_help, muted_label, show_error
@@ -26,46 +25,7 @@ KIND_LABELS = {
     "wordpiece": "WordPiece — BERT style subwords",
     "unigram": "Unigram — SentencePiece style subwords",
 }
-CORPUS_SAMPLE_CHARS = 200_000
 DEFAULT_SAMPLE = "The quick brown fox jumps over the lazy dog.\nabcde>abcde  fghij<jihgf  ({[]})"
-
-
-@dataclass
-class TrainedTokenizer:
-    tokenizer: object          # engine.tokenizer.Tokenizer
-    kind: str
-    vocab_size: int
-    sample_chars: int          # characters of the corpus sample
-    sample_tokens: int
-    sample_distinct: int       # distinct token ids in the sample
-
-
-def train_for_panel(state: JobState, corpus_cfg: CorpusConfig, tok_cfg: TokenizerConfig) -> TrainedTokenizer:
-    """Train (or fetch from the cache) the tokenizer a run with these settings would use."""
-    from workbench.engine.corpus import Corpus
-    from workbench.engine.events import Status
-    from workbench.engine.trainer import prepare_tokenizer
-
-    class _Reporter:
-        def report(self, event) -> None:
-            if isinstance(event, Status):
-                state.progress(event.message)
-
-    state.progress("Reading the corpus")
-    corpus = Corpus.from_config(corpus_cfg)
-    exp = Experiment(corpus=corpus_cfg, tokenizer=tok_cfg)
-    tok = prepare_tokenizer(exp, corpus, reporter=_Reporter(), should_stop=state.should_stop)
-    state.check()
-    state.progress("Measuring on a sample of the corpus")
-    texts, n = [], 0
-    for piece in corpus.pieces(max_chars=16384):
-        texts.append(piece.text)
-        n += len(piece.text)
-        if n >= CORPUS_SAMPLE_CHARS or state.should_stop():
-            break
-    state.check()
-    ids = [i for chunk in tok.encode_batch(texts) for i in chunk]
-    return TrainedTokenizer(tok, tok.kind, tok.vocab_size, n, len(ids), len(set(ids)))
 
 
 class TokenizerPanel(Panel):
@@ -80,7 +40,11 @@ class TokenizerPanel(Panel):
         super().__init__(parent)
         self._corpus_cfg = CorpusConfig()
         self._corpus_ok = True
-        self._job: Job | None = None
+        self._trainer = JobSlot(self, "tokenizer", on_progress=lambda msg: self.progress_label.setText(str(msg)),
+                                on_done=self._trained, on_failed=lambda msg, _d: show_error(self.error, msg),
+                                on_cancelled=lambda: self.progress_label.setText("Cancelled."),
+                                on_ended=self._job_ended)
+        self._training: tuple | None = None   # the settings being trained for, until the job's end
         self._result: TrainedTokenizer | None = None
         self._trained_for: tuple | None = None
         self._path = ""
@@ -245,7 +209,7 @@ class TokenizerPanel(Panel):
                                      "tokenizer was trained: train it again to see the new one.</span>")
         else:
             self.stale_label.setText("Up to date: the next training run uses this tokenizer.")
-        self.train_button.setEnabled(self._job is None and self._corpus_ok and getattr(self, "_editable", True))
+        self.train_button.setEnabled(self._training is None and self._corpus_ok and getattr(self, "_editable", True))
         self._update_summary()
 
     def _update_summary(self) -> None:
@@ -258,40 +222,33 @@ class TokenizerPanel(Panel):
     # -- training ----------------------------------------------------------------------------
 
     def train(self) -> None:
-        if self._job is not None:
+        if self._training is not None:
             return
         show_error(self.error, "")
-        key = self._key()
-        job = Job(train_for_panel, self._corpus_cfg, self.config(), name="tokenizer")
-        job.progress.connect(lambda msg: self.progress_label.setText(str(msg)))
-        job.done.connect(lambda result, k=key: self._trained(result, k))
-        job.failed.connect(lambda msg, details: show_error(self.error, msg))
-        job.cancelled.connect(lambda: self.progress_label.setText("Cancelled."))
-        job.ended.connect(self._job_ended)
-        self._job = job
+        self._training = self._key()
         self.progress.show()
         self.progress_label.setText("Starting…")
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        job.start()
+        self._trainer.start(train_for_panel, self._corpus_cfg, self.config())
 
     def cancel(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        if self._training is not None:
+            self._trainer.job.cancel()  # asked to stop, not forgotten: "Cancelled." and its end follow
             self.progress_label.setText("Cancelling…")
 
     def is_training(self) -> bool:
-        return self._job is not None
+        return self._training is not None
 
     def _job_ended(self) -> None:
-        self._job = None
+        self._training = None
         self.progress.hide()
         self.cancel_button.setEnabled(False)
         self._update_stale()
 
-    def _trained(self, result: TrainedTokenizer, key: tuple) -> None:
+    def _trained(self, result: TrainedTokenizer) -> None:
         self._result = result
-        self._trained_for = key
+        self._trained_for = self._training
         self.progress_label.setText("")
         L = self.result_labels
         L["vocab"].setText(f"<b>{result.vocab_size:,}</b> tokens ({result.kind})")
@@ -306,7 +263,7 @@ class TokenizerPanel(Panel):
 
     def showEvent(self, e) -> None:
         super().showEvent(e)
-        if (self.auto_train and self._job is None and self._corpus_ok and self.is_stale()
+        if (self.auto_train and self._training is None and self._corpus_ok and self.is_stale()
                 and getattr(self, "_editable", True)):
             QtCore.QTimer.singleShot(50, self.train)
 
@@ -339,5 +296,4 @@ class TokenizerPanel(Panel):
         self.strip.set_presentation(scale)
 
     def shutdown(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        self._trainer.cancel()
