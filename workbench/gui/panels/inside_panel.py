@@ -20,11 +20,15 @@ forward passes a measurement takes).
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..bridge import JobSlot
+from ..jobs import inside as jobs
+from ..jobs.models import load_checkpoint
 from ..widgets.flow import FlowRow
 from ..widgets.matrix_view import MatrixView
 from ..widgets.token_strip import TokenStrip
@@ -33,47 +37,7 @@ from . import Panel, card, error_label, muted_label, show_error
 WORSE = QtGui.QColor(229, 115, 115)    # a token the knock-out made harder to predict
 BETTER = QtGui.QColor(100, 160, 220)   # ... easier
 RIGHT = QtGui.QColor(200, 230, 201)    # logit lens: the layer's guess is the real next token
-
-
-# -- jobs (Qt-free: they run in a Job thread and only touch the engine) ---------------------------
-
-
-def _load(state, path: str):
-    from workbench.engine.loading import load_trained
-
-    return load_trained(path, "cpu", with_heads=False)
-
-
-def _measure(state, hold, text: str):
-    """Every head's effect and the logit lens on ``text``: a dict the page shows."""
-    from workbench.engine import interpret
-
-    with hold() as lent:
-        if lent is None:
-            raise RuntimeError("the run is not paused any more")
-        model, tok, step = lent
-        ids = tok.encode(text)[:model.config.block_size]
-        table = interpret.ablation_table(model, [ids])
-        state.check()
-        lens = interpret.logit_lens(model, tok, ids)
-        base = interpret.knock_out(model, tok, ids, [])
-    return {"ids": ids, "step": step, "table": table, "lens": lens, "base": base}
-
-
-def _knock_out(state, hold, ids: list[int], heads: list[tuple[int, int]]):
-    from workbench.engine import interpret
-
-    with hold() as lent:
-        if lent is None:
-            raise RuntimeError("the run is not paused any more")
-        model, tok, _ = lent
-        return interpret.knock_out(model, tok, ids, heads)
-
-
-def _history(state, run_dir: str, query: int):
-    from workbench.engine import interpret
-
-    return interpret.attention_history(run_dir, query)
+JOB_KINDS = ("load", "measure", "knock_out", "read_snapshots")
 
 
 class InsidePanel(Panel):
@@ -86,7 +50,10 @@ class InsidePanel(Panel):
         self._session = None
         self._trained = None
         self._run_dir: str | None = None
-        self._jobs: dict[str, object] = {}   # the latest job of each kind; older results are dropped
+        # One job of each kind: a newer one drops the result of the one before.
+        self._jobs = {kind: JobSlot(self, f"inside {kind}", on_failed=functools.partial(self._job_failed, kind),
+                                    on_ended=functools.partial(self._job_ended, kind)) for kind in JOB_KINDS}
+        self._running: set[str] = set()      # kinds whose latest job has not ended yet
         self._result: dict | None = None     # the last measurement
         self._heads: set[tuple[int, int]] = set()
         self._knockout = None
@@ -249,7 +216,7 @@ class InsidePanel(Panel):
         self.checkpoint_radio.setChecked(True)
         self.source_label.setText(f"Loading {path}…")
         show_error(self.error, "")
-        self._start("load", _load, str(path), on_done=lambda tm: self._loaded(tm, path))
+        self._start("load", load_checkpoint, str(path), False, on_done=lambda tm: self._loaded(tm, path))
         self._update_controls()
 
     def trained(self):
@@ -283,7 +250,7 @@ class InsidePanel(Panel):
             return self._session.hold_live_model, lent
         tm = self._trained
         if tm is None:
-            return ("The checkpoint is still loading." if "load" in self._jobs
+            return ("The checkpoint is still loading." if "load" in self._running
                     else "No model yet: open a run folder (or pause a training run).")
         lent = (tm.model, tm.tokenizer, tm.step)
         return (lambda: contextlib.nullcontext(lent)), lent
@@ -293,43 +260,37 @@ class InsidePanel(Panel):
     def _start(self, kind: str, fn, *args, on_done) -> None:
         """Run ``fn`` in the background; a newer job of the same kind supersedes this one (its
         result is dropped); a failure is shown on the page."""
-        from ..bridge import Job
+        self._running.add(kind)
+        self._jobs[kind].start(fn, *args, on_done=lambda value: self._job_done(kind, on_done, value))
 
-        old = self._jobs.pop(kind, None)
-        if old is not None:
-            old.cancel()
-        job = Job(fn, *args, parent=self, name=f"inside {kind}")
-        self._jobs[kind] = job
+    def _job_done(self, kind: str, on_done, value) -> None:
+        self._running.discard(kind)
+        on_done(value)
+        self._update_controls()
 
-        def done(value, job=job):
-            if self._jobs.get(kind) is job:
-                del self._jobs[kind]
-                on_done(value)
-                self._update_controls()
+    def _job_failed(self, kind: str, message: str, _details: str) -> None:
+        self._running.discard(kind)
+        show_error(self.error, f"Could not {kind.replace('_', ' ')}: {message}")
+        if kind == "load":
+            self.source_label.setText("No model loaded.")
+        self._update_controls()
 
-        def failed(message, _details, job=job):
-            if self._jobs.get(kind) is job:
-                del self._jobs[kind]
-                show_error(self.error, f"Could not {kind.replace('_', ' ')}: {message}")
-                if kind == "load":
-                    self.source_label.setText("No model loaded.")
-                self._update_controls()
-
-        job.done.connect(done)
-        job.failed.connect(failed)
-        job.start()
+    def _job_ended(self, kind: str) -> None:
+        if kind in self._running:  # cancelled from inside (neither result nor failure)
+            self._running.discard(kind)
+            self._update_controls()
 
     def is_busy(self) -> bool:
-        return bool(self._jobs)
+        return bool(self._running)
 
     def wait(self, msecs: int = 30000) -> bool:
         """Wait for the running jobs (tests and scripts), delivering their results."""
         deadline = QtCore.QDeadlineTimer(msecs)
-        while self._jobs and not deadline.hasExpired():
-            for job in list(self._jobs.values()):
-                job.wait(max(1, int(deadline.remainingTime())))
+        while self._running and not deadline.hasExpired():
+            for kind in list(self._running):
+                self._jobs[kind].wait(max(1, int(deadline.remainingTime())))
             QtWidgets.QApplication.processEvents()
-        return not self._jobs
+        return not self._running
 
     # -- measuring -----------------------------------------------------------------------------
 
@@ -348,7 +309,7 @@ class InsidePanel(Panel):
             return False
         show_error(self.error, "")
         self._heads.clear()
-        self._start("measure", _measure, hold, text, on_done=self._measured)
+        self._start("measure", jobs.measure, hold, text, on_done=self._measured)
         self._update_controls()
         return True
 
@@ -390,7 +351,7 @@ class InsidePanel(Panel):
         if isinstance(got, str):
             show_error(self.error, got)
             return
-        self._start("knock_out", _knock_out, got[0], self._result["ids"], sorted(self._heads),
+        self._start("knock_out", jobs.knock_out, got[0], self._result["ids"], sorted(self._heads),
                     on_done=self._knocked_out)
         self._update_controls()
 
@@ -485,7 +446,7 @@ class InsidePanel(Panel):
         if not self._run_dir or query < 0:
             return
         self.history_strip.set_selected(query)
-        self._start("read_snapshots", _history, self._run_dir, query, on_done=self._got_history)
+        self._start("read_snapshots", jobs.history, self._run_dir, query, on_done=self._got_history)
 
     def _got_history(self, hist) -> None:
         self._history = hist
@@ -528,9 +489,9 @@ class InsidePanel(Panel):
         self.live_radio.setEnabled(live)
         if not live and self.live_radio.isChecked():
             self.checkpoint_radio.setChecked(True)
-        busy = "measure" in self._jobs or "load" in self._jobs
+        busy = "measure" in self._running or "load" in self._running
         self.measure_button.setEnabled(not busy)
-        self.measure_button.setText("Measuring…" if "measure" in self._jobs else "Measure")
+        self.measure_button.setText("Measuring…" if "measure" in self._running else "Measure")
         if self.live_radio.isChecked():
             lent = self._session.live_model()
             self.source_label.setText(f"The paused run's model at step {lent[2]:,}" if lent else "")
