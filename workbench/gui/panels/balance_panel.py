@@ -23,6 +23,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from ..bridge import JobSlot
+from ..jobs.balance import initial_weights
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
@@ -82,14 +84,6 @@ class TaskColors:
 LEARNED_WEIGHTINGS = ("uncertainty", "gradnorm")  # their weights move; the others stay as they start
 
 
-def initial_weights(_state, tasks: list, multitask) -> list[float]:
-    """The job: the weight of each task's loss at step 0, from the engine's own weighting (it
-    imports torch, hence a job)."""
-    from workbench.engine.multitask import build_weighting
-
-    return build_weighting(list(tasks), multitask).weights()
-
-
 @dataclass(frozen=True)
 class RunTasks:
     """What the run under way trains, from its experiment."""
@@ -122,7 +116,8 @@ class BalancePanel(Panel):
         self._run: RunTasks | None = None
         self._initial: list[float] | None = None  # the weights at step 0
         self._initial_error = ""
-        self._weights_job = None
+        self._weights = JobSlot(self, "initial task weights", on_done=self._got_initial_weights,
+                                on_failed=self._initial_weights_failed)
 
         self.headline = WrapLabel()
         self.headline.setObjectName("headline")
@@ -204,18 +199,13 @@ class BalancePanel(Panel):
         self._run = RunTasks([t.task_name for t in exp.tasks], mt.weighting, mt.sampling, mt.conflict_every)
         self._initial, self._initial_error = None, ""
         self._update_headline()
+        self._weights.cancel()  # a late answer for an earlier run is dropped
         if len(exp.tasks) > 1:
-            from ..bridge import run_job
-
-            run = self._run  # a late answer for an earlier run is dropped
-            self._weights_job = run_job(
-                initial_weights, list(exp.tasks), mt, parent=self, name="initial task weights",
-                on_done=lambda w: self._run is run and self._got_initial_weights(w),
-                on_failed=lambda msg, d: self._run is run and self._initial_weights_failed(msg, d))
+            self._weights.start(initial_weights, list(exp.tasks), mt)
 
     def wait_for_weights(self, msecs: int = 30000) -> bool:
         """Tests: wait until the starting weights are in."""
-        return self._weights_job.wait(msecs) if self._weights_job is not None else True
+        return self._weights.wait(msecs)
 
     def _got_initial_weights(self, weights: list[float]) -> None:
         run = self._run
