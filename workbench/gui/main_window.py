@@ -31,7 +31,8 @@ from workbench.engine.config import (ConfigError, Experiment, from_dict, load_ex
                                      preset_names, resolve_experiment)
 
 from . import app as app_mod
-from .bridge import Job, TrainingSession, import_engine
+from .bridge import Job, JobSlot, TrainingSession
+from .jobs.startup import import_engine
 from .panels.attention_panel import AttentionPanel
 from .panels.balance_panel import BalancePanel
 from .panels.finetune_panel import FinetunePanel, experiment_sections, load_experiment_into
@@ -559,10 +560,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _warm_up(self) -> None:
         """Load torch in the background; then fill the device list and the model's numbers."""
-        job = Job(import_engine, name="import torch")
-        job.done.connect(self._engine_loaded)
-        job.failed.connect(self._engine_failed)
-        self._warm_job = job.start()
+        self._warm = JobSlot(self, "import torch", on_done=self._engine_loaded, on_failed=self._engine_failed)
+        self._warm.start(import_engine)
 
     def _engine_failed(self, message: str, _details: str) -> None:
         """Without torch nothing trains: said on the Training page (where Start is) and in the status bar."""
