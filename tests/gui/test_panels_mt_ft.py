@@ -18,7 +18,8 @@ from workbench.gui.panels.finetune_panel import (
     lane_groups,
     load_experiment_into,
 )
-from workbench.gui.panels.tasks_panel import LabelledTaskDialog, TasksPanel, sampling_shares
+from workbench.gui.panels.tasks_mix import sampling_shares
+from workbench.gui.panels.tasks_panel import LabelledTaskDialog, TasksPanel
 
 # ---------------------------------------------------------------------------------------------
 # helpers
