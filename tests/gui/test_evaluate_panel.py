@@ -14,8 +14,8 @@ from workbench.engine.gpt2_interop import export_gpt2, import_gpt2
 from workbench.engine.loading import load_trained
 from workbench.engine.model import GPT, GPTConfig
 from workbench.engine.tokenizer import train_tokenizer
-from workbench.gui.panels import evaluate_panel as ep
-from workbench.gui.panels.evaluate_panel import EvaluatePanel
+from workbench.gui.panels.evaluate import page as ep
+from workbench.gui.panels.evaluate.page import EvaluatePanel
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ def test_accuracy_plot_scrolls_the_page_zooms_with_ctrl_and_double_click_fits(qt
     zooms; a double-click brings back the whole k range and accuracy 0..1."""
     from PySide6 import QtCore, QtWidgets
 
-    from workbench.gui.panels.evaluate_panel import AccuracyPlot
+    from workbench.gui.panels.evaluate.page import AccuracyPlot
 
     plot = AccuracyPlot()
     plot.set_ks([0, 1, 2, 4, 8])

@@ -57,11 +57,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..widgets import style
-from ..widgets.plot_input import wheel_scrolls_page
-from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel, labelled
-from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
-from .dataset_form import DatasetPreview, guess_columns, preview_rows
+from ...widgets import style
+from ...widgets.plot_input import wheel_scrolls_page
+from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel, labelled
+from .. import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
+from ..dataset_form import DatasetPreview, guess_columns, preview_rows
 
 ROLES = ("text", "text_pair", "label")
 ROLE_TITLES = {"text": "Text column", "text_pair": "Second text (optional)", "label": "Label column"}
@@ -378,7 +378,7 @@ class AccuracyPlot(QtWidgets.QWidget):
         self._apply_style()
 
     def export_png(self, path, scale: float = 2.0) -> None:
-        from ..widgets.export import save_png
+        from ...widgets.export import save_png
 
         save_png(self.view, path, scale)
 
@@ -954,7 +954,7 @@ class EvaluatePanel(Panel):
 
     def set_run(self, path: str | Path) -> None:
         """Load the model of a run folder (its latest checkpoint) or of a checkpoint .json."""
-        from ..bridge import run_job
+        from ...bridge import run_job
 
         path = str(path)
         self._run_path = path
@@ -1152,7 +1152,7 @@ class EvaluatePanel(Panel):
         self._check_timer.start()
 
     def _start_check(self) -> None:
-        from ..bridge import run_job
+        from ...bridge import run_job
 
         self._check_timer.stop()
         spec = self.task_spec()
@@ -1218,7 +1218,7 @@ class EvaluatePanel(Panel):
         return job is not None and job.is_running()
 
     def start_evaluation(self) -> None:
-        from ..bridge import run_job
+        from ...bridge import run_job
 
         if self.is_busy():
             return
@@ -1351,7 +1351,7 @@ class EvaluatePanel(Panel):
         self._inspect_timer.start()
 
     def _start_inspect(self) -> None:
-        from ..bridge import run_job
+        from ...bridge import run_job
 
         self._inspect_timer.stop()
         task = self._task
@@ -1463,7 +1463,7 @@ class EvaluatePanel(Panel):
 
     def load_reference(self, run: str | Path) -> None:
         """Read the fine-tuned accuracy of the matching task from a run's metrics.jsonl."""
-        from ..bridge import run_job
+        from ...bridge import run_job
 
         self._reference_run = str(run)
         spec = self.task_spec()
@@ -1527,7 +1527,7 @@ class EvaluatePanel(Panel):
         ended and its results are shown."""
         import time
 
-        from ..bridge import Job
+        from ...bridge import Job
 
         deadline = time.monotonic() + msecs / 1000
         while True:
