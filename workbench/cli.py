@@ -558,14 +558,10 @@ def _set_threads(n: int) -> None:
 def _icl_task_from_args(args):
     """An InContextTask from the eval command's data options."""
     from workbench.engine.errors import ConfigError
-    from workbench.engine.evaluate import PromptTemplate, builtin_icl_task, default_template, labelled_icl_task
-    from workbench.engine.labelled import Columns
+    from workbench.engine.icl_task import ICLTaskSpec, build_icl_task
 
     if args.data.startswith("builtin:icl"):
-        keys = args.data.removeprefix("builtin:icl").lstrip(":")
-        if keys and not keys.isdigit():
-            raise ConfigError(f"--data {args.data}: use builtin:icl or builtin:icl:N with N keys, e.g. builtin:icl:6.")
-        return builtin_icl_task(n=args.limit or 200, seed=args.seed, n_keys=int(keys or 4))
+        return build_icl_task(ICLTaskSpec(data=args.data, limit=args.limit, seed=args.seed))
     verbalizer = {}
     for item in filter(None, (p.strip() for p in args.verbalizer.split(","))):
         label, sep, word = item.partition("=")
@@ -576,18 +572,14 @@ def _icl_task_from_args(args):
     choices = tuple(c.strip() for c in args.choices.split(",") if c.strip())
     if not (args.label or choices) or (choices and not args.answer):
         raise ConfigError("eval: give --label COL for a labelled task, or --choices and --answer for multiple choice.")
-    cols = Columns(text=args.text, text_pair=args.text_pair, label=args.label if not choices else "",
-                   choices=choices, answer=args.answer, answer_base=args.answer_base)
-    base = default_template(pair=bool(args.text_pair), description=_unescape(args.description, "--description"))
-    template = PromptTemplate(
-        input=_unescape(args.template, "--template") if args.template is not None else base.input,
-        answer=(_unescape(args.answer_template, "--answer-template") if args.answer_template is not None
-                else base.answer),
-        description=base.description,
-        separator=_unescape(args.separator, "--separator") if args.separator is not None else base.separator,
-    )
-    return labelled_icl_task(args.data, cols, labels=list(verbalizer) or None, verbalizer=verbalizer,
-                             template=template, demos=args.demos, limit=args.limit, seed=args.seed)
+    spec = ICLTaskSpec(
+        data=args.data, demos=args.demos or "", text=args.text, text_pair=args.text_pair, label=args.label,
+        choices=choices, answer=args.answer, answer_base=args.answer_base, labels=tuple(verbalizer),
+        verbalizer=tuple(verbalizer.items()), description=_unescape(args.description, "--description"),
+        input=_unescape(args.template, "--template"),
+        answer_template=_unescape(args.answer_template, "--answer-template"),
+        separator=_unescape(args.separator, "--separator"), limit=args.limit, seed=args.seed)
+    return build_icl_task(spec)
 
 
 def cmd_eval(args) -> int:

@@ -8,14 +8,19 @@ import torch
 from PySide6 import QtGui
 
 from workbench.engine import builtin_corpora
+from workbench.engine.errors import ConfigError
 from workbench.engine.evaluate import (build_prompt, builtin_icl_task, demonstration_attention,
                                        evaluate_in_context)
 from workbench.engine.gpt2_interop import export_gpt2, import_gpt2
+from workbench.engine.icl_task import ICLTaskSpec
 from workbench.engine.loading import load_trained
 from workbench.engine.model import GPT, GPTConfig
 from workbench.engine.tokenizer import train_tokenizer
-from workbench.gui.panels import evaluate_panel as ep
-from workbench.gui.panels.evaluate_panel import EvaluatePanel
+from workbench.gui.jobs.evaluate import check_task
+from workbench.gui.panels.evaluate import page as ep
+from workbench.gui.panels.evaluate import plot as eplot
+from workbench.gui.panels.evaluate import prompt_view
+from workbench.gui.panels.evaluate.page import EvaluatePanel
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +83,7 @@ def test_the_plot_shows_the_engines_accuracy_per_k_and_the_json_is_the_eval_comm
     assert "mean of 3 draws ± 1 std" in names and "one draw" in names and "chance .25" in names
     assert any(n.startswith("majority class") for n in names)
     first, last = want.results[0].accuracy, want.results[-1].accuracy
-    assert with_summary[-1] == f"k=0 {ep.short_acc(first)} → k=2 {ep.short_acc(last)}" == panel.summary()
+    assert with_summary[-1] == f"k=0 {eplot.short_acc(first)} → k=2 {eplot.short_acc(last)}" == panel.summary()
     assert panel.results_table.rowCount() == 3 and panel.results_table.item(2, 1).text() == f"{last:.3f}"
 
     # saved as `workbench eval --out` writes it
@@ -118,9 +123,9 @@ def test_the_prompt_view_shows_build_prompts_text_and_the_bars_the_querys_attent
         return cur.charFormat().background().color().name()
 
     starts = {(p.kind, p.index): sum(len(q.text) for q in prompt.parts[:i]) for i, p in enumerate(prompt.parts)}
-    assert background(starts[("demonstration", 0)]) == ep.DEMO_FILLS[0]
-    assert background(starts[("demonstration", 1)]) == ep.DEMO_FILLS[1]
-    assert background(starts[("query", -1)]) == ep.QUERY_FILL
+    assert background(starts[("demonstration", 0)]) == prompt_view.DEMO_FILLS[0]
+    assert background(starts[("demonstration", 1)]) == prompt_view.DEMO_FILLS[1]
+    assert background(starts[("query", -1)]) == prompt_view.QUERY_FILL
 
     att = demonstration_attention(trained.model, prompt)
     bars = panel.attention_bars.values()
@@ -163,23 +168,23 @@ def test_the_fine_tuned_line_reads_the_runs_accuracy_or_a_typed_value(panel, tmp
     data = labelled_file(tmp_path)
     panel.set_data_file(data)
     run = fake_finetuned_run(tmp_path, data)
-    panel.load_reference(run)
+    panel.reference.load(run)
     assert panel.wait_idle()
-    assert panel.plot.reference() == 0.85 and panel.reference_spin.value() == 0.85
-    assert panel.reference_box.isChecked() and "'sst'" in panel.reference_info.text()
+    assert panel.plot.reference() == 0.85 and panel.reference.spin.value() == 0.85
+    assert panel.reference.box.isChecked() and "'sst'" in panel.reference.info.text()
     assert any(n.startswith("fine-tuned .85") for n in panel.plot.legend_names())
-    panel.reference_which.setCurrentIndex(panel.reference_which.findData("last"))
+    panel.reference.which.setCurrentIndex(panel.reference.which.findData("last"))
     assert panel.wait_idle()
     assert panel.plot.reference() == 0.80
-    panel.reference_spin.setValue(0.6)  # typed
+    panel.reference.spin.setValue(0.6)  # typed
     assert panel.plot.reference() == 0.6
-    panel.reference_box.setChecked(False)
+    panel.reference.box.setChecked(False)
     assert panel.plot.reference() is None
     # a run without accuracies says so, inline
     (run / "metrics.jsonl").write_text("")
-    panel.load_reference(run)
+    panel.reference.load(run)
     assert panel.wait_idle()
-    assert "no validation accuracy" in panel.reference_info.text()
+    assert "no validation accuracy" in panel.reference.info.text()
 
 
 def test_a_labelled_file_builds_the_task_and_a_missing_column_is_named(panel, tiny_run, tmp_path):
@@ -187,22 +192,22 @@ def test_a_labelled_file_builds_the_task_and_a_missing_column_is_named(panel, ti
     panel.set_run(tiny_run)
     panel.set_data_file(data)
     assert panel.wait_idle()
-    assert panel.columns["text"].value() == "sentence" and panel.columns["label"].value() == "label"
+    assert panel.task_form.columns["text"].value() == "sentence" and panel.task_form.columns["label"].value() == "label"
     task = panel.task()
     assert task is not None and task.labels == ["0", "1"] and panel.task_message() == ""
-    assert panel.verbalizer_table.rowCount() == 2
-    panel.verbalizer_table.item(1, 1).setText("yes")  # typed into the table
+    assert panel.task_form.verbalizer_table.rowCount() == 2
+    panel.task_form.verbalizer_table.item(1, 1).setText("yes")  # typed into the table
     panel.set_template(input="{text} =", answer=" {answer}", separator="\n")
     assert panel.wait_idle()
     task = panel.task()
     assert task.verbalize("1") == "yes" and task.verbalize("0") == "0"
     assert (task.template.input, task.template.separator) == ("{text} =", "\n")
-    assert panel.task_spec().data_name() == str(data)
+    assert panel.task_spec().data == str(data)
 
     panel.set_column("text", "review")
     assert panel.wait_idle()
     assert panel.task() is None
-    assert "'review'" in panel.task_message() and not panel.task_error.isHidden()
+    assert "'review'" in panel.task_message() and not panel.task_form.task_error.isHidden()
     panel.start_evaluation()  # the evaluation meets the same error and says so, inline
     assert panel.wait_idle()
     assert panel.result() is None and "'review'" in panel.error.text()
@@ -215,7 +220,7 @@ def test_a_labelled_file_builds_the_task_and_a_missing_column_is_named(panel, ti
 def test_cancel_stops_the_evaluation(panel, tiny_run, qtbot):
     builtin_settings(panel, tiny_run, examples=100, k_max=8, draws=40, attention=0)
     panel.start_evaluation()
-    job = panel._jobs["eval"]
+    job = panel._eval.job
     seen = []
 
     def first_progress(value):
@@ -240,7 +245,7 @@ def test_ks_are_every_k_or_doubling():
     assert ep.ks_for(6, every=False) == [0, 1, 2, 4, 6]
     assert ep.ks_for(3, every=True) == [0, 1, 2, 3]
     assert ep.ks_for(0, every=False) == [0]
-    assert np.isclose(float(ep.short_acc(0.25)), 0.25) and ep.short_acc(1.0) == "1.00"
+    assert np.isclose(float(eplot.short_acc(0.25)), 0.25) and eplot.short_acc(1.0) == "1.00"
 
 
 def test_accuracy_plot_scrolls_the_page_zooms_with_ctrl_and_double_click_fits(qtbot):
@@ -248,7 +253,7 @@ def test_accuracy_plot_scrolls_the_page_zooms_with_ctrl_and_double_click_fits(qt
     zooms; a double-click brings back the whole k range and accuracy 0..1."""
     from PySide6 import QtCore, QtWidgets
 
-    from workbench.gui.panels.evaluate_panel import AccuracyPlot
+    from workbench.gui.panels.evaluate.plot import AccuracyPlot
 
     plot = AccuracyPlot()
     plot.set_ks([0, 1, 2, 4, 8])
@@ -286,3 +291,66 @@ def test_accuracy_plot_scrolls_the_page_zooms_with_ctrl_and_double_click_fits(qt
                       pos=QtCore.QPoint(viewport.width() // 2, viewport.height() // 2))
     assert np.allclose(vb.viewRange(), before, atol=1e-6)
     assert "Ctrl+wheel" in plot.view.toolTip()
+
+
+def test_the_page_and_workbench_eval_build_the_same_task_from_the_same_settings(panel, tiny_run, tmp_path, capsys):
+    """One builder (engine.icl_task) for both: a labelled file with its columns, verbalizer,
+    description, template, number of examples and seed gives the same prompts and the same scores."""
+    from workbench.cli import main
+
+    data = labelled_file(tmp_path)
+    panel.set_run(tiny_run)
+    panel.set_data_file(data)
+    panel.set_verbalizer("0", "no")
+    panel.set_verbalizer("1", "yes")
+    panel.set_template(description="Good or bad?", input="{text} =", separator="\n")
+    panel.examples_spin.setValue(12)
+    panel.seed_spin.setValue(7)
+    panel.set_ks(2, every=True)
+    panel.draws_spin.setValue(3)
+    panel.attention_spin.setValue(0)
+    assert panel.wait_idle() and panel.trained() is not None
+    panel.start_evaluation()
+    assert panel.wait_idle() and panel.result() is not None, panel.error.text()
+    panel.inspect(0, 2, 0)
+    assert panel.wait_idle()
+    ours, theirs = tmp_path / "panel.json", tmp_path / "cli.json"
+    panel.save_results(ours)
+
+    capsys.readouterr()
+    assert main(["eval", str(tiny_run), "--data", str(data), "--text", "sentence", "--label", "label",
+                 "--verbalizer", "0=no,1=yes", "--description", "Good or bad?", "--template", "{text} =",
+                 "--separator", r"\n", "--limit", "12", "--seed", "7", "--k", "0,1,2", "--draws", "3",
+                 "--attention", "0", "--show-prompt", "2", "--device", "cpu", "--out", str(theirs)]) == 0
+    printed = capsys.readouterr().out
+    shown = printed.split("---\n", 1)[1].rsplit("\n--- answers:", 1)[0]
+    assert shown == panel.prompt_view.toPlainText() and shown.startswith("Good or bad?\n")
+    a, b = json.loads(ours.read_text()), json.loads(theirs.read_text())
+    assert a == b and len(a["results"][2]["accuracies"]) == 3
+
+
+def test_a_model_still_loading_when_another_is_chosen_is_dropped(panel, tiny_run, tmp_path):
+    """The first load ends after the second (which fails at once): its model must not arrive."""
+    panel.set_run(tiny_run)
+    panel.set_run(tmp_path / "no-such-run")
+    assert panel.wait_idle()
+    assert panel.trained() is None and panel.run_path() == str(tmp_path / "no-such-run")
+    assert "no-such-run" in panel.model_info.text() and "blocks" not in panel.model_info.text()
+
+
+class _State:
+    """What a job function sees, without a thread."""
+
+    def check(self):
+        pass
+
+
+def test_the_task_job_reads_the_task_and_names_what_the_form_lacks(tmp_path):
+    data = str(labelled_file(tmp_path))
+    info = check_task(_State(), ICLTaskSpec(data=data, text="sentence", limit=5))
+    assert info["n_test"] == 5 and info["labels"] == ["0", "1"] and sum(info["counts"]) == 5
+    assert info["chance"] == 0.5 and info["task"].template.input == info["default"]["input"]
+    with pytest.raises(ConfigError, match="Choose a labelled data file"):
+        check_task(_State(), ICLTaskSpec(data=""))
+    with pytest.raises(ConfigError, match="Choose the text column and the label column"):
+        check_task(_State(), ICLTaskSpec(data=data, text=""))

@@ -39,7 +39,7 @@ from .panels.finetune_panel import FinetunePanel, experiment_sections, load_expe
 from .panels.tasks_panel import TasksPanel
 from .panels.corpus_panel import CorpusPanel
 from .panels.curves_panel import CurvesPanel
-from .panels.evaluate_panel import EvaluatePanel
+from .panels.evaluate.page import EvaluatePanel
 from .panels.generate.page import GeneratePanel
 from .panels.inside_panel import InsidePanel
 from .panels.model_panel import ModelPanel
