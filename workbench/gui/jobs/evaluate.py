@@ -49,14 +49,6 @@ def check_task(state, spec: ICLTaskSpec) -> dict:
             "default": dataclasses.asdict(default_template(pair=bool(spec.text_pair)))}
 
 
-def load_model(state, path: str):
-    """The model and tokenizer of a run folder or checkpoint, on the best device here."""
-    from workbench.engine.device import resolve_device
-    from workbench.engine.loading import load_trained
-
-    return load_trained(path, resolve_device("auto"), with_heads=False)
-
-
 def run_evaluation(state, trained, spec: EvalSpec) -> dict:
     """``evaluate_in_context`` with progress ((done, total) prompts) and cancellation."""
     import torch

@@ -61,7 +61,8 @@ from PySide6 import QtCore, QtWidgets
 from workbench.engine.icl_task import ICLTaskSpec
 
 from ...bridge import JobSlot
-from ...jobs.evaluate import EvalSpec, Inspection, check_task, inspect_prompt, load_model, run_evaluation
+from ...jobs.evaluate import EvalSpec, Inspection, check_task, inspect_prompt, run_evaluation
+from ...jobs.models import load_checkpoint
 from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel, labelled
 from .. import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
 from .plot import AccuracyPlot, AttentionBars, short_acc
@@ -334,7 +335,7 @@ class EvaluatePanel(Panel):
         self._trained = None
         self.model_info.setText("Loading the model…")
         self.model_info.setStyleSheet("")
-        self._load.start(load_model, path)
+        self._load.start(load_checkpoint, path, False, "auto")
         self._update_buttons()
 
     def run_path(self) -> str:
