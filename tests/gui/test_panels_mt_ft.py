@@ -1,6 +1,7 @@
 """The Tasks, Task balance and Fine-tune panels: they show what the engine sends and what it will run."""
 
 import json
+import os
 import random
 
 import numpy as np
@@ -10,14 +11,10 @@ from PySide6 import QtGui
 from workbench.engine.config import Experiment, FinetuneConfig, MultitaskConfig, StageConfig, TaskConfig
 from workbench.engine.events import EvalResult, FreezeChanged, StepMetrics, TaskBalance
 from workbench.gui.panels.balance_panel import BalancePanel
-from workbench.gui.panels.finetune_panel import (
-    FinetunePanel,
-    FreezeLaneView,
-    InputInspector,
-    experiment_sections,
-    lane_groups,
-    load_experiment_into,
-)
+from workbench.engine.freezing import layer_groups
+from workbench.gui.panels.finetune.inspector import InputInspector
+from workbench.gui.panels.finetune.lanes import FreezeLaneView
+from workbench.gui.panels.finetune.page import FinetunePanel, experiment_sections, load_experiment_into
 from workbench.gui.panels.tasks_panel import LabelledTaskDialog, TasksPanel, sampling_shares
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +170,7 @@ def assert_lanes_are_the_plan(view: FreezeLaneView, cfg: FinetuneConfig, n_layer
     from workbench.engine.freezing import FreezePlan
 
     plan = FreezePlan(cfg, n_layer)
-    assert view.groups() == lane_groups(n_layer)
+    assert view.groups() == layer_groups(n_layer)
     f = cfg.lr_factor
     for step in range(max_steps):
         trainable = plan.trainable(step)
@@ -228,6 +225,31 @@ def test_lane_view_is_the_freeze_plan(qtbot):
                 FinetuneConfig()):
         panel.set_config(None, cfg)
         assert_lanes_are_the_plan(panel.lanes, cfg, 3, 200)
+
+
+def test_lanes_are_worked_out_at_once_without_torch():
+    """The lanes are the engine's plan, worked out on the spot (no background job, no torch): the
+    page can draw the plan before torch has loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from PySide6 import QtWidgets; app = QtWidgets.QApplication([]); "
+            "from workbench.engine.config import FinetuneConfig; "
+            "from workbench.gui.panels.finetune.lanes import FreezeLaneView; "
+            "view = FreezeLaneView(); view.set_plan(FinetuneConfig(freeze='gradual', unfreeze_every=30), 3, 200); "
+            "print([s.start for s in view.lanes()['block.0'] if s.trainable], view.error() or 'ok', "
+            "'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0 and r.stdout.split() == ["[90]", "ok", "False"], r.stdout + r.stderr
+
+
+def test_lanes_show_no_plan_for_a_stage_being_typed_and_recover(qtbot):
+    view = shown(qtbot, FreezeLaneView(), 800, 300)
+    view.set_plan(FinetuneConfig(freeze="stages", stages=(StageConfig(steps=10, trainable=("top:",)),)), 2, 100)
+    assert view.lanes() == {} and view.error() and not view.is_trainable("heads", 5)
+    view.set_plan(FinetuneConfig(freeze="stages", stages=(StageConfig(steps=10, trainable=("top:1",)),)), 2, 100)
+    assert view.error() == "" and view.is_trainable("block.1", 5) and not view.is_trainable("block.0", 5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,7 +378,7 @@ def test_finetune_panel_builds_the_inspector_from_a_checkpoint(qtbot, tmp_path, 
     panel = shown(qtbot, FinetunePanel(), 1400, 900)
     panel.set_enabled(True)
     panel.set_checkpoint(str(run))
-    assert panel.n_layer() == 2 and panel.lanes.groups() == lane_groups(2)
+    assert panel.n_layer() == 2 and panel.lanes.groups() == layer_groups(2)
     panel.dataset.set_train_file(str(data))
     # the file's columns fill the pickers and the mapping is guessed
     assert panel.dataset.columns() == ["sentence", "label"]

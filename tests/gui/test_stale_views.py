@@ -164,7 +164,7 @@ def test_balance_headline_and_weights_describe_the_run_before_the_first_measurem
 
 
 def test_finetune_page_ignores_a_pretraining_run_and_its_summary_says_so(qtbot):
-    from workbench.gui.panels.finetune_panel import FinetunePanel
+    from workbench.gui.panels.finetune.page import FinetunePanel
 
     panel = shown(qtbot, FinetunePanel(), 1400, 900)
     panel.set_run_shape(max_steps=100, n_layer=2)
@@ -189,7 +189,7 @@ def test_finetune_page_ignores_a_pretraining_run_and_its_summary_says_so(qtbot):
 
 
 def test_the_plan_marker_belongs_to_the_plan_it_was_drawn_on(qtbot):
-    from workbench.gui.panels.finetune_panel import FinetunePanel
+    from workbench.gui.panels.finetune.page import FinetunePanel
 
     panel = shown(qtbot, FinetunePanel(), 1400, 900)
     panel.set_enabled(True)

@@ -34,7 +34,7 @@ from . import app as app_mod
 from .bridge import Job, TrainingSession, import_engine
 from .panels.attention_panel import AttentionPanel
 from .panels.balance_panel import BalancePanel
-from .panels.finetune_panel import FinetunePanel, experiment_sections, load_experiment_into
+from .panels.finetune.page import FinetunePanel, experiment_sections, load_experiment_into
 from .panels.tasks_panel import TasksPanel
 from .panels.corpus_panel import CorpusPanel
 from .panels.curves_panel import CurvesPanel
