@@ -363,6 +363,49 @@ def test_inspector_marks_start_delimiter_and_extract(qtbot, tmp_path, char_token
         assert r[0] == "bos" and r[-1] == "extract" and "delim" in r
 
 
+def test_only_the_latest_data_check_reaches_the_page(qtbot, tmp_path, monkeypatch):
+    """The page reads its labelled data in the background; a check overtaken by a newer setting (the
+    person chose another file while the first was read) is dropped, and data chosen again after the
+    file was cleared is read again."""
+    import threading
+
+    import workbench.gui.panels.finetune.page as page_mod
+
+    slow, fast = tmp_path / "slow.tsv", tmp_path / "fast.tsv"
+    for path in (slow, fast):
+        path.write_text("sentence\tlabel\n" + "".join(f"the cat sat {i}\t{i % 2}\n" for i in range(20)))
+    release = threading.Event()
+
+    def check(state, cfg, init):
+        n = 111 if cfg.train == str(slow) else 222
+        if n == 111:
+            release.wait(20)
+        return {"n_train": n, "n_val": 1, "labels": ["0", "1"], "task": None, "tokenizer": None,
+                "block_size": 0, "regression": False}
+
+    monkeypatch.setattr(page_mod, "check_labelled", check)
+    panel = shown(qtbot, FinetunePanel(), 1400, 900)
+    panel.set_enabled(True)
+    panel.dataset.set_train_file(str(slow))
+    assert not panel.wait_for_check(50)  # the slow file is still being read
+    overtaken = panel._check.job
+    panel.dataset.set_train_file(str(fast))
+    assert panel.wait_for_check()
+    assert panel.dataset.status.text().startswith("222 training")
+    release.set()
+    assert overtaken.wait(20000)  # it ended, and what it sent went nowhere
+    qtbot.wait(10)
+    assert panel.dataset.status.text().startswith("222 training")
+
+    panel.dataset.set_train_file("")
+    assert panel.wait_for_check()
+    assert "Choose a labelled dataset" in panel.inspector.status.text()
+    panel.dataset.set_train_file(str(fast))
+    assert panel.wait_for_check()
+    assert panel.dataset.status.text().startswith("222 training")
+    assert "From scratch there is no tokenizer yet" in panel.inspector.status.text()
+
+
 def test_finetune_panel_builds_the_inspector_from_a_checkpoint(qtbot, tmp_path, small_text):
     from workbench.engine.trainer import Trainer
 

@@ -45,6 +45,7 @@ from workbench.engine.config import (
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.freezing import layer_groups
 
+from ...bridge import JobSlot
 from ...jobs.finetune import check_labelled, list_checkpoints
 from ...widgets import style
 from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel
@@ -88,13 +89,13 @@ class FinetunePanel(Panel):
         self._ckpt_n_layer: int | None = None
         self._base_task = TaskConfig(kind="classification", label="label")
         self._base_ft = FinetuneConfig()
-        self._job = None
-        self._runs_job = None
         self._runs: dict = {}
         self._following = True  # the run under way fine-tunes: its events belong on this page
         self._listed = False
-        self._job_gen = 0
-        self._check_key = None
+        self._check_key = None  # (task, checkpoint) of the latest check: an unchanged setting is not read again
+        # one background job of each kind; a newer one replaces the one before, whose result is dropped
+        self._check = JobSlot(self, "check labelled data", on_done=self._check_done, on_failed=self._check_failed)
+        self._list = JobSlot(self, "list runs", on_done=self._fill_checkpoints, on_failed=self._list_failed)
         self._best: tuple[str, float, int] | None = None
         self._seen_step = False
         self._last_metrics: dict[str, float] = {}
@@ -389,10 +390,7 @@ class FinetunePanel(Panel):
         """List the runs with a checkpoint (in the background: reading them imports torch)."""
         from workbench import paths
 
-        from ...bridge import run_job
-
-        self._runs_job = run_job(list_checkpoints, paths.runs_dir(), parent=self, name="list runs",
-                                 on_done=self._fill_checkpoints, on_failed=self._list_failed)
+        self._list.start(list_checkpoints, paths.runs_dir())
 
     def _list_failed(self, message: str, _details: str) -> None:
         """The list keeps what it had; the line under it says why no runs are listed."""
@@ -403,7 +401,7 @@ class FinetunePanel(Panel):
 
     def wait_for_runs(self, msecs: int = 30000) -> bool:
         """Tests and scripts: wait until the run list is filled in."""
-        return self._runs_job.wait(msecs) if self._runs_job is not None else True
+        return self._list.wait(msecs)
 
     def _fill_checkpoints(self, runs: list) -> None:
         from workbench.engine.runs import format_started
@@ -529,6 +527,8 @@ class FinetunePanel(Panel):
     def _start_check(self) -> None:
         task, ft = self.to_config()
         if not task.train:
+            self._check.cancel()
+            self._check_key = None
             self.inspector.set_task(None, None)
             self.inspector.set_message("Choose a labelled dataset (and a pretrained model) to see the exact "
                                        "tokens the model reads.")
@@ -537,26 +537,18 @@ class FinetunePanel(Panel):
         if key == self._check_key:
             return
         self._check_key = key
-        from ...bridge import run_job
-
-        self._job_gen += 1
-        gen = self._job_gen
         self.dataset.status.setText("Reading the data…")
         self.inspector.set_message("Building the inputs…")
-        self._job = run_job(check_labelled, task, ft.init, parent=self, name="check labelled data",
-                            on_done=lambda r: self._check_done(gen, r),
-                            on_failed=lambda msg, _d: self._check_failed(gen, msg))
+        self._check.start(check_labelled, task, ft.init)
 
     def wait_for_check(self, msecs: int = 30000) -> bool:
         """Tests: finish a pending check now."""
         if self._check_timer.isActive():
             self._check_timer.stop()
             self._start_check()
-        return self._job.wait(msecs) if self._job is not None else True
+        return self._check.wait(msecs)
 
-    def _check_done(self, gen: int, r: dict) -> None:
-        if gen != self._job_gen:
-            return
+    def _check_done(self, r: dict) -> None:
         what = "labels: " + ", ".join(r["labels"][:12]) if r["labels"] else (
             "a number to predict" if r["regression"] else "")
         self.dataset.status.setText(f"{r['n_train']:,} training · {r['n_val']:,} validation examples"
@@ -569,9 +561,7 @@ class FinetunePanel(Panel):
             self.inspector.set_message("From scratch there is no tokenizer yet (the run trains one): choose a "
                                        "pretrained model to see the exact tokens.")
 
-    def _check_failed(self, gen: int, message: str) -> None:
-        if gen != self._job_gen:
-            return
+    def _check_failed(self, message: str, _details: str) -> None:
         message = message.split(": ", 1)[1] if message.split(": ", 1)[0].endswith("Error") else message
         self.dataset.status.setText(f"<span style='color:{ERROR_COLOR}'>{message}</span>")
         self.inspector.set_task(None, None)
