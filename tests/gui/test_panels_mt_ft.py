@@ -264,13 +264,13 @@ def test_finetune_panel_shows_training_events(qtbot):
         panel.on_step(StepMetrics(s, 100, s * 10, s / 10, 1.0, {"sent": 1.0 - s / 100, "sent/task_loss": 0.7,
                                                                  "sent/lm_loss": 0.6}, 1e-3, 1.0, 100.0, norms))
     panel.refresh()
-    loss = panel.loss_plot.series_data("train/loss")["train/loss"]
+    loss = panel.training_tab.loss_plot.series_data("train/loss")["train/loss"]
     assert np.allclose(loss["y"], [1 - s / 100 for s in range(1, 21)])
-    assert set(panel.loss_plot.series_names()) == {"train/loss", "train/task loss", "train/aux LM loss"}
+    assert set(panel.training_tab.loss_plot.series_names()) == {"train/loss", "train/task loss", "train/aux LM loss"}
     assert panel.tabs.currentWidget() is panel.training_tab
     # one bar per group that has a gradient, as long as its norm; frozen groups have none
-    assert panel.grad_strip.bars() == pytest.approx({"block.1": 0.4, "ln_f": 0.05, "heads": 2.2})
-    rects = panel.grad_strip.bar_rects()
+    assert panel.training_tab.grad_strip.bars() == pytest.approx({"block.1": 0.4, "ln_f": 0.05, "heads": 2.2})
+    rects = panel.training_tab.grad_strip.bar_rects()
     assert set(rects) == {"block.1", "ln_f", "heads"}
     assert rects["block.1"].width() / rects["heads"].width() == pytest.approx(0.4 / 2.2, rel=1e-3)
     assert rects["heads"].top() < rects["ln_f"].top() < rects["block.1"].top()  # heads on top, as in the lanes
@@ -282,19 +282,19 @@ def test_finetune_panel_shows_training_events(qtbot):
                                  {"sent/accuracy": acc, "sent/f1": acc - 0.02},
                                  {"sent": confusion}, {"sent": ["negative", "positive"]}))
     panel.refresh()
-    acc = panel.metric_plot.series_data("val/accuracy")["val/accuracy"]
+    acc = panel.training_tab.metric_plot.series_data("val/accuracy")["val/accuracy"]
     assert np.allclose(acc["step"], [10, 20]) and np.allclose(acc["y"], [0.7, 0.84])
-    view = panel.confusion_view
+    view = panel.training_tab.confusion_view
     assert np.array_equal(view.matrix(), confusion)
     assert view.labels() == (["negative", "positive"], ["negative", "positive"])
     assert [view.cell_text(i, j) for i in range(2) for j in range(2)] == ["30", "5", "8", "37"]
-    assert "0.840" in panel.headline.text()
+    assert "0.840" in panel.training_tab.headline.text()
 
     panel.on_freeze(FreezeChanged(50, ["block.1", "heads", "ln_f"], 1234, "ln_f, heads, block 1"))
     assert panel.lanes._changes == [(50, "ln_f, heads, block 1")]
     assert "1,234" in panel.plan_caption.text()
     panel.reset()
-    assert panel.grad_strip.bars() == {} and view.matrix().size == 0 and panel.lanes._current is None
+    assert panel.training_tab.grad_strip.bars() == {} and view.matrix().size == 0 and panel.lanes._current is None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Fine-tune panel: adapt a pretrained model to a labelled task, choosing what stays frozen.
+"""The Fine-tune page: adapt a pretrained model to a labelled task, choosing what stays frozen.
 
 The settings (left) are the ``[[tasks]]`` entry of the labelled task and the ``[finetune]`` table
 of the experiment: a checkpoint to start from, a labelled dataset and which of its columns hold the
@@ -7,17 +7,15 @@ auxiliary LM weight lambda, augmentation, and the freezing strategy.
 
 The views (right) show what those settings mean and what the run does with them:
 
-- the freezing plan as lanes, one per layer group (embeddings at the bottom, then block 0 ..
-  block L-1, ln_f, the heads at the top) across the steps of the run, grey where the group is
-  frozen and coloured where it trains, with its learning-rate multiplier written in. The lanes are
-  computed by the engine's own ``FreezePlan`` and ``discriminative_scales``: the picture is the
-  plan that runs. While training, a line marks the current step and triangles mark where the
-  trainer actually changed what trains (``FreezeChanged``);
-- during training: the loss (task loss and auxiliary LM loss), the validation metrics (accuracy,
-  F1, MSE, Pearson...), the gradient norm of every layer group and the confusion matrix;
-- the inspector: the exact token sequence(s) the task builds for a chosen validation example, with
-  the start, delimiter and extract tokens marked, built by the engine's task from the checkpoint's
-  tokenizer (in a background thread: it reads the whole dataset);
+- the freezing plan as lanes (``lanes.FreezeLaneView``), one per layer group across the steps of
+  the run: the engine's own ``FreezePlan``, so the picture is the plan that runs. While training, a
+  line marks the current step and triangles mark where the trainer actually changed what trains
+  (``FreezeChanged``);
+- during training (``live.TrainingViews``): the loss (task loss and auxiliary LM loss), the
+  validation metrics, the gradient norm of every layer group and the confusion matrix;
+- the inspector (``inspector.InputInspector``): the exact token sequence(s) the task builds for a
+  chosen validation example, built by the engine from the checkpoint's tokenizer in a background
+  job (``jobs.finetune.check_labelled``: it reads the whole dataset, as the run will);
 - a preview of the dataset's first rows.
 
 The form for the labelled dataset is ``dataset_form.DatasetForm`` (shared with the Tasks and
@@ -31,7 +29,6 @@ import dataclasses
 import html
 from pathlib import Path
 
-import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from workbench.engine.config import (
@@ -47,16 +44,13 @@ from workbench.engine.freezing import layer_groups
 
 from ...bridge import JobSlot
 from ...jobs.finetune import check_labelled, list_checkpoints
-from ...widgets import style
-from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel
-from ...widgets.loss_plot import LossPlot, MetricPlot
-from ...widgets.matrix_view import MatrixView
+from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter
 from .. import ERROR_COLOR, Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
 from ..balance_panel import step_columns
 from ..dataset_form import COLUMN_ROLES, DatasetForm, DatasetPreview
 from .inspector import InputInspector
 from .lanes import FreezeLaneView
-from .live import GradNormStrip
+from .live import TrainingViews
 from .stages import StagesEditor, default_stages
 
 FREEZE_LOOK = [
@@ -66,11 +60,6 @@ FREEZE_LOOK = [
     ("gradual", "Gradual unfreezing (ULMFiT)"),
     ("stages", "A plan of stages"),
 ]
-
-CURVE_COLORS = {"loss": style.SERIES_COLORS[0], "task loss": style.SERIES_COLORS[1],
-                "aux LM loss": style.SERIES_COLORS[2], "accuracy": style.SERIES_COLORS[0],
-                "f1": style.SERIES_COLORS[1], "mse": style.SERIES_COLORS[3], "pearson": style.SERIES_COLORS[4],
-                "spearman": style.SERIES_COLORS[5]}
 
 
 class FinetunePanel(Panel):
@@ -96,11 +85,7 @@ class FinetunePanel(Panel):
         # one background job of each kind; a newer one replaces the one before, whose result is dropped
         self._check = JobSlot(self, "check labelled data", on_done=self._check_done, on_failed=self._check_failed)
         self._list = JobSlot(self, "list runs", on_done=self._fill_checkpoints, on_failed=self._list_failed)
-        self._best: tuple[str, float, int] | None = None
-        self._seen_step = False
-        self._last_metrics: dict[str, float] = {}
-        self._tasks: set[str] = set()
-        self._keys: dict[int, dict[str, str]] = {}  # plot -> {curve: colour}, for the key above the plots
+        self._seen_step = False  # the first step of a run brings the Training tab forward
 
         self.enable_box = QtWidgets.QCheckBox("Fine-tune a model on a labelled task")
         self.enable_box.setObjectName("enableFinetune")
@@ -219,38 +204,12 @@ class FinetunePanel(Panel):
         plan_lay.addWidget(self.plan_caption)
 
         self.tabs = QtWidgets.QTabWidget()
-        training = QtWidgets.QWidget()
-        tl = QtWidgets.QGridLayout(training)
-        tl.setContentsMargins(4, 6, 4, 4)
-        tl.setSpacing(6)
-        self.headline = WrapLabel()
-        self.headline.setObjectName("headline")
-        self.headline.setWordWrap(True)
-        # small plots: a key above them instead of legends over the curves
-        self.loss_plot = LossPlot(title="Loss", y_label="loss", show_controls=False, smoothing=0.6, legend=False)
-        self.metric_plot = MetricPlot(title="Validation metrics", y_label="", legend=False)
-        self.curve_key = WrapLabel()
-        self.curve_key.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        self.curve_key.setWordWrap(True)
-        self.grad_strip = GradNormStrip()
-        self.confusion_view = MatrixView(
-            colormap="sequential", levels=None, value_format="{:.0f}", row_title="true class",
-            col_title="predicted", describe=self._describe_confusion, max_cell=72.0,
-            empty_text="The confusion matrix appears after the first evaluation of a classification task.")
-        tl.addWidget(self.headline, 0, 0, 1, 2)
-        tl.addWidget(self.curve_key, 1, 0, 1, 2)
-        tl.addWidget(self.loss_plot, 2, 0)
-        tl.addWidget(self.metric_plot, 2, 1)
-        tl.addWidget(self.grad_strip, 3, 0)
-        tl.addWidget(self.confusion_view, 3, 1)
-        tl.setRowStretch(2, 3)
-        tl.setRowStretch(3, 2)
+        self.training_tab = TrainingViews()
         self.inspector = InputInspector()
         self.preview = DatasetPreview()
         self.tabs.addTab(self.inspector, "Inspector")
-        self.tabs.addTab(training, "Training")
+        self.tabs.addTab(self.training_tab, "Training")
         self.tabs.addTab(self.preview, "Data preview")
-        self.training_tab = training
 
         right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         right.setChildrenCollapsible(False)
@@ -492,7 +451,7 @@ class FinetunePanel(Panel):
         self._update_plan()
         self._update_data_status()
         self._check_timer.start()
-        if not self._last_metrics or not self._following:
+        if not self.training_tab.metrics() or not self._following:
             self._update_headline()  # the summary describes the setup until a run has numbers
         self.changed.emit()
 
@@ -502,7 +461,7 @@ class FinetunePanel(Panel):
             ft = dataclasses.replace(ft, stages=default_stages(self._max_steps))
         n = self.n_layer()
         self.lanes.set_plan(ft, n, self._max_steps, self._base_lr)
-        self.grad_strip.set_groups(layer_groups(n))
+        self.training_tab.grad_strip.set_groups(layer_groups(n))
         shape = "from the checkpoint" if self._ckpt_n_layer else "from the Model page"
         self.plan_caption.setText(f"{self.lanes.description()}  ({n} blocks {shape}, "
                                   f"{self._max_steps:,} steps from the Training page.)")
@@ -584,71 +543,19 @@ class FinetunePanel(Panel):
         self._update_headline()
 
     def reset(self) -> None:
-        self.loss_plot.clear()
-        self.metric_plot.clear()
-        self.grad_strip.clear()
-        self.confusion_view.clear()
+        self.training_tab.reset()
         self.lanes.clear_run()
-        self._best = None
         self._seen_step = False
-        self._last_metrics = {}
-        self._tasks = set()
-        self._keys = {}
-        self.curve_key.setText("")
         self._update_headline()
         self.refresh(force=True)
-
-    def _add(self, plot: LossPlot, split: str, task: str, what: str, step, y, tokens, elapsed) -> None:
-        series = self._series(split, task, what)
-        key = series.split("/", 1)[1]  # "loss", or "sent loss" when there are several tasks
-        keys = self._keys.setdefault(id(plot), {})
-        if key not in keys:
-            used = set(keys.values())
-            color = CURVE_COLORS.get(key) or next(
-                (c for c in style.SERIES_COLORS if c not in used), style.SERIES_COLORS[len(keys) % 10])
-            keys[key] = color
-            self._update_key()
-        if series not in plot.series_names():
-            plot.set_series_style(series, color=keys[key])
-        plot.add_points(series, step, y, tokens, elapsed)
-
-    def _update_key(self) -> None:
-        def items(plot):
-            return "  ".join(f"<span style='color:{c}'>━</span> {w}" for w, c in self._keys.get(id(plot), {}).items())
-
-        parts = []
-        if self._keys.get(id(self.loss_plot)):
-            parts.append(f"<b>Loss</b> {items(self.loss_plot)}  <span style='color:{style.MUTED}'>(dots: "
-                         f"validation)</span>")
-        if self._keys.get(id(self.metric_plot)):
-            parts.append(f"<b>Metrics</b> {items(self.metric_plot)}")
-        self.curve_key.setText("      ".join(parts))
-
-    def _series(self, split: str, task: str, what: str = "loss") -> str:
-        """Curve names: "train/loss", "train/task loss", "val/accuracy"... with the task's name in them
-        only when the run has several tasks."""
-        return f"{split}/{what}" if len(self._tasks) <= 1 else f"{split}/{task} {what}"
 
     def on_step(self, e) -> None:
         """``events.StepMetrics`` or a ``bridge.MetricsBatch``."""
         if not self._following:
             return
         c = step_columns(e)
-        self._tasks |= {k for k in c.losses if "/" not in k}
-        for name, y in c.losses.items():
-            task, _, what = name.partition("/")
-            if what in ("lm_loss", "task_loss"):
-                series = self._series("train", task, "aux LM loss" if what == "lm_loss" else "task loss")
-            elif what:
-                continue
-            else:
-                series = self._series("train", task)
-            self._add(self.loss_plot, "train", task, series.split("/", 1)[1].removeprefix(f"{task} "),
-                      c.step, y, c.tokens, c.elapsed)
-        step = int(c.step[-1])
-        self.lanes.set_current_step(step)
-        if c.group_grad_norms:
-            self.grad_strip.set_norms(c.group_grad_norms, step)
+        self.training_tab.add_steps(c)
+        self.lanes.set_current_step(int(c.step[-1]))
         if not self._seen_step:
             self._seen_step = True
             self.tabs.setCurrentWidget(self.training_tab)
@@ -657,25 +564,7 @@ class FinetunePanel(Panel):
         """``events.EvalResult``: validation loss, metrics and confusion matrix."""
         if not self._following:
             return
-        self._tasks |= set(e.losses)
-        for task, v in e.losses.items():
-            self._add(self.loss_plot, "val", task, "loss", e.step, v, e.tokens, e.elapsed)
-        for name, v in e.metrics.items():
-            task, _, what = name.partition("/")
-            if what in ("ppl", "task_loss", "lm_loss") or not what:
-                continue
-            self._add(self.metric_plot, "val", task, what, e.step, v, e.tokens, e.elapsed)
-            self._last_metrics[name] = float(v)
-            if what in ("accuracy", "pearson") and (self._best is None or v > self._best[1]):
-                self._best = (name, float(v), int(e.step))
-        if e.confusion:
-            task = next(iter(e.confusion))
-            m = np.asarray(e.confusion[task])
-            names = list(e.labels.get(task, [str(i) for i in range(m.shape[0])]))
-            rows = m.sum(axis=1, keepdims=True)
-            share = np.divide(m, rows, out=np.zeros(m.shape, dtype=np.float64), where=rows > 0)
-            self.confusion_view.set_levels((0.0, 1.0))
-            self.confusion_view.set_matrix(m, names, names, colour_values=share)
+        self.training_tab.add_eval(e)
         self._update_headline(e.step)
 
     def on_freeze(self, e) -> None:
@@ -687,39 +576,30 @@ class FinetunePanel(Panel):
                                   f"({e.n_trainable:,} parameters).")
 
     def refresh(self, force: bool = False) -> None:
-        self.loss_plot.refresh(force)
-        self.metric_plot.refresh(force)
+        self.training_tab.refresh(force)
 
     def set_presentation(self, scale: float) -> None:
-        for w in (self.loss_plot, self.metric_plot, self.grad_strip, self.confusion_view, self.lanes):
-            w.set_presentation(scale)
-
-    def _describe_confusion(self, i: int, j: int, v: float) -> str:
-        rows, cols = self.confusion_view.labels()
-        total = self.confusion_view.matrix()[i].sum()
-        share = f" ({v / total:.0%} of the true {rows[i]})" if total else ""
-        if i == j:
-            return f"{int(v)} examples of {rows[i]} classified correctly{share}"
-        return f"{int(v)} examples of {rows[i]} taken for {cols[j]}{share}"
+        self.training_tab.set_presentation(scale)
+        self.lanes.set_presentation(scale)
 
     def _update_headline(self, step: int | None = None) -> None:
-        metrics = self._last_metrics
+        headline, metrics = self.training_tab.headline, self.training_tab.metrics()
         if not self._following:
-            self.headline.setText("The run under way pretrains (fine-tuning is off): its curves are on the Curves "
+            headline.setText("The run under way pretrains (fine-tuning is off): its curves are on the Curves "
                                   "page. Switch fine-tuning on here to adapt a trained model to a labelled task.")
             self.set_summary("off" if not self.is_enabled() else "on, next run")
             return
         if not metrics:
-            self.headline.setText("Start a run: the task's loss, its validation metrics, the gradient of every "
+            headline.setText("Start a run: the task's loss, its validation metrics, the gradient of every "
                                   "layer group and the confusion matrix appear here.")
             self.set_summary(self._setup_summary())
             return
         parts = [f"{k.split('/', 1)[1]} <b>{v:.3f}</b>" for k, v in metrics.items()]
         text = f"Step {step:,}: " + " · ".join(parts) if step is not None else " · ".join(parts)
-        if self._best is not None:
-            name, v, s = self._best
+        if self.training_tab.best() is not None:
+            name, v, s = self.training_tab.best()
             text += f"   (best {name.split('/', 1)[1]} {v:.3f} at step {s:,})"
-        self.headline.setText(text)
+        headline.setText(text)
         k, v = next(iter(metrics.items()))
         self.set_summary(f"{k.split('/', 1)[1]} {v:.3f}")
 
