@@ -73,7 +73,7 @@ def main() -> int:
     from workbench.engine.events import EvalResult, FreezeChanged, ListReporter, StepMetrics, TaskBalance
     from workbench.engine.trainer import Trainer
     from workbench.gui.panels.balance_panel import BalancePanel
-    from workbench.gui.panels.finetune_panel import FinetunePanel
+    from workbench.gui.panels.finetune.page import FinetunePanel
     from workbench.gui.panels.tasks_panel import TasksPanel
 
     text, train, dev = write_data(tmp)

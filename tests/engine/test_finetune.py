@@ -1,4 +1,5 @@
 import json
+import math
 import random
 
 import pytest
@@ -7,10 +8,10 @@ import torch
 from workbench.engine.config import Experiment, FinetuneConfig, StageConfig
 from workbench.engine.errors import CorpusError
 from workbench.engine.events import EvalResult, Finished, FreezeChanged, ListReporter, StepMetrics
-from workbench.engine.freezing import FreezePlan, discriminative_scales, group_of
+from workbench.engine.freezing import FreezePlan, discriminative_scales, group_of, layer_groups
 from workbench.engine.labelled import Columns, preview, read_labelled
 from workbench.engine.model import GPT, GPTConfig
-from workbench.engine.trainer import Trainer
+from workbench.engine.trainer import Trainer, lr_at
 
 GOOD = "good great fine lovely superb".split()
 BAD = "bad awful poor dull terrible".split()
@@ -231,6 +232,102 @@ def test_gradual_unfreezing_thaws_blocks_from_the_top(reviews, pretrained, tmp_p
     assert not torch.equal(seen[4][w1], seen[8][w1])
     lrs = {g["lr_scale"] for g in trainer.optimizer.param_groups}
     assert 1.0 in lrs and any(s < 1.0 for s in lrs)  # discriminative rates
+
+
+def test_the_freezing_plan_loads_no_torch():
+    """The Fine-tune page draws the plan with the engine's own code; working it out needs no torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from workbench.engine.config import FinetuneConfig; "
+            "from workbench.engine.freezing import FreezePlan; "
+            "plan = FreezePlan(FinetuneConfig(freeze='gradual', discriminative=True), 4); "
+            "assert plan.group_segments(1000, 1e-3)['embeddings'][-1].trainable; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_plan_segments_over_a_run():
+    L = 2
+    stages = FreezePlan(FinetuneConfig(freeze="stages", discriminative=True, lr_factor=0.5, stages=(
+        StageConfig(steps=10, trainable=("heads",), learning_rate=2e-3),
+        StageConfig(steps=10, trainable=("heads", "ln_f", "top:1")),
+        StageConfig(steps=5, trainable=("all",), learning_rate=1e-4))), L)
+    segs = stages.segments(40, base_lr=1e-3)
+    assert [(s.start, s.end, s.stage) for s in segs] == [(0, 10, 0), (10, 20, 1), (20, 40, 2)]
+    assert segs[0].trainable == {"heads"} and segs[1].trainable == {"heads", "ln_f", "block.1"}
+    assert segs[0].lr == pytest.approx({"embeddings": 2 * 0.25, "block.0": 2 * 0.5, "block.1": 2.0, "ln_f": 2.0,
+                                        "heads": 2.0})
+    assert segs[2].lr["block.0"] == pytest.approx(0.1 * 0.5)
+    assert [(s.index, s.start, s.end) for s in stages.stage_spans(40)] == [(0, 0, 10), (1, 10, 20), (2, 20, 40)]
+    assert [(s.start, s.end) for s in stages.stage_spans(15)] == [(0, 10), (10, 15)]  # stage 3 starts after
+    lanes = stages.group_segments(40, base_lr=1e-3)
+    assert list(lanes) == layer_groups(L) == ["embeddings", "block.0", "block.1", "ln_f", "heads"]
+    # heads train throughout; a new piece where the stage's rate changes
+    assert [(p.start, p.end, p.trainable) for p in lanes["heads"]] == [(0, 10, True), (10, 20, True), (20, 40, True)]
+    gradual = FreezePlan(FinetuneConfig(freeze="gradual", unfreeze_every=30), 3)
+    pieces = gradual.group_segments(200, base_lr=1e-3)
+    assert [(p.start, p.end, p.trainable) for p in pieces["block.0"]] == [(0, 90, False), (90, 200, True)]
+    assert [(p.start, p.trainable) for p in pieces["embeddings"]] == [(0, False), (120, True)]
+    assert [(p.start, p.end) for p in gradual.group_segments(100, 1e-3)["heads"]] == [(0, 100)]
+    assert gradual.stage_spans(200) == []
+    assert "every 30 steps one more block thaws" in gradual.describe_plan(200)
+    assert "after the run ends" in gradual.describe_plan(100)
+
+
+@pytest.mark.parametrize("extra", [
+    ["finetune.freeze=gradual", "finetune.unfreeze_every=3", "finetune.discriminative=true",
+     "finetune.lr_factor=0.5"],
+    ["finetune.freeze=stages", "finetune.discriminative=true", "finetune.lr_factor=0.5",
+     'finetune.stages=[{steps=3, trainable=["heads"], learning_rate=1e-2}, '
+     '{steps=4, trainable=["heads", "ln_f", "top:1"]}, {steps=2, trainable=["ln_f"], learning_rate=1e-3}, '
+     '{steps=2, trainable=["all"], learning_rate=1e-4}]'],
+], ids=["gradual", "stages"])
+def test_plan_segments_are_what_the_trainer_freezes_step_by_step(reviews, pretrained, tmp_path, extra):
+    """The segments the Fine-tune page draws equal, at every step of a real run, which parameters
+    have requires_grad and the learning rate each trainable parameter is updated with."""
+    exp = finetune_experiment(reviews, pretrained, "training.max_steps=13", "training.eval_every=0", *extra)
+    tc = exp.training
+    plan = FreezePlan(exp.finetune, exp.model.n_layer)
+    segments = plan.segments(tc.max_steps, tc.learning_rate)
+    pieces = plan.group_segments(tc.max_steps, tc.learning_rate)
+    assert len(segments) >= 4  # the plan changes during the run
+    trainer = Trainer(exp, run_dir=tmp_path / "run")
+    checked, wrong = [], []  # (an assert inside a reporter would only fail the run: collect instead)
+
+    def at(segs, step):
+        return next(s for s in segs if s.start <= step < s.end)
+
+    class Watch(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if not isinstance(e, StepMetrics):
+                return
+            i = e.step - 1  # the optimizer step just taken (0-based), as the plan counts
+            seg = at(segments, i)
+            rate = {id(p): g["lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
+            trains = {}
+            for name, p in trainer.model.named_parameters():
+                group = group_of(name)
+                trains.setdefault(group, set()).add(p.requires_grad)
+                if p.requires_grad != (group in seg.trainable):
+                    wrong.append((i, name, "trains" if p.requires_grad else "frozen"))
+                elif p.requires_grad and not math.isclose(rate[id(p)], lr_at(i, tc) * seg.lr[group]):
+                    wrong.append((i, name, rate[id(p)], lr_at(i, tc) * seg.lr[group]))
+            for group, states in trains.items():
+                piece = at(pieces[group], i)
+                if states != {piece.trainable} or not math.isclose(piece.lr, seg.lr[group]):
+                    wrong.append((i, group, piece))
+            checked.append(i)
+
+    rep = Watch()
+    result = trainer.run(reporter=rep)
+    assert result.status == "completed", result.message
+    assert wrong == [] and checked == list(range(tc.max_steps))
+    # the trainer announced a change exactly where the segments change what trains
+    starts = [s.start for prev, s in zip(segments, segments[1:]) if s.trainable != prev.trainable]
+    assert [c.step for c in rep.of(FreezeChanged)] == starts
 
 
 # -- the whole fine-tuning run -----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The Tasks, Task balance and Fine-tune panels: they show what the engine sends and what it will run."""
 
 import json
+import os
 import random
 
 import numpy as np
@@ -10,14 +11,10 @@ from PySide6 import QtGui
 from workbench.engine.config import Experiment, FinetuneConfig, MultitaskConfig, StageConfig, TaskConfig
 from workbench.engine.events import EvalResult, FreezeChanged, StepMetrics, TaskBalance
 from workbench.gui.panels.balance_panel import BalancePanel
-from workbench.gui.panels.finetune_panel import (
-    FinetunePanel,
-    FreezeLaneView,
-    InputInspector,
-    experiment_sections,
-    lane_groups,
-    load_experiment_into,
-)
+from workbench.engine.freezing import layer_groups
+from workbench.gui.panels.finetune.inspector import InputInspector
+from workbench.gui.panels.finetune.lanes import FreezeLaneView
+from workbench.gui.panels.finetune.page import FinetunePanel, experiment_sections, load_experiment_into
 from workbench.gui.panels.tasks_mix import sampling_shares
 from workbench.gui.panels.tasks_panel import LabelledTaskDialog, TasksPanel
 
@@ -174,7 +171,7 @@ def assert_lanes_are_the_plan(view: FreezeLaneView, cfg: FinetuneConfig, n_layer
     from workbench.engine.freezing import FreezePlan
 
     plan = FreezePlan(cfg, n_layer)
-    assert view.groups() == lane_groups(n_layer)
+    assert view.groups() == layer_groups(n_layer)
     f = cfg.lr_factor
     for step in range(max_steps):
         trainable = plan.trainable(step)
@@ -231,6 +228,31 @@ def test_lane_view_is_the_freeze_plan(qtbot):
         assert_lanes_are_the_plan(panel.lanes, cfg, 3, 200)
 
 
+def test_lanes_are_worked_out_at_once_without_torch():
+    """The lanes are the engine's plan, worked out on the spot (no background job, no torch): the
+    page can draw the plan before torch has loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from PySide6 import QtWidgets; app = QtWidgets.QApplication([]); "
+            "from workbench.engine.config import FinetuneConfig; "
+            "from workbench.gui.panels.finetune.lanes import FreezeLaneView; "
+            "view = FreezeLaneView(); view.set_plan(FinetuneConfig(freeze='gradual', unfreeze_every=30), 3, 200); "
+            "print([s.start for s in view.lanes()['block.0'] if s.trainable], view.error() or 'ok', "
+            "'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0 and r.stdout.split() == ["[90]", "ok", "False"], r.stdout + r.stderr
+
+
+def test_lanes_show_no_plan_for_a_stage_being_typed_and_recover(qtbot):
+    view = shown(qtbot, FreezeLaneView(), 800, 300)
+    view.set_plan(FinetuneConfig(freeze="stages", stages=(StageConfig(steps=10, trainable=("top:",)),)), 2, 100)
+    assert view.lanes() == {} and view.error() and not view.is_trainable("heads", 5)
+    view.set_plan(FinetuneConfig(freeze="stages", stages=(StageConfig(steps=10, trainable=("top:1",)),)), 2, 100)
+    assert view.error() == "" and view.is_trainable("block.1", 5) and not view.is_trainable("block.0", 5)
+
+
 # ---------------------------------------------------------------------------------------------
 # fine-tuning: live views
 
@@ -243,13 +265,13 @@ def test_finetune_panel_shows_training_events(qtbot):
         panel.on_step(StepMetrics(s, 100, s * 10, s / 10, 1.0, {"sent": 1.0 - s / 100, "sent/task_loss": 0.7,
                                                                  "sent/lm_loss": 0.6}, 1e-3, 1.0, 100.0, norms))
     panel.refresh()
-    loss = panel.loss_plot.series_data("train/loss")["train/loss"]
+    loss = panel.training_tab.loss_plot.series_data("train/loss")["train/loss"]
     assert np.allclose(loss["y"], [1 - s / 100 for s in range(1, 21)])
-    assert set(panel.loss_plot.series_names()) == {"train/loss", "train/task loss", "train/aux LM loss"}
+    assert set(panel.training_tab.loss_plot.series_names()) == {"train/loss", "train/task loss", "train/aux LM loss"}
     assert panel.tabs.currentWidget() is panel.training_tab
     # one bar per group that has a gradient, as long as its norm; frozen groups have none
-    assert panel.grad_strip.bars() == pytest.approx({"block.1": 0.4, "ln_f": 0.05, "heads": 2.2})
-    rects = panel.grad_strip.bar_rects()
+    assert panel.training_tab.grad_strip.bars() == pytest.approx({"block.1": 0.4, "ln_f": 0.05, "heads": 2.2})
+    rects = panel.training_tab.grad_strip.bar_rects()
     assert set(rects) == {"block.1", "ln_f", "heads"}
     assert rects["block.1"].width() / rects["heads"].width() == pytest.approx(0.4 / 2.2, rel=1e-3)
     assert rects["heads"].top() < rects["ln_f"].top() < rects["block.1"].top()  # heads on top, as in the lanes
@@ -261,19 +283,19 @@ def test_finetune_panel_shows_training_events(qtbot):
                                  {"sent/accuracy": acc, "sent/f1": acc - 0.02},
                                  {"sent": confusion}, {"sent": ["negative", "positive"]}))
     panel.refresh()
-    acc = panel.metric_plot.series_data("val/accuracy")["val/accuracy"]
+    acc = panel.training_tab.metric_plot.series_data("val/accuracy")["val/accuracy"]
     assert np.allclose(acc["step"], [10, 20]) and np.allclose(acc["y"], [0.7, 0.84])
-    view = panel.confusion_view
+    view = panel.training_tab.confusion_view
     assert np.array_equal(view.matrix(), confusion)
     assert view.labels() == (["negative", "positive"], ["negative", "positive"])
     assert [view.cell_text(i, j) for i in range(2) for j in range(2)] == ["30", "5", "8", "37"]
-    assert "0.840" in panel.headline.text()
+    assert "0.840" in panel.training_tab.headline.text()
 
     panel.on_freeze(FreezeChanged(50, ["block.1", "heads", "ln_f"], 1234, "ln_f, heads, block 1"))
     assert panel.lanes._changes == [(50, "ln_f, heads, block 1")]
     assert "1,234" in panel.plan_caption.text()
     panel.reset()
-    assert panel.grad_strip.bars() == {} and view.matrix().size == 0 and panel.lanes._current is None
+    assert panel.training_tab.grad_strip.bars() == {} and view.matrix().size == 0 and panel.lanes._current is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,6 +364,49 @@ def test_inspector_marks_start_delimiter_and_extract(qtbot, tmp_path, char_token
         assert r[0] == "bos" and r[-1] == "extract" and "delim" in r
 
 
+def test_only_the_latest_data_check_reaches_the_page(qtbot, tmp_path, monkeypatch):
+    """The page reads its labelled data in the background; a check overtaken by a newer setting (the
+    person chose another file while the first was read) is dropped, and data chosen again after the
+    file was cleared is read again."""
+    import threading
+
+    import workbench.gui.panels.finetune.page as page_mod
+
+    slow, fast = tmp_path / "slow.tsv", tmp_path / "fast.tsv"
+    for path in (slow, fast):
+        path.write_text("sentence\tlabel\n" + "".join(f"the cat sat {i}\t{i % 2}\n" for i in range(20)))
+    release = threading.Event()
+
+    def check(state, cfg, init):
+        n = 111 if cfg.train == str(slow) else 222
+        if n == 111:
+            release.wait(20)
+        return {"n_train": n, "n_val": 1, "labels": ["0", "1"], "task": None, "tokenizer": None,
+                "block_size": 0, "regression": False}
+
+    monkeypatch.setattr(page_mod, "check_labelled", check)
+    panel = shown(qtbot, FinetunePanel(), 1400, 900)
+    panel.set_enabled(True)
+    panel.dataset.set_train_file(str(slow))
+    assert not panel.wait_for_check(50)  # the slow file is still being read
+    overtaken = panel._check.job
+    panel.dataset.set_train_file(str(fast))
+    assert panel.wait_for_check()
+    assert panel.dataset.status.text().startswith("222 training")
+    release.set()
+    assert overtaken.wait(20000)  # it ended, and what it sent went nowhere
+    qtbot.wait(10)
+    assert panel.dataset.status.text().startswith("222 training")
+
+    panel.dataset.set_train_file("")
+    assert panel.wait_for_check()
+    assert "Choose a labelled dataset" in panel.inspector.status.text()
+    panel.dataset.set_train_file(str(fast))
+    assert panel.wait_for_check()
+    assert panel.dataset.status.text().startswith("222 training")
+    assert "From scratch there is no tokenizer yet" in panel.inspector.status.text()
+
+
 def test_finetune_panel_builds_the_inspector_from_a_checkpoint(qtbot, tmp_path, small_text):
     from workbench.engine.trainer import Trainer
 
@@ -357,7 +422,7 @@ def test_finetune_panel_builds_the_inspector_from_a_checkpoint(qtbot, tmp_path, 
     panel = shown(qtbot, FinetunePanel(), 1400, 900)
     panel.set_enabled(True)
     panel.set_checkpoint(str(run))
-    assert panel.n_layer() == 2 and panel.lanes.groups() == lane_groups(2)
+    assert panel.n_layer() == 2 and panel.lanes.groups() == layer_groups(2)
     panel.dataset.set_train_file(str(data))
     # the file's columns fill the pickers and the mapping is guessed
     assert panel.dataset.columns() == ["sentence", "label"]

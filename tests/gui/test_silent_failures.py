@@ -3,7 +3,6 @@ its traceback goes to the log. The Fine-tune page's "Start from" list lists real
 
 import ast
 import logging
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from workbench import paths
 from workbench.engine.config import Experiment
 from workbench.gui.bridge import Job, run_job
 from workbench.gui.panels.corpus_panel import CorpusPanel
-from workbench.gui.panels.finetune_panel import FinetunePanel, FreezeLaneView
+from workbench.gui.panels.finetune.page import FinetunePanel
 
 GUI = Path(workbench.gui.__file__).parent
 
@@ -118,30 +117,6 @@ def test_corpus_rows_say_when_counting_failed(qtbot, monkeypatch, small_text):
     error = panel.source_error(str(small_text))
     assert error and "could not be counted" in error and "out of memory while counting" in error
     assert "with errors" in panel.total_label.text()
-
-
-def test_freeze_lanes_say_when_the_engine_cannot_be_loaded(qtbot, monkeypatch):
-    """The lanes load the engine's freezing module in the background when torch is not loaded yet;
-    when that fails, the lanes show why (and do not retry forever)."""
-    import workbench.gui.panels.finetune_panel as ft_mod
-
-    calls = []
-
-    def broken(_state):
-        calls.append(1)
-        raise ImportError("libtorch_cpu.so: cannot open shared object file")
-
-    monkeypatch.setattr(ft_mod, "_import_freezing", broken)
-    for name in ("torch", "workbench.engine.freezing"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    view = FreezeLaneView()
-    qtbot.addWidget(view)
-    view.set_plan(view.plan()[0], 2, 100)
-    qtbot.waitUntil(lambda: view.error() != "", timeout=10000)
-    assert "cannot open shared object file" in view.error()
-    view.set_plan(view.plan()[0], 3, 100)
-    qtbot.wait(50)
-    assert len(calls) == 1 and "cannot open shared object file" in view.error()
 
 
 @pytest.fixture(autouse=True)

@@ -164,7 +164,7 @@ def test_balance_headline_and_weights_describe_the_run_before_the_first_measurem
 
 
 def test_finetune_page_ignores_a_pretraining_run_and_its_summary_says_so(qtbot):
-    from workbench.gui.panels.finetune_panel import FinetunePanel
+    from workbench.gui.panels.finetune.page import FinetunePanel
 
     panel = shown(qtbot, FinetunePanel(), 1400, 900)
     panel.set_run_shape(max_steps=100, n_layer=2)
@@ -174,10 +174,10 @@ def test_finetune_page_ignores_a_pretraining_run_and_its_summary_says_so(qtbot):
         panel.on_step(e)
     panel.on_eval(ev.EvalResult(30, 1920, 3.0, {"mlm": 2.0}, {"mlm/accuracy": 0.41}))
     assert "accuracy" not in panel.summary() and panel.summary() == "off"
-    assert panel.lanes.current_step() is None and panel.loss_plot.series_names() == []
-    assert "pretrains" in panel.headline.text()
+    assert panel.lanes.current_step() is None and panel.training_tab.loss_plot.series_names() == []
+    assert "pretrains" in panel.training_tab.headline.text()
     panel.end_run()
-    assert "pretrains" not in panel.headline.text() and panel.summary() == "off"
+    assert "pretrains" not in panel.training_tab.headline.text() and panel.summary() == "off"
     panel.set_enabled(True)
     assert panel.summary() == "from random weights"
     panel.set_checkpoint("/nowhere/runs/pretrained-a")
@@ -189,7 +189,7 @@ def test_finetune_page_ignores_a_pretraining_run_and_its_summary_says_so(qtbot):
 
 
 def test_the_plan_marker_belongs_to_the_plan_it_was_drawn_on(qtbot):
-    from workbench.gui.panels.finetune_panel import FinetunePanel
+    from workbench.gui.panels.finetune.page import FinetunePanel
 
     panel = shown(qtbot, FinetunePanel(), 1400, 900)
     panel.set_enabled(True)
@@ -255,7 +255,7 @@ def test_a_multitask_pretraining_run_on_the_balance_and_finetune_pages(window, q
     lines = (Path(w.session.run_dir) / "metrics.jsonl").read_text().splitlines()
     assert any(r.get("split") == "val" and r.get("task") == "mlm" and "accuracy" in r for r in map(json.loads, lines))
     assert w.finetune.summary() == "off" and sidebar_lines(w)["finetune"] == "off"
-    assert w.finetune.loss_plot.series_names() == [] and w.finetune.lanes.current_step() is None
+    assert w.finetune.training_tab.loss_plot.series_names() == [] and w.finetune.lanes.current_step() is None
 
 
 # ---------------------------------------------------------------------------------------------

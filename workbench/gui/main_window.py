@@ -35,7 +35,7 @@ from .bridge import Job, JobSlot, TrainingSession
 from .jobs.startup import import_engine
 from .panels.attention_panel import AttentionPanel
 from .panels.balance_panel import BalancePanel
-from .panels.finetune_panel import FinetunePanel, experiment_sections, load_experiment_into
+from .panels.finetune.page import FinetunePanel, experiment_sections, load_experiment_into
 from .panels.tasks_panel import TasksPanel
 from .panels.corpus_panel import CorpusPanel
 from .panels.curves_panel import CurvesPanel
