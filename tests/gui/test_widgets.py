@@ -296,12 +296,6 @@ def test_presentation_scale_grows_fonts(plot):
         2 * before)
 
 
-def test_redraw_benchmark_runs():
-    result = loss_plot.redraw_benchmark(n=20_000, repeats=2)
-    assert result["points"] == 20_000
-    assert result["full_refresh_ms"] > 0 and result["displayed_points"] < 20_000
-
-
 # ---------------------------------------------------------------------------------------------
 # AttentionHeatmap
 
@@ -442,11 +436,6 @@ def test_grid_export_png(qtbot, snapshot, tmp_path):
     grid.set_snapshot(snapshot, list("abcdef"), layer=0)
     grid.export_png(tmp_path / "g.png")
     assert not QtGui.QImage(str(tmp_path / "g.png")).isNull()
-
-
-def test_paint_benchmark_runs():
-    result = attention_view.paint_benchmark(sizes=(16,), repeats=3, grid_shape=(2, 2))
-    assert result["heatmap_T16_ms"] > 0 and result["grid_2x2_T16_ms"] > 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ Both take plain numpy arrays; nothing here knows about torch or the engine.
 from __future__ import annotations
 
 import math
-import time as _time
 from pathlib import Path
 from typing import Sequence
 
@@ -1015,82 +1014,3 @@ def _pool_max(a: np.ndarray, k: int) -> np.ndarray:
 
 def _export_widget_png(widget: QtWidgets.QWidget, path: str | Path, scale: float) -> None:
     save_png(widget, path, scale)
-
-
-def _ensure_app() -> QtWidgets.QApplication:
-    app = QtWidgets.QApplication.instance()
-    if app is None:
-        app = QtWidgets.QApplication([])
-    return app
-
-
-def _causal_softmax(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    t = shape[-1]
-    logits = rng.standard_normal(shape).astype(np.float32) * 2.0
-    mask = np.triu(np.ones((t, t), dtype=bool), k=1)
-    logits[..., mask] = -np.inf
-    logits -= logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def paint_benchmark(sizes: Sequence[int] = (64, 256), repeats: int = 15,
-                    grid_shape: tuple[int, int] = (8, 8)) -> dict:
-    """Milliseconds from ``set_attention`` to pixels painted (``set`` + ``grab()``, which
-    renders the whole widget), median of ``repeats`` new matrices, for each T in ``sizes``;
-    also ``set_snapshot`` + paint of an AttentionGrid with ``grid_shape`` (layers, heads).
-    Tokens stay the same between updates (as during training). ``*_min_ms``: the fastest
-    run; ``*_cpu_ms``: median CPU time of this process; both nearer the uncontended cost
-    when other programs share the cores."""
-    app = _ensure_app()
-    rng = np.random.default_rng(0)
-    out: dict[str, float] = {}
-    for t in sizes:
-        view = AttentionHeatmap()
-        view.resize(640, 600)
-        view.show()
-        tokens = [f"tok{i}" for i in range(t)]
-        mats = [_causal_softmax(rng, (t, t)) for _ in range(repeats + 2)]
-        view.set_attention(mats[0], tokens)
-        app.processEvents()
-        view.grab()
-        times, cpu = [], []
-        for m in mats[1:]:
-            t0, c0 = _time.perf_counter(), _time.process_time()
-            view.set_attention(m, tokens)
-            view.grab()
-            times.append((_time.perf_counter() - t0) * 1e3)
-            cpu.append((_time.process_time() - c0) * 1e3)
-        out[f"heatmap_T{t}_ms"] = float(np.median(times[1:]))
-        out[f"heatmap_T{t}_cpu_ms"] = float(np.median(cpu))
-        out[f"heatmap_T{t}_min_ms"] = float(np.min(times))
-        view.close()
-        view.deleteLater()
-    L, H = grid_shape
-    for t in sizes:
-        grid = AttentionGrid()
-        grid.resize(640, 640)
-        grid.show()
-        tokens = [f"tok{i}" for i in range(t)]
-        snaps = [_causal_softmax(rng, (L, H, t, t)) for _ in range(4)]
-        grid.set_snapshot(snaps[0], tokens)
-        app.processEvents()
-        grid.grab()
-        times, cpu = [], []
-        for k in range(repeats):
-            t0, c0 = _time.perf_counter(), _time.process_time()
-            grid.set_snapshot(snaps[k % 4], tokens)
-            grid.grab()
-            times.append((_time.perf_counter() - t0) * 1e3)
-            cpu.append((_time.process_time() - c0) * 1e3)
-        out[f"grid_{L}x{H}_T{t}_ms"] = float(np.median(times))
-        out[f"grid_{L}x{H}_T{t}_cpu_ms"] = float(np.median(cpu))
-        out[f"grid_{L}x{H}_T{t}_min_ms"] = float(np.min(times))
-        grid.close()
-        grid.deleteLater()
-    app.processEvents()
-    return out
-
-
-if __name__ == "__main__":  # python -m workbench.gui.widgets.attention_view
-    print(paint_benchmark())

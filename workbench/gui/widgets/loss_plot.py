@@ -19,7 +19,7 @@ only (``smoothed(series)``; exports are raw): the raw curve stays faint behind t
 The weight goes up to 0.999, but a curve is never averaged over more than 1/16 of its points
 (``ema_weight_for``), so a smoothed line ends where the data is, even on a short run.
 
-Speed (measured on a 2-core machine; ``redraw_benchmark``): points live in growable numpy
+Speed (measured on a 2-core machine; ``workbench.bench.widgets.redraw_benchmark``): points live in growable numpy
 buffers, ``add_points`` only copies. ``refresh`` smooths the new points incrementally and updates
 a min/max pyramid per curve (``_Envelope``), then hands pyqtgraph at most a few hundred bins for
 the visible range, each bin's true minimum and maximum (nothing is averaged away; outside the
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import csv
 import math
-import time as _time
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -1752,94 +1751,3 @@ class PlotStack(QtWidgets.QWidget):
         path = ask_export_path(self, kind, "curves")
         if path:
             self.export_png(path)
-
-
-# =============================================================================================
-# benchmark
-
-
-def _ensure_app() -> QtWidgets.QApplication:
-    app = QtWidgets.QApplication.instance()
-    if app is None:
-        app = QtWidgets.QApplication([])
-    return app
-
-
-def redraw_benchmark(n: int = 1_000_000, repeats: int = 9, width: int = 900,
-                     height: int = 500) -> dict:
-    """Time redraws of a LossPlot holding ``n`` points of "train/lm" (smoothed, with the raw
-    curve behind) plus n/100 points of "val/lm". Milliseconds, median of ``repeats`` (and,
-    for the first two, the minimum: the uncontended cost on a busy machine):
-
-    - ``full_refresh_ms``: everything re-decimated for the view, handed to pyqtgraph and
-      painted (``refresh(force=True)`` + ``grab()``): the cost of any redraw.
-    - ``append_refresh_ms``: 100 new points appended, then refresh + paint (live training).
-    - ``log_y_refresh_ms``: full refresh + paint with a log y axis.
-    - ``resmooth_ms``: smoothing weight changed: EMA of all n points and the min/max pyramid
-      recomputed, then painted (a one-off when the user moves the slider).
-    - ``ingest_ms``: first refresh after adding the n points in one call (smoothing + pyramid
-      built from scratch) + paint.
-    """
-    app = _ensure_app()
-    rng = np.random.default_rng(0)
-    steps = np.arange(n, dtype=np.float64)
-    y = 1.5 + 2.5 * np.exp(-steps / (n / 6)) + 0.15 * rng.standard_normal(n)
-    plot = LossPlot(title="benchmark", smoothing=0.6)
-    plot.resize(width, height)
-    plot.show()
-    app.processEvents()
-
-    cpu: dict[str, list[float]] = {}
-
-    def timed(fn, key: str = "") -> float:
-        t, c = _time.perf_counter(), _time.process_time()
-        fn()
-        plot.plot_widget.grab()
-        if key:
-            cpu.setdefault(key, []).append((_time.process_time() - c) * 1e3)
-        return (_time.perf_counter() - t) * 1e3
-
-    plot.add_points("train/lm", steps, y, tokens=steps * 4096, time=steps * 0.05)
-    nv = max(1, n // 100)
-    vs = steps[:: n // nv][:nv]
-    plot.add_points("val/lm", vs, y[vs.astype(int)] + 0.1, tokens=vs * 4096, time=vs * 0.05)
-    ingest = timed(plot.refresh)
-    for _ in range(2):
-        timed(lambda: plot.refresh(force=True))
-    full = [timed(lambda: plot.refresh(force=True), "full") for _ in range(repeats)]
-    points = plot.displayed_point_count()
-    k = [n]
-
-    def append():
-        s = np.arange(k[0], k[0] + 100, dtype=np.float64)
-        plot.add_points("train/lm", s, 1.5 + 0.15 * rng.standard_normal(100),
-                        tokens=s * 4096, time=s * 0.05)
-        k[0] += 100
-        plot.refresh()
-
-    append_t = [timed(append, "append") for _ in range(repeats)]
-    weights = [0.5, 0.7, 0.8, 0.9, 0.95, 0.6, 0.75, 0.85, 0.99]
-    resmooth = [timed(lambda w=w: plot.set_smoothing(w)) for w in weights[:repeats]]
-    plot.set_log_y(True)
-    timed(lambda: plot.refresh(force=True))
-    log_t = [timed(lambda: plot.refresh(force=True), "log") for _ in range(repeats)]
-    plot.close()
-    plot.deleteLater()
-    return {
-        "points": int(n),
-        "displayed_points": int(points),
-        "full_refresh_ms": float(np.median(full)),
-        "full_refresh_min_ms": float(np.min(full)),
-        "full_refresh_cpu_ms": float(np.median(cpu["full"])),
-        "append_refresh_ms": float(np.median(append_t)),
-        "append_refresh_min_ms": float(np.min(append_t)),
-        "append_refresh_cpu_ms": float(np.median(cpu["append"])),
-        "log_y_refresh_ms": float(np.median(log_t)),
-        "log_y_refresh_cpu_ms": float(np.median(cpu["log"])),
-        "resmooth_ms": float(np.median(resmooth)),
-        "ingest_ms": float(ingest),
-    }
-
-
-if __name__ == "__main__":  # python -m workbench.gui.widgets.loss_plot
-    print(redraw_benchmark())
