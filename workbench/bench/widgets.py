@@ -17,7 +17,7 @@ import numpy as np
 from PySide6 import QtWidgets
 
 from workbench.gui.widgets.attention_view import AttentionGrid, AttentionHeatmap
-from workbench.gui.widgets.loss_plot import LossPlot
+from workbench.gui.widgets.plot.loss_plot import LossPlot
 
 
 def _ensure_app() -> QtWidgets.QApplication:

@@ -24,7 +24,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from ..widgets import style
-from ..widgets.loss_plot import LossPlot, MetricPlot
+from ..widgets.plot.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
 from ..widgets.flow import Columns, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, Panel, card, muted_label

@@ -49,7 +49,7 @@ from workbench.engine.config import (
 from workbench.engine.errors import WorkbenchError
 
 from ..widgets import style
-from ..widgets.loss_plot import LossPlot, MetricPlot
+from ..widgets.plot.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
 from ..widgets.token_strip import TokenStrip
 from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel

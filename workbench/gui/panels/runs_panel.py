@@ -22,7 +22,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..widgets import style
-from ..widgets.loss_plot import LossPlot
+from ..widgets.plot.loss_plot import LossPlot
 from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, Panel, card, error_label, fmt_duration, muted_label, show_error
 

@@ -4,7 +4,10 @@ They take plain Python numbers and numpy arrays and import nothing from ``workbe
 """
 
 from .attention_view import AttentionGrid, AttentionHeatmap
-from .loss_plot import CurveControls, LossPlot, MetricPlot, PlotStack, ema_smooth
+from .plot.controls import CurveControls
+from .plot.loss_plot import LossPlot, MetricPlot
+from .plot.smoothing import ema_smooth
+from .plot.stack import PlotStack
 from .token_strip import TokenStrip
 
 __all__ = [
