@@ -17,7 +17,8 @@ from workbench.gui.widgets import (
     TokenStrip,
     ema_smooth,
 )
-from workbench.gui.widgets import attention_view, style
+from workbench.gui.widgets import style
+from workbench.gui.widgets.attention.grid import _pool_max
 from workbench.gui.widgets.plot.smoothing import _Envelope
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +424,7 @@ def test_grid_cells_show_the_heads(qtbot, snapshot):
 def test_grid_pools_large_heads_by_max():
     rng = np.random.default_rng(9)
     a = rng.random((2, 3, 10, 10)).astype(np.float32)
-    pooled = attention_view._pool_max(a, 4)
+    pooled = _pool_max(a, 4)
     assert pooled.shape == (2, 3, 3, 3)
     padded = np.zeros((2, 3, 12, 12), dtype=np.float32)
     padded[..., :10, :10] = a

@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 from PySide6 import QtWidgets
 
-from workbench.gui.widgets.attention_view import AttentionGrid, AttentionHeatmap
+from workbench.gui.widgets.attention.grid import AttentionGrid
+from workbench.gui.widgets.attention.heatmap import AttentionHeatmap
 from workbench.gui.widgets.plot.loss_plot import LossPlot
 
 

@@ -3,7 +3,8 @@
 They take plain Python numbers and numpy arrays and import nothing from ``workbench.engine``.
 """
 
-from .attention_view import AttentionGrid, AttentionHeatmap
+from .attention.grid import AttentionGrid
+from .attention.heatmap import AttentionHeatmap
 from .plot.controls import CurveControls
 from .plot.loss_plot import LossPlot, MetricPlot
 from .plot.smoothing import ema_smooth
