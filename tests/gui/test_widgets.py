@@ -298,6 +298,18 @@ def test_presentation_scale_grows_fonts(plot):
         2 * before)
 
 
+def test_title_size_is_a_class_setting_that_any_subclass_may_change(qtbot):
+    class WallPlot(LossPlot):  # neither LossPlot nor MetricPlot: its own title size
+        TITLE_POINTS = 14.0
+
+    sizes = {}
+    for cls in (LossPlot, MetricPlot, WallPlot):
+        p = cls(title="Loss", presentation=2.0)
+        qtbot.addWidget(p)
+        sizes[cls.__name__] = p.plot_item.titleLabel.opts["size"]
+    assert sizes == {"LossPlot": "23.0pt", "MetricPlot": "21.0pt", "WallPlot": "28.0pt"}
+
+
 # ---------------------------------------------------------------------------------------------
 # AttentionHeatmap
 

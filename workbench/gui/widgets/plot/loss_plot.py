@@ -52,6 +52,8 @@ class LossPlot(QtWidgets.QWidget):
     xAxisChanged = QtCore.Signal(str)
     logYChanged = QtCore.Signal(bool)
 
+    TITLE_POINTS = 11.5  # the title's font size at scale 1
+
     def __init__(self, parent: QtWidgets.QWidget | None = None, *, title: str = "",
                  y_label: str = "loss", show_controls: bool = True, smoothing: float = 0.9,
                  presentation: float = 1.0, legend: bool = True, color_offset: int = 0):
@@ -556,7 +558,7 @@ class LossPlot(QtWidgets.QWidget):
         else:
             self.plot_item.showLabel("left", False)
         if self._title:
-            size = 10.5 if isinstance(self, MetricPlot) else 11.5
+            size = self.TITLE_POINTS
             self.plot_item.setTitle(self._title, color=style.FOREGROUND,
                                     size=f"{size * sc:.1f}pt", bold=True)
         else:
@@ -568,7 +570,7 @@ class LossPlot(QtWidgets.QWidget):
         # reflows or scrolls instead
         width = MIN_PLOT_WIDTH * sc
         if self._title:
-            size = 10.5 if isinstance(self, MetricPlot) else 11.5
+            size = self.TITLE_POINTS
             title_font = style.font(1.0, size=size * sc, bold=True)
             width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) * 1.1 + 48 * sc)
         tick_font = style.font(sc, size=9)
@@ -683,6 +685,8 @@ class LossPlot(QtWidgets.QWidget):
 class MetricPlot(LossPlot):
     """A compact LossPlot for metrics such as learning rate, gradient norm or tokens/s: no
     control row, no smoothing and no legend unless asked."""
+
+    TITLE_POINTS = 10.5  # smaller than a LossPlot's: it sits under one
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, *, title: str = "",
                  y_label: str = "", smoothing: float = 0.0, presentation: float = 1.0,
