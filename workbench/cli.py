@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
                          "curve redraw with 10^6 points, attention snapshot to pixels",
                          description="Trains a preset in a real window (offscreen without a display) and prints "
-                                     "JSON. Takes about 3 x --seconds plus a minute; see workbench/gui/bench.py.")
+                                     "JSON. Takes about 3 x --seconds plus a minute; see workbench/bench/gui.py.")
     bg.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
     bg.add_argument("--seconds", type=_number(float, 0.5, 3600.0), default=20.0,
                     help="seconds of event-loop measurement while training (default 20)")
@@ -438,12 +438,13 @@ def cmd_corpus(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.bench_command == "gui":
-        from workbench.gui.bench import main as bench_gui
+        from workbench.bench.gui import main as bench_gui
 
         print(json.dumps(bench_gui(args.preset, args.seconds, args.overrides, segments=args.segments,
                                    redraw_points=args.points)))
         return 0
-    from workbench.engine.bench import DEMO_LOSS_LEVEL, DEMO_PATTERN_LEVEL, bench_demo, bench_train
+    from workbench.bench.demo import DEMO_LOSS_LEVEL, DEMO_PATTERN_LEVEL, bench_demo
+    from workbench.bench.train import bench_train
     from workbench.engine.config import resolve_experiment
 
     if args.bench_command == "demo":

@@ -1,5 +1,6 @@
-"""`workbench bench gui` runs end to end and reports every figure (a short run; no timing limits
-here: the figures depend on the machine, and the note in the docs gives the measured ones)."""
+"""`workbench bench gui` and the widget benchmarks run end to end and report every figure (short
+runs; no timing limits here: the figures depend on the machine, and the note in the docs gives the
+measured ones)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 
 import pytest
 
-from workbench.gui import bench
+from workbench.bench import gui as bench
+from workbench.bench.widgets import paint_benchmark, redraw_benchmark
 
 
 def _number(x) -> bool:
@@ -51,3 +53,14 @@ def test_bench_gui_short_run_reports_every_figure(qapp, tmp_path, monkeypatch):
     assert all(_number(live[k]) and live[k] > 0 for k in ("p50_ms", "max_ms")) if live["n"] else True
     assert all(_number(v) and v > 0 for v in r["attention_widget"].values())
     assert all(_number(v) for v in r["cpu"]["curves_page"].values())
+
+
+def test_redraw_benchmark_runs(qapp):
+    result = redraw_benchmark(n=20_000, repeats=2)
+    assert result["points"] == 20_000
+    assert result["full_refresh_ms"] > 0 and result["displayed_points"] < 20_000
+
+
+def test_paint_benchmark_runs(qapp):
+    result = paint_benchmark(sizes=(16,), repeats=3, grid_shape=(2, 2))
+    assert result["heatmap_T16_ms"] > 0 and result["grid_2x2_T16_ms"] > 0

@@ -18,8 +18,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from workbench.gui import main_window as mw
 from workbench.gui.main_window import MainWindow
 from workbench.gui.panels.attention_panel import HEATMAP_SHARE
-from workbench.gui.widgets.attention_view import AttentionGrid, AttentionHeatmap
-from workbench.gui.widgets.loss_plot import MIN_PLOT_HEIGHT, MIN_VIEW_HEIGHT
+from workbench.gui.widgets.attention.grid import AttentionGrid
+from workbench.gui.widgets.attention.heatmap import AttentionHeatmap
+from workbench.gui.widgets.plot.loss_plot import MIN_PLOT_HEIGHT, MIN_VIEW_HEIGHT
 
 SIZES = [(1024, 768), (1440, 900)]
 PROBE = "cfhkam>cfhkam bjdpge<egpdjb ([{(|)}])"

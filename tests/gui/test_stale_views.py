@@ -79,7 +79,7 @@ def test_scrubbing_the_timeline_stops_following_and_ticking_jumps_to_the_newest(
 
 
 def test_smoothing_at_maximum_keeps_up_with_the_data_and_says_its_value(qtbot):
-    from workbench.gui.widgets.loss_plot import LossPlot
+    from workbench.gui.widgets.plot.loss_plot import LossPlot
 
     plot = shown(qtbot, LossPlot(title="loss", show_controls=True, smoothing=0.6), 900, 500)
     slider = plot.controls.slider

@@ -17,7 +17,9 @@ from workbench.gui.widgets import (
     TokenStrip,
     ema_smooth,
 )
-from workbench.gui.widgets import attention_view, loss_plot, style
+from workbench.gui.widgets import style
+from workbench.gui.widgets.attention.grid import _pool_max
+from workbench.gui.widgets.plot.smoothing import _Envelope
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -79,9 +81,9 @@ def test_envelope_keeps_every_extreme_and_updates_incrementally():
     n = 50_001
     y = rng.standard_normal(n)
     y[10:14] = np.nan
-    whole = loss_plot._Envelope()
+    whole = _Envelope()
     whole.update(y, 0)
-    pieces = loss_plot._Envelope()
+    pieces = _Envelope()
     done = 0
     for end in (7, 1000, 1001, 30_000, n):
         pieces.update(y[:end], done)
@@ -296,10 +298,16 @@ def test_presentation_scale_grows_fonts(plot):
         2 * before)
 
 
-def test_redraw_benchmark_runs():
-    result = loss_plot.redraw_benchmark(n=20_000, repeats=2)
-    assert result["points"] == 20_000
-    assert result["full_refresh_ms"] > 0 and result["displayed_points"] < 20_000
+def test_title_size_is_a_class_setting_that_any_subclass_may_change(qtbot):
+    class WallPlot(LossPlot):  # neither LossPlot nor MetricPlot: its own title size
+        TITLE_POINTS = 14.0
+
+    sizes = {}
+    for cls in (LossPlot, MetricPlot, WallPlot):
+        p = cls(title="Loss", presentation=2.0)
+        qtbot.addWidget(p)
+        sizes[cls.__name__] = p.plot_item.titleLabel.opts["size"]
+    assert sizes == {"LossPlot": "23.0pt", "MetricPlot": "21.0pt", "WallPlot": "28.0pt"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,7 +436,7 @@ def test_grid_cells_show_the_heads(qtbot, snapshot):
 def test_grid_pools_large_heads_by_max():
     rng = np.random.default_rng(9)
     a = rng.random((2, 3, 10, 10)).astype(np.float32)
-    pooled = attention_view._pool_max(a, 4)
+    pooled = _pool_max(a, 4)
     assert pooled.shape == (2, 3, 3, 3)
     padded = np.zeros((2, 3, 12, 12), dtype=np.float32)
     padded[..., :10, :10] = a
@@ -442,11 +450,6 @@ def test_grid_export_png(qtbot, snapshot, tmp_path):
     grid.set_snapshot(snapshot, list("abcdef"), layer=0)
     grid.export_png(tmp_path / "g.png")
     assert not QtGui.QImage(str(tmp_path / "g.png")).isNull()
-
-
-def test_paint_benchmark_runs():
-    result = attention_view.paint_benchmark(sizes=(16,), repeats=3, grid_shape=(2, 2))
-    assert result["heatmap_T16_ms"] > 0 and result["grid_2x2_T16_ms"] > 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from ..widgets.attention_view import AttentionGrid, AttentionHeatmap
+from ..widgets.attention.grid import AttentionGrid
+from ..widgets.attention.heatmap import AttentionHeatmap
 
 from ..widgets.flow import FlowRow, ReflowSplitter, WrapLabel
 from . import Panel, card, muted_label

@@ -26,7 +26,7 @@ from PySide6 import QtCore, QtWidgets
 from ..bridge import JobSlot
 from ..jobs.balance import initial_weights
 from ..widgets import style
-from ..widgets.loss_plot import LossPlot, MetricPlot
+from ..widgets.plot.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
 from ..widgets.flow import Columns, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, Panel, card, muted_label

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from ..widgets.loss_plot import CurveControls, LossPlot, MetricPlot
+from ..widgets.plot.controls import CurveControls
+from ..widgets.plot.loss_plot import LossPlot, MetricPlot
 from ..widgets.flow import ReflowSplitter, WrapLabel
 from . import Panel, muted_label
 

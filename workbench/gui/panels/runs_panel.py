@@ -23,7 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..bridge import JobSlot
 from ..jobs.runs import export_run_report, list_all_runs
 from ..widgets import style
-from ..widgets.loss_plot import LossPlot
+from ..widgets.plot.loss_plot import LossPlot
 from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
 from .runs_table import RunsTable

@@ -3,8 +3,12 @@
 They take plain Python numbers and numpy arrays and import nothing from ``workbench.engine``.
 """
 
-from .attention_view import AttentionGrid, AttentionHeatmap
-from .loss_plot import CurveControls, LossPlot, MetricPlot, PlotStack, ema_smooth
+from .attention.grid import AttentionGrid
+from .attention.heatmap import AttentionHeatmap
+from .plot.controls import CurveControls
+from .plot.loss_plot import LossPlot, MetricPlot
+from .plot.smoothing import ema_smooth
+from .plot.stack import PlotStack
 from .token_strip import TokenStrip
 
 __all__ = [

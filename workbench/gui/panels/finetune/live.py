@@ -13,7 +13,7 @@ from workbench.engine.freezing import layer_groups
 
 from ...widgets import style
 from ...widgets.flow import WrapLabel
-from ...widgets.loss_plot import LossPlot, MetricPlot
+from ...widgets.plot.loss_plot import LossPlot, MetricPlot
 from ...widgets.matrix_view import MatrixView
 from .lanes import TRAIN_COLOR, group_label
 

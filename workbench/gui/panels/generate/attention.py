@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ...widgets import style
-from ...widgets.attention_view import TokenAxis
+from ...widgets.attention.token_axis import TokenAxis
 from ...widgets.plot_input import wheel_scrolls_page
 from ...widgets.token_strip import TokenStrip
 from .. import muted_label

@@ -17,11 +17,11 @@ attention mailbox are all exercised. Measured, and printed as one JSON object:
   5 ms timer (``ratio_with_lateness_timer``: the timer itself costs the GUI thread 1-2% of a
   core), the window's run alone (``ratio_same_threads``), then the headless run for as long,
   the window's run paused meanwhile and the main thread asleep.
-- ``curves_redraw``: ``loss_plot.redraw_benchmark`` with 10^6 points.
+- ``curves_redraw``: ``widgets.redraw_benchmark`` with 10^6 points.
 - ``attention_to_pixels``: from an ``AttentionSnapshot`` put into the bridge's mailbox to the
   attention panel's heatmap painted (the paint done and the frame flushed), for the run's own
   snapshots while it trains, and for snapshots posted from another thread with the run stopped;
-  ``attention_widget``: ``attention_view.paint_benchmark`` (set + paint of the widget alone).
+  ``attention_widget``: ``widgets.paint_benchmark`` (set + paint of the widget alone).
 
 Wall-clock figures on a shared machine include time lost to other programs: CPU times (of the
 process, of the GUI thread and, on Linux, of the worker thread with its run-queue wait) and the
@@ -325,8 +325,8 @@ def bench_gui(preset: str = "demo_toy", seconds: float = 20.0, overrides: list[s
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from workbench.engine.config import resolve_experiment
 
-    from . import app as app_mod
-    from .bridge import Job
+    from workbench.gui import app as app_mod
+    from workbench.gui.bridge import Job
 
     segments = max(1, int(segments))
     seg = seconds / segments
@@ -350,7 +350,7 @@ def bench_gui(preset: str = "demo_toy", seconds: float = 20.0, overrides: list[s
     try:
         app_mod.create_app()
         result["platform"] = QtWidgets.QApplication.platformName()
-        from .main_window import MainWindow
+        from workbench.gui.main_window import MainWindow
 
         headless = _HeadlessRun(exp, gui_threads, os.path.join(tmp.name, "headless"))
         headless.start(warmup=min(2.0, warmup))
@@ -458,8 +458,7 @@ def bench_gui(preset: str = "demo_toy", seconds: float = 20.0, overrides: list[s
         # snapshots posted from another thread into the mailbox with the run stopped
         idle = _post_snapshots(w, mailbox, watch, n=paint_repeats)
 
-        from .widgets.attention_view import paint_benchmark
-        from .widgets.loss_plot import redraw_benchmark
+        from .widgets import paint_benchmark, redraw_benchmark
 
         snap = w.attention.current()
         t_probe = snap.attention.shape[-1] if snap is not None and snap.attention is not None else 64
