@@ -30,7 +30,7 @@ from workbench.engine import control as control_mod
 from workbench.engine.config import (ConfigError, Experiment, from_dict, load_experiment, preset_dir,
                                      preset_names, resolve_experiment)
 
-from . import app as app_mod
+from . import theme
 from .bridge import Job, TrainingSession, import_engine
 from .panels.attention_panel import AttentionPanel
 from .panels.balance_panel import BalancePanel
@@ -75,11 +75,11 @@ REDRAW_MIN_MS = 25
 REDRAW_MAX_MS = 1000
 GUI_CPU_SHARE = 0.05
 STATE_LOOK = {  # state -> (chip text, colour)
-    "idle": ("Ready", "#8a9099"),
-    "preparing": ("Preparing", "#b26a00"),
-    "running": ("Training", "#3d8b37"),
-    "paused": ("Paused", "#b26a00"),
-    "stopping": ("Stopping", "#c62828"),
+    "idle": ("Ready", theme.NEUTRAL),
+    "preparing": ("Preparing", theme.WAITING),
+    "running": ("Training", theme.START_GREEN),
+    "paused": ("Paused", theme.WAITING),
+    "stopping": ("Stopping", theme.ERROR_COLOR),
 }
 
 TITLE_ROLE = QtCore.Qt.ItemDataRole.DisplayRole
@@ -87,7 +87,7 @@ SUBTITLE_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 NUMBER_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 
 
-def make_icon(shape: str, color: str = "#3a4150") -> QtGui.QIcon:
+def make_icon(shape: str, color: str = theme.ICON_COLOR) -> QtGui.QIcon:
     """Simple, crisp toolbar icons drawn here (the platform's media icons vary a lot)."""
     size = 64
     pm = QtGui.QPixmap(size, size)
@@ -154,35 +154,35 @@ class SidebarDelegate(QtWidgets.QStyledItemDelegate):
         selected = bool(option.state & QtWidgets.QStyle.StateFlag.State_Selected)
         hover = bool(option.state & QtWidgets.QStyle.StateFlag.State_MouseOver)
         if selected or hover:
-            bg = QtGui.QColor("#2f394b" if selected else "#272e3b")
+            bg = QtGui.QColor(theme.SIDEBAR_SELECTED_BG if selected else theme.SIDEBAR_HOVER_BG)
             p.setPen(QtCore.Qt.PenStyle.NoPen)
             p.setBrush(bg)
             p.drawRoundedRect(r.adjusted(8, 2, -8, -2), 7, 7)
             if selected:
-                p.setBrush(QtGui.QColor("#6fa0d8"))
+                p.setBrush(QtGui.QColor(theme.SIDEBAR_MARK))
                 p.drawRoundedRect(QtCore.QRectF(r.left() + 8, r.top() + 10, 3, r.height() - 20), 1.5, 1.5)
         number = index.data(NUMBER_ROLE)
         model = index.model()
         rad = 13 * self.scale
         cx, cy = r.left() + 34 * self.scale, r.center().y()
-        line = QtGui.QPen(QtGui.QColor("#4a5466"), 2)
+        line = QtGui.QPen(QtGui.QColor(theme.SIDEBAR_LINE), 2)
         p.setPen(line)
         if index.row() > 0:
             p.drawLine(QtCore.QPointF(cx, r.top()), QtCore.QPointF(cx, cy - rad))
         if index.row() < model.rowCount() - 1:
             p.drawLine(QtCore.QPointF(cx, cy + rad), QtCore.QPointF(cx, r.bottom() + 1))
-        p.setPen(QtGui.QPen(QtGui.QColor("#6fa0d8" if selected else "#5b6679"), 2))
-        p.setBrush(QtGui.QColor("#4e79a7" if selected else "#1f2430"))
+        p.setPen(QtGui.QPen(QtGui.QColor(theme.SIDEBAR_MARK if selected else theme.SIDEBAR_RING), 2))
+        p.setBrush(QtGui.QColor(theme.UI_ACCENT if selected else theme.SIDEBAR_BG))
         p.drawEllipse(QtCore.QPointF(cx, cy), rad, rad)
         f = QtGui.QFont(option.font)
         f.setBold(True)
         p.setFont(f)
-        p.setPen(QtGui.QColor("#ffffff" if selected else "#b8c0cf"))
+        p.setPen(QtGui.QColor(theme.SIDEBAR_SELECTED_TEXT if selected else theme.SIDEBAR_NUMBER))
         p.drawText(QtCore.QRectF(cx - rad, cy - rad, 2 * rad, 2 * rad), QtCore.Qt.AlignmentFlag.AlignCenter, str(number))
         tx = cx + rad + 12 * self.scale
         fm = QtGui.QFontMetrics(f)
         title_rect = QtCore.QRectF(tx, cy - fm.height() - 1, r.right() - tx - 10, fm.height())
-        p.setPen(QtGui.QColor("#ffffff" if selected else "#d8dde6"))
+        p.setPen(QtGui.QColor(theme.SIDEBAR_SELECTED_TEXT if selected else theme.SIDEBAR_TITLE))
         p.drawText(title_rect, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
                    index.data(TITLE_ROLE))
         small = QtGui.QFont(option.font)
@@ -191,7 +191,7 @@ class SidebarDelegate(QtWidgets.QStyledItemDelegate):
         sfm = QtGui.QFontMetrics(small)
         sub = index.data(SUBTITLE_ROLE) or ""
         sub_rect = QtCore.QRectF(tx, cy + 2, r.right() - tx - 10, sfm.height())
-        p.setPen(QtGui.QColor("#9fb3cc" if selected else "#8e97a8"))
+        p.setPen(QtGui.QColor(theme.SIDEBAR_SELECTED_SUMMARY if selected else theme.SIDEBAR_SUMMARY))
         p.drawText(sub_rect, QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter,
                    sfm.elidedText(sub, QtCore.Qt.TextElideMode.ElideRight, int(sub_rect.width())))
         p.restore()
@@ -285,7 +285,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def __init__(self, settings: QtCore.QSettings | None = None, parent=None):
         super().__init__(parent)
-        self.settings = settings or QtCore.QSettings(app_mod.ORGANIZATION, app_mod.APPLICATION)
+        self.settings = settings or QtCore.QSettings(theme.ORGANIZATION, theme.APPLICATION)
         self.last_path: Path | None = (paths.config_dir() / LAST_EXPERIMENT if settings is None else
                                        Path(settings.fileName()).with_name(LAST_EXPERIMENT)
                                        if settings.format() == QtCore.QSettings.Format.IniFormat else None)
@@ -310,7 +310,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._name_auto: str | None = None    # a name that follows the corpus (a preset's, or derived)
         self._corpus_paths: tuple[str, ...] = ()
         self._snapshot_wanted = False         # the person asked for a snapshot: show it when it comes
-        self.setWindowTitle(app_mod.APPLICATION)
+        self.setWindowTitle(theme.APPLICATION)
         self.setMinimumSize(MIN_WINDOW)
 
         # panels, in the order of the path
@@ -372,7 +372,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                          "Pause after this step; everything stays in memory")
         self.resume_action = self._action("Resume", self.resume, "Ctrl+R", make_icon("resume"),
                                           "Carry on from where it paused")
-        self.stop_action = self._action("Stop", self.stop, "Ctrl+.", make_icon("stop", "#c62828"),
+        self.stop_action = self._action("Stop", self.stop, "Ctrl+.", make_icon("stop", theme.ERROR_COLOR),
                                         "Stop after this step and save a checkpoint")
         self.demo_action = self._action("Demo", self.run_demo, "Ctrl+D", make_icon("demo", "#ffffff"),
                                         "Load the demo (a tiny GPT learns to copy, reverse and close brackets) and start it")
@@ -703,7 +703,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """The experiment first, the app name last, once: the X11/Wayland platforms append the
         application display name to a title that does not already end with it."""
         where = f" — {Path(self._experiment_path).name}" if self._experiment_path else ""
-        self.setWindowTitle(f"{self.training.name()}{where} — {app_mod.APPLICATION}")
+        self.setWindowTitle(f"{self.training.name()}{where} — {theme.APPLICATION}")
 
     def _corpus_changed(self) -> None:
         cfg = self.corpus.config()
@@ -986,7 +986,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_actions()
 
     def _show_state(self, state: str) -> None:
-        text, color = STATE_LOOK.get(state, (state, "#8a9099"))
+        text, color = STATE_LOOK.get(state, (state, theme.NEUTRAL))
         self.state_chip.setText(text)
         self.state_chip.setStyleSheet(f"background: {color};")
         self.status_progress.setVisible(state != "idle")
@@ -1165,7 +1165,7 @@ class MainWindow(QtWidgets.QMainWindow):
         with QtCore.QSignalBlocker(self.presentation_action):
             self.presentation_action.setChecked(on)
         app = QtWidgets.QApplication.instance()
-        app_mod.apply_style(app, scale)
+        theme.apply_style(app, scale)
         self.sidebar_delegate.scale = scale
         side_scale = 1 + (scale - 1) * 0.6  # the page needs the room more than the sidebar
         titles = max(label.sizeHint().width() for label in self._sidebar_titles)

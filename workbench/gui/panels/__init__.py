@@ -16,9 +16,7 @@ from workbench.fmt import human_bytes  # noqa: F401  (the panels' number formats
 
 from ..widgets.flow import WrapLabel
 
-ERROR_COLOR = "#c62828"
-OK_COLOR = "#2e7d32"
-MUTED_COLOR = "#6b6b6b"
+from ..theme import ERROR_COLOR, OK_COLOR, MUTED as MUTED_COLOR  # noqa: F401  (stand-in until the renaming commit)
 
 
 class Panel(QtWidgets.QWidget):
