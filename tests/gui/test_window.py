@@ -21,7 +21,7 @@ from workbench.engine import events as ev
 from workbench.engine.config import ModelConfig
 from workbench.gui import theme
 from workbench.gui.bridge import MetricsBatch, SignalReporter, TrainingSession
-from workbench.gui.main_window import MainWindow
+from workbench.gui.window.main_window import MainWindow
 from workbench.gui.panels.training_panel import command_line
 
 TINY_MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, block_size=32)

@@ -34,7 +34,7 @@ def create_app(argv: list[str] | None = None) -> QtWidgets.QApplication:
 def main(experiment: str | None = None) -> int:
     """Open the window (optionally with an experiment TOML or preset name) and run until closed."""
     app = create_app()
-    from .main_window import MainWindow
+    from .window.main_window import MainWindow
 
     window = MainWindow()
     app.aboutToQuit.connect(window.shutdown)

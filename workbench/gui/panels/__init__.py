@@ -45,7 +45,7 @@ class Panel(QtWidgets.QWidget):
         self.body = QtWidgets.QVBoxLayout(content)
         self.body.setContentsMargins(0, 0, 0, 0)
         self.body.setSpacing(10)
-        # ``scroll`` is kept for callers: every page scrolls in the window (main_window._PageScroll),
+        # ``scroll`` is kept for callers: every page scrolls in the window (window.page_host.PageScroll),
         # and a scroll area of the panel's own hid its minimum size from it (controls were cut)
         outer.addWidget(content, 1)
         self._summary = ""
