@@ -20,7 +20,9 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/workbench $(ARGS)
 
+# lint-imports first: the boundaries between the rooms (contracts in pyproject.toml), in a second
 test: $(BIN)/.installed
+	$(BIN)/lint-imports --no-logo --no-cache
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(BIN)/.installed

@@ -56,7 +56,7 @@ def main() -> int:
     from workbench.gui.app import create_app
 
     app = create_app()
-    from workbench.gui.main_window import MainWindow
+    from workbench.gui.window.main_window import MainWindow
 
     out = Path(args.out)
     modes = ["presentation"] if args.presentation else list(dict.fromkeys(args.modes))

@@ -15,7 +15,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from workbench.engine.config import ModelConfig, load_experiment, resolve_experiment
-from workbench.gui.main_window import MainWindow
+from workbench.gui.window.main_window import MainWindow
 
 TINY_MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, block_size=32)
 LEFT = QtCore.Qt.MouseButton.LeftButton

@@ -15,8 +15,8 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workbench.gui import main_window as mw
-from workbench.gui.main_window import MainWindow
+from workbench.gui.window import geometry, main_window as mw
+from workbench.gui.window.main_window import MainWindow
 from workbench.gui.panels.attention_panel import HEATMAP_SHARE
 from workbench.gui.widgets.attention.grid import AttentionGrid
 from workbench.gui.widgets.attention.heatmap import AttentionHeatmap
@@ -238,8 +238,8 @@ def test_first_window_fits_the_screen(qapp, qtbot, tmp_path, monkeypatch, screen
     _settle(qtbot)
     try:
         frame = w.frameGeometry()
-        assert w.width() + mw.FRAME_ALLOWANCE.width() <= screen[0]
-        assert w.height() + mw.FRAME_ALLOWANCE.height() <= screen[1]
+        assert w.width() + geometry.FRAME_ALLOWANCE.width() <= screen[0]
+        assert w.height() + geometry.FRAME_ALLOWANCE.height() <= screen[1]
         assert area.contains(frame)
         assert w.statusBar().isVisible() and w.statusBar().geometry().bottom() < w.height()
     finally:
@@ -265,8 +265,8 @@ def test_saved_geometry_from_a_bigger_screen_is_clamped(qapp, qtbot, tmp_path, m
     w2 = MainWindow(settings=settings)
     qtbot.addWidget(w2)
     try:
-        assert w2.width() <= 1024 - mw.FRAME_ALLOWANCE.width()
-        assert w2.height() <= 768 - mw.FRAME_ALLOWANCE.height()
+        assert w2.width() <= 1024 - geometry.FRAME_ALLOWANCE.width()
+        assert w2.height() <= 768 - geometry.FRAME_ALLOWANCE.height()
         assert small.contains(w2.frameGeometry())
     finally:
         w2.confirm_close = False

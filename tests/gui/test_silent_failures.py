@@ -128,7 +128,7 @@ def _no_jobs_left(qtbot):
 def test_the_window_says_on_the_training_page_when_torch_cannot_be_loaded(qtbot, tmp_path, monkeypatch):
     from PySide6 import QtCore
 
-    import workbench.gui.main_window as mw
+    import workbench.gui.window.main_window as mw
 
     def broken(_state):
         raise ImportError("libtorch_cpu.so: cannot open shared object file")

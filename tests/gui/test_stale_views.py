@@ -216,7 +216,7 @@ from tests.gui.test_window import shared_cache, step_events, tiny, wait_idle, wi
 
 
 def sidebar_lines(w) -> dict:
-    from workbench.gui.main_window import SUBTITLE_ROLE
+    from workbench.gui.window.sidebar import SUBTITLE_ROLE
 
     return {key: w.sidebar.item(i).data(SUBTITLE_ROLE) for i, key in enumerate(w.panels)}
 

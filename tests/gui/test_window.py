@@ -19,9 +19,9 @@ from PySide6 import QtCore, QtWidgets
 
 from workbench.engine import events as ev
 from workbench.engine.config import ModelConfig
-from workbench.gui import app as app_mod
+from workbench.gui import theme
 from workbench.gui.bridge import MetricsBatch, SignalReporter, TrainingSession
-from workbench.gui.main_window import MainWindow
+from workbench.gui.window.main_window import MainWindow
 from workbench.gui.panels.training_panel import command_line
 
 TINY_MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, block_size=32)
@@ -379,7 +379,7 @@ def test_presentation_mode_and_demo_preset(window, qtbot):
     assert QtWidgets.QApplication.font().pointSizeF() > base * 1.3
     assert w.curves.loss_plot.presentation() > 1.3
     w.set_presentation(False)
-    assert QtWidgets.QApplication.font().pointSizeF() == pytest.approx(app_mod.BASE_POINT_SIZE)
+    assert QtWidgets.QApplication.font().pointSizeF() == pytest.approx(theme.BASE_POINT_SIZE)
     assert w.run_demo()
     assert w.current_panel() == "curves" and w.training.name() == "demo-toy"
     w.stop()

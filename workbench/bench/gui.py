@@ -350,7 +350,7 @@ def bench_gui(preset: str = "demo_toy", seconds: float = 20.0, overrides: list[s
     try:
         app_mod.create_app()
         result["platform"] = QtWidgets.QApplication.platformName()
-        from workbench.gui.main_window import MainWindow
+        from workbench.gui.window.main_window import MainWindow
 
         headless = _HeadlessRun(exp, gui_threads, os.path.join(tmp.name, "headless"))
         headless.start(warmup=min(2.0, warmup))

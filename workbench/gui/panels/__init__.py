@@ -16,9 +16,7 @@ from workbench.fmt import human_bytes  # noqa: F401  (the panels' number formats
 
 from ..widgets.flow import WrapLabel
 
-ERROR_COLOR = "#c62828"
-OK_COLOR = "#2e7d32"
-MUTED_COLOR = "#6b6b6b"
+from ..theme import ERROR_COLOR, OK_COLOR, MUTED as MUTED_COLOR  # noqa: F401  (stand-in until the renaming commit)
 
 
 class Panel(QtWidgets.QWidget):
@@ -47,7 +45,7 @@ class Panel(QtWidgets.QWidget):
         self.body = QtWidgets.QVBoxLayout(content)
         self.body.setContentsMargins(0, 0, 0, 0)
         self.body.setSpacing(10)
-        # ``scroll`` is kept for callers: every page scrolls in the window (main_window._PageScroll),
+        # ``scroll`` is kept for callers: every page scrolls in the window (window.page_host.PageScroll),
         # and a scroll area of the panel's own hid its minimum size from it (controls were cut)
         outer.addWidget(content, 1)
         self._summary = ""

@@ -346,7 +346,7 @@ class TasksPanel(Panel):
         dbox, dlay = card("One shared model, a head per task")
         dlay.addWidget(self.diagram)
 
-        # the page scrolls (main_window._PageScroll): no scroll area of its own, which cut the
+        # the page scrolls (window.page_host.PageScroll): no scroll area of its own, which cut the
         # task rows at the right on a narrow page
         row = Columns(spacing=14)  # side by side, or one above the other on a narrow page
         lw = QtWidgets.QWidget()
