@@ -14,7 +14,7 @@ from workbench.engine.runs import config_diff, summarize
 from workbench.engine.trainer import Trainer
 from workbench.gui.panels.runs_panel import RunsPanel
 from workbench.gui.panels.runs_table import COLUMNS
-from workbench.gui.widgets import style
+from workbench.gui import theme
 
 BASE = ['corpus.paths=["builtin:toy"]', "tokenizer.kind=char", "model.n_layer=2", "model.n_head=2",
         "model.n_embd=32", "model.block_size=32", "training.batch_size=8", "training.learning_rate=3e-3",
@@ -142,7 +142,7 @@ def test_the_overlay_draws_one_curve_per_selected_run_in_its_colour(panel, runs_
         assert QtGui.QPen(pen).color().name() == QtGui.QColor(color).name()
         colors[run.name] = color
     assert len(set(colors.values())) == 3
-    assert set(colors.values()) == set(style.SERIES_COLORS[:3])
+    assert set(colors.values()) == set(theme.SERIES_COLORS[:3])
 
     panel.set_metric("loss|train/lm")
     data = panel.plot.series_data()

@@ -17,7 +17,7 @@ from workbench.gui.widgets import (
     TokenStrip,
     ema_smooth,
 )
-from workbench.gui.widgets import style
+from workbench.gui import theme
 from workbench.gui.widgets.attention.grid import _pool_max
 from workbench.gui.widgets.plot.smoothing import _Envelope
 
@@ -513,10 +513,10 @@ def test_token_strip_hover_and_click(qtbot):
 
 
 def test_visible_whitespace_markers():
-    assert style.visible_whitespace(" a\tb\nc\r") == "·a→b↵c␍"
-    assert style.visible_whitespace("") == "∅"
-    assert style.visible_runs(" x") == [("·", True), ("x", False)]
-    assert style.short_label("a" * 20, 8) == "aaaaaaa…"
+    assert theme.visible_whitespace(" a\tb\nc\r") == "·a→b↵c␍"
+    assert theme.visible_whitespace("") == "∅"
+    assert theme.visible_runs(" x") == [("·", True), ("x", False)]
+    assert theme.short_label("a" * 20, 8) == "aaaaaaa…"
 
 
 def test_zooming_in_redraws_the_visible_range_in_detail(plot):

@@ -49,7 +49,7 @@ from .ownership import check_output
 
 FORMATS = ("html", "folder")
 
-# Tableau 10, the palette of the window's plots (gui/widgets/style.py), so a report looks the same.
+# Tableau 10, the palette of the window's plots (gui/theme.py), so a report looks the same.
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
            "#76b7b2", "#9c755f", "#ff9da7", "#edc948", "#bab0ac"]
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"

@@ -14,9 +14,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.fmt import human_bytes  # noqa: F401  (the panels' number formats live beside the engine's)
 
+from .. import theme
 from ..widgets.flow import WrapLabel
 
-from ..theme import ERROR_COLOR, OK_COLOR, MUTED as MUTED_COLOR  # noqa: F401  (stand-in until the renaming commit)
 
 
 class Panel(QtWidgets.QWidget):
@@ -90,7 +90,7 @@ def error_label() -> QtWidgets.QLabel:
     lab = WrapLabel()
     lab.setObjectName("errorLabel")
     lab.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-    lab.setStyleSheet(f"color: {ERROR_COLOR};")
+    lab.setStyleSheet(f"color: {theme.ERROR_COLOR};")
     lab.hide()
     return lab
 

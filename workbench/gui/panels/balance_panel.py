@@ -25,11 +25,11 @@ from PySide6 import QtCore, QtWidgets
 
 from ..bridge import JobSlot
 from ..jobs.balance import initial_weights
-from ..widgets import style
+from .. import theme
 from ..widgets.plot.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
 from ..widgets.flow import Columns, ReflowSplitter, WrapLabel
-from . import ERROR_COLOR, Panel, card, muted_label
+from . import Panel, card, muted_label
 
 
 @dataclass
@@ -66,21 +66,6 @@ def task_losses(losses: dict) -> dict:
     return {k: v for k, v in losses.items() if "/" not in k}
 
 
-class TaskColors:
-    """One colour per task name, in order of first appearance, shared by every plot of a panel."""
-
-    def __init__(self):
-        self._colors: dict[str, str] = {}
-
-    def __call__(self, task: str) -> str:
-        if task not in self._colors:
-            self._colors[task] = style.SERIES_COLORS[len(self._colors) % len(style.SERIES_COLORS)]
-        return self._colors[task]
-
-    def clear(self) -> None:
-        self._colors.clear()
-
-
 LEARNED_WEIGHTINGS = ("uncertainty", "gradnorm")  # their weights move; the others stay as they start
 
 
@@ -110,7 +95,7 @@ class BalancePanel(Panel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.colors = TaskColors()
+        self.colors = theme.TaskColors()
         self._snapshots: list[BalanceSnapshot] = []
         self._follow = True  # the slider stays on the newest snapshot until moved
         self._run: RunTasks | None = None
@@ -132,11 +117,11 @@ class BalancePanel(Panel):
         self.pairs_plot.plot_item.getAxis("left").enableAutoSIPrefix(False)
         self.pairs_plot.plot_item.addLine(y=0, pen=pg.mkPen("#c9ced6", width=1))
         self._marker = pg.InfiniteLine(angle=90, movable=False,
-                                       pen=pg.mkPen(style.FAINT, width=1, style=QtCore.Qt.PenStyle.DashLine))
+                                       pen=pg.mkPen(theme.FAINT, width=1, style=QtCore.Qt.PenStyle.DashLine))
         self._marker.hide()
         self.weight_plot.plot_item.addItem(self._marker, ignoreBounds=True)
         self._pair_marker = pg.InfiniteLine(angle=90, movable=False,
-                                            pen=pg.mkPen(style.FAINT, width=1, style=QtCore.Qt.PenStyle.DashLine))
+                                            pen=pg.mkPen(theme.FAINT, width=1, style=QtCore.Qt.PenStyle.DashLine))
         self._pair_marker.hide()
         self.pairs_plot.plot_item.addItem(self._pair_marker, ignoreBounds=True)
         top = ReflowSplitter()  # one above the other where they would be too narrow to read
@@ -363,7 +348,7 @@ class BalancePanel(Panel):
             parts.append(f"weights at the start: {weights}" + (" (learned from here on)"
                                                                 if run.weighting in LEARNED_WEIGHTINGS else ""))
         elif self._initial_error:
-            parts.append(f"<span style='color:{ERROR_COLOR}'>the starting weights could not be worked out: "
+            parts.append(f"<span style='color:{theme.ERROR_COLOR}'>the starting weights could not be worked out: "
                          f"{html.escape(self._initial_error)}</span>")
         if run.conflict_every:
             parts.append(f"weights and gradient conflicts are measured every {run.conflict_every:,} steps "

@@ -15,10 +15,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from workbench.engine.config import CorpusConfig
 from workbench.engine.corpus import BUILTIN_PREFIX, builtin_names, describe_builtin
 
+from .. import theme
 from ..bridge import JobSlot
 from ..jobs.corpus import PREVIEW_CHARS, preview_text, source_stats
 from ..widgets.flow import FlowRow, labelled
-from . import ERROR_COLOR, Panel, card, field_help, human_bytes, human_count, muted_label
+from . import Panel, card, field_help, human_bytes, human_count, muted_label
 
 COLUMNS = ("Source", "Kind", "Files", "Size", "Characters", "Lines", "Documents")
 FILE_FILTER = "Text and data (*.txt *.md *.rst *.py *.jsonl *.csv *.tsv);;All files (*)"
@@ -386,7 +387,7 @@ class CorpusPanel(Panel):
             label.setWordWrap(True)
             label.setToolTip(got[1])
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-            label.setStyleSheet(f"color: {ERROR_COLOR}; background: transparent; padding: 2px 6px;")
+            label.setStyleSheet(f"color: {theme.ERROR_COLOR}; background: transparent; padding: 2px 6px;")
             self.table.setCellWidget(row, 1, label)
             self.table.fit_error_rows()
             return
@@ -463,7 +464,7 @@ class CorpusPanel(Panel):
         if counting:
             parts.append(f"counting {counting}…")
         if errors:
-            parts.append(f"<span style='color:{ERROR_COLOR}'>{errors} with errors</span>")
+            parts.append(f"<span style='color:{theme.ERROR_COLOR}'>{errors} with errors</span>")
         self.total_label.setText("  ·  ".join(parts))
         if not self._sources:
             self.set_summary("no sources")
@@ -498,7 +499,7 @@ class CorpusPanel(Panel):
     def _show_preview(self, text: str, error: str | None) -> None:
         if error:
             self.preview.setPlainText("")
-            self.preview_title.setText(f"<span style='color:{ERROR_COLOR}'>⚠ {error}</span>")
+            self.preview_title.setText(f"<span style='color:{theme.ERROR_COLOR}'>⚠ {error}</span>")
         else:
             self.preview.setPlainText(text)
 

@@ -12,8 +12,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import ModelConfig
 
+from .. import theme
 from ..widgets.flow import Columns
-from . import ERROR_COLOR, Panel, card, error_label, field_help, human_bytes, human_count, muted_label, show_error
+from . import Panel, card, error_label, field_help, human_bytes, human_count, muted_label, show_error
 
 
 class ArchitectureDiagram(QtWidgets.QWidget):
@@ -95,14 +96,14 @@ class ArchitectureDiagram(QtWidgets.QWidget):
                 sy = y + line * 1.7
                 for stitle, stext, scol in sub:
                     srect = QtCore.QRectF(x0 + 14, sy, inner_w, line * 2.5)
-                    p.setPen(QtGui.QPen(QtGui.QColor(ERROR_COLOR) if (not ok and "heads" in stext) else QtGui.QColor("#e0b98a"), 1))
+                    p.setPen(QtGui.QPen(QtGui.QColor(theme.ERROR_COLOR) if (not ok and "heads" in stext) else QtGui.QColor("#e0b98a"), 1))
                     p.setBrush(QtGui.QColor(scol))
                     p.drawRoundedRect(srect, 6, 6)
                     p.setPen(QtGui.QColor("#2b2b2b"))
                     p.setFont(f)
                     draw_text(srect.adjusted(8, 3, -8, 0), QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop, stitle)
                     p.setFont(small)
-                    p.setPen(QtGui.QColor(ERROR_COLOR) if (not ok and "heads" in stext) else QtGui.QColor("#5b6270"))
+                    p.setPen(QtGui.QColor(theme.ERROR_COLOR) if (not ok and "heads" in stext) else QtGui.QColor("#5b6270"))
                     draw_text(srect.adjusted(8, 0, -8, -3), QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignBottom, stext)
                     sy += line * 2.8
             else:
@@ -277,7 +278,7 @@ class ModelPanel(Panel):
                        f"channels. Try a width of {' or '.join(map(str, options))}, or "
                        f"{' or '.join(map(str, near))} heads. Training is disabled until this is fixed.")
         for w in (self.n_embd, self.n_head):  # colour only: a border or background would restyle the arrows
-            w.setStyleSheet("" if valid else f"color: {ERROR_COLOR}; font-weight: 600;")
+            w.setStyleSheet("" if valid else f"color: {theme.ERROR_COLOR}; font-weight: 600;")
         if valid != self._valid:
             self._valid = valid
             self.validityChanged.emit(valid)

@@ -22,10 +22,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..bridge import JobSlot
 from ..jobs.runs import export_run_report, list_all_runs
-from ..widgets import style
+from .. import theme
 from ..widgets.plot.loss_plot import LossPlot
 from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
-from . import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
+from . import Panel, card, error_label, muted_label, show_error
 from .runs_table import RunsTable
 
 CAVEAT_COLOR = "#b26a00"
@@ -302,7 +302,7 @@ class RunsPanel(Panel):
         """The colour of a selected run's curve (and of the swatch beside its name)."""
         paths = self.selected_paths()
         p = str(Path(path))
-        return style.SERIES_COLORS[paths.index(p) % len(style.SERIES_COLORS)] if p in paths else None
+        return theme.SERIES_COLORS[paths.index(p) % len(theme.SERIES_COLORS)] if p in paths else None
 
     def _selection_changed(self) -> None:
         paths = self.selected_paths()
@@ -499,10 +499,10 @@ class RunsPanel(Panel):
                 fb = flatten(load_experiment(Path(b) / "config.toml").to_dict())
                 rows = [(k, fa.get(k), fb.get(k)) for k in sorted(fa.keys() | fb.keys())]
         except WorkbenchError as e:
-            self.diff_note.setText(f"<span style='color:{ERROR_COLOR}'>{e}</span>")
+            self.diff_note.setText(f"<span style='color:{theme.ERROR_COLOR}'>{e}</span>")
             return
         differ = {k for k, _, _ in self._diff}
-        tint = QtGui.QColor(style.ACCENT)
+        tint = QtGui.QColor(theme.HIGHLIGHT)
         tint.setAlpha(28)
         bold = self.diff_table.font()
         bold.setBold(True)

@@ -7,7 +7,8 @@ import math
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, fmt_duration
+from .. import theme
+from . import fmt_duration
 
 COLUMNS = ("name", "started", "status", "steps", "model", "tokenizer", "tasks", "val loss", "metrics", "time")
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
@@ -126,9 +127,9 @@ class RunsTable(QtWidgets.QTableWidget):
             _cell(metrics, tip="\n".join(f"{k}: {v:.6g}" for k, v in r.val.items())),
             _cell(fmt_duration(r.seconds) if r.seconds else "", sort=r.seconds, tip="training time, pauses excluded"),
         ]
-        color = {"completed": OK_COLOR, "no metrics": MUTED_COLOR}.get(r.status)
+        color = {"completed": theme.OK_COLOR, "no metrics": theme.MUTED}.get(r.status)
         if r.status in ("unreadable config", "unreadable") or r.damaged:
-            color = ERROR_COLOR
+            color = theme.ERROR_COLOR
         if color:
             cells[2].setForeground(QtGui.QColor(color))
         for col in (3, 7, 9):

@@ -7,7 +7,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import MultitaskConfig, TaskConfig
 
-from ..widgets import style
+from .. import theme
 
 SAMPLING_LOOK = [
     ("all", "Every task, every step"),
@@ -103,7 +103,7 @@ class TaskMixDiagram(QtWidgets.QWidget):
         left_mid = int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter)
         muted = QtGui.QColor("#5b6270")
         if not n:
-            p.setPen(QtGui.QColor(style.FAINT))
+            p.setPen(QtGui.QColor(theme.FAINT))
             p.drawText(self.rect(), int(QtCore.Qt.AlignmentFlag.AlignCenter), "Add a task to see the set-up")
             p.end()
             return
@@ -122,7 +122,7 @@ class TaskMixDiagram(QtWidgets.QWidget):
         gap = max(line * 1.2, min(line * 3.0, (h - 2 * margin - content) / 5))
         y = max(margin, (h - content - 4 * gap) / 2)
         inner_w = w - 2 * margin
-        colors = [QtGui.QColor(self._colors[i] if i < len(self._colors) else style.SERIES_COLORS[i % 10])
+        colors = [QtGui.QColor(self._colors[i] if i < len(self._colors) else theme.SERIES_COLORS[i % 10])
                   for i in range(n)]
         xs = [margin + i * (hw + 8) for i in range(n)]
         centers = [x + hw / 2 for x in xs]
@@ -144,7 +144,7 @@ class TaskMixDiagram(QtWidgets.QWidget):
         box(r, QtGui.QColor("#c9ced6"), QtGui.QColor("#f7f8fa"), 8)
         weighting = dict(WEIGHTING_LOOK).get(self._cfg.weighting, self._cfg.weighting)
         p.setFont(bold)
-        p.setPen(QtGui.QColor(style.FOREGROUND))
+        p.setPen(QtGui.QColor(theme.FOREGROUND))
         p.drawText(r.adjusted(10, 5, -10, 0), top_left, "Total loss")
         p.setFont(small)
         p.setPen(muted)
@@ -160,13 +160,13 @@ class TaskMixDiagram(QtWidgets.QWidget):
             fill.setAlphaF(0.13)
             box(r, colors[i], fill)
             p.setFont(bold)
-            p.setPen(QtGui.QColor(style.FOREGROUND))
+            p.setPen(QtGui.QColor(theme.FOREGROUND))
             p.drawText(r.adjusted(8, 5, -8, 0), top_left,
                        QtGui.QFontMetricsF(bold).elidedText(t.task_name, QtCore.Qt.TextElideMode.ElideRight, hw - 16))
             p.setFont(small)
             p.setPen(muted)
             p.drawText(r.adjusted(8, 5 + line * 1.15, -8, -line * 1.2), wrap, self.head_text(t))
-            p.setPen(QtGui.QColor(style.FOREGROUND))
+            p.setPen(QtGui.QColor(theme.FOREGROUND))
             bottom_left = int(QtCore.Qt.AlignmentFlag.AlignBottom | QtCore.Qt.AlignmentFlag.AlignLeft)
             p.drawText(r.adjusted(8, 0, -8, -5), bottom_left, self.weight_text(i))
         arrows(y, y_total_bottom + 2)
@@ -177,7 +177,7 @@ class TaskMixDiagram(QtWidgets.QWidget):
         r = QtCore.QRectF(margin, y, inner_w, trunk_h)
         box(r, QtGui.QColor("#e0b98a"), QtGui.QColor("#fdf0e1"), 8)
         p.setFont(bold)
-        p.setPen(QtGui.QColor(style.FOREGROUND))
+        p.setPen(QtGui.QColor(theme.FOREGROUND))
         p.drawText(r.adjusted(10, 5, -10, 0), top_left, "Shared transformer trunk")
         p.setFont(small)
         p.setPen(muted)
@@ -197,7 +197,7 @@ class TaskMixDiagram(QtWidgets.QWidget):
         y += input_h + gap
         # one step
         p.setFont(bold)
-        p.setPen(QtGui.QColor(style.FOREGROUND))
+        p.setPen(QtGui.QColor(theme.FOREGROUND))
         sampling = dict(SAMPLING_LOOK).get(self._cfg.sampling, self._cfg.sampling)
         p.drawText(QtCore.QRectF(margin, y, inner_w, line * 1.3), left_mid,
                    QtGui.QFontMetricsF(bold).elidedText(f"Each step: {sampling[0].lower() + sampling[1:]}",
@@ -213,7 +213,7 @@ class TaskMixDiagram(QtWidgets.QWidget):
             bar_w = inner_w - label_w - 50
             for i, (t, share) in enumerate(zip(self._tasks, shares)):
                 yy = y + i * line * 1.3
-                p.setPen(QtGui.QColor(style.FOREGROUND))
+                p.setPen(QtGui.QColor(theme.FOREGROUND))
                 p.drawText(QtCore.QRectF(margin, yy, label_w, line * 1.1), left_mid, t.task_name)
                 p.setPen(QtCore.Qt.PenStyle.NoPen)
                 p.setBrush(QtGui.QColor("#eceef1"))

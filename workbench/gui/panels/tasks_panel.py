@@ -30,9 +30,9 @@ from workbench.engine.config import (
 )
 from workbench.engine.errors import WorkbenchError
 
+from .. import theme
 from ..widgets.flow import Columns, FlowRow, WrapLabel, labelled
 from . import Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
-from .balance_panel import TaskColors
 from .dataset_form import KIND_LOOK, DatasetForm, DatasetPreview
 from .tasks_mix import SAMPLING_LOOK, WEIGHTING_LOOK, TaskMixDiagram
 
@@ -242,7 +242,7 @@ class TasksPanel(Panel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.colors = TaskColors()
+        self.colors = theme.TaskColors()
         self._rows: list[TaskRow] = []
         self._base_multitask = MultitaskConfig()
 

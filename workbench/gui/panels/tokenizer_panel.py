@@ -13,11 +13,12 @@ from PySide6 import QtCore, QtWidgets
 
 from workbench.engine.config import CorpusConfig, TokenizerConfig
 
+from .. import theme
 from ..bridge import JobSlot
 from ..jobs.tokenizer import TrainedTokenizer, train_for_panel
 from ..widgets.token_strip import TokenStrip
 from ..widgets.flow import Columns
-from . import ERROR_COLOR, Panel, card, error_label, field_help, muted_label, show_error
+from . import Panel, card, error_label, field_help, muted_label, show_error
 
 KIND_LABELS = {
     "char": "Characters — one token per character",
@@ -279,7 +280,7 @@ class TokenizerPanel(Panel):
         ids = tok.encode(text)
         self.strip.set_tokens(tok.token_texts(ids), ids)
         unk = sum(1 for t in tok.token_texts(ids) if t == "<|unk|>")
-        extra = f"  ·  <span style='color:{ERROR_COLOR}'>{unk} unknown</span>" if unk else ""
+        extra = f"  ·  <span style='color:{theme.ERROR_COLOR}'>{unk} unknown</span>" if unk else ""
         self.sample_stats.setText(f"{len(text):,} characters → {len(ids):,} tokens  ·  "
                                   f"{len(text) / max(1, len(ids)):.2f} characters per token  ·  "
                                   f"{len(set(ids)):,} distinct{extra}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from . import style
+from .. import theme
 
 
 def save_png(widget: QtWidgets.QWidget, path: str | Path, scale: float = 2.0) -> None:
@@ -15,7 +15,7 @@ def save_png(widget: QtWidgets.QWidget, path: str | Path, scale: float = 2.0) ->
     img = QtGui.QImage(max(1, int(size.width() * scale)), max(1, int(size.height() * scale)),
                        QtGui.QImage.Format.Format_ARGB32)
     img.setDevicePixelRatio(scale)
-    img.fill(QtGui.QColor(style.BACKGROUND))
+    img.fill(QtGui.QColor(theme.BACKGROUND))
     painter = QtGui.QPainter(img)
     try:
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
@@ -30,7 +30,7 @@ def save_png(widget: QtWidgets.QWidget, path: str | Path, scale: float = 2.0) ->
             origin = view.mapTo(widget, QtCore.QPoint(0, 0)) if view is not widget \
                 else QtCore.QPoint(0, 0)
             target = QtCore.QRectF(origin.x(), origin.y(), view.width(), view.height())
-            painter.fillRect(target, QtGui.QColor(style.BACKGROUND))
+            painter.fillRect(target, QtGui.QColor(theme.BACKGROUND))
             view.render(painter, target, view.viewport().rect())
     finally:
         painter.end()

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from . import style
+from .. import theme
 from .export import save_png
 
 # Colour maps as stops (position 0..1, colour). Diverging: ColorBrewer RdBu (reversed so that
@@ -198,7 +198,7 @@ class MatrixView(QtWidgets.QWidget):
 
     def _fonts(self):
         s = self._scale
-        return style.font(s, size=9.5), style.font(s, size=9.0, bold=True), style.font(s, size=8.5)
+        return theme.font(s, size=9.5), theme.font(s, size=9.0, bold=True), theme.font(s, size=8.5)
 
     def _layout(self) -> dict:
         if self._geom is not None and self._geom["size"] == (self.width(), self.height()):
@@ -208,7 +208,7 @@ class MatrixView(QtWidgets.QWidget):
         sfm = QtGui.QFontMetricsF(small)
         s = self._scale
         n_r, n_c = self._m.shape if self._m.size else (1, 1)
-        row_w = max((fm.horizontalAdvance(style.short_label(r, 16)) for r in self._rows), default=0.0) + 8 * s
+        row_w = max((fm.horizontalAdvance(theme.short_label(r, 16)) for r in self._rows), default=0.0) + 8 * s
         if self._row_title:
             row_w += fm.height() + 4 * s
         col_h = fm.height() + 6 * s + (fm.height() + 2 * s if self._col_title else 0.0)
@@ -218,7 +218,7 @@ class MatrixView(QtWidgets.QWidget):
         avail_h = self.height() - col_h - 2 * margin - fm.height() * 1.6  # room for the hover line
         ch = max(8.0, min(avail_w / n_c, avail_h / n_r, self._max_cell * s))
         # cells may be wider than tall, so that column names fit above them
-        widest = max((fm.horizontalAdvance(style.short_label(c, 16)) for c in self._cols), default=0.0) + 10 * s
+        widest = max((fm.horizontalAdvance(theme.short_label(c, 16)) for c in self._cols), default=0.0) + 10 * s
         cw = max(8.0, min(avail_w / n_c, max(ch, min(widest, 1.8 * ch))))
         grid_w, grid_h = cw * n_c, ch * n_r
         total_w = row_w + grid_w + bar_w
@@ -241,12 +241,12 @@ class MatrixView(QtWidgets.QWidget):
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QtGui.QPainter.RenderHint.TextAntialiasing)
-        p.fillRect(self.rect(), QtGui.QColor(style.BACKGROUND))
+        p.fillRect(self.rect(), QtGui.QColor(theme.BACKGROUND))
         label_font, cell_font, small = self._fonts()
         s = self._scale
         if self._m.size == 0:
-            p.setPen(QtGui.QColor(style.FAINT))
-            p.setFont(style.font(s, size=10))
+            p.setPen(QtGui.QColor(theme.FAINT))
+            p.setFont(theme.font(s, size=10))
             p.drawText(self.rect().adjusted(12, 12, -12, -12),
                        int(QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap), self._empty)
             p.end()
@@ -269,10 +269,10 @@ class MatrixView(QtWidgets.QWidget):
                 text = self.cell_text(i, j)
                 if cfm.horizontalAdvance(text) < r.width() - 2 and cfm.height() < r.height():
                     light = (0.299 * col.red() + 0.587 * col.green() + 0.114 * col.blue()) < 140
-                    p.setPen(QtGui.QColor("#ffffff" if light else style.FOREGROUND))
+                    p.setPen(QtGui.QColor("#ffffff" if light else theme.FOREGROUND))
                     p.setFont(cell_font)
                     p.drawText(r, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
-        p.setPen(QtGui.QPen(QtGui.QColor(style.FOREGROUND), 2.5 * s))
+        p.setPen(QtGui.QPen(QtGui.QColor(theme.FOREGROUND), 2.5 * s))
         for i, j in self._marked:
             if i < n_r and j < n_c:
                 r = QtCore.QRectF(x0 + j * cw, y0 + i * ch, cw, ch).adjusted(5 * s, 5 * s, -5 * s, -5 * s)
@@ -280,25 +280,25 @@ class MatrixView(QtWidgets.QWidget):
                 p.drawLine(r.topRight(), r.bottomLeft())
         if self._hover is not None:
             i, j = self._hover
-            pen = QtGui.QPen(QtGui.QColor(style.FOREGROUND), 2 * s)
+            pen = QtGui.QPen(QtGui.QColor(theme.FOREGROUND), 2 * s)
             p.setPen(pen)
             p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
             p.drawRoundedRect(QtCore.QRectF(x0 + j * cw, y0 + i * ch, cw, ch).adjusted(1, 1, -1, -1),
                               3 * s, 3 * s)
         # labels
         p.setFont(label_font)
-        p.setPen(QtGui.QColor(style.FOREGROUND))
+        p.setPen(QtGui.QColor(theme.FOREGROUND))
         for i, name in enumerate(self._rows):
             r = QtCore.QRectF(x0 - g["row_w"], y0 + i * ch, g["row_w"] - 6 * s, ch)
             p.drawText(r, int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter),
-                       style.short_label(name, 16))
+                       theme.short_label(name, 16))
         for j, name in enumerate(self._cols):
-            text = style.short_label(name, 16)
+            text = theme.short_label(name, 16)
             if fm.horizontalAdvance(text) > cw:
                 text = fm.elidedText(text, QtCore.Qt.TextElideMode.ElideRight, int(cw))
             r = QtCore.QRectF(x0 + j * cw, y0 - fm.height() - 4 * s, cw, fm.height())
             p.drawText(r, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
-        p.setPen(QtGui.QColor(style.MUTED))
+        p.setPen(QtGui.QColor(theme.MUTED))
         if self._col_title:
             r = QtCore.QRectF(x0, y0 - 2 * fm.height() - 8 * s, g["grid_w"], fm.height())
             p.drawText(r, int(QtCore.Qt.AlignmentFlag.AlignCenter), self._col_title)
@@ -315,7 +315,7 @@ class MatrixView(QtWidgets.QWidget):
         p.setFont(label_font)
         line = QtCore.QRectF(8 * s, y0 + g["grid_h"] + 6 * s, self.width() - 16 * s, fm.height() * 1.4)
         if self._hover is not None:
-            p.setPen(QtGui.QColor(style.FOREGROUND))
+            p.setPen(QtGui.QColor(theme.FOREGROUND))
             text = fm.elidedText(self.describe_cell(*self._hover), QtCore.Qt.TextElideMode.ElideRight,
                                  int(line.width()))  # a long description on a narrow view: cut at its end
             p.drawText(line, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
@@ -336,7 +336,7 @@ class MatrixView(QtWidgets.QWidget):
         lo, hi = self._levels
         fm = QtGui.QFontMetricsF(font)
         p.setFont(font)
-        p.setPen(QtGui.QColor(style.MUTED))
+        p.setPen(QtGui.QColor(theme.MUTED))
         ticks = [lo, (lo + hi) / 2, hi]
         for v in ticks:
             ty = y + h - (v - lo) / (hi - lo or 1) * h

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from . import style
+from .. import theme
 from .export import save_png
 
 
@@ -87,7 +87,7 @@ class TokenStrip(QtWidgets.QWidget):
         self._texts, self._ids = texts, ids
         self._given_colors = [QtGui.QColor(c) for c in colors] if colors is not None else None
         self._tooltips = list(tooltips) if tooltips is not None else None
-        self._runs = [style.visible_runs(t) for t in texts]
+        self._runs = [theme.visible_runs(t) for t in texts]
         self._measure()
         self._hover = -1
         self._selected = selected
@@ -171,8 +171,8 @@ class TokenStrip(QtWidgets.QWidget):
 
     def _update_fonts(self) -> None:
         s = self._scale
-        self._font = style.font(s, size=11.5)
-        self._id_font = style.font(s, size=7.5)
+        self._font = theme.font(s, size=11.5)
+        self._id_font = theme.font(s, size=7.5)
         fm = QtGui.QFontMetricsF(self._font)
         self._fm = fm
         self._pad_x = 4.0 * s
@@ -254,7 +254,7 @@ class TokenStrip(QtWidgets.QWidget):
     def _color(self, i: int) -> QtGui.QColor:
         if self._given_colors is not None:
             return QtGui.QColor(self._given_colors[i])
-        pastels = style.TOKEN_PASTELS
+        pastels = theme.TOKEN_PASTELS
         if self._color_mode == "id" and self._ids and self._ids[i] >= 0:
             k = (self._ids[i] * 2654435761) % len(pastels)
         else:
@@ -266,15 +266,15 @@ class TokenStrip(QtWidgets.QWidget):
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QtGui.QPainter.RenderHint.TextAntialiasing)
-        p.fillRect(self.rect(), QtGui.QColor(style.BACKGROUND))
+        p.fillRect(self.rect(), QtGui.QColor(theme.BACKGROUND))
         exposed = QtCore.QRectF(event.rect()).adjusted(-2, -2, 2, 2)
         fm = self._fm
-        text_col = QtGui.QColor(style.FOREGROUND)
-        mark_col = QtGui.QColor(style.MUTED)
-        id_col = QtGui.QColor(style.FAINT)
+        text_col = QtGui.QColor(theme.FOREGROUND)
+        mark_col = QtGui.QColor(theme.MUTED)
+        id_col = QtGui.QColor(theme.FAINT)
         border = QtGui.QPen(QtGui.QColor(0, 0, 0, 28), 1)
-        hover_pen = QtGui.QPen(QtGui.QColor(style.FOREGROUND), 1.5 * self._scale)
-        select_pen = QtGui.QPen(QtGui.QColor(style.ACCENT), 2.0 * self._scale)
+        hover_pen = QtGui.QPen(QtGui.QColor(theme.FOREGROUND), 1.5 * self._scale)
+        select_pen = QtGui.QPen(QtGui.QColor(theme.HIGHLIGHT), 2.0 * self._scale)
         ascent = fm.ascent()
         for b in self._boxes:
             r = b.rect
@@ -309,8 +309,8 @@ class TokenStrip(QtWidgets.QWidget):
                            int(QtCore.Qt.AlignmentFlag.AlignHCenter |
                                QtCore.Qt.AlignmentFlag.AlignTop), str(self._ids[b.index]))
         if not self._boxes:
-            p.setPen(QtGui.QColor(style.FAINT))
-            p.setFont(style.font(self._scale, size=10))
+            p.setPen(QtGui.QColor(theme.FAINT))
+            p.setFont(theme.font(self._scale, size=10))
             p.drawText(self.rect().adjusted(int(self._margin), 0, 0, 0),
                        int(QtCore.Qt.AlignmentFlag.AlignVCenter), "No tokens")
         p.end()

@@ -60,11 +60,12 @@ from PySide6 import QtCore, QtWidgets
 
 from workbench.engine.icl_task import ICLTaskSpec
 
+from ... import theme
 from ...bridge import JobSlot
 from ...jobs.evaluate import EvalSpec, Inspection, check_task, inspect_prompt, run_evaluation
 from ...jobs.models import load_checkpoint
 from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel, labelled
-from .. import ERROR_COLOR, Panel, card, error_label, muted_label, show_error
+from .. import Panel, card, error_label, muted_label, show_error
 from .plot import AccuracyPlot, AttentionBars, short_acc
 from .prompt_view import PARTS_KEY, PromptView, answers_html
 from .reference import ReferenceRow
@@ -365,7 +366,7 @@ class EvaluatePanel(Panel):
         self._schedule_inspect()
 
     def _model_failed(self, message: str, _details: str) -> None:
-        self.model_info.setText(f"<span style='color:{ERROR_COLOR}'>{html.escape(message)}</span>")
+        self.model_info.setText(f"<span style='color:{theme.ERROR_COLOR}'>{html.escape(message)}</span>")
         self._update_buttons()
 
     # ---- the task -----------------------------------------------------------------------------
@@ -591,7 +592,7 @@ class EvaluatePanel(Panel):
                 p = task.prompt(index, k, draw)
             except Exception as e:  # a template error: the engine's message
                 self.prompt_view.set_plain("")
-                self.answers_label.setText(f"<span style='color:{ERROR_COLOR}'>{html.escape(str(e))}</span>")
+                self.answers_label.setText(f"<span style='color:{theme.ERROR_COLOR}'>{html.escape(str(e))}</span>")
                 return
             self._inspection = Inspection(index, k, draw, p, [])
             self.prompt_view.set_plain(p.text)
@@ -611,7 +612,7 @@ class EvaluatePanel(Panel):
     def _inspect_failed(self, message: str, _details: str) -> None:
         self._inspection = None
         self.prompt_view.set_plain("")
-        self.answers_label.setText(f"<span style='color:{ERROR_COLOR}'>{html.escape(message)}</span>")
+        self.answers_label.setText(f"<span style='color:{theme.ERROR_COLOR}'>{html.escape(message)}</span>")
         self.attention_bars.clear()
 
     def _show_attention(self, *_a) -> None:

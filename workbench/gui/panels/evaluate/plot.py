@@ -7,16 +7,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ...widgets import style
+from ... import theme
 from ...widgets.plot_input import wheel_scrolls_page
 from .. import muted_label
 
-CURVE_COLOR = style.SERIES_COLORS[0]
+CURVE_COLOR = theme.SERIES_COLORS[0]
 CHANCE_COLOR = "#8a8a8a"
-MAJORITY_COLOR = style.SERIES_COLORS[6]
-FINETUNED_COLOR = style.SERIES_COLORS[2]
+MAJORITY_COLOR = theme.SERIES_COLORS[6]
+FINETUNED_COLOR = theme.SERIES_COLORS[2]
 DEMO_BARS = ("#4e79a7", "#f28e2b")       # the demonstrations' bars (their prompt fills: prompt_view.DEMO_FILLS)
-MEAN_MARK = style.SERIES_COLORS[3]
+MEAN_MARK = theme.SERIES_COLORS[3]
 
 
 def short_acc(x: float) -> str:
@@ -26,24 +26,24 @@ def short_acc(x: float) -> str:
 
 
 def _style_axes(item: pg.PlotItem, scale: float, left: str, bottom: str) -> None:
-    css = {"color": style.MUTED, "font-size": f"{9.5 * scale:.1f}pt"}
+    css = {"color": theme.MUTED, "font-size": f"{9.5 * scale:.1f}pt"}
     for name in ("left", "bottom"):
         ax = item.getAxis(name)
-        ax.setPen(pg.mkPen(style.MUTED, width=1))
-        ax.setTextPen(pg.mkPen(style.FOREGROUND))
-        ax.setTickFont(style.font(scale, size=9))
+        ax.setPen(pg.mkPen(theme.MUTED, width=1))
+        ax.setTextPen(pg.mkPen(theme.FOREGROUND))
+        ax.setTickFont(theme.font(scale, size=9))
         ax.setStyle(tickTextOffset=int(round(4 * scale)), tickLength=int(round(-5 * scale)))
         ax.enableAutoSIPrefix(False)
     item.getAxis("left").setWidth(int(round(52 * scale)))
     item.setLabel("left", left, **css)
     item.setLabel("bottom", bottom, **css)
-    item.showGrid(x=False, y=True, alpha=style.GRID_ALPHA)
+    item.showGrid(x=False, y=True, alpha=theme.GRID_ALPHA)
 
 
 def _style_legend(legend: pg.LegendItem, scale: float) -> None:
     legend.setBrush(pg.mkBrush(255, 255, 255, 225))
     legend.setPen(pg.mkPen(221, 221, 221))
-    legend.setLabelTextColor(style.FOREGROUND)
+    legend.setLabelTextColor(theme.FOREGROUND)
     legend.setLabelTextSize(f"{9 * scale:.1f}pt")
 
 
@@ -54,7 +54,7 @@ class AccuracyPlot(QtWidgets.QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._scale = 1.0
-        self.view = pg.PlotWidget(background=style.BACKGROUND)
+        self.view = pg.PlotWidget(background=theme.BACKGROUND)
         self.view.setMenuEnabled(False)
         self.view.setMinimumHeight(200)
         wheel_scrolls_page(self.view, reset=self.reset_view)
@@ -65,7 +65,7 @@ class AccuracyPlot(QtWidgets.QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view)
 
-        self.draw_dots = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush(style.qcolor(CURVE_COLOR, 0.35)),
+        self.draw_dots = pg.ScatterPlotItem(size=6, pen=None, brush=pg.mkBrush(theme.qcolor(CURVE_COLOR, 0.35)),
                                             name="one draw of demonstrations")
         self.error_bars = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0),
                                           beam=0.0, pen=pg.mkPen(CURVE_COLOR, width=1.6))
@@ -230,7 +230,7 @@ class AttentionBars(QtWidgets.QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._scale = 1.0
-        self.view = pg.PlotWidget(background=style.BACKGROUND)
+        self.view = pg.PlotWidget(background=theme.BACKGROUND)
         self.view.setMenuEnabled(False)
         self.view.setMinimumHeight(150)
         wheel_scrolls_page(self.view, hint="")

@@ -7,7 +7,7 @@ import html
 
 from PySide6 import QtGui, QtWidgets
 
-from ...widgets import style
+from ... import theme
 
 DEMO_FILLS = ("#cfe3f7", "#fde2c4")      # demonstration backgrounds, alternating (bars: plot.DEMO_BARS)
 QUERY_FILL = "#fff0a6"
@@ -37,14 +37,14 @@ class PromptView(QtWidgets.QTextEdit):
         self.clear()
         cur = self.textCursor()
         base = QtGui.QTextCharFormat()
-        base.setForeground(QtGui.QColor(style.FOREGROUND))
+        base.setForeground(QtGui.QColor(theme.FOREGROUND))
         answers = demo_answers or []
         for kind, text, index in parts:
             fmt = QtGui.QTextCharFormat(base)
             if kind == "description":
                 fmt.setBackground(QtGui.QColor(DESCRIPTION_FILL))
                 fmt.setFontItalic(True)
-                fmt.setForeground(QtGui.QColor(style.MUTED))
+                fmt.setForeground(QtGui.QColor(theme.MUTED))
             elif kind == "demonstration":
                 fmt.setBackground(QtGui.QColor(DEMO_FILLS[index % 2]))
                 fmt.setToolTip(f"demonstration {index + 1}")
@@ -74,7 +74,7 @@ class PromptView(QtWidgets.QTextEdit):
         self._apply_font()
 
     def _apply_font(self) -> None:
-        self.document().setDefaultFont(style.font(self._scale, size=11.5, mono=True))
+        self.document().setDefaultFont(theme.font(self._scale, size=11.5, mono=True))
 
 
 def answers_html(p, scores: list[float] | None, length_norm: bool) -> str:
@@ -87,7 +87,7 @@ def answers_html(p, scores: list[float] | None, length_norm: bool) -> str:
         if i == p.gold:
             text = f"<b style='color:{ANSWER_INK}'>{text} ✓</b>"
         if scores:
-            text += f" <span style='color:{style.MUTED}'>{scores[i]:.2f}</span>"
+            text += f" <span style='color:{theme.MUTED}'>{scores[i]:.2f}</span>"
         if i == pick:
             text = f"<u>{text}</u>"
         items.append(text)

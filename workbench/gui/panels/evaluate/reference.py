@@ -10,9 +10,10 @@ from typing import Callable
 
 from PySide6 import QtCore, QtWidgets
 
+from ... import theme
 from ...bridge import JobSlot
 from ...jobs.evaluate import read_reference
-from .. import ERROR_COLOR, muted_label
+from .. import muted_label
 from .plot import AccuracyPlot
 
 
@@ -76,7 +77,7 @@ class ReferenceRow(QtWidgets.QWidget):
         self.info.setToolTip(str(score.run))
 
     def _read_failed(self, message: str, _details: str) -> None:
-        self.info.setText(f"<span style='color:{ERROR_COLOR}'>{html.escape(message)}</span>")
+        self.info.setText(f"<span style='color:{theme.ERROR_COLOR}'>{html.escape(message)}</span>")
 
     def _browse(self) -> None:
         from workbench import paths

@@ -6,9 +6,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.errors import WorkbenchError
 
+from ... import theme
 from ...widgets.flow import WrapLabel
 from ...widgets.token_strip import TokenStrip
-from .. import ERROR_COLOR, muted_label
+from .. import muted_label
 
 SPECIAL_LOOK = {  # role -> (shown text, fill, border)
     "bos": ("Start", "#c8e6c9", "#2e7d32"),
@@ -108,7 +109,7 @@ class InputInspector(QtWidgets.QWidget):
 
     def set_message(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet(f"color: {ERROR_COLOR};" if error else "")
+        self.status.setStyleSheet(f"color: {theme.ERROR_COLOR};" if error else "")
         self.status.setVisible(bool(text))
 
     def set_task(self, task, tokenizer) -> None:

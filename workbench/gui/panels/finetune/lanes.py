@@ -14,8 +14,7 @@ from workbench.engine.config import FinetuneConfig
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.freezing import FreezePlan, GroupSegment, layer_groups
 
-from ...widgets import style
-from .. import ERROR_COLOR
+from ... import theme
 
 TRAIN_COLOR = "#4e79a7"
 TRAIN_LIGHT = "#cddcec"
@@ -133,7 +132,7 @@ class FreezeLaneView(QtWidgets.QWidget):
 
     def _metrics(self) -> dict:
         s = self._scale
-        font = style.font(s, size=9.0)
+        font = theme.font(s, size=9.0)
         fm = QtGui.QFontMetricsF(font)
         groups = self.groups()
         label_w = max(fm.horizontalAdvance(group_label(g)) for g in groups) + 14 * s
@@ -173,12 +172,12 @@ class FreezeLaneView(QtWidgets.QWidget):
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         p.setRenderHint(QtGui.QPainter.RenderHint.TextAntialiasing)
-        p.fillRect(self.rect(), QtGui.QColor(style.BACKGROUND))
+        p.fillRect(self.rect(), QtGui.QColor(theme.BACKGROUND))
         m = self._metrics()
         fm, s = m["fm"], self._scale
         p.setFont(m["font"])
         if self._lanes is None:
-            p.setPen(QtGui.QColor(ERROR_COLOR if self._error else style.FAINT))
+            p.setPen(QtGui.QColor(theme.ERROR_COLOR if self._error else theme.FAINT))
             p.drawText(self.rect().adjusted(12, 12, -12, -12),
                        int(QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap),
                        self._error or "Working out the plan…")
@@ -193,7 +192,7 @@ class FreezeLaneView(QtWidgets.QWidget):
             p.setPen(QtCore.Qt.PenStyle.NoPen)
             p.setBrush(QtGui.QColor("#f1f4f8" if span.index % 2 == 0 else "#e6ebf2"))
             p.drawRoundedRect(r.adjusted(1, 0, -1, 0), 3 * s, 3 * s)
-            p.setPen(QtGui.QColor(style.MUTED))
+            p.setPen(QtGui.QColor(theme.MUTED))
             lr = f" · lr {span.learning_rate:.2g}" if span.learning_rate > 0 else ""
             text = fm.elidedText(f"stage {span.index + 1}{lr}", QtCore.Qt.TextElideMode.ElideRight, int(r.width() - 6))
             p.drawText(r, int(QtCore.Qt.AlignmentFlag.AlignCenter), text)
@@ -201,7 +200,7 @@ class FreezeLaneView(QtWidgets.QWidget):
         gap = max(1.0, 2.0 * s) if m["lane_h"] > 10 else 0.5
         for i, g in enumerate(top):
             lane = self._lane_rect(i, m)
-            p.setPen(QtGui.QColor(style.FOREGROUND))
+            p.setPen(QtGui.QColor(theme.FOREGROUND))
             p.drawText(QtCore.QRectF(0, lane.top(), m["label_w"] - 8 * s, lane.height()),
                        int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter), group_label(g))
             for seg in self._lanes.get(g, []):
@@ -214,7 +213,7 @@ class FreezeLaneView(QtWidgets.QWidget):
                     p.drawRoundedRect(r, 3 * s, 3 * s)
                     text = _fmt_mult(seg.lr)
                     dark = (0.299 * col.red() + 0.587 * col.green() + 0.114 * col.blue()) < 150
-                    p.setPen(QtGui.QColor("#ffffff" if dark else style.FOREGROUND))
+                    p.setPen(QtGui.QColor("#ffffff" if dark else theme.FOREGROUND))
                 else:
                     p.setBrush(QtGui.QColor(FROZEN_COLOR))
                     p.drawRoundedRect(r, 3 * s, 3 * s)
@@ -228,7 +227,7 @@ class FreezeLaneView(QtWidgets.QWidget):
         ay = m["axis_y"] + 2 * s
         p.setPen(QtGui.QPen(QtGui.QColor("#c9ced6"), 1))
         p.drawLine(QtCore.QPointF(m["x0"], ay), QtCore.QPointF(m["x1"], ay))
-        p.setPen(QtGui.QColor(style.MUTED))
+        p.setPen(QtGui.QColor(theme.MUTED))
         for t in _nice_ticks(self._max_steps, max(2, int((m["x1"] - m["x0"]) / (70 * s)))):
             x = self._x(t, m)
             p.drawLine(QtCore.QPointF(x, ay), QtCore.QPointF(x, ay + 3 * s))
@@ -240,7 +239,7 @@ class FreezeLaneView(QtWidgets.QWidget):
                    int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter), "step")
         # what the run did: changes and the current step
         p.setPen(QtCore.Qt.PenStyle.NoPen)
-        p.setBrush(QtGui.QColor(style.FOREGROUND))
+        p.setBrush(QtGui.QColor(theme.FOREGROUND))
         for step, _desc in self._changes:
             x = self._x(step, m)
             y = m["y0"] - 1
@@ -284,7 +283,7 @@ class FreezeLaneView(QtWidgets.QWidget):
                 p.setBrush(hatch)
                 p.drawRoundedRect(r, 2, 2)
             elif kind == "change":
-                p.setBrush(QtGui.QColor(style.FOREGROUND))
+                p.setBrush(QtGui.QColor(theme.FOREGROUND))
                 c = r.center()
                 p.drawPolygon(QtGui.QPolygonF([QtCore.QPointF(c.x() - 4 * s, c.y() - 4 * s),
                                                QtCore.QPointF(c.x() + 4 * s, c.y() - 4 * s),
@@ -292,7 +291,7 @@ class FreezeLaneView(QtWidgets.QWidget):
             else:
                 p.setPen(QtGui.QPen(QtGui.QColor(NOW_COLOR), 2 * s))
                 p.drawLine(QtCore.QPointF(r.center().x(), r.top() - 2), QtCore.QPointF(r.center().x(), r.bottom() + 2))
-            p.setPen(QtGui.QColor(style.MUTED))
+            p.setPen(QtGui.QColor(theme.MUTED))
             p.drawText(QtCore.QPointF(r.right() + 5 * s, y + fm.ascent()), text)
             x = r.right() + 5 * s + fm.horizontalAdvance(text) + 16 * s
 

@@ -11,16 +11,16 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.freezing import layer_groups
 
-from ...widgets import style
+from ... import theme
 from ...widgets.flow import WrapLabel
 from ...widgets.plot.loss_plot import LossPlot, MetricPlot
 from ...widgets.matrix_view import MatrixView
 from .lanes import TRAIN_COLOR, group_label
 
-CURVE_COLORS = {"loss": style.SERIES_COLORS[0], "task loss": style.SERIES_COLORS[1],
-                "aux LM loss": style.SERIES_COLORS[2], "accuracy": style.SERIES_COLORS[0],
-                "f1": style.SERIES_COLORS[1], "mse": style.SERIES_COLORS[3], "pearson": style.SERIES_COLORS[4],
-                "spearman": style.SERIES_COLORS[5]}
+CURVE_COLORS = {"loss": theme.SERIES_COLORS[0], "task loss": theme.SERIES_COLORS[1],
+                "aux LM loss": theme.SERIES_COLORS[2], "accuracy": theme.SERIES_COLORS[0],
+                "f1": theme.SERIES_COLORS[1], "mse": theme.SERIES_COLORS[3], "pearson": theme.SERIES_COLORS[4],
+                "spearman": theme.SERIES_COLORS[5]}
 
 
 class TrainingViews(QtWidgets.QWidget):
@@ -134,7 +134,7 @@ class TrainingViews(QtWidgets.QWidget):
         if key not in keys:
             used = set(keys.values())
             color = CURVE_COLORS.get(key) or next(
-                (c for c in style.SERIES_COLORS if c not in used), style.SERIES_COLORS[len(keys) % 10])
+                (c for c in theme.SERIES_COLORS if c not in used), theme.SERIES_COLORS[len(keys) % 10])
             keys[key] = color
             self._update_key()
         if series not in plot.series_names():
@@ -147,7 +147,7 @@ class TrainingViews(QtWidgets.QWidget):
 
         parts = []
         if self._keys.get(id(self.loss_plot)):
-            parts.append(f"<b>Loss</b> {items(self.loss_plot)}  <span style='color:{style.MUTED}'>(dots: "
+            parts.append(f"<b>Loss</b> {items(self.loss_plot)}  <span style='color:{theme.MUTED}'>(dots: "
                          f"validation)</span>")
         if self._keys.get(id(self.metric_plot)):
             parts.append(f"<b>Metrics</b> {items(self.metric_plot)}")
@@ -208,7 +208,7 @@ class GradNormStrip(QtWidgets.QWidget):
 
     def _layout(self) -> dict[str, tuple[QtCore.QRectF, QtCore.QRectF]]:
         s = self._scale
-        fm = QtGui.QFontMetricsF(style.font(s, size=9.0))
+        fm = QtGui.QFontMetricsF(theme.font(s, size=9.0))
         top = list(reversed(self._groups))
         label_w = max(fm.horizontalAdvance(group_label(g)) for g in top) + 12 * s if top else 0
         value_w = fm.horizontalAdvance("0.0000e+00") * 0.75
@@ -227,38 +227,38 @@ class GradNormStrip(QtWidgets.QWidget):
     def paintEvent(self, _event):
         p = QtGui.QPainter(self)
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-        p.fillRect(self.rect(), QtGui.QColor(style.BACKGROUND))
+        p.fillRect(self.rect(), QtGui.QColor(theme.BACKGROUND))
         s = self._scale
-        font = style.font(s, size=9.0)
+        font = theme.font(s, size=9.0)
         p.setFont(font)
         fm = QtGui.QFontMetricsF(font)
-        p.setPen(QtGui.QColor(style.MUTED))
+        p.setPen(QtGui.QColor(theme.MUTED))
         head = "Gradient norm per layer group" + (f" at step {self._step:,}" if self._step is not None else "")
         p.drawText(QtCore.QRectF(6 * s, 0, self.width(), fm.height() + 4 * s),
                    int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter), head)
         if not self._norms:
-            p.setPen(QtGui.QColor(style.FAINT))
+            p.setPen(QtGui.QColor(theme.FAINT))
             p.drawText(self.rect().adjusted(10, 20, -10, -10),
                        int(QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap),
                        "Measured every 10th step while training: which layers are learning, and how hard.")
             p.end()
             return
         for g, (bar, lane) in self._layout().items():
-            p.setPen(QtGui.QColor(style.FOREGROUND))
+            p.setPen(QtGui.QColor(theme.FOREGROUND))
             p.drawText(QtCore.QRectF(0, lane.top(), bar.left() - 6 * s, lane.height()),
                        int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter), group_label(g))
             v = self._norms.get(g)
             if v is None:
-                p.setPen(QtGui.QColor(style.FAINT))
+                p.setPen(QtGui.QColor(theme.FAINT))
                 p.drawText(QtCore.QRectF(bar.left() + 4 * s, lane.top(), 200, lane.height()),
                            int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter),
                            "frozen (no gradient)")
                 continue
-            color = style.SERIES_COLORS[1] if g == "heads" else TRAIN_COLOR
+            color = theme.SERIES_COLORS[1] if g == "heads" else TRAIN_COLOR
             p.setPen(QtCore.Qt.PenStyle.NoPen)
             p.setBrush(QtGui.QColor(color))
             p.drawRoundedRect(bar, 2 * s, 2 * s)
-            p.setPen(QtGui.QColor(style.MUTED))
+            p.setPen(QtGui.QColor(theme.MUTED))
             p.drawText(QtCore.QRectF(bar.right() + 5 * s, lane.top(), 120 * s, lane.height()),
                        int(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter), f"{v:.3g}")
         p.end()

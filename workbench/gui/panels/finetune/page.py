@@ -42,10 +42,11 @@ from workbench.engine.config import (
 from workbench.engine.errors import WorkbenchError
 from workbench.engine.freezing import layer_groups
 
+from ... import theme
 from ...bridge import JobSlot
 from ...jobs.finetune import check_labelled, list_checkpoints
 from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter
-from .. import ERROR_COLOR, Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
+from .. import Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
 from ..balance_panel import step_columns
 from ..dataset_form import COLUMN_ROLES, DatasetForm, DatasetPreview
 from .inspector import InputInspector
@@ -355,7 +356,7 @@ class FinetunePanel(Panel):
         """The list keeps what it had; the line under it says why no runs are listed."""
         from workbench import paths
 
-        self.checkpoint_info.setText(f"<span style='color:{ERROR_COLOR}'>Could not list the runs in "
+        self.checkpoint_info.setText(f"<span style='color:{theme.ERROR_COLOR}'>Could not list the runs in "
                                      f"{html.escape(str(paths.runs_dir()))}: {html.escape(message)}</span>")
 
     def wait_for_runs(self, msecs: int = 30000) -> bool:
@@ -419,7 +420,7 @@ class FinetunePanel(Panel):
                     f"{m.n_layer} blocks × {m.n_embd} wide, {m.n_head} heads, context {m.block_size} · "
                     f"{exp.tokenizer.kind} tokenizer{extra}. Its tokenizer and shape are used.")
             except (WorkbenchError, OSError) as e:
-                self.checkpoint_info.setText(f"<span style='color:{ERROR_COLOR}'>{e}</span>")
+                self.checkpoint_info.setText(f"<span style='color:{theme.ERROR_COLOR}'>{e}</span>")
         self._settings_changed()
 
     # -- reacting to edits --------------------------------------------------------------------
@@ -479,7 +480,7 @@ class FinetunePanel(Panel):
     def _update_data_status(self) -> None:
         err = self.dataset.preview_error()
         if err:
-            self.dataset.status.setText(f"<span style='color:{ERROR_COLOR}'>{err}</span>")
+            self.dataset.status.setText(f"<span style='color:{theme.ERROR_COLOR}'>{err}</span>")
 
     # -- background check / inspector ---------------------------------------------------------
 
@@ -522,7 +523,7 @@ class FinetunePanel(Panel):
 
     def _check_failed(self, message: str, _details: str) -> None:
         message = message.split(": ", 1)[1] if message.split(": ", 1)[0].endswith("Error") else message
-        self.dataset.status.setText(f"<span style='color:{ERROR_COLOR}'>{message}</span>")
+        self.dataset.status.setText(f"<span style='color:{theme.ERROR_COLOR}'>{message}</span>")
         self.inspector.set_task(None, None)
         self.inspector.set_message(message, error=True)
 

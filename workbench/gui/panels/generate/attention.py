@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ...widgets import style
+from ... import theme
 from ...widgets.attention.token_axis import TokenAxis
 from ...widgets.plot_input import wheel_scrolls_page
 from ...widgets.token_strip import TokenStrip
@@ -66,7 +66,7 @@ class TokenAttention(QtWidgets.QGroupBox):
         al.addWidget(self.heat_scroll)
         self.bar_axis = TokenAxis("bottom", rotate=True, max_chars=10)
         self.bar_plot = pg.PlotWidget(axisItems={"bottom": self.bar_axis})
-        self.bar_plot.setBackground(style.BACKGROUND)
+        self.bar_plot.setBackground(theme.BACKGROUND)
         self.bar_plot.setMenuEnabled(False)
         self.bar_plot.hideButtons()
         self.bar_plot.setMouseEnabled(x=False, y=False)
@@ -74,10 +74,10 @@ class TokenAttention(QtWidgets.QGroupBox):
         self.bar_plot.setMinimumHeight(150)
         left = self.bar_plot.getPlotItem().getAxis("left")
         for ax in (left, self.bar_axis):
-            ax.setPen(pg.mkPen(style.FAINT, width=1))
-            ax.setTextPen(pg.mkPen(style.FOREGROUND))
-            ax.setTickFont(style.font(1.0, size=9))
-        left.setLabel("attention", color=style.MUTED)
+            ax.setPen(pg.mkPen(theme.FAINT, width=1))
+            ax.setTextPen(pg.mkPen(theme.FOREGROUND))
+            ax.setTickFont(theme.font(1.0, size=9))
+        left.setLabel("attention", color=theme.MUTED)
         left.enableAutoSIPrefix(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(*HEAT_TO), pen=pg.mkPen(None))
         self.bar_plot.addItem(self.bars)
@@ -183,10 +183,10 @@ class TokenAttention(QtWidgets.QGroupBox):
         layer = L - 1 if self._layer < 0 else min(self._layer, L - 1)
         heads = f"mean of {H} heads" if self._head == MEAN else f"head {self._head}"
         best = np.argsort(row)[::-1][:3]
-        most = ", ".join(f"'{style.visible_whitespace(texts[j])}' {row[j]:.2f}" for j in best)
+        most = ", ".join(f"'{theme.visible_whitespace(texts[j])}' {row[j]:.2f}" for j in best)
         window = "" if tok.context_start == 0 else f" (the context window starts at position {tok.context_start})"
         self.caption.setText(
-            f"'{style.visible_whitespace(tok.text)}' (model's probability {tok.model_prob:.2f}) was chosen at "
+            f"'{theme.visible_whitespace(tok.text)}' (model's probability {tok.model_prob:.2f}) was chosen at "
             f"position {tok.position} from the {len(row)} tokens before it{window}. Layer {layer}, {heads}: "
             f"how much the last of them looked at each. Most: {most}.")
 
@@ -194,4 +194,4 @@ class TokenAttention(QtWidgets.QGroupBox):
         self.heat.set_presentation(scale)
         self.heat_scroll.setMaximumHeight(int(110 * scale))
         for ax in (self.bar_plot.getPlotItem().getAxis("left"), self.bar_axis):
-            ax.setTickFont(style.font(scale, size=9))
+            ax.setTickFont(theme.font(scale, size=9))

@@ -34,12 +34,13 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ... import theme
 from ...bridge import JobSlot
 from ...jobs.generate import stream_tokens
 from ...jobs.models import load_checkpoint
 from ...widgets.token_strip import TokenStrip
 from ...widgets.flow import FlowRow, WrapLabel
-from .. import MUTED_COLOR, Panel, card, error_label, human_count, muted_label, show_error
+from .. import Panel, card, error_label, human_count, muted_label, show_error
 from .attention import TokenAttention
 from .sampling import SamplingFields
 
@@ -654,7 +655,7 @@ class GeneratePanel(Panel):
             if live:
                 text += " (A paused run's live model is available.)"
         self.source_label.setText(text)
-        self.source_label.setStyleSheet(f"color: {MUTED_COLOR};" if not ready else "")
+        self.source_label.setStyleSheet(f"color: {theme.MUTED};" if not ready else "")
 
     def set_presentation(self, scale: float) -> None:
         self._scale = scale

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PySide6 import QtWidgets
 
+from ... import theme
 from ...widgets.flow import together
-from .. import ERROR_COLOR
 
 SETTING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "seed")
 SPECS = [  # name, label, default, tooltip: in the order shown
@@ -87,5 +87,5 @@ class SamplingFields:
             message = str(e)
             bad = message.split(" = ", 1)[0]
         for name, edit in self.fields.items():
-            edit.setStyleSheet(f"QLineEdit {{ border: 1px solid {ERROR_COLOR}; }}" if name == bad else "")
+            edit.setStyleSheet(f"QLineEdit {{ border: 1px solid {theme.ERROR_COLOR}; }}" if name == bad else "")
         return message

@@ -7,7 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtGui
 
-from .. import style
+from ... import theme
 
 MASK_COLOR = "#eeeeee"
 FRAME_COLOR = "#c8c8c8"
@@ -68,14 +68,14 @@ def _colorize(values: np.ndarray, levels: tuple[float, float], lut: np.ndarray) 
 
 
 def _info_css(color: str, scale: float) -> str:
-    return (f"QLabel {{ color: {color}; background: {style.BACKGROUND};"
+    return (f"QLabel {{ color: {color}; background: {theme.BACKGROUND};"
             f" padding: {int(4 * scale)}px {int(10 * scale)}px; }}")
 
 
 def _style_axis(ax: pg.AxisItem, scale: float, label: str | None = None) -> None:
-    ax.setPen(pg.mkPen(style.FAINT, width=1))
-    ax.setTextPen(pg.mkPen(style.FOREGROUND))
-    ax.setTickPen(pg.mkPen(style.FAINT, width=1))
+    ax.setPen(pg.mkPen(theme.FAINT, width=1))
+    ax.setTextPen(pg.mkPen(theme.FOREGROUND))
+    ax.setTickPen(pg.mkPen(theme.FAINT, width=1))
     if label is not None:
-        ax.setLabel(label, color=style.MUTED, **{"font-size": f"{9.5 * scale:.1f}pt"})
-    ax.setTickFont(style.font(scale, size=9))
+        ax.setLabel(label, color=theme.MUTED, **{"font-size": f"{9.5 * scale:.1f}pt"})
+    ax.setTickFont(theme.font(scale, size=9))

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import style
+from ... import theme
 from ..export import save_png
 from ..flow import ElidedLabel
 from ..plot_input import wheel_scrolls_page
@@ -28,7 +28,7 @@ class AttentionGrid(QtWidgets.QWidget):
     headSelected = QtCore.Signal(int, int)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, *,
-                 colormap: str = style.ATTENTION_COLORMAP, presentation: float = 1.0):
+                 colormap: str = theme.ATTENTION_COLORMAP, presentation: float = 1.0):
         super().__init__(parent)
         self._scale = max(0.5, float(presentation))
         self._cmap_name = colormap
@@ -48,7 +48,7 @@ class AttentionGrid(QtWidgets.QWidget):
         self._titles: list[pg.TextItem] = []
 
         self.plot_widget = pg.GraphicsLayoutWidget()
-        self.plot_widget.setBackground(style.BACKGROUND)
+        self.plot_widget.setBackground(theme.BACKGROUND)
         self.plot_widget.ci.layout.setContentsMargins(4, 4, 8, 4)
         self.plot_item: pg.PlotItem = self.plot_widget.addPlot()
         pi = self.plot_item
@@ -74,7 +74,7 @@ class AttentionGrid(QtWidgets.QWidget):
         self._frames.setZValue(5)
         pi.addItem(self._frames, ignoreBounds=True)
         self._select_rect = QtWidgets.QGraphicsRectItem()
-        sp = QtGui.QPen(QtGui.QColor(style.ACCENT), 2.5)
+        sp = QtGui.QPen(QtGui.QColor(theme.HIGHLIGHT), 2.5)
         sp.setCosmetic(True)
         sp.setJoinStyle(QtCore.Qt.PenJoinStyle.MiterJoin)
         self._select_rect.setPen(sp)
@@ -82,7 +82,7 @@ class AttentionGrid(QtWidgets.QWidget):
         self._select_rect.hide()
         pi.addItem(self._select_rect, ignoreBounds=True)
         self._hover_rect = QtWidgets.QGraphicsRectItem()
-        hp = QtGui.QPen(QtGui.QColor(style.MUTED), 1.5)
+        hp = QtGui.QPen(QtGui.QColor(theme.MUTED), 1.5)
         hp.setCosmetic(True)
         self._hover_rect.setPen(hp)
         self._hover_rect.setZValue(15)
@@ -288,9 +288,9 @@ class AttentionGrid(QtWidgets.QWidget):
             self.plot_widget.setMinimumSize(0, 0)
             self.plot_item.hideAxis("left")
             self.plot_item.hideAxis("top")
-            f = style.font(self._scale, size=9)
+            f = theme.font(self._scale, size=9)
             for (lay, h), (r, c) in self._cells.items():
-                t = pg.TextItem(f"head {h}", color=style.FOREGROUND, anchor=(0, 1))
+                t = pg.TextItem(f"head {h}", color=theme.FOREGROUND, anchor=(0, 1))
                 t.setFont(f)
                 t.setPos(c * pitch, r * pitch - 0.02 * T)
                 self.plot_item.addItem(t, ignoreBounds=True)
@@ -348,11 +348,11 @@ class AttentionGrid(QtWidgets.QWidget):
             ax.setStyle(tickLength=0, tickTextOffset=int(4 * sc))
             ax.setPen(pg.mkPen(None))
             ax.setStyle(tickAlpha=0)  # labels only, no tick marks
-        self.info.setFont(style.font(sc, size=9.5))
+        self.info.setFont(theme.font(sc, size=9.5))
 
     def _show_hint(self) -> None:
         self.info.setText("Click a head to open it")
-        self.info.setStyleSheet(_info_css(style.MUTED, self._scale))
+        self.info.setStyleSheet(_info_css(theme.MUTED, self._scale))
 
     def eventFilter(self, obj, event):
         if event.type() == QtCore.QEvent.Type.Leave:
@@ -369,11 +369,11 @@ class AttentionGrid(QtWidgets.QWidget):
         lay, h, i, j = hit
         self._hover_rect.setRect(self.cell_rect(lay, h))
         self._hover_rect.show()
-        q = style.visible_whitespace(self._tokens[i])
-        k = style.visible_whitespace(self._tokens[j])
+        q = theme.visible_whitespace(self._tokens[i])
+        k = theme.visible_whitespace(self._tokens[j])
         w = self._attn[lay, h, i, j]
         value = "masked" if (j > i and self._causal) else f"{w:.3f}"
-        self.info.setStyleSheet(_info_css(style.FOREGROUND, self._scale))
+        self.info.setStyleSheet(_info_css(theme.FOREGROUND, self._scale))
         self.info.setText(f"layer {lay} · head {h} — query '{q}' ({i}) → key '{k}' ({j}): "
                           f"{value}")
 

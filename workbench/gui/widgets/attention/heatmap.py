@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import style
+from ... import theme
 from ..export import save_png
 from ..flow import ElidedLabel
 from ..plot_input import wheel_scrolls_page
@@ -51,7 +51,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
     hovered = QtCore.Signal(int, int, float)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, *,
-                 colormap: str = style.ATTENTION_COLORMAP, presentation: float = 1.0,
+                 colormap: str = theme.ATTENTION_COLORMAP, presentation: float = 1.0,
                  show_colorbar: bool = True, title: str = ""):
         super().__init__(parent)
         self._scale = max(0.5, float(presentation))
@@ -64,7 +64,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
         self._title = title
 
         self.plot_widget = pg.GraphicsLayoutWidget()
-        self.plot_widget.setBackground(style.BACKGROUND)
+        self.plot_widget.setBackground(theme.BACKGROUND)
         self.plot_widget.ci.layout.setContentsMargins(6, 10, 6, 4)
         self.left_axis = TokenAxis("left")
         self.bottom_axis = TokenAxis("bottom", rotate=True)
@@ -179,7 +179,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
     def set_title(self, title: str) -> None:
         self._title = title
         if title:
-            self.plot_item.setTitle(title, color=style.FOREGROUND,
+            self.plot_item.setTitle(title, color=theme.FOREGROUND,
                                     size=f"{11 * self._scale:.1f}pt", bold=True)
         else:
             self.plot_item.setTitle(None)
@@ -227,8 +227,8 @@ class AttentionHeatmap(QtWidgets.QWidget):
 
     def describe_cell(self, i: int, j: int) -> str:
         """"query 'x' (i) → key 'y' (j): 0.123" for the cell in row i, column j."""
-        q = style.visible_whitespace(self._q_tokens[i])
-        k = style.visible_whitespace(self._k_tokens[j])
+        q = theme.visible_whitespace(self._q_tokens[i])
+        k = theme.visible_whitespace(self._k_tokens[j])
         if self._masked and j > i:
             return f"query '{q}' ({i}) → key '{k}' ({j}): masked (a later token)"
         return f"query '{q}' ({i}) → key '{k}' ({j}): {float(self._matrix[i, j]):.3f}"
@@ -280,12 +280,12 @@ class AttentionHeatmap(QtWidgets.QWidget):
         self.bottom_axis._fit_size()
         if self.colorbar is not None:
             ax = self.colorbar.axis
-            ax.setPen(pg.mkPen(style.FAINT))
-            ax.setTextPen(pg.mkPen(style.FOREGROUND))
-            ax.setTickFont(style.font(sc, size=8.5))
+            ax.setPen(pg.mkPen(theme.FAINT))
+            ax.setTextPen(pg.mkPen(theme.FOREGROUND))
+            ax.setTickFont(theme.font(sc, size=8.5))
         self.set_title(self._title)
-        self.info.setFont(style.font(sc, size=9.5))
-        self.info.setStyleSheet(_info_css(style.FOREGROUND, sc))
+        self.info.setFont(theme.font(sc, size=9.5))
+        self.info.setStyleSheet(_info_css(theme.FOREGROUND, sc))
 
     def label_note(self) -> str:
         """Says so when there are too many tokens to label each one at this zoom."""
@@ -300,7 +300,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
             return
         note = self.label_note()
         self.info.setText(note if note else "Hover a cell to read its weight · Ctrl+wheel zooms · double-click fits")
-        self.info.setStyleSheet(_info_css(style.MUTED, self._scale))
+        self.info.setStyleSheet(_info_css(theme.MUTED, self._scale))
 
     def eventFilter(self, obj, event):
         if event.type() == QtCore.QEvent.Type.Leave:
@@ -321,6 +321,6 @@ class AttentionHeatmap(QtWidgets.QWidget):
         i, j = cell
         self._hover_rect.setRect(j, i, 1, 1)
         self._hover_rect.show()
-        self.info.setStyleSheet(_info_css(style.FOREGROUND, self._scale))
+        self.info.setStyleSheet(_info_css(theme.FOREGROUND, self._scale))
         self.info.setText(self.describe_cell(i, j))
         self.hovered.emit(i, j, float(self._matrix[i, j]))

@@ -8,7 +8,7 @@ from typing import Sequence
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from .. import style
+from ... import theme
 
 MIN_LABEL_POINTS = 6.0  # token labels shrink to this before they are thinned
 
@@ -37,7 +37,7 @@ class TokenAxis(pg.AxisItem):
 
     def set_tokens(self, tokens: Sequence[str]) -> None:
         self.tokens = list(tokens)
-        self.labels = [style.short_label(t, self.max_chars) for t in self.tokens]
+        self.labels = [theme.short_label(t, self.max_chars) for t in self.tokens]
         self._fit_size()
         self.picture = None
         self.update()

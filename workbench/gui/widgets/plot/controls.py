@@ -6,7 +6,7 @@ from typing import Sequence
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import style
+from ... import theme
 from ..flow import FlowRow, together
 from .series import X_AXES, X_AXIS_LABELS
 from .smoothing import SMOOTH_SHARE, format_smoothing
@@ -80,7 +80,7 @@ class CurveControls(FlowRow):
         del blockers
 
     def set_presentation(self, scale: float) -> None:
-        f = style.font(scale, size=9.5)
+        f = theme.font(scale, size=9.5)
         for w in [self, *self.findChildren(QtWidgets.QWidget)]:
             w.setFont(f)
         self.slider.setMaximumWidth(int(170 * scale))

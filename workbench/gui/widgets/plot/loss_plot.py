@@ -15,7 +15,7 @@ import pyqtgraph as pg
 import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .. import style
+from ... import theme
 from ..export import save_png, save_svg
 from ..plot_input import ZOOM_HINT, wheel_scrolls_page
 from .axes import _XAxis, _YAxis
@@ -75,14 +75,14 @@ class LossPlot(QtWidgets.QWidget):
         self._x_axis_item = _XAxis(orientation="bottom")
         self._y_axis_item = _YAxis(orientation="left")
         self.plot_widget = pg.PlotWidget(
-            background=style.BACKGROUND,
+            background=theme.BACKGROUND,
             axisItems={"bottom": self._x_axis_item, "left": self._y_axis_item})
         self.plot_widget.setAntialiasing(True)
         wheel_scrolls_page(self.plot_widget, reset=self.reset_view,
                            hint=ZOOM_HINT + " (or the A button, lower left)")
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
         pi = self.plot_item
-        pi.showGrid(x=True, y=True, alpha=style.GRID_ALPHA)
+        pi.showGrid(x=True, y=True, alpha=theme.GRID_ALPHA)
         pi.setMenuEnabled(False)  # pyqtgraph's "A" button stays: it shows (on hover) while zoomed
         pi.getAxis("top").setStyle(showValues=False)
         self.view_box: pg.ViewBox = pi.getViewBox()
@@ -105,7 +105,7 @@ class LossPlot(QtWidgets.QWidget):
             self.view_box.sigResized.connect(self._fit_legend_band)
 
         self._cursor = pg.InfiniteLine(angle=90, movable=False,
-                                       pen=pg.mkPen(style.FAINT, width=1,
+                                       pen=pg.mkPen(theme.FAINT, width=1,
                                                     style=QtCore.Qt.PenStyle.DashLine))
         self._cursor.setZValue(50)
         self._cursor.hide()
@@ -444,12 +444,12 @@ class LossPlot(QtWidgets.QWidget):
         return s.style.smooth and self._smoothing > 0
 
     def _style_for(self, series: str) -> SeriesStyle:
-        key = style.color_key(series)
+        key = theme.color_key(series)
         if key not in self._color_index:
             self._color_index[key] = len(self._color_index)
         k = self._color_index[key] + self._color_offset
-        color = style.SERIES_COLORS[k % len(style.SERIES_COLORS)]
-        val = style.is_validation(series)
+        color = theme.SERIES_COLORS[k % len(theme.SERIES_COLORS)]
+        val = theme.is_validation(series)
         st = SeriesStyle(color=color, symbol="o" if val else None, smooth=not val,
                          width=1.5 if val else 2.0)
         for k, v in self._styles.get(series, {}).items():
@@ -550,7 +550,7 @@ class LossPlot(QtWidgets.QWidget):
 
     def _apply_labels(self) -> None:
         sc = self._scale
-        css = {"color": style.MUTED, "font-size": f"{9.5 * sc:.1f}pt"}
+        css = {"color": theme.MUTED, "font-size": f"{9.5 * sc:.1f}pt"}
         self.plot_item.setLabel("bottom", X_AXIS_LABELS[self._x_axis], **css)
         self.plot_item.showLabel("bottom", getattr(self, "_x_label_shown", True))
         if self._y_label:
@@ -559,7 +559,7 @@ class LossPlot(QtWidgets.QWidget):
             self.plot_item.showLabel("left", False)
         if self._title:
             size = self.TITLE_POINTS
-            self.plot_item.setTitle(self._title, color=style.FOREGROUND,
+            self.plot_item.setTitle(self._title, color=theme.FOREGROUND,
                                     size=f"{size * sc:.1f}pt", bold=True)
         else:
             self.plot_item.setTitle(None)
@@ -571,13 +571,13 @@ class LossPlot(QtWidgets.QWidget):
         width = MIN_PLOT_WIDTH * sc
         if self._title:
             size = self.TITLE_POINTS
-            title_font = style.font(1.0, size=size * sc, bold=True)
+            title_font = theme.font(1.0, size=size * sc, bold=True)
             width = max(width, QtGui.QFontMetricsF(title_font).horizontalAdvance(self._title) * 1.1 + 48 * sc)
-        tick_font = style.font(sc, size=9)
+        tick_font = theme.font(sc, size=9)
         # the title, the ticks and the axis name come on top of the data area (they ate all but
         # ~40 px of a 120 px plot)
         chrome = (QtGui.QFontMetricsF(tick_font).height() + 4 * sc          # tick labels
-                  + QtGui.QFontMetricsF(style.font(1.0, size=9.5 * sc)).height() + 6 * sc  # axis name
+                  + QtGui.QFontMetricsF(theme.font(1.0, size=9.5 * sc)).height() + 6 * sc  # axis name
                   + 18 * sc)                                                   # margins, spacing
         if self._title:
             chrome += QtGui.QFontMetricsF(title_font).height() + 8 * sc
@@ -585,8 +585,8 @@ class LossPlot(QtWidgets.QWidget):
         self.plot_widget.setMinimumSize(int(width), int(math.ceil(height)))
         for name in ("left", "bottom"):
             ax = self.plot_item.getAxis(name)
-            ax.setPen(pg.mkPen(style.MUTED, width=1))
-            ax.setTextPen(pg.mkPen(style.FOREGROUND))
+            ax.setPen(pg.mkPen(theme.MUTED, width=1))
+            ax.setTextPen(pg.mkPen(theme.FOREGROUND))
             ax.setTickFont(tick_font)
             # major ticks only: minor grid lines cost ~5 ms a frame and add clutter
             ax.setStyle(tickTextOffset=int(round(4 * sc)), tickLength=int(round(-5 * sc)),
@@ -595,11 +595,11 @@ class LossPlot(QtWidgets.QWidget):
         self.plot_item.layout.setContentsMargins(4 * sc, 4 * sc, 12 * sc, 4 * sc)
         self._apply_labels()
         self._style_legend()
-        self.readout.setFont(style.font(sc, size=9))
+        self.readout.setFont(theme.font(sc, size=9))
         self.readout.setStyleSheet(
             "QLabel { background: rgba(255,255,255,230); border: 1px solid #dddddd;"
             f" border-radius: {int(4 * sc)}px; padding: {int(3 * sc)}px {int(6 * sc)}px;"
-            f" color: {style.FOREGROUND}; }}")
+            f" color: {theme.FOREGROUND}; }}")
         if self.controls is not None:
             self.controls.set_presentation(sc)
 
@@ -609,7 +609,7 @@ class LossPlot(QtWidgets.QWidget):
         lg = self._legend
         lg.setBrush(pg.mkBrush(255, 255, 255, 220))
         lg.setPen(pg.mkPen(221, 221, 221))
-        lg.setLabelTextColor(style.FOREGROUND)
+        lg.setLabelTextColor(theme.FOREGROUND)
         lg.setLabelTextSize(f"{9 * self._scale:.1f}pt")
 
     def _fit_legend_band(self, *_args) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from .. import style
+from ... import theme
 from .axes import _clock
 from .items import _Band, _install_stamped_paint, _stamp_offsets
 from .smoothing import _Buffer, _Envelope, ema_smooth, ema_weight_for
@@ -163,7 +163,7 @@ class _Series:
             return
         sc = scale
         st = self.style
-        color = style.qcolor(st.color, st.alpha)
+        color = theme.qcolor(st.color, st.alpha)
         self.thick = st.alpha >= 1.0 and st.dash == QtCore.Qt.PenStyle.SolidLine and st.width > 1
         self.main_curve.opts["antialias"] = True
         _install_stamped_paint(self.main_curve.curve)
@@ -172,13 +172,13 @@ class _Series:
             self.main_curve.setSymbol(st.symbol)
             self.main_curve.setSymbolSize(7 * sc)
             self.main_curve.setSymbolBrush(pg.mkBrush(color))
-            self.main_curve.setSymbolPen(pg.mkPen(style.BACKGROUND, width=1.2 * sc))
+            self.main_curve.setSymbolPen(pg.mkPen(theme.BACKGROUND, width=1.2 * sc))
         else:
             self.main_curve.setSymbol(None)
-        self.raw_curve.setPen(pg.mkPen(style.qcolor(st.color, 0.28 * st.alpha), width=1.0))
+        self.raw_curve.setPen(pg.mkPen(theme.qcolor(st.color, 0.28 * st.alpha), width=1.0))
         self.raw_curve.opts["antialias"] = True
-        self.raw_band.setBrush(style.qcolor(st.color, 0.24 * st.alpha))
-        self.main_band.setBrush(style.qcolor(st.color, st.alpha if self.thick else 0.35 * st.alpha))
+        self.raw_band.setBrush(theme.qcolor(st.color, 0.24 * st.alpha))
+        self.main_band.setBrush(theme.qcolor(st.color, st.alpha if self.thick else 0.35 * st.alpha))
 
     def fit_pen(self, scale: float, exporting: float = 0.0) -> None:
         """``exporting``: 0 on screen, else the export's pixel ratio (cosmetic pen widths are
@@ -188,11 +188,11 @@ class _Series:
         curve = self.main_curve.curve
         self.main_curve._legend_width = width * (exporting or 1.0) if self.thick else None
         if exporting or width <= 1.0:
-            pen = pg.mkPen(style.qcolor(st.color, st.alpha), width=width * (exporting or 1.0),
+            pen = pg.mkPen(theme.qcolor(st.color, st.alpha), width=width * (exporting or 1.0),
                            style=st.dash)
             curve._stamp_offsets = None
         else:
-            pen = pg.mkPen(style.qcolor(st.color, st.alpha), width=1.0, style=st.dash)
+            pen = pg.mkPen(theme.qcolor(st.color, st.alpha), width=1.0, style=st.dash)
             curve._stamp_offsets = _stamp_offsets(width)
         pen.setCapStyle(QtCore.Qt.PenCapStyle.RoundCap)
         pen.setJoinStyle(QtCore.Qt.PenJoinStyle.RoundJoin)
@@ -310,7 +310,7 @@ def readout_html(series: Iterable[_Series], axis: str, x: float,
         row = (f"<span style='color:{s.style.color}'>&#9679;</span>&nbsp;{s.name}"
                f"&nbsp;&nbsp;<b>{v:.4g}</b>")
         if is_smoothed(s) and s.smoothed.n > i:
-            row += (f"&nbsp;<span style='color:{style.FAINT}'>"
+            row += (f"&nbsp;<span style='color:{theme.FAINT}'>"
                     f"smoothed {s.smoothed.data[i]:.4g}</span>")
         rows.append(row)
     if nearest is None:
@@ -321,5 +321,5 @@ def readout_html(series: Iterable[_Series], axis: str, x: float,
         head = f"{nearest:,.0f}"
     else:
         head = f"{nearest:.4g}"
-    head = f"<span style='color:{style.MUTED}'>{X_AXIS_LABELS[axis]} {head}</span>"
+    head = f"<span style='color:{theme.MUTED}'>{X_AXIS_LABELS[axis]} {head}</span>"
     return "<br>".join([head] + rows)
