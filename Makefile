@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/workbench $(ARGS)
 
-# lint-imports first: the boundaries between the rooms (contracts in pyproject.toml), in a second
+# the import boundaries first (lint-imports, contracts in pyproject.toml; about a second), then the suite
 test: $(BIN)/.installed
 	$(BIN)/lint-imports --no-logo --no-cache
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(ARGS)
