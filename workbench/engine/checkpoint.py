@@ -5,6 +5,7 @@ A run folder::
     config.toml          the exact experiment it trained with
     tokenizer.json       the tokenizer it used
     metrics.jsonl        one JSON object per line: step, split (train|val), task, loss, ...
+    balance.jsonl        multi-task runs: the tasks' weights and gradient conflict matrix
     checkpoints/         step_000500.safetensors + step_000500.json (the JSON is written last,
                          so a checkpoint is complete exactly when its JSON exists)
     attention/           step_000100.safetensors: attention of the probe text, tokens in metadata
@@ -18,7 +19,9 @@ from __future__ import annotations
 import base64
 import errno
 import json
+import math
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -115,7 +118,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
-# -- RNG states as JSON ----------------------------------------------------------------------
+# -- training state: AdamW moments and RNG states ------------------------------------------------
 
 
 def tensor_to_b64(t: torch.Tensor) -> str:
@@ -126,6 +129,85 @@ def b64_to_byte_tensor(s: str) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, stash: dict, names: dict) -> tuple[dict, dict]:
+    """AdamW's moments as tensors ``optim.NAME.exp_avg`` / ``optim.NAME.exp_avg_sq`` and its step
+    counts as JSON ``{"steps": {NAME: n}}``, by parameter name (``names``: parameter -> name), for the
+    optimizer's parameters and for ``stash`` (the state of parameters frozen for now)."""
+    tensors, steps = {}, {}
+    for p, st in list(optimizer.state.items()) + list(stash.items()):
+        name = names[p]
+        tensors[f"optim.{name}.exp_avg"] = st["exp_avg"]
+        tensors[f"optim.{name}.exp_avg_sq"] = st["exp_avg_sq"]
+        steps[name] = float(st["step"])
+    return tensors, {"steps": steps}
+
+
+def restore_optimizer(net: torch.nn.Module, optimizer: torch.optim.Optimizer, stash: dict,
+                      tensors: dict, saved: dict) -> None:
+    """Put the saved AdamW state back: into the optimizer for the parameters it trains, into
+    ``stash`` for frozen ones. Every tensor goes to its parameter's device; AdamW keeps ``step`` on
+    the CPU, except fused/capturable kernels, which read it on the device."""
+    import torch
+
+    in_optimizer = {p for g in optimizer.param_groups for p in g["params"]}
+    on_device = bool(optimizer.defaults.get("fused") or optimizer.defaults.get("capturable"))
+    for name, p in net.named_parameters():
+        if f"optim.{name}.exp_avg" in tensors:
+            target = optimizer.state if p in in_optimizer else stash
+            target[p] = {
+                "step": torch.tensor(saved["steps"][name], dtype=torch.float32,
+                                     device=p.device if on_device else "cpu"),
+                "exp_avg": tensors[f"optim.{name}.exp_avg"].to(p.device),
+                "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(p.device),
+            }
+
+
+def rng_state(batch_gen: torch.Generator) -> dict:
+    """The torch, CUDA, python and numpy RNG states and the batch generator's (the data position), as JSON."""
+    import torch
+
+    state = {
+        "torch": tensor_to_b64(torch.get_rng_state()),
+        "batches": tensor_to_b64(batch_gen.get_state()),
+        "python": _py_state_to_json(random.getstate()),
+        "numpy": _np_state_to_json(np.random.get_state()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [tensor_to_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
+    import torch
+
+    torch.set_rng_state(b64_to_byte_tensor(state["torch"]))
+    batch_gen.set_state(b64_to_byte_tensor(state["batches"]))
+    random.setstate(_py_state_from_json(state["python"]))
+    np.random.set_state(_np_state_from_json(state["numpy"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([b64_to_byte_tensor(s) for s in state["cuda"]])
+
+
+def _py_state_to_json(st):
+    version, internal, gauss = st
+    return [version, list(internal), gauss]
+
+
+def _py_state_from_json(st):
+    version, internal, gauss = st
+    return (version, tuple(internal), gauss)
+
+
+def _np_state_to_json(st):
+    name, keys, pos, has_gauss, gauss = st
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
+
+
+def _np_state_from_json(st):
+    name, keys, pos, has_gauss, gauss = st
+    return (name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss)
 
 
 # -- run folders -------------------------------------------------------------------------------
@@ -146,6 +228,10 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.jsonl"
+
+    @property
+    def balance(self) -> Path:
+        return self.path / "balance.jsonl"
 
     @property
     def checkpoints(self) -> Path:
@@ -262,6 +348,15 @@ class RunDir:
         """On resume: drop metric lines a crashed run wrote after its last checkpoint."""
         truncate_jsonl_after(self.metrics, step)
 
+    def append_balance(self, balance) -> None:
+        """One line of balance.jsonl from an events.TaskBalance (the conflict matrix's pairs that were
+        not measured are null: JSON has no NaN)."""
+        conflict = [[None if isinstance(x, float) and math.isnan(x) else x for x in row]
+                    for row in balance.conflict.round(5).tolist()]
+        with open(self.balance, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": balance.step, "tasks": balance.tasks, "weights": balance.weights,
+                                "conflict": conflict}) + "\n")
+
 
 def truncate_jsonl_after(path: Path, step: int) -> None:
     """Drop the lines of a JSON-lines log (metrics.jsonl, balance.jsonl) whose step is after ``step``."""
@@ -338,6 +433,36 @@ class MetricsWriter:
             self._f.flush()
         except OSError as e:
             raise write_error(self.path, e) from e
+
+    # The rows a run writes (the trainer calls these; readers: runs.py, report.py, the window).
+
+    def train_step(self, step: int, tasks: list[str], loss: float, losses: dict[str, float], *, lr: float,
+                   tokens: int, elapsed: float, tokens_per_s: float, grad_norm: float) -> None:
+        """A training step: the loss (``task`` = the task's name, or "total" with one row per task
+        after it); a grad_norm, or ``skipped`` where fp16's scaler skipped the update (JSON has no inf)."""
+        common = dict(step=step, split="train", lr=lr, tokens=tokens, time=round(elapsed, 4),
+                      tokens_per_s=round(tokens_per_s, 1))
+        if math.isfinite(grad_norm):
+            common["grad_norm"] = grad_norm
+        else:
+            common["skipped"] = True
+        if len(tasks) == 1:
+            self.write(task=tasks[0], loss=loss, **common)
+            return
+        self.write(task="total", loss=loss, **common)
+        for name, value in losses.items():
+            self.write(step=step, split="train", task=name, loss=value)
+
+    def validation(self, step: int, losses: dict[str, float], metrics: dict[str, float], *, tokens: int,
+                   elapsed: float) -> None:
+        """One row per task: its validation loss and its other metrics ("TASK/NAME" -> NAME)."""
+        for name, loss in losses.items():
+            extra = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(name + "/")}
+            self.write(step=step, split="val", task=name, loss=loss, tokens=tokens, time=round(elapsed, 4), **extra)
+
+    def event(self, step: int, event: str, message: str) -> None:
+        """Why a run ended (``diverged``): `workbench runs` shows it; readers of curves skip it."""
+        self.write(step=step, split="event", event=event, message=message)
 
     def close(self) -> None:
         try:
