@@ -17,6 +17,7 @@ so a crash leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import base64
+import binascii
 import errno
 import json
 import math
@@ -190,6 +191,58 @@ def set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all([b64_to_byte_tensor(s) for s in state["cuda"]])
 
 
+def training_checkpoint(s, experiment, *, rng: dict | None = None, watch: dict | None = None) -> tuple[dict, dict]:
+    """The tensors and the JSON of a checkpoint of a run's state ``s`` (a trainer.RunState) after
+    ``s.step`` steps: the weights ("model.*", "balance.*"; the tied output embedding stored once, as
+    in GPT-2 files), AdamW's state, the grad scaler, the RNG states, the divergence watch, early
+    stopping and the trainable groups. ``rng``, ``watch``: as they were after that step, when the
+    checkpoint is written during the next one."""
+    tensors = {k: v for k, v in s.net.state_dict().items() if k != "model.lm_head.weight"}
+    optim, optim_meta = optimizer_tensors(s.optimizer, s.opt_stash, {p: n for n, p in s.net.named_parameters()})
+    meta = {
+        "step": s.step, "tokens": s.tokens_seen, "elapsed": s.elapsed,
+        "experiment": experiment.to_dict(), "vocab_size": s.tokenizer.vocab_size,
+        "optimizer": optim_meta, "scaler": s.scaler.state_dict() if s.scaler.is_enabled() else {},
+        "last_val_loss": s.last_val_loss, "rng": rng or rng_state(s.batch_gen),
+        "divergence": ({**watch, "good_checkpoint": s.watch.good_checkpoint} if watch is not None
+                       else s.watch.state()),
+        "skipped_in_row": s.skipped_in_row,
+        "best": list(s.best) if s.best else None, "evals_since_best": s.evals_since_best,
+        "trainable": sorted(s.trainable),
+    }
+    return {**tensors, **optim}, meta
+
+
+def restore_training_state(s, tensors: dict, meta: dict) -> None:
+    """Put every state of a checkpoint (``training_checkpoint``) back into ``s``, a trainer.RunState
+    built for the same experiment; a damaged or model-only checkpoint fails with its file named."""
+    path = s.run_dir.checkpoint_path(meta["step"])
+    if "rng" not in meta or "optimizer" not in meta:
+        raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
+                              f"cannot be resumed; fine-tune from it with finetune.init instead.")
+    try:  # the JSON's types were checked on reading; what is inside them is checked here
+        missing, unexpected = s.net.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")},
+                                                    strict=False)
+        if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
+            raise CheckpointError(f"{s.run_dir.path}: checkpoint does not fit the model "
+                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
+        restore_optimizer(s.net, s.optimizer, s.opt_stash, tensors, meta["optimizer"])
+        if meta.get("scaler"):
+            s.scaler.load_state_dict(meta["scaler"])
+        s.step, s.tokens_seen, s.elapsed = meta["step"], meta["tokens"], meta["elapsed"]
+        s.last_val_loss = meta.get("last_val_loss")
+        s.best = tuple(meta["best"]) if meta.get("best") else None
+        s.evals_since_best = meta.get("evals_since_best", 0)
+        s.watch.load(meta.get("divergence"))
+        skipped = meta.get("skipped_in_row", 0)
+        s.skipped_in_row = skipped if isinstance(skipped, int) and not isinstance(skipped, bool) else 0
+        s.verified_step = s.step  # only checkpoints whose loss was finite are written
+        set_rng_state(meta["rng"], s.batch_gen)
+    except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
+        raise CheckpointError(f"{path}: damaged training state ({type(e).__name__}: {e}); resume from an "
+                              f"earlier checkpoint.", exit_code=1) from None
+
+
 def _py_state_to_json(st):
     version, internal, gauss = st
     return [version, list(internal), gauss]
@@ -327,6 +380,16 @@ class RunDir:
             raise WriteError(f"{e} {self.intact_note()}", e.path, intact_noted=True) from e
         self.prune_checkpoints(keep, protect)
         return path
+
+    def checkpoint_to_resume(self, step: int | None) -> Path:
+        """The checkpoint of ``step``, or the latest one when None (a resume's ``from_step``)."""
+        if step is None:
+            return self.latest_checkpoint()
+        steps = self.checkpoint_steps()
+        if step not in steps:
+            raise CheckpointError(f"{self.checkpoints}: no checkpoint of step {step}; "
+                                  f"the complete ones are at steps {', '.join(map(str, steps)) or '(none)'}.")
+        return self.checkpoint_path(step)
 
     def latest_checkpoint(self) -> Path:
         steps = self.checkpoint_steps()

@@ -164,9 +164,11 @@ class RunLock:
         raise RunFolderBusy(f"{path}: the lock file keeps changing; another process is starting and ending runs "
                             f"in this folder. Try again, or train into another folder.")
 
-    def release(self) -> None:
+    def release(self, *, made_folder: bool = False) -> None:
         """Delete the lock file (while still holding it: a process that opened the old file sees it
-        replaced and retries), then close it, which drops the lock."""
+        replaced and retries), then close it, which drops the lock. ``made_folder``: the folder was
+        made for this run; if the run never wrote its config there, remove it again (only empty
+        folders are removed, so nothing of anyone's is deleted)."""
         if self.fd < 0:
             return
         try:
@@ -176,6 +178,12 @@ class RunLock:
             pass
         os.close(self.fd)
         self.fd = -1
+        if made_folder and not (self.folder / "config.toml").exists():
+            for sub in ("checkpoints", "attention", ""):
+                try:
+                    (self.folder / sub).rmdir()
+                except OSError:
+                    pass
 
     def __del__(self):  # a Trainer dropped without run() (benchmarks call prepare() alone)
         if getattr(self, "fd", -1) >= 0:
@@ -331,7 +339,8 @@ def remove_leftovers(folder: Path) -> list[Path]:
 
 def claim_run_folder(folder: Path, *, resume: bool = False, overwrite: bool = False) -> RunLock:
     """Lock ``folder`` for a run, then check (under the lock, so two starts cannot both pass) that
-    the run may write there; remove leftovers of interrupted writes. Creates the folder if needed."""
+    the run may write there (with ``resume``: that it has a checkpoint to continue from); remove
+    leftovers of interrupted writes. Creates the folder if needed."""
     folder = Path(folder)
     if resume:
         from .checkpoint import RunDir
@@ -362,6 +371,8 @@ def claim_run_folder(folder: Path, *, resume: bool = False, overwrite: bool = Fa
             lock.notes.append(f"Removed {len(removed)} leftover file(s) of an interrupted write: "
                               + ", ".join(str(p.relative_to(folder)) for p in removed[:4])
                               + (" ..." if len(removed) > 4 else ""))
+        if resume:
+            check_resume_folder(folder)
     except BaseException:
         lock.release()
         raise

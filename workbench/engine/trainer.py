@@ -33,12 +33,10 @@ Every failure becomes a ``Failed`` event and a ``RunResult``; ``run`` does not r
 
 from __future__ import annotations
 
-import binascii
 import dataclasses
 import math
 import os
 import random
-import re
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -49,12 +47,12 @@ import torch
 
 from .. import paths
 from . import checkpoint as ckpt
-from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, diff_experiments, field_meta, from_dict
+from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, check_resumable, field_meta, from_dict
 from .control import SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
-from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, resolve_device,
-                     resolve_precision)
+from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, out_of_memory_message,
+                     resolve_device, resolve_precision)
 from .divergence import DivergenceWatch, advice, band_message, nan_message
 from .errors import Cancelled, CheckpointError, ConfigError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
@@ -62,9 +60,10 @@ from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResu
 from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_of
 from .model import GPT, GPTConfig
 from .multitask import TaskGradients, TaskSampler, Weighting, build_weighting
-from .ownership import check_resume_folder, claim_run_folder, set_aside_after
+from .ownership import claim_run_folder, set_aside_after
 from .tasks import TaskContext, build_task
-from .tokenizer import Tokenizer, train_tokenizer
+from .tasks.validation import quick_losses, validate
+from .tokenizer import Tokenizer, prepare_tokenizer
 
 
 @dataclass
@@ -105,29 +104,6 @@ def build_optimizer(model: torch.nn.Module, cfg, device: torch.device,
     # fused kernels exist for CUDA and (recent torch) CPU; measured faster on both for small GPTs
     fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=fused)
-
-
-def prepare_tokenizer(exp: Experiment, corpus: Corpus, *, reporter=None, should_stop=None) -> Tokenizer:
-    """Load the configured tokenizer.json, or train one (cached by corpus and settings)."""
-    tc = exp.tokenizer
-    if tc.path:
-        return Tokenizer.load(tc.path)
-    import hashlib
-
-    key = hashlib.sha256(f"{corpus.fingerprint()}:{tc.kind}:{tc.vocab_size}".encode()).hexdigest()[:24]
-    cached = paths.cache_dir() / "tokenizers" / f"{key}.json"
-    if cached.exists():
-        return Tokenizer.load(cached)
-    report = reporter.report if reporter else (lambda e: None)
-    report(Status(f"Training a {tc.kind} tokenizer (vocabulary {tc.vocab_size:,})"))
-    tok = train_tokenizer(
-        tc.kind, tc.vocab_size, (p.text for p in corpus.pieces(max_chars=8192)),
-        should_stop=should_stop,
-        progress=lambda chars: report(Status(f"Training a {tc.kind} tokenizer: {chars / 1e6:.1f} M characters")),
-    )
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tok.save(cached)
-    return tok
 
 
 @dataclass
@@ -199,45 +175,47 @@ class Trainer:
     # -- public entry ------------------------------------------------------------------------
 
     def run(self, control: RunControl | None = None, reporter=None) -> RunResult:
-        control = control or RunControl()
+        """Prepare and train. Every end (done, stopped, diverged, failed) is reported and returned,
+        never raised, so the GUI's worker and the CLI handle one path."""
         reporter = reporter or NullReporter()
-        folder = lambda: self.run_dir.path if self.run_dir else None  # noqa: E731
         try:
-            s = self.prepare(control, reporter)
+            s = self.prepare(control or RunControl(), reporter)
             status = self._loop()
             return RunResult(status, s.run_dir.path, s.step, last_val_loss=s.last_val_loss)
         except Diverged as e:
-            s = self.state
             msg = str(e) + self._set_aside_bad_checkpoints()
-            if s.metrics is not None:
+            if self.state.metrics is not None:
                 # one line saying why the run ended (`workbench runs` shows "diverged"); its step is the
                 # failed one, later than any checkpoint, so a resume drops it like other later lines
-                s.metrics.event(s.step + 1, "diverged", msg)
-            reporter.report(Failed(s.step, msg, "", str(s.run_dir.path)))
-            return RunResult("diverged", s.run_dir.path, s.step, msg, s.last_val_loss)
+                self.state.metrics.event(self.state.step + 1, "diverged", msg)
+            return self._failed(reporter, msg, status="diverged", last_val_loss=self.state.last_val_loss)
         except Cancelled as e:
-            reporter.report(Finished(self._at(), "stopped", str(folder() or ""), {}))
-            return RunResult("stopped", folder(), self._at(), str(e))
+            folder = self.run_dir.path if self.run_dir else None
+            reporter.report(Finished(self._at(), "stopped", str(folder or ""), {}))
+            return RunResult("stopped", folder, self._at(), str(e))
         except WorkbenchError as e:
             msg = str(e)
             if isinstance(e, ckpt.WriteError) and not e.intact_noted and self.run_dir is not None:
                 msg += " " + self.run_dir.intact_note()
-            reporter.report(Failed(self._at(), msg, "", str(folder()) if folder() else None))
-            return RunResult("failed", folder(), self._at(), msg, error=e)
+            return self._failed(reporter, msg, error=e)
         except OSError as e:
             if e.errno not in ckpt.DISK_ERRNOS:
                 raise
-            err = ckpt.write_error(Path(e.filename or folder() or "."), e)
-            msg = f"{err} " + (self.run_dir.intact_note() if self.run_dir else "")
-            reporter.report(Failed(self._at(), msg, traceback.format_exc(), str(folder()) if folder() else None))
-            return RunResult("failed", folder(), self._at(), msg)
+            err = ckpt.write_error(Path(e.filename or (self.run_dir.path if self.run_dir else ".")), e)
+            note = self.run_dir.intact_note() if self.run_dir else ""
+            return self._failed(reporter, f"{err} {note}", traceback.format_exc())
         except Exception as e:  # a bug or an environment problem: keep the traceback for the details
-            msg = (self._out_of_memory_message(e) if is_out_of_memory(e)
-                   else f"Training failed at step {self._at()}: {type(e).__name__}: {e}")
-            reporter.report(Failed(self._at(), msg, traceback.format_exc(), str(folder()) if folder() else None))
-            return RunResult("failed", folder(), self._at(), msg)
+            msg = (out_of_memory_message(e, self._at(), self.exp, self.state.model if self.state else None)
+                   if is_out_of_memory(e) else f"Training failed at step {self._at()}: {type(e).__name__}: {e}")
+            return self._failed(reporter, msg, traceback.format_exc())
         finally:
             self.close()
+
+    def _failed(self, reporter, msg: str, details: str = "", *, status: str = "failed",
+                error: WorkbenchError | None = None, last_val_loss: float | None = None) -> RunResult:
+        folder = self.run_dir.path if self.run_dir else None
+        reporter.report(Failed(self._at(), msg, details, str(folder) if folder else None))
+        return RunResult(status, folder, self._at(), msg, last_val_loss, error)
 
     def _at(self) -> int:
         return self.state.step if self.state is not None else 0
@@ -249,25 +227,8 @@ class Trainer:
             self.state.metrics.close()
             self.state.metrics = None
         if self.lock is not None:
-            folder, made = self.lock.folder, self._made_folder
-            self.lock.release()
+            self.lock.release(made_folder=self._made_folder)
             self.lock = None
-            if made and not (folder / "config.toml").exists():
-                for sub in ("checkpoints", "attention", ""):
-                    try:
-                        (folder / sub).rmdir()  # only if empty: nothing of anyone's is deleted
-                    except OSError:
-                        pass
-
-    def _out_of_memory_message(self, e: Exception) -> str:
-        tc, m = self.exp.training, self.exp.model
-        size = (f"{self.state.model.num_params() / 1e6:,.1f} M parameters" if self.state is not None else
-                f"n_layer {m.n_layer}, n_embd {m.n_embd}")
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        return (f"Out of memory at step {self._at()} with training.batch_size = {tc.batch_size:,}, "
-                f"model.block_size = {m.block_size:,} and a model of {size} ({first}). Lower "
-                f"training.batch_size (training.grad_accum_steps keeps the effective batch), "
-                f"model.block_size or the model's size.")
 
     # -- preparation -------------------------------------------------------------------------
 
@@ -337,7 +298,7 @@ class Trainer:
             exp.save(s.run_dir.config)
             tokenizer.save(s.run_dir.tokenizer)
         else:
-            self._restore(*saved)
+            ckpt.restore_training_state(s, *saved)
             set_aside = set_aside_after(s.run_dir, s.step) if self.from_step is not None else None
             s.run_dir.truncate_metrics_after(s.step)
             ckpt.truncate_jsonl_after(s.run_dir.balance, s.step)
@@ -356,14 +317,7 @@ class Trainer:
 
     def _read_resume_checkpoint(self) -> tuple[dict, dict]:
         """The checkpoint a resume continues from, after checking the settings may go on from it."""
-        if self.from_step is None:
-            path = self.run_dir.latest_checkpoint()
-        elif self.from_step in self.run_dir.checkpoint_steps():
-            path = self.run_dir.checkpoint_path(self.from_step)
-        else:
-            steps = self.run_dir.checkpoint_steps()
-            raise CheckpointError(f"{self.run_dir.checkpoints}: no checkpoint of step {self.from_step}; "
-                                  f"the complete ones are at steps {', '.join(map(str, steps)) or '(none)'}.")
+        path = self.run_dir.checkpoint_to_resume(self.from_step)
         tensors, meta = ckpt.load_checkpoint(path)
         ckpt.require_keys(meta, path, "experiment", "vocab_size")
         saved = from_dict(meta["experiment"], source=str(self.run_dir.config), machine=False)
@@ -404,14 +358,7 @@ class Trainer:
         if self.lock is not None:
             return
         if self.resume_arg is not None:
-            self._made_folder = False
             self.lock = claim_run_folder(self.resume_arg, resume=True)
-            try:
-                check_resume_folder(self.resume_arg)
-            except BaseException:
-                self.lock.release()
-                self.lock = None
-                raise
             return
         folder = self.run_dir_arg
         self._made_folder = folder is None or not folder.exists()
@@ -649,41 +596,9 @@ class Trainer:
 
     # -- evaluation and probes ---------------------------------------------------------------
 
-    @torch.no_grad()
-    def evaluate(self, split: str = "val") -> tuple[dict[str, float], dict[str, float]]:
-        """Per-task mean loss and metrics over eval_batches fixed batches (the same windows every
-        time, from generators of their own, so evaluating never changes training)."""
-        s, tc = self.state, self.exp.training
-        s.model.eval()
-        losses, metrics = {}, {}
-        for i, task in enumerate(s.tasks):
-            if hasattr(task, "evaluate"):  # labelled: the whole validation set, in order
-                with s.precision.autocast(s.device):
-                    losses[task.name], m = task.evaluate(s.model, tc.batch_size, s.device)
-                metrics.update({f"{task.name}/{k}": v for k, v in m.items()})
-                continue
-            gen = torch.Generator().manual_seed(tc.seed + 1 + i)
-            total, sums = 0.0, {}
-            for _ in range(tc.eval_batches):
-                batch = {k: v.to(s.device) for k, v in task.sample(split, tc.batch_size, gen).items()}
-                with s.precision.autocast(s.device):
-                    out = task.forward(s.model, batch)
-                total += out.loss.item()
-                for k, v in out.metrics.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-            losses[task.name] = total / tc.eval_batches
-            metrics.update({f"{task.name}/{k}": v / tc.eval_batches for k, v in sums.items()})
-            if task.kind == "causal_lm":
-                metrics[f"{task.name}/ppl"] = math.exp(min(losses[task.name], 50.0))
-        return losses, metrics
-
-    def evaluate_loss(self, split: str = "val") -> float:
-        """The first task's validation loss (the LM loss in a plain pretraining run)."""
-        return next(iter(self.evaluate(split)[0].values()))
-
     def _evaluate(self) -> None:
         s = self.state
-        losses, metrics = self.evaluate("val")
+        losses, metrics = validate(s.model, s.tasks, self.exp.training, s.device, s.precision)
         confusion = {t.name: t.last_confusion for t in s.tasks if getattr(t, "last_confusion", None) is not None}
         labels = {name: next(t for t in s.tasks if t.name == name).class_names() for name in confusion}
         s.last_val_loss = next(iter(losses.values()))
@@ -717,7 +632,7 @@ class Trainer:
         written, and then the message names the good checkpoint instead."""
         s = self.state
         if s.verified_step != s.step:
-            losses = self._quick_losses()
+            losses = quick_losses(s.model, s.tasks, self.exp.training, s.device, s.precision)
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
                 raise Diverged(f"Training diverged by step {s.step}: the weights give a validation loss of "
@@ -725,82 +640,22 @@ class Trainer:
             s.verified_step = s.step
         self._save_checkpoint()
 
-    @torch.no_grad()
-    def _quick_losses(self) -> dict[str, float]:
-        """Each task's loss on one fixed validation batch, in eval mode (no RNG is consumed)."""
-        s, tc = self.state, self.exp.training
-        s.model.eval()
-        out = {}
-        for i, task in enumerate(s.tasks):
-            batch = {k: v.to(s.device) for k, v in
-                     task.sample("val", tc.batch_size, torch.Generator().manual_seed(tc.seed + 1 + i)).items()}
-            with s.precision.autocast(s.device):
-                out[task.name] = float(task.forward(s.model, batch).loss)
-        return out
-
     def _save_checkpoint(self, best: bool = False, rng: dict | None = None, watch: dict | None = None) -> None:
         """Write the state after ``state.step`` steps (callers make sure its loss is known finite).
         ``rng``, ``watch``: the RNG states and the divergence watch as they were after that step, when
         the save happens during the next."""
-        s = self.state
-        # net's names are "model.transformer...", "model.heads...", "balance..."; the tied output
-        # embedding is stored once, as in GPT-2 files.
-        tensors = {k: v for k, v in s.net.state_dict().items() if k != "model.lm_head.weight"}
+        s, tc = self.state, self.exp.training
         s.watch.checkpoint_written(s.step)  # before its state goes into this checkpoint
-        optim, optim_meta = ckpt.optimizer_tensors(s.optimizer, s.opt_stash, {p: n for n, p in s.net.named_parameters()})
-        meta = {
-            "step": s.step, "tokens": s.tokens_seen, "elapsed": s.elapsed,
-            "experiment": self.exp.to_dict(), "vocab_size": s.tokenizer.vocab_size,
-            "optimizer": optim_meta, "scaler": s.scaler.state_dict() if s.scaler.is_enabled() else {},
-            "last_val_loss": s.last_val_loss, "rng": rng or ckpt.rng_state(s.batch_gen),
-            "divergence": ({**watch, "good_checkpoint": s.watch.good_checkpoint} if watch is not None
-                           else s.watch.state()),
-            "skipped_in_row": s.skipped_in_row,
-            "best": list(s.best) if s.best else None, "evals_since_best": s.evals_since_best,
-            "trainable": sorted(s.trainable),
-        }
+        tensors, meta = ckpt.training_checkpoint(s, self.exp, rng=rng, watch=watch)
         keep = {s.best[1]} if s.best else set()
         if s.watch.good_checkpoint is not None:  # the one a divergence message would name
             keep.add(s.watch.good_checkpoint)
-        path = s.run_dir.save_checkpoint(s.step, {**tensors, **optim}, meta,
-                                         keep=self.exp.training.keep_checkpoints, protect=keep)
+        path = s.run_dir.save_checkpoint(s.step, tensors, meta, keep=tc.keep_checkpoints, protect=keep)
         if best:
             ckpt.atomic_write_json(s.run_dir.path / "best.json", {"step": s.step, "value": s.best[0],
-                                   "metric": self.exp.training.early_stopping_metric})
+                                   "metric": tc.early_stopping_metric})
         s.pending_checkpoint = False
         self.reporter.report(CheckpointSaved(s.step, str(path)))
-
-    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """Every state of the checkpoint; a damaged one fails with its file named."""
-        path = self.run_dir.checkpoint_path(meta["step"])
-        if "rng" not in meta or "optimizer" not in meta:
-            raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
-                                  f"cannot be resumed; fine-tune from it with finetune.init instead.")
-        try:  # the JSON's types were checked on reading; what is inside them is checked here
-            self._restore_state(tensors, meta)
-        except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
-            raise CheckpointError(f"{path}: damaged training state ({type(e).__name__}: {e}); resume from an "
-                                  f"earlier checkpoint.", exit_code=1) from None
-
-    def _restore_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        s = self.state
-        missing, unexpected = s.net.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")},
-                                                    strict=False)
-        if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
-            raise CheckpointError(f"{s.run_dir.path}: checkpoint does not fit the model "
-                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
-        ckpt.restore_optimizer(s.net, s.optimizer, s.opt_stash, tensors, meta["optimizer"])
-        if meta.get("scaler"):
-            s.scaler.load_state_dict(meta["scaler"])
-        s.step, s.tokens_seen, s.elapsed = meta["step"], meta["tokens"], meta["elapsed"]
-        s.last_val_loss = meta.get("last_val_loss")
-        s.best = tuple(meta["best"]) if meta.get("best") else None
-        s.evals_since_best = meta.get("evals_since_best", 0)
-        s.watch.load(meta.get("divergence"))
-        skipped = meta.get("skipped_in_row", 0)
-        s.skipped_in_row = skipped if isinstance(skipped, int) and not isinstance(skipped, bool) else 0
-        s.verified_step = s.step  # only checkpoints whose loss was finite are written
-        ckpt.set_rng_state(meta["rng"], s.batch_gen)
 
 
 class _Tally:
@@ -841,13 +696,6 @@ def _group_grad_norms(model: GPT) -> dict[str, float]:
     return dict(zip(names, values))
 
 
-# Settings that may differ on resume without changing the numbers already computed (the rates and
-# clipping change only the steps still to come: they are how a diverged run is continued).
-RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.eval_every",
-             "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
-             "training.probe_text", "training.learning_rate", "training.min_lr", "training.grad_clip",
-             "training.divergence_factor", "training.divergence_margin", "training.divergence_steps"}
-
 MAX_SKIPPED_STEPS = 20  # fp16: overflowing steps in a row before the run counts as diverged
 
 
@@ -857,30 +705,6 @@ def saved_experiment(run_dir: str | Path) -> Experiment:
     from .config import load_experiment
 
     return load_experiment(ckpt.RunDir.open(Path(run_dir)).config, machine=False)
-
-
-def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:
-    """Refuse, in words a person can act on, a resume whose settings would change the numbers."""
-    changed = [(k, a, b) for k, a, b in diff_experiments(saved, wanted) if k not in RESUMABLE]
-    if changed:
-        from .config import describe_settings
-
-        helps = {name: text for name, text, _default in describe_settings()}
-        lines = []
-        for key, old, new in changed[:6]:
-            generic = re.sub(r"\[\d+\]", "[]", key)  # tasks[0].kind -> tasks[].kind
-            text = helps.get(generic, "")  # "Transformer blocks." -> "transformer blocks"
-            what = re.split(r" \(|; |\. ", text)[0].rstrip(".") if text[:1].isupper() else ""  # first clause
-            what = what[:1].lower() + what[1:] if what[1:2].islower() else what
-            lines.append(f"{key}{f' ({what})' if what else ''}: {old!r} in the run, {new!r} now")
-        more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
-        raise CheckpointError(
-            f"Cannot continue the run in {where}: these settings differ from the ones it was trained "
-            f"with: {'; '.join(lines)}{more}. A run can only go on with its own settings (the number of "
-            f"steps, the device, the learning rates, clipping, the divergence rule and how often to evaluate, "
-            f"snapshot and checkpoint may change). Set them "
-            f"back to the run's values to continue it, or start a new run with the new settings (in the "
-            f"window: New run on the Training page; on the command line: leave out --resume).")
 
 
 def _seed_everything(seed: int) -> None:
