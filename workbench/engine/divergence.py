@@ -93,12 +93,14 @@ class DivergenceWatch:
                 setattr(self, k, int(v) if ok and k not in ("ema", "floor") else v)
 
 
-# -- messages --------------------------------------------------------------------------------
+# -- what a diverged run says and does ------------------------------------------------------
+# ``run_dir`` below is the run's checkpoint.RunDir.
 
 
-def advice(good: int | None, run_dir) -> str:
-    """What to do after a divergence: continue from the good checkpoint (of ``run_dir``, a
-    checkpoint.RunDir) with a lower rate, or start over when there is none."""
+def advice(watch: DivergenceWatch, run_dir) -> str:
+    """What to do after a divergence: continue from the good checkpoint with a lower rate, or start
+    over when there is none."""
+    good = watch.good_among(run_dir.checkpoint_steps())
     if good is None:
         return ("No checkpoint had been saved yet; start a new run with a lower training.learning_rate "
                 "or a smaller training.grad_clip.")
@@ -107,13 +109,28 @@ def advice(good: int | None, run_dir) -> str:
             f"--set training.learning_rate=... (or a smaller training.grad_clip, or precision fp32).")
 
 
-def nan_message(step: int, what: str, advice_text: str) -> str:
+def nan_message(step: int, what: str, watch: DivergenceWatch, run_dir) -> str:
     """Step ``step`` met a non-finite loss or gradient (``what``) and stopped before its update."""
     return (f"Training diverged at step {step}: {what}; stopped before the update, nothing "
-            f"was written for this step. {advice_text}")
+            f"was written for this step. {advice(watch, run_dir)}")
 
 
-def band_message(watch: DivergenceWatch, step: int, advice_text: str) -> str:
+def band_message(step: int, watch: DivergenceWatch, run_dir) -> str:
     """The smoothed loss left its band at ``step``."""
     return (f"Training diverged at step {step}: {watch.describe(step)}. "
-            f"{advice_text} To turn the rule off: training.divergence_factor = 0.")
+            f"{advice(watch, run_dir)} To turn the rule off: training.divergence_factor = 0.")
+
+
+def set_aside_bad_checkpoints(watch: DivergenceWatch, run_dir) -> str:
+    """A diverged run: checkpoints written after the good one (while the loss was already out of its
+    band) move to superseded/, so resume, generate and export never pick them by default. Returns
+    the sentence that says so ("" when there were none)."""
+    from .ownership import set_aside_after
+
+    good = watch.good_among(run_dir.checkpoint_steps())
+    bad = [s for s in run_dir.checkpoint_steps() if good is None or s > good]
+    if not bad:
+        return ""
+    aside = set_aside_after(run_dir, good if good is not None else 0)
+    return (f" The checkpoints of steps {', '.join(map(str, bad))} were written while the loss was already "
+            f"out of its band; they were moved to {aside}.")

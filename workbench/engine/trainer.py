@@ -53,7 +53,7 @@ from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, out_of_memory_message,
                      resolve_device, resolve_precision)
-from .divergence import DivergenceWatch, advice, band_message, nan_message
+from .divergence import DivergenceWatch, advice, band_message, nan_message, set_aside_bad_checkpoints
 from .errors import Cancelled, CheckpointError, ConfigError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics)
@@ -183,7 +183,7 @@ class Trainer:
             status = self._loop()
             return RunResult(status, s.run_dir.path, s.step, last_val_loss=s.last_val_loss)
         except Diverged as e:
-            msg = str(e) + self._set_aside_bad_checkpoints()
+            msg = str(e) + set_aside_bad_checkpoints(self.state.watch, self.state.run_dir)
             if self.state.metrics is not None:
                 # one line saying why the run ended (`workbench runs` shows "diverged"); its step is the
                 # failed one, later than any checkpoint, so a resume drops it like other later lines
@@ -466,7 +466,7 @@ class Trainer:
                 tally.add(i, task.name, loss, out, tc.grad_accum_steps)
         total, sums, raw = tally.read()
         if not math.isfinite(total):
-            raise Diverged(self._nan_message(f"the loss became {total}"))
+            raise self._nan(f"the loss became {total}")
         # Weights W_s just gave a finite loss; the watch sees it before anything is written. A pending
         # checkpoint of W_s stores the watch as it was after step s: a resume replays step s + 1.
         watch_before = s.watch.state() if s.pending_checkpoint else None
@@ -479,14 +479,13 @@ class Trainer:
         finite_grads = math.isfinite(grad_norm)
         if not finite_grads and not scaler.is_enabled():
             # Without a scaler nothing would skip this update: stop before the weights change.
-            raise Diverged(self._nan_message(f"the gradient norm became {grad_norm} (the loss {total:.4g} "
-                                             f"was finite)"))
+            raise self._nan(f"the gradient norm became {grad_norm} (the loss {total:.4g} was finite)")
         if finite_grads:
             s.verified_step = s.step
             if s.pending_checkpoint and not diverged:  # W_s, with the RNG states as this step began
                 self._save_checkpoint(rng=rng_before, watch=watch_before)
         if diverged:
-            raise Diverged(band_message(s.watch, s.step + 1, self._advice()))
+            raise Diverged(band_message(s.step + 1, s.watch, s.run_dir))
         scale = scaler.get_scale() if scaler.is_enabled() else 1.0  # the scale the gradients carry
         scaler.step(optimizer)  # skips the update when the scaler found inf/NaN gradients
         scaler.update()
@@ -495,13 +494,17 @@ class Trainer:
             # fp16: an overflowing step is skipped and the scale lowered; many in a row is divergence.
             s.skipped_in_row = 0 if finite_grads else s.skipped_in_row + 1
             if s.skipped_in_row >= MAX_SKIPPED_STEPS:
-                raise Diverged(self._nan_message(
-                    f"the gradients overflowed in {s.skipped_in_row} steps in a row (fp16 loss scale now "
-                    f"{scaler.get_scale():g})"))
+                raise self._nan(f"the gradients overflowed in {s.skipped_in_row} steps in a row (fp16 loss "
+                                f"scale now {scaler.get_scale():g})")
         balance = s.task_grads.finish(s.step + 1, raw, finite_grads, scale)
         if balance is not None:
             s.run_dir.append_balance(balance)
         return total, sums, grad_norm, balance
+
+    def _nan(self, what: str) -> Diverged:
+        """The step under way met something non-finite (``what``): stop before its update."""
+        s = self.state
+        return Diverged(nan_message(s.step + 1, what, s.watch, s.run_dir))
 
     def _run_commands(self, commands: list[tuple[str, tuple]]) -> None:
         """Commands from the RunControl, between two steps or while paused."""
@@ -573,27 +576,6 @@ class Trainer:
             out["val_loss"] = s.last_val_loss
         return out
 
-    # -- divergence --------------------------------------------------------------------------
-
-    def _set_aside_bad_checkpoints(self) -> str:
-        """A diverged run: checkpoints written after the good one (while the loss was already out of
-        its band) move to superseded/, so resume, generate and export never pick them by default."""
-        run_dir = self.state.run_dir
-        good = self.state.watch.good_among(run_dir.checkpoint_steps())
-        bad = [s for s in run_dir.checkpoint_steps() if good is None or s > good]
-        if not bad:
-            return ""
-        aside = set_aside_after(run_dir, good if good is not None else 0)
-        return (f" The checkpoints of steps {', '.join(map(str, bad))} were written while the loss was already "
-                f"out of its band; they were moved to {aside}.")
-
-    def _advice(self) -> str:
-        s = self.state
-        return advice(s.watch.good_among(s.run_dir.checkpoint_steps()), s.run_dir)
-
-    def _nan_message(self, what: str) -> str:
-        return nan_message(self.state.step + 1, what, self._advice())
-
     # -- evaluation and probes ---------------------------------------------------------------
 
     def _evaluate(self) -> None:
@@ -604,7 +586,8 @@ class Trainer:
         s.last_val_loss = next(iter(losses.values()))
         bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
         if bad:  # never a quiet 0.000 or NaN in the curves: the weights are gone
-            raise Diverged(f"Training diverged by step {s.step}: the validation loss is {bad}. {self._advice()}")
+            raise Diverged(f"Training diverged by step {s.step}: the validation loss is {bad}. "
+                           f"{advice(s.watch, s.run_dir)}")
         s.verified_step = s.step
         s.last_eval = {**{f"{k}/loss": v for k, v in losses.items()}, **metrics}
         s.metrics.validation(s.step, losses, metrics, tokens=s.tokens_seen, elapsed=s.elapsed)
@@ -636,7 +619,7 @@ class Trainer:
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
                 raise Diverged(f"Training diverged by step {s.step}: the weights give a validation loss of "
-                               f"{bad}; they were not saved. {self._advice()}")
+                               f"{bad}; they were not saved. {advice(s.watch, s.run_dir)}")
             s.verified_step = s.step
         self._save_checkpoint()
 
