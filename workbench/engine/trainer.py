@@ -109,7 +109,7 @@ def build_optimizer(model: torch.nn.Module, cfg, device: torch.device,
 @dataclass
 class RunState:
     """Everything ``Trainer.prepare`` builds and the loop changes (``Trainer.state``)."""
-    run_dir: ckpt.RunDir
+    run_dir: ckpt.RunDir                   # a new run's is made once the model is built
     device: torch.device
     precision: Precision
     tokenizer: Tokenizer
