@@ -61,7 +61,7 @@ from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_
 from .model import GPT, GPTConfig
 from .multitask import TaskGradients, TaskSampler, Weighting, build_weighting
 from .ownership import claim_run_folder, set_aside_after
-from .tasks import TaskContext, build_task
+from .tasks import Task, TaskContext, build_task
 from .tasks.validation import quick_losses, validate
 from .tokenizer import Tokenizer, prepare_tokenizer
 
@@ -115,7 +115,7 @@ class RunState:
     tokenizer: Tokenizer
     data: TokenData | None                 # the token cache; None when every task is labelled
     model: GPT                             # the trunk, with the task heads in model.heads
-    tasks: list
+    tasks: list[Task]
     sampler: TaskSampler                   # which tasks a step trains
     weighting: Weighting                   # how their losses combine (may learn: "balance.*")
     net: torch.nn.ModuleDict               # "model" + "balance": everything trained or checkpointed
