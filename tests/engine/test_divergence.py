@@ -30,7 +30,7 @@ def test_a_checkpoint_is_written_only_for_weights_whose_loss_was_finite(small_te
             super().report(e)
             if isinstance(e, StepMetrics) and e.step == 8:
                 with torch.no_grad():
-                    trainer.model.transformer.h[0].attn.c_attn.weight.mul_(1e30).fill_(math.inf)
+                    trainer.state.model.transformer.h[0].attn.c_attn.weight.mul_(1e30).fill_(math.inf)
 
     rep = Poison()
     result = trainer.run(reporter=rep)
@@ -51,16 +51,16 @@ def test_a_nan_gradient_with_a_finite_loss_stops_before_the_update(small_text, t
         def report(self, e):
             super().report(e)
             if isinstance(e, StepMetrics) and e.step == 5:
-                w = trainer.model.transformer.h[1].mlp.c_fc.weight
+                w = trainer.state.model.transformer.h[1].mlp.c_fc.weight
                 w.register_hook(lambda g: torch.full_like(g, math.nan))  # the loss stays finite
-                seen["before"] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+                seen["before"] = {k: v.clone() for k, v in trainer.state.model.state_dict().items()}
 
     rep = PoisonGrad()
     result = trainer.run(reporter=rep)
     assert result.status == "diverged" and result.step == 5
     msg = rep.of(Failed)[0].message
     assert "step 6" in msg and "gradient norm became nan" in msg and "--from-step 3" in msg
-    after = trainer.model.state_dict()
+    after = trainer.state.model.state_dict()
     assert all(torch.equal(after[k], seen["before"][k]) for k in after)  # not one weight moved
     assert _finite(after)
     run = ckpt.RunDir.open(tmp_path / "g")

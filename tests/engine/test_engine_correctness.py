@@ -80,8 +80,8 @@ def test_pcgrad_honours_the_task_weights_and_the_check_names_weights_that_are_ig
     exp = multitask_experiment(small_text, "pcgrad", max_steps=2, eval_every=0, checkpoint_every=100)
     trainer = Trainer(exp, run_dir=tmp_path / "w")
     trainer.prepare()
-    assert trainer.weighting.weights() == [1.0, 0.5, 0.5]  # as configured (before: all 1)
-    assert trainer.weighting.term(1, torch.tensor(2.0)).item() == 1.0
+    assert trainer.state.weighting.weights() == [1.0, 0.5, 0.5]  # as configured (before: all 1)
+    assert trainer.state.weighting.term(1, torch.tensor(2.0)).item() == 1.0
     tasks = [TaskConfig(kind="causal_lm"), TaskConfig(kind="masked_lm", weight=0.5)]
     rr = setting_warnings(tasks, MultitaskConfig(sampling="round_robin"))
     assert len(rr) == 1 and "round_robin" in rr[0] and "lm 1, mlm 0.5" in rr[0]
@@ -98,23 +98,23 @@ def test_the_trainer_applies_pcgrad_projected_gradients_not_their_plain_sum(smal
     trainer = Trainer(exp, run_dir=tmp_path / "pc")
     trainer.prepare()
     seen = []
-    combine = trainer.weighting.combine_shared
+    combine = trainer.state.weighting.combine_shared
 
     def spy(grads, active, gen):
         out = combine(grads, active, gen)
         seen.append({"sum": grads[active].sum(0).clone(), "projected": out.clone()})
         return out
 
-    trainer.weighting.combine_shared = spy
-    step = trainer.optimizer.step
+    trainer.state.weighting.combine_shared = spy
+    step = trainer.state.optimizer.step
 
     def spy_step(*a, **kw):
-        seen[-1]["applied"] = trainer._flat_shared_grad().clone()
+        seen[-1]["applied"] = trainer.state.task_grads.flat().clone()
         return step(*a, **kw)
 
-    trainer.optimizer.step = spy_step
+    trainer.state.optimizer.step = spy_step
     assert trainer._loop() == "completed"  # run() would prepare (and build the optimizer) again
-    trainer.metrics.close()
+    trainer.state.metrics.close()
     assert len(seen) == 8
     for s in seen:
         assert torch.allclose(s["applied"], s["projected"], atol=1e-7)  # what the optimizer got
@@ -196,26 +196,25 @@ def _one_step(exp, tmp_path, name, batches):
     trainer = Trainer(exp, run_dir=tmp_path / name)
     trainer.prepare()
     it = iter(batches)
-    trainer.tasks[0].sample = lambda split, n, gen: next(it)
-    for g in trainer.optimizer.param_groups:
+    trainer.state.tasks[0].sample = lambda split, n, gen: next(it)
+    for g in trainer.state.optimizer.param_groups:
         g["lr"] = 1e-2
     loss, _, norm, _ = trainer._train_step()
-    return loss, norm, {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    return loss, norm, {k: v.clone() for k, v in trainer.state.model.state_dict().items()}
 
 
 def test_gradient_accumulation_equals_one_big_batch(small_text, tmp_path):
     exp = tiny_experiment(small_text, max_steps=1, grad_clip=0, attention_every=0)
     trainer = Trainer(exp, run_dir=tmp_path / "src")
     trainer.prepare()
-    big = trainer.tasks[0].sample("train", 8, torch.Generator().manual_seed(3))
+    big = trainer.state.tasks[0].sample("train", 8, torch.Generator().manual_seed(3))
     halves = [{k: v[:4] for k, v in big.items()}, {k: v[4:] for k, v in big.items()}]
     loss_a, norm_a, w_a = _one_step(exp.with_overrides(["training.batch_size=8"]), tmp_path, "a", [big])
     loss_b, norm_b, w_b = _one_step(exp.with_overrides(["training.batch_size=4", "training.grad_accum_steps=2"]),
                                     tmp_path, "b", halves)
     assert loss_b == pytest.approx(loss_a, rel=1e-6) and norm_b == pytest.approx(norm_a, rel=1e-5)
     assert all(torch.allclose(w_a[k], w_b[k], atol=1e-6) for k in w_a)
-    start = Trainer(exp, run_dir=tmp_path / "c")
-    start.prepare()
+    start = Trainer(exp, run_dir=tmp_path / "c").prepare()
     assert any(not torch.equal(w_a[k], v) for k, v in start.model.state_dict().items())  # it did train
 
 
@@ -224,17 +223,17 @@ def test_clipping_caps_the_gradient_norm_the_optimizer_sees(small_text, tmp_path
     trainer = Trainer(exp, run_dir=tmp_path / "clip")
     trainer.prepare()
     applied = []
-    step = trainer.optimizer.step
+    step = trainer.state.optimizer.step
 
     def spy(*a, **kw):
-        grads = [p.grad for p in trainer.net.parameters() if p.grad is not None]
+        grads = [p.grad for p in trainer.state.net.parameters() if p.grad is not None]
         applied.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
         return step(*a, **kw)
 
-    trainer.optimizer.step = spy
+    trainer.state.optimizer.step = spy
     rep = trainer.reporter = ListReporter()
     assert trainer._loop() == "completed"
-    trainer.metrics.close()
+    trainer.state.metrics.close()
     reported = [s.grad_norm for s in rep.of(StepMetrics)]
     assert all(r > 0.05 for r in reported)  # the norm before clipping is what the curves show
     assert applied == pytest.approx([0.05] * 5, rel=1e-4)

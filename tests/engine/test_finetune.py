@@ -197,10 +197,10 @@ def test_frozen_parameters_stay_bitwise_equal(reviews, pretrained, tmp_path, ext
         def report(self, e):
             super().report(e)
             if type(e).__name__ == "RunStarted":
-                before.update(snapshot(trainer.model))
+                before.update(snapshot(trainer.state.model))
 
     assert trainer.run(reporter=Grab()).status == "completed"
-    after = snapshot(trainer.model)
+    after = snapshot(trainer.state.model)
     for name, p in after.items():
         if group_of(name) in frozen_groups:
             assert torch.equal(p, before[name]), name
@@ -218,7 +218,7 @@ def test_gradual_unfreezing_thaws_blocks_from_the_top(reviews, pretrained, tmp_p
         def report(self, e):
             rep.report(e)
             if isinstance(e, StepMetrics) and e.step in (4, 8):
-                seen[e.step] = snapshot(trainer.model)
+                seen[e.step] = snapshot(trainer.state.model)
 
     trainer.run(reporter=Watch())
     changes = rep.of(FreezeChanged)
@@ -226,11 +226,11 @@ def test_gradual_unfreezing_thaws_blocks_from_the_top(reviews, pretrained, tmp_p
     assert "block.1" in changes[0].trainable and "block.0" not in changes[0].trainable
     assert "block.0" in changes[1].trainable
     # block 0 was frozen through step 8, block 1 thawed at 4
-    final = snapshot(trainer.model)
+    final = snapshot(trainer.state.model)
     w0, w1 = "transformer.h.0.attn.c_attn.weight", "transformer.h.1.attn.c_attn.weight"
     assert torch.equal(seen[4][w0], seen[8][w0]) and not torch.equal(seen[8][w0], final[w0])
     assert not torch.equal(seen[4][w1], seen[8][w1])
-    lrs = {g["lr_scale"] for g in trainer.optimizer.param_groups}
+    lrs = {g["lr_scale"] for g in trainer.state.optimizer.param_groups}
     assert 1.0 in lrs and any(s < 1.0 for s in lrs)  # discriminative rates
 
 
@@ -306,9 +306,9 @@ def test_plan_segments_are_what_the_trainer_freezes_step_by_step(reviews, pretra
                 return
             i = e.step - 1  # the optimizer step just taken (0-based), as the plan counts
             seg = at(segments, i)
-            rate = {id(p): g["lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
+            rate = {id(p): g["lr"] for g in trainer.state.optimizer.param_groups for p in g["params"]}
             trains = {}
-            for name, p in trainer.model.named_parameters():
+            for name, p in trainer.state.model.named_parameters():
                 group = group_of(name)
                 trains.setdefault(group, set()).add(p.requires_grad)
                 if p.requires_grad != (group in seg.trainable):
@@ -384,7 +384,7 @@ def test_augmentation_changes_training_batches_only(reviews, pretrained):
 
 
 def trainer_model(result, _path):
-    return {n: t for n, t in result.trainer.model.state_dict().items() if n != "lm_head.weight"}
+    return {n: t for n, t in result.trainer.state.model.state_dict().items() if n != "lm_head.weight"}
 
 
 def test_multiple_choice_handles_two_to_five_answers(tmp_path, pretrained):

@@ -6,7 +6,8 @@ from workbench.engine.config import Experiment, MultitaskConfig, TaskConfig
 from workbench.engine.data import TokenData
 from workbench.engine.events import EvalResult, ListReporter, StepMetrics, TaskBalance
 from workbench.engine.model import GPT, GPTConfig
-from workbench.engine.multitask import (GradNorm, TaskSampler, Uncertainty, conflict_matrix, pcgrad_project)
+from workbench.engine.multitask import (GradNorm, TaskGradients, TaskSampler, Uncertainty, build_weighting,
+                                        conflict_matrix, pcgrad_project)
 from workbench.engine.tasks import TaskContext, build_task
 from workbench.engine.trainer import Trainer
 
@@ -91,6 +92,44 @@ def test_gradnorm_keeps_the_weights_summing_to_the_number_of_tasks_and_favours_t
         assert sum(gn.weights()) == pytest.approx(3.0, abs=1e-5)
     w = gn.weights()
     assert w[2] > w[1] > w[0]
+
+
+def test_task_gradients_hold_each_tasks_own_gradient_and_report_their_conflict_when_due():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, n_layer=1, n_head=2, n_embd=32, block_size=16))
+    head = model.heads["cls"] = torch.nn.Linear(32, 2)  # a task head is no part of the shared trunk
+    tasks = [TaskConfig(kind="causal_lm"), TaskConfig(kind="masked_lm")]
+    grads = TaskGradients(model, build_weighting(tasks, MultitaskConfig()), ["lm", "mlm"], conflict_every=2)
+    batches = [torch.randint(0, 40, (4, 9), generator=torch.Generator().manual_seed(i)) for i in (1, 2)]
+
+    def loss(x):
+        return model(x[:, :-1].contiguous(), x[:, 1:].contiguous())[1] + head(model.transformer.wte(x)).sum() * 0
+
+    alone = []
+    for x in batches:  # each task's gradient on the trunk, from a backward pass of its own
+        model.zero_grad()
+        loss(x).backward()
+        alone.append(grads.flat().clone())
+    model.zero_grad()
+    grads.start(step=2, active=[0, 1])  # step 2: a conflict report is due
+    for i, x in enumerate(batches):
+        with grads.measure(i):
+            loss(x).backward()
+    assert grads.grads.shape == (2, sum(p.numel() for n, p in model.named_parameters() if not n.startswith("heads.")))
+    for i in range(2):
+        assert torch.allclose(grads.grads[i], alone[i], atol=1e-6)
+    assert torch.allclose(grads.grads.sum(0), grads.flat(), atol=1e-6)  # together: the step's gradient
+    grads.combine(torch.Generator())  # fixed weighting: the plain sum stays
+    assert torch.allclose(grads.grads.sum(0), grads.flat(), atol=1e-6)
+    assert grads.finish(2, {0: 1.0, 1: 1.0}, updated=False, scale=1.0) is None  # a skipped fp16 step
+    balance = grads.finish(2, {0: 1.0, 1: 1.0}, updated=True, scale=1.0)
+    cosine = torch.nn.functional.cosine_similarity(alone[0], alone[1], dim=0).item()
+    assert balance.step == 2 and balance.tasks == ["lm", "mlm"] and balance.weights == [1.0, 1.0]
+    assert balance.conflict[0, 1] == pytest.approx(cosine, abs=1e-5)
+    grads.start(step=3, active=[0, 1])  # nothing due, nothing needed: no bookkeeping at all
+    with grads.measure(0):
+        loss(batches[0]).backward()
+    assert grads.grads is None and grads.finish(3, {0: 1.0}, updated=True, scale=1.0) is None
 
 
 def test_sampling_proportions_match_the_weights():

@@ -19,7 +19,7 @@ def test_fp16_with_the_grad_scaler_trains_on_the_cpu(small_text, tmp_path):
     trainer = Trainer(exp, run_dir=tmp_path / "h")
     result = trainer.run(reporter=rep)
     assert result.status == "completed", result.message
-    assert trainer.scaler.is_enabled() and trainer.precision.name == "fp16"
+    assert trainer.state.scaler.is_enabled() and trainer.state.precision.name == "fp16"
     losses = [s.loss for s in rep.of(StepMetrics)]
     assert np.mean(losses[-5:]) < losses[0] - 0.5
 
@@ -35,22 +35,22 @@ def test_an_overflowing_fp16_step_is_skipped_and_leaves_gradnorm_weights_finite(
             super().report(e)
             if isinstance(e, StepMetrics) and e.step == 5:
                 # GradNorm's W (the last block's MLP output) overflows in step 6, the loss stays finite
-                w = trainer.model.transformer.h[-1].mlp.c_proj.weight
+                w = trainer.state.model.transformer.h[-1].mlp.c_proj.weight
                 state["hook"] = w.register_hook(lambda g: torch.full_like(g, math.inf))
-                state["scale"] = trainer.scaler.get_scale()
-                state["weights"] = list(trainer.weighting.weights())
+                state["scale"] = trainer.state.scaler.get_scale()
+                state["weights"] = list(trainer.state.weighting.weights())
             if isinstance(e, StepMetrics) and e.step == 6:
                 state["hook"].remove()
-                state["after"] = list(trainer.weighting.weights())
-                state["scale_after"] = trainer.scaler.get_scale()
+                state["after"] = list(trainer.state.weighting.weights())
+                state["scale_after"] = trainer.state.scaler.get_scale()
 
     rep = Overflow()
     result = trainer.run(reporter=rep)
     assert result.status == "completed", result.message
     assert state["scale_after"] == state["scale"] / 2   # the scaler skipped the step
     assert state["after"] == state["weights"]           # GradNorm learned nothing from it
-    assert all(math.isfinite(w) for w in trainer.weighting.weights())
-    assert sum(trainer.weighting.weights()) == pytest.approx(3.0, abs=1e-4)
+    assert all(math.isfinite(w) for w in trainer.state.weighting.weights())
+    assert sum(trainer.state.weighting.weights()) == pytest.approx(3.0, abs=1e-4)
     balance_steps = [b.step for b in rep.of(TaskBalance)]
     assert 6 not in balance_steps and 7 in balance_steps  # no conflict matrix from inf gradients
     assert all(np.isfinite(b.conflict).all() for b in rep.of(TaskBalance))
@@ -65,12 +65,12 @@ def test_many_overflowing_steps_in_a_row_stop_the_run(small_text, tmp_path):
         def report(self, e):
             super().report(e)
             if isinstance(e, StepMetrics) and e.step == 3:
-                trainer.model.transformer.h[0].mlp.c_fc.weight.register_hook(lambda g: torch.full_like(g, math.inf))
+                trainer.state.model.transformer.h[0].mlp.c_fc.weight.register_hook(lambda g: torch.full_like(g, math.inf))
 
     rep = Overflow()
     result = trainer.run(reporter=rep)
     assert result.status == "diverged" and "overflowed in 20 steps in a row" in result.message
-    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert all(torch.isfinite(p).all() for p in trainer.state.model.parameters())
 
 
 def test_every_optimizer_state_tensor_sits_on_its_parameters_device_after_resume(small_text, tmp_path):
@@ -80,9 +80,9 @@ def test_every_optimizer_state_tensor_sits_on_its_parameters_device_after_resume
     longer = saved_experiment(tmp_path / "r").with_overrides(["training.max_steps=6"])
     trainer = Trainer(longer, resume=tmp_path / "r")
     trainer.prepare()
-    fused = trainer.optimizer.defaults.get("fused")
-    assert trainer.optimizer.state
-    for p, st in trainer.optimizer.state.items():
+    fused = trainer.state.optimizer.defaults.get("fused")
+    assert trainer.state.optimizer.state
+    for p, st in trainer.state.optimizer.state.items():
         for key, t in st.items():
             # fused AdamW reads `step` on the device; the unfused one keeps it on the CPU
             want = p.device if (key != "step" or fused) else torch.device("cpu")
@@ -115,7 +115,7 @@ def test_a_skipped_step_is_marked_in_the_metrics_without_an_infinite_norm(small_
         def report(self, e):
             super().report(e)
             if isinstance(e, StepMetrics) and e.step == 2:
-                w = trainer.model.transformer.h[0].mlp.c_fc.weight
+                w = trainer.state.model.transformer.h[0].mlp.c_fc.weight
                 hooks.append(w.register_hook(lambda g: torch.full_like(g, math.inf)))
             if isinstance(e, StepMetrics) and e.step == 3:
                 hooks[0].remove()

@@ -151,7 +151,7 @@ def test_a_run_that_died_before_its_first_checkpoint_is_not_appended_to(small_te
     exp = tiny_experiment(small_text, max_steps=50, checkpoint_every=100)
     trainer = Trainer(exp, run_dir=folder)
     trainer.prepare()  # config, tokenizer written; then "killed" before any checkpoint
-    trainer.metrics.write(step=1, split="train", task="lm", loss=4.0)
+    trainer.state.metrics.write(step=1, split="train", task="lm", loss=4.0)
     trainer.close()
     before = snapshot(folder)
     resumed = Trainer(saved_experiment(folder), resume=folder).run()
@@ -358,7 +358,7 @@ def test_keeping_n_checkpoints_never_needs_room_for_n_plus_one(small_text, tiny_
     exp = disk_experiment(small_text, max_steps=20, checkpoint_every=5, keep_checkpoints=2)
     probe = Trainer(exp, run_dir=tiny_disk / "probe")
     probe.prepare()
-    size = sum(t.numel() * t.element_size() for t in probe.net.state_dict().values()) * 3  # weights + AdamW
+    size = sum(t.numel() * t.element_size() for t in probe.state.net.state_dict().values()) * 3  # weights + AdamW
     probe.close()
     shutil.rmtree(tiny_disk / "probe")
     # after checkpoints 5 and 10: room for about 1.6 more, not for a third beside the two kept

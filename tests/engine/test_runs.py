@@ -74,7 +74,7 @@ def test_a_diverged_run_is_listed_as_diverged_until_it_is_resumed(small_text, tm
             super().report(e)
             if isinstance(e, StepMetrics) and e.step == 5:
                 with torch.no_grad():
-                    trainer.model.transformer.wpe.weight.fill_(math.nan)
+                    trainer.state.model.transformer.wpe.weight.fill_(math.nan)
 
     assert trainer.run(reporter=Poison()).status == "diverged"
     (run,) = list_runs(tmp_path / "runs")

@@ -132,7 +132,7 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(small
             super().report(e)
             if isinstance(e, StepMetrics) and e.step == 6:
                 with torch.no_grad():
-                    trainer.model.transformer.h[0].mlp.c_fc.weight.fill_(math.nan)
+                    trainer.state.model.transformer.h[0].mlp.c_fc.weight.fill_(math.nan)
 
     rep = Poison()
     result = trainer.run(reporter=rep)

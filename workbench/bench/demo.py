@@ -79,7 +79,7 @@ def bench_demo(exp: Experiment, limit_s: float = 300.0, *, loss_level: float = D
                 from workbench.engine.events import RunStarted
 
                 if isinstance(e, RunStarted):
-                    watch.links = probe_links(trainer.tokenizer, exp.training.probe_text)
+                    watch.links = probe_links(trainer.state.tokenizer, exp.training.probe_text)
                 watch.report(e)
 
         timer.start()

@@ -61,9 +61,9 @@ def _bare_round(exp: Experiment, steps: int, warmup: int):
     # Reuse the engine's preparation for data, model and device (the token cache is warm by now).
     with tempfile.TemporaryDirectory() as d:
         probe = Trainer(exp.replace(training=dataclasses.replace(tc, max_steps=1)), run_dir=os.path.join(d, "run"))
-        probe.prepare()
+        state = probe.prepare()
         probe.close()  # closes the metrics file and releases the run folder
-    model, data, device, prec = probe.model, probe.data, probe.device, probe.precision
+    model, data, device, prec = state.model, state.data, state.device, state.precision
     opt = build_optimizer(model, tc, device)
     scaler = torch.amp.GradScaler(device.type, enabled=prec.use_scaler)
     gen = torch.Generator().manual_seed(tc.seed)

@@ -5,6 +5,7 @@ A run folder::
     config.toml          the exact experiment it trained with
     tokenizer.json       the tokenizer it used
     metrics.jsonl        one JSON object per line: step, split (train|val), task, loss, ...
+    balance.jsonl        multi-task runs: the tasks' weights and gradient conflict matrix
     checkpoints/         step_000500.safetensors + step_000500.json (the JSON is written last,
                          so a checkpoint is complete exactly when its JSON exists)
     attention/           step_000100.safetensors: attention of the probe text, tokens in metadata
@@ -16,9 +17,12 @@ so a crash leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import base64
+import binascii
 import errno
 import json
+import math
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -115,7 +119,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
-# -- RNG states as JSON ----------------------------------------------------------------------
+# -- training state: AdamW moments and RNG states ------------------------------------------------
 
 
 def tensor_to_b64(t: torch.Tensor) -> str:
@@ -126,6 +130,137 @@ def b64_to_byte_tensor(s: str) -> torch.Tensor:
     import torch
 
     return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, stash: dict, names: dict) -> tuple[dict, dict]:
+    """AdamW's moments as tensors ``optim.NAME.exp_avg`` / ``optim.NAME.exp_avg_sq`` and its step
+    counts as JSON ``{"steps": {NAME: n}}``, by parameter name (``names``: parameter -> name), for the
+    optimizer's parameters and for ``stash`` (the state of parameters frozen for now)."""
+    tensors, steps = {}, {}
+    for p, st in list(optimizer.state.items()) + list(stash.items()):
+        name = names[p]
+        tensors[f"optim.{name}.exp_avg"] = st["exp_avg"]
+        tensors[f"optim.{name}.exp_avg_sq"] = st["exp_avg_sq"]
+        steps[name] = float(st["step"])
+    return tensors, {"steps": steps}
+
+
+def restore_optimizer(net: torch.nn.Module, optimizer: torch.optim.Optimizer, stash: dict,
+                      tensors: dict, saved: dict) -> None:
+    """Put the saved AdamW state back: into the optimizer for the parameters it trains, into
+    ``stash`` for frozen ones. Every tensor goes to its parameter's device; AdamW keeps ``step`` on
+    the CPU, except fused/capturable kernels, which read it on the device."""
+    import torch
+
+    in_optimizer = {p for g in optimizer.param_groups for p in g["params"]}
+    on_device = bool(optimizer.defaults.get("fused") or optimizer.defaults.get("capturable"))
+    for name, p in net.named_parameters():
+        if f"optim.{name}.exp_avg" in tensors:
+            target = optimizer.state if p in in_optimizer else stash
+            target[p] = {
+                "step": torch.tensor(saved["steps"][name], dtype=torch.float32,
+                                     device=p.device if on_device else "cpu"),
+                "exp_avg": tensors[f"optim.{name}.exp_avg"].to(p.device),
+                "exp_avg_sq": tensors[f"optim.{name}.exp_avg_sq"].to(p.device),
+            }
+
+
+def rng_state(batch_gen: torch.Generator) -> dict:
+    """The torch, CUDA, python and numpy RNG states and the batch generator's (the data position), as JSON."""
+    import torch
+
+    state = {
+        "torch": tensor_to_b64(torch.get_rng_state()),
+        "batches": tensor_to_b64(batch_gen.get_state()),
+        "python": _py_state_to_json(random.getstate()),
+        "numpy": _np_state_to_json(np.random.get_state()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [tensor_to_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
+    import torch
+
+    torch.set_rng_state(b64_to_byte_tensor(state["torch"]))
+    batch_gen.set_state(b64_to_byte_tensor(state["batches"]))
+    random.setstate(_py_state_from_json(state["python"]))
+    np.random.set_state(_np_state_from_json(state["numpy"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([b64_to_byte_tensor(s) for s in state["cuda"]])
+
+
+def training_checkpoint(s, experiment, *, rng: dict | None = None, watch: dict | None = None) -> tuple[dict, dict]:
+    """The tensors and the JSON of a checkpoint of a run's state ``s`` (a trainer.RunState) after
+    ``s.step`` steps: the weights ("model.*", "balance.*"; the tied output embedding stored once, as
+    in GPT-2 files), AdamW's state, the grad scaler, the RNG states, the divergence watch, early
+    stopping and the trainable groups. ``rng``, ``watch``: as they were after that step, when the
+    checkpoint is written during the next one."""
+    tensors = {k: v for k, v in s.net.state_dict().items() if k != "model.lm_head.weight"}
+    optim, optim_meta = optimizer_tensors(s.optimizer, s.opt_stash, {p: n for n, p in s.net.named_parameters()})
+    meta = {
+        "step": s.step, "tokens": s.tokens_seen, "elapsed": s.elapsed,
+        "experiment": experiment.to_dict(), "vocab_size": s.tokenizer.vocab_size,
+        "optimizer": optim_meta, "scaler": s.scaler.state_dict() if s.scaler.is_enabled() else {},
+        "last_val_loss": s.last_val_loss, "rng": rng or rng_state(s.batch_gen),
+        "divergence": ({**watch, "good_checkpoint": s.watch.good_checkpoint} if watch is not None
+                       else s.watch.state()),
+        "skipped_in_row": s.skipped_in_row,
+        "best": list(s.best) if s.best else None, "evals_since_best": s.evals_since_best,
+        "trainable": sorted(s.trainable),
+    }
+    return {**tensors, **optim}, meta
+
+
+def restore_training_state(s, tensors: dict, meta: dict) -> None:
+    """Put every state of a checkpoint (``training_checkpoint``) back into ``s``, a trainer.RunState
+    built for the same experiment; a damaged or model-only checkpoint fails with its file named."""
+    path = s.run_dir.checkpoint_path(meta["step"])
+    if "rng" not in meta or "optimizer" not in meta:
+        raise CheckpointError(f"{path}: holds a model but no training state (an imported model?), so it "
+                              f"cannot be resumed; fine-tune from it with finetune.init instead.")
+    try:  # the JSON's types were checked on reading; what is inside them is checked here
+        missing, unexpected = s.net.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")},
+                                                    strict=False)
+        if [m for m in missing if m != "model.lm_head.weight"] or unexpected:
+            raise CheckpointError(f"{s.run_dir.path}: checkpoint does not fit the model "
+                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
+        restore_optimizer(s.net, s.optimizer, s.opt_stash, tensors, meta["optimizer"])
+        if meta.get("scaler"):
+            s.scaler.load_state_dict(meta["scaler"])
+        s.step, s.tokens_seen, s.elapsed = meta["step"], meta["tokens"], meta["elapsed"]
+        s.last_val_loss = meta.get("last_val_loss")
+        s.best = tuple(meta["best"]) if meta.get("best") else None
+        s.evals_since_best = meta.get("evals_since_best", 0)
+        s.watch.load(meta.get("divergence"))
+        skipped = meta.get("skipped_in_row", 0)
+        s.skipped_in_row = skipped if isinstance(skipped, int) and not isinstance(skipped, bool) else 0
+        s.verified_step = s.step  # only checkpoints whose loss was finite are written
+        set_rng_state(meta["rng"], s.batch_gen)
+    except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
+        raise CheckpointError(f"{path}: damaged training state ({type(e).__name__}: {e}); resume from an "
+                              f"earlier checkpoint.", exit_code=1) from None
+
+
+def _py_state_to_json(st):
+    version, internal, gauss = st
+    return [version, list(internal), gauss]
+
+
+def _py_state_from_json(st):
+    version, internal, gauss = st
+    return (version, tuple(internal), gauss)
+
+
+def _np_state_to_json(st):
+    name, keys, pos, has_gauss, gauss = st
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(gauss)]
+
+
+def _np_state_from_json(st):
+    name, keys, pos, has_gauss, gauss = st
+    return (name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss)
 
 
 # -- run folders -------------------------------------------------------------------------------
@@ -146,6 +281,10 @@ class RunDir:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.jsonl"
+
+    @property
+    def balance(self) -> Path:
+        return self.path / "balance.jsonl"
 
     @property
     def checkpoints(self) -> Path:
@@ -242,6 +381,16 @@ class RunDir:
         self.prune_checkpoints(keep, protect)
         return path
 
+    def checkpoint_to_resume(self, step: int | None) -> Path:
+        """The checkpoint of ``step``, or the latest one when None (a resume's ``from_step``)."""
+        if step is None:
+            return self.latest_checkpoint()
+        steps = self.checkpoint_steps()
+        if step not in steps:
+            raise CheckpointError(f"{self.checkpoints}: no checkpoint of step {step}; "
+                                  f"the complete ones are at steps {', '.join(map(str, steps)) or '(none)'}.")
+        return self.checkpoint_path(step)
+
     def latest_checkpoint(self) -> Path:
         steps = self.checkpoint_steps()
         if not steps:
@@ -261,6 +410,15 @@ class RunDir:
     def truncate_metrics_after(self, step: int) -> None:
         """On resume: drop metric lines a crashed run wrote after its last checkpoint."""
         truncate_jsonl_after(self.metrics, step)
+
+    def append_balance(self, balance) -> None:
+        """One line of balance.jsonl from an events.TaskBalance (the conflict matrix's pairs that were
+        not measured are null: JSON has no NaN)."""
+        conflict = [[None if isinstance(x, float) and math.isnan(x) else x for x in row]
+                    for row in balance.conflict.round(5).tolist()]
+        with open(self.balance, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": balance.step, "tasks": balance.tasks, "weights": balance.weights,
+                                "conflict": conflict}) + "\n")
 
 
 def truncate_jsonl_after(path: Path, step: int) -> None:
@@ -338,6 +496,36 @@ class MetricsWriter:
             self._f.flush()
         except OSError as e:
             raise write_error(self.path, e) from e
+
+    # The rows a run writes (the trainer calls these; readers: runs.py, report.py, the window).
+
+    def train_step(self, step: int, tasks: list[str], loss: float, losses: dict[str, float], *, lr: float,
+                   tokens: int, elapsed: float, tokens_per_s: float, grad_norm: float) -> None:
+        """A training step: the loss (``task`` = the task's name, or "total" with one row per task
+        after it); a grad_norm, or ``skipped`` where fp16's scaler skipped the update (JSON has no inf)."""
+        common = dict(step=step, split="train", lr=lr, tokens=tokens, time=round(elapsed, 4),
+                      tokens_per_s=round(tokens_per_s, 1))
+        if math.isfinite(grad_norm):
+            common["grad_norm"] = grad_norm
+        else:
+            common["skipped"] = True
+        if len(tasks) == 1:
+            self.write(task=tasks[0], loss=loss, **common)
+            return
+        self.write(task="total", loss=loss, **common)
+        for name, value in losses.items():
+            self.write(step=step, split="train", task=name, loss=value)
+
+    def validation(self, step: int, losses: dict[str, float], metrics: dict[str, float], *, tokens: int,
+                   elapsed: float) -> None:
+        """One row per task: its validation loss and its other metrics ("TASK/NAME" -> NAME)."""
+        for name, loss in losses.items():
+            extra = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(name + "/")}
+            self.write(step=step, split="val", task=name, loss=loss, tokens=tokens, time=round(elapsed, 4), **extra)
+
+    def event(self, step: int, event: str, message: str) -> None:
+        """Why a run ended (``diverged``): `workbench runs` shows it; readers of curves skip it."""
+        self.write(step=step, split="event", event=event, message=message)
 
     def close(self) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -20,7 +21,7 @@ from typing import Any
 
 import tomli_w
 
-from .errors import ConfigError, did_you_mean
+from .errors import CheckpointError, ConfigError, did_you_mean
 
 
 def _f(default, help: str, *, choices=None, min=None, max=None, machine=False, factory=None):
@@ -612,3 +613,35 @@ def describe_settings() -> list[tuple[str, str, Any]]:
                 help_text += f" Range {lo:,} .. {hi:,}{' on this machine' if f.metadata.get('machine') else ''}."
             rows.append((f"{section}.{f.name}", help_text, _to_plain(default)))
     return rows
+
+
+# -- resuming a run -------------------------------------------------------------------------
+
+# Settings that may differ on resume without changing the numbers already computed (the rates and
+# clipping change only the steps still to come: they are how a diverged run is continued).
+RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.eval_every",
+             "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
+             "training.probe_text", "training.learning_rate", "training.min_lr", "training.grad_clip",
+             "training.divergence_factor", "training.divergence_margin", "training.divergence_steps"}
+
+
+def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:
+    """Refuse, in words a person can act on, a resume whose settings would change the numbers."""
+    changed = [(k, a, b) for k, a, b in diff_experiments(saved, wanted) if k not in RESUMABLE]
+    if changed:
+        helps = {name: text for name, text, _default in describe_settings()}
+        lines = []
+        for key, old, new in changed[:6]:
+            generic = re.sub(r"\[\d+\]", "[]", key)  # tasks[0].kind -> tasks[].kind
+            text = helps.get(generic, "")  # "Transformer blocks." -> "transformer blocks"
+            what = re.split(r" \(|; |\. ", text)[0].rstrip(".") if text[:1].isupper() else ""  # first clause
+            what = what[:1].lower() + what[1:] if what[1:2].islower() else what
+            lines.append(f"{key}{f' ({what})' if what else ''}: {old!r} in the run, {new!r} now")
+        more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+        raise CheckpointError(
+            f"Cannot continue the run in {where}: these settings differ from the ones it was trained "
+            f"with: {'; '.join(lines)}{more}. A run can only go on with its own settings (the number of "
+            f"steps, the device, the learning rates, clipping, the divergence rule and how often to evaluate, "
+            f"snapshot and checkpoint may change). Set them "
+            f"back to the run's values to continue it, or start a new run with the new settings (in the "
+            f"window: New run on the Training page; on the command line: leave out --resume).")

@@ -117,6 +117,18 @@ def is_out_of_memory(e: BaseException) -> bool:
         s in text for s in ("not enough memory", "DefaultCPUAllocator", "out of memory", "can't allocate memory"))
 
 
+def out_of_memory_message(e: BaseException, step: int, exp, model=None) -> str:
+    """What to lower when training ran out of memory at ``step`` (``model``: the GPT, once built)."""
+    tc, m = exp.training, exp.model
+    size = (f"{model.num_params() / 1e6:,.1f} M parameters" if model is not None else
+            f"n_layer {m.n_layer}, n_embd {m.n_embd}")
+    first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    return (f"Out of memory at step {step} with training.batch_size = {tc.batch_size:,}, "
+            f"model.block_size = {m.block_size:,} and a model of {size} ({first}). Lower "
+            f"training.batch_size (training.grad_accum_steps keeps the effective batch), "
+            f"model.block_size or the model's size.")
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"

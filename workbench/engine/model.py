@@ -142,14 +142,15 @@ class GPT(nn.Module):
         self.transformer.wte.weight = self.lm_head.weight  # tied input/output embedding
         # Task heads (classifiers, ...) on the shared trunk, by task name; empty for plain LM.
         self.heads = nn.ModuleDict()
-        self.apply(self._init_weights)
+        self.apply(self.init_weights)
         # GPT-2: residual projections scaled down by depth so the residual stream's variance stays put
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
-    def _init_weights(module):
+    def init_weights(module):
+        """GPT-2's initialisation of one module (Linear, Embedding); task heads get it too."""
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:

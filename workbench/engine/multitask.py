@@ -4,16 +4,21 @@ Each task has its own forward pass (its own batch), so the trainer backpropagate
 time and the total gradient is the sum of the per-task ones. That makes the per-task gradients
 on the shared parameters available for free whenever they are needed: for PCGrad, for GradNorm,
 and for the conflict matrix (cosine similarity between the tasks' gradients) that the GUI shows.
+
+``TaskSampler`` picks a step's tasks, a ``Weighting`` turns each task's loss into its term, and
+``TaskGradients`` keeps the per-task gradients of a step for the weightings and the conflict report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import nn
 
 from .config import MultitaskConfig, TaskConfig
+from .events import TaskBalance
 
 
 # -- sampling --------------------------------------------------------------------------------
@@ -173,3 +178,92 @@ WEIGHTINGS = {"fixed": Weighting, "average": Average, "uncertainty": Uncertainty
 
 def build_weighting(tasks: list[TaskConfig], cfg: MultitaskConfig) -> Weighting:
     return WEIGHTINGS[cfg.weighting](tasks, cfg)
+
+
+# -- the per-task gradients of one step ------------------------------------------------------
+
+
+class TaskGradients:
+    """The per-task gradients of a step on the shared trunk (every parameter but the task heads),
+    read off as the change of the flat gradient across each task's backward pass: no second
+    backward, no retained graphs. Kept only in steps that need them (PCGrad and GradNorm always, a
+    conflict report every ``conflict_every`` steps); in other steps, and in single-task runs, every
+    method is a no-op. The trainer calls ``start``, ``measure`` around each backward, ``combine``
+    before unscaling and ``finish`` after the optimizer step."""
+
+    def __init__(self, model: nn.Module, weighting: Weighting, task_names: list[str], conflict_every: int):
+        self.model, self.weighting, self.names = model, weighting, list(task_names)
+        self.conflict_every = conflict_every
+        self.shared = [p for n, p in model.named_parameters() if not n.startswith("heads.")]
+        self.grads: torch.Tensor | None = None  # (tasks, shared trainable numbers) in a step that needs them
+        self.active: list[int] = []
+        self.report_due = False
+
+    def start(self, step: int, active: list[int]) -> None:
+        """Before the backward passes of ``step`` (1-based), which trains the tasks ``active``."""
+        n = len(self.names)
+        self.active = active
+        self.report_due = n > 1 and bool(self.conflict_every) and step % self.conflict_every == 0
+        self.grads = None
+        if n > 1 and (self.weighting.needs_task_grads or self.report_due):
+            size = sum(p.numel() for p in self.shared if p.requires_grad)  # freezing may change it
+            self.grads = torch.zeros(n, size, device=self.shared[0].device)
+
+    @contextlib.contextmanager
+    def measure(self, i: int):
+        """Around task ``i``'s backward pass: its share of the gradient is what the pass added."""
+        if self.grads is None:
+            yield
+            return
+        before = self.flat()
+        yield
+        self.grads[i] += self.flat() - before
+
+    def combine(self, gen: torch.Generator) -> None:
+        """Let the weighting rewrite the shared gradient from the per-task ones (PCGrad projects)."""
+        if self.grads is not None:
+            combined = self.weighting.combine_shared(self.grads, self.active, gen)
+            if combined is not None:
+                self._set_flat(combined)
+
+    def finish(self, step: int, losses: dict[int, float], updated: bool, scale: float) -> TaskBalance | None:
+        """After the update: GradNorm learns from the tasks' gradient norms (``scale``: the loss scale
+        the gradients carried); returns the conflict report when one is due. A step the fp16 scaler
+        skipped (``updated`` False) or with non-finite norms teaches nothing and reports nothing."""
+        if self.grads is None:
+            return None
+        last = self._last_layer()
+        norms = {i: float(self.grads[i, last].norm()) / scale for i in self.active}
+        if not (updated and all(math.isfinite(v) for v in norms.values())):
+            return None
+        self.weighting.after_step(losses, norms)
+        if not self.report_due:
+            return None
+        conflict = conflict_matrix(self.grads, self.active).float().cpu().numpy()
+        return TaskBalance(step, list(self.names), self.weighting.weights(), conflict)
+
+    def flat(self) -> torch.Tensor:
+        """The shared trainable parameters' gradients as one vector (zeros where there is none yet)."""
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                          for p in self.shared if p.requires_grad])
+
+    def _set_flat(self, flat: torch.Tensor) -> None:
+        offset = 0
+        for p in self.shared:
+            if not p.requires_grad:
+                continue
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p).clone()
+            offset += n
+
+    def _last_layer(self) -> slice:
+        """Where the last block's MLP output weights sit in the flat gradient (GradNorm's W)."""
+        target = self.model.transformer.h[-1].mlp.c_proj.weight
+        offset = 0
+        for p in self.shared:
+            if not p.requires_grad:
+                continue
+            if p is target:
+                return slice(offset, offset + p.numel())
+            offset += p.numel()
+        return slice(0, offset)

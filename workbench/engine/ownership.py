@@ -10,6 +10,8 @@
 * ``remove_leftovers``: temporary files of an interrupted write (kill -9, a full disk) named as
   ``checkpoint.atomic_write_bytes`` names them, and checkpoints whose JSON was never written.
   Called while the lock is held, so no live process can still be writing them.
+* ``set_aside_after``: a resume from an earlier checkpoint (or a diverged run) moves the later
+  checkpoints into ``superseded/``; nothing of a run is deleted.
 * ``check_output``: export, import, report, eval results and saved experiments never write inside
   a run folder, nor over a file or into a folder that is not theirs.
 """
@@ -20,6 +22,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -161,9 +164,11 @@ class RunLock:
         raise RunFolderBusy(f"{path}: the lock file keeps changing; another process is starting and ending runs "
                             f"in this folder. Try again, or train into another folder.")
 
-    def release(self) -> None:
+    def release(self, *, made_folder: bool = False) -> None:
         """Delete the lock file (while still holding it: a process that opened the old file sees it
-        replaced and retries), then close it, which drops the lock."""
+        replaced and retries), then close it, which drops the lock. ``made_folder``: the folder was
+        made for this run; if the run never wrote its config there, remove it again (only empty
+        folders are removed, so nothing of anyone's is deleted)."""
         if self.fd < 0:
             return
         try:
@@ -173,6 +178,12 @@ class RunLock:
             pass
         os.close(self.fd)
         self.fd = -1
+        if made_folder and not (self.folder / "config.toml").exists():
+            for sub in ("checkpoints", "attention", ""):
+                try:
+                    (self.folder / sub).rmdir()
+                except OSError:
+                    pass
 
     def __del__(self):  # a Trainer dropped without run() (benchmarks call prepare() alone)
         if getattr(self, "fd", -1) >= 0:
@@ -328,7 +339,8 @@ def remove_leftovers(folder: Path) -> list[Path]:
 
 def claim_run_folder(folder: Path, *, resume: bool = False, overwrite: bool = False) -> RunLock:
     """Lock ``folder`` for a run, then check (under the lock, so two starts cannot both pass) that
-    the run may write there; remove leftovers of interrupted writes. Creates the folder if needed."""
+    the run may write there (with ``resume``: that it has a checkpoint to continue from); remove
+    leftovers of interrupted writes. Creates the folder if needed."""
     folder = Path(folder)
     if resume:
         from .checkpoint import RunDir
@@ -359,6 +371,8 @@ def claim_run_folder(folder: Path, *, resume: bool = False, overwrite: bool = Fa
             lock.notes.append(f"Removed {len(removed)} leftover file(s) of an interrupted write: "
                               + ", ".join(str(p.relative_to(folder)) for p in removed[:4])
                               + (" ..." if len(removed) > 4 else ""))
+        if resume:
+            check_resume_folder(folder)
     except BaseException:
         lock.release()
         raise
@@ -426,3 +440,37 @@ def _quote(path: Path) -> str:
     import shlex
 
     return shlex.quote(str(path))
+
+
+def set_aside_after(run_dir, step: int) -> Path | None:
+    """Move the checkpoints and attention snapshots of ``run_dir`` (a checkpoint.RunDir) after ``step``
+    (and best.json when it names a later step), with a copy of metrics.jsonl as it was, into
+    superseded/after_step_N-TIME/: nothing is deleted, and the run folder then reads like a run that
+    stopped at ``step``. Returns that folder, or None when there was nothing to move."""
+    later = [run_dir.checkpoint_path(s) for s in run_dir.checkpoint_steps() if s > step]
+    later += [p.with_suffix(".safetensors") for p in later]
+    later += [p for p in run_dir.attention.glob("step_*.safetensors") if _step_of(p) > step]
+    best = run_dir.path / "best.json"
+    if best.exists():
+        try:
+            if json.loads(best.read_text(encoding="utf-8")).get("step", 0) > step:
+                later.append(best)
+        except (OSError, ValueError):
+            pass
+    if not later:
+        return None
+    aside = run_dir.path / "superseded" / f"after_step_{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir(parents=True, exist_ok=True)
+    if run_dir.metrics.exists():
+        shutil.copy2(run_dir.metrics, aside / "metrics.jsonl")
+    for p in later:
+        if p.exists():
+            dest = aside / p.relative_to(run_dir.path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+    return aside
+
+
+def _step_of(path: Path) -> int:
+    digits = "".join(ch for ch in path.stem if ch.isdigit())
+    return int(digits) if digits else -1

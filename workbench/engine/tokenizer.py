@@ -36,12 +36,18 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
+from .. import paths
 from .errors import Cancelled, TokenizerError, did_you_mean
+from .events import Status
+
+if TYPE_CHECKING:
+    from .config import Experiment
+    from .corpus import Corpus
 
 KINDS = ("char", "bpe", "wordpiece", "unigram")
 
@@ -512,3 +518,24 @@ def _complete_wordpiece(hf: HFTokenizer, vocab_size: int) -> HFTokenizer:
     out.decoder = _wordpiece_decoder()
     out.add_special_tokens([_special(t) for t in _SPECIALS])
     return out
+
+
+def prepare_tokenizer(exp: Experiment, corpus: Corpus, *, reporter=None, should_stop=None) -> Tokenizer:
+    """Load the configured tokenizer.json, or train one (cached by corpus and settings)."""
+    tc = exp.tokenizer
+    if tc.path:
+        return Tokenizer.load(tc.path)
+    key = hashlib.sha256(f"{corpus.fingerprint()}:{tc.kind}:{tc.vocab_size}".encode()).hexdigest()[:24]
+    cached = paths.cache_dir() / "tokenizers" / f"{key}.json"
+    if cached.exists():
+        return Tokenizer.load(cached)
+    report = reporter.report if reporter else (lambda e: None)
+    report(Status(f"Training a {tc.kind} tokenizer (vocabulary {tc.vocab_size:,})"))
+    tok = train_tokenizer(
+        tc.kind, tc.vocab_size, (p.text for p in corpus.pieces(max_chars=8192)),
+        should_stop=should_stop,
+        progress=lambda chars: report(Status(f"Training a {tc.kind} tokenizer: {chars / 1e6:.1f} M characters")),
+    )
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(cached)
+    return tok

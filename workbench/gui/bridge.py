@@ -352,9 +352,9 @@ class TrainingSession(QtCore.QObject):
         gate = getattr(thread, "live", None)
         trainer = getattr(gate, "trainer", None)
         if (gate is None or trainer is None or self._state != "paused" or not gate.blocked.is_set()
-                or not self.control.paused or self.control.stop_requested or trainer.model is None):
+                or not self.control.paused or self.control.stop_requested or trainer.state is None):
             return None
-        return trainer.model, trainer.tokenizer, int(trainer.step)
+        return trainer.state.model, trainer.state.tokenizer, int(trainer.state.step)
 
     @contextlib.contextmanager
     def hold_live_model(self):

@@ -24,7 +24,7 @@ def train_for_panel(state, corpus_cfg: CorpusConfig, tok_cfg: TokenizerConfig) -
     """Train (or fetch from the cache) the tokenizer a run with these settings would use."""
     from workbench.engine.corpus import Corpus
     from workbench.engine.events import Status
-    from workbench.engine.trainer import prepare_tokenizer
+    from workbench.engine.tokenizer import prepare_tokenizer
 
     class _Reporter:
         def report(self, event) -> None:

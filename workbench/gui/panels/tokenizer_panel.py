@@ -1,6 +1,6 @@
 """Tokenizer panel: how text becomes tokens.
 
-Training runs in a background job through the trainer's own ``prepare_tokenizer``, which caches
+Training runs in a background job through ``tokenizer.prepare_tokenizer`` (the trainer's too), which caches
 the result by corpus and settings: a tokenizer trained here is the one the next training run
 finds, and one trained by a run shows here without training again. A sample text, editable,
 shows each token as a coloured box (``TokenStrip``), with characters per token and how much of

@@ -1,0 +1,3 @@
+from workbench.cli import main  # python -m workbench.cli, as python -m workbench
+
+raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""`workbench bench`: speed measurements (the engine against a bare loop, the demo, the window); JSON out.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .args import _number
+
+
+def add_parsers(sub) -> None:
+    b = sub.add_parser("bench", help="measure speed; prints JSON")
+    bsub = b.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    bt = bsub.add_parser("train", help="engine tokens/s vs a bare forward/backward/step loop on the same model")
+    bt.add_argument("experiment", help="experiment TOML or preset name")
+    bt.add_argument("--steps", type=_number(int, 2, 100_000), default=60, help="measured steps per round (default 60)")
+    bt.add_argument("--warmup", type=_number(int, 1, 100_000), default=10, help="unmeasured steps first (default 10)")
+    bt.add_argument("--rounds", type=_number(int, 1, 100), default=2,
+                    help="alternating rounds of engine and bare loop (default 2); "
+                    "the median step of all rounds counts")
+    bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    bd = bsub.add_parser("demo", help="seconds from pressing Demo to a fallen loss and a visible attention pattern",
+                         description="Trains the demo preset headless with the window's thread count and prints "
+                                     "one JSON line: loss_seconds (mean loss of 10 steps below --loss), "
+                                     "pattern_seconds (a head whose pattern score on the probe text reaches "
+                                     "--pattern: mean attention on the keys its task needs), the head, the "
+                                     "load average and the CPU. Stops when both are reached or after --limit.")
+    bd.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
+    bd.add_argument("--limit", type=_number(float, 1.0, 86_400.0), default=300.0, help="give up after this many seconds (default 300)")
+    bd.add_argument("--loss", type=_number(float, 0.0, 100.0), default=None, help="loss level in nats (default 2.0)")
+    bd.add_argument("--pattern", type=_number(float, 0.0, 1.0), default=None, help="pattern score level (default 0.5)")
+    bd.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
+                         "curve redraw with 10^6 points, attention snapshot to pixels",
+                         description="Trains a preset in a real window (offscreen without a display) and prints "
+                                     "JSON. Takes about 3 x --seconds plus a minute; see workbench/bench/gui.py.")
+    bg.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
+    bg.add_argument("--seconds", type=_number(float, 0.5, 3600.0), default=20.0,
+                    help="seconds of event-loop measurement while training (default 20)")
+    bg.add_argument("--segments", type=_number(int, 1, 100), default=4,
+                    help="rounds of window / headless measurement (default 4)")
+    bg.add_argument("--points", type=_number(int, 2, 10**8), default=1_000_000,
+                    help="points in the curve redraw test (default 10^6)")
+    bg.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+
+
+def cmd_bench(args) -> int:
+    if args.bench_command == "gui":
+        from workbench.bench.gui import main as bench_gui
+
+        print(json.dumps(bench_gui(args.preset, args.seconds, args.overrides, segments=args.segments,
+                                   redraw_points=args.points)))
+        return 0
+    from workbench.bench.demo import DEMO_LOSS_LEVEL, DEMO_PATTERN_LEVEL, bench_demo
+    from workbench.bench.train import bench_train
+    from workbench.engine.config import resolve_experiment
+
+    if args.bench_command == "demo":
+        exp = resolve_experiment(args.preset, args.overrides)
+        print(json.dumps(bench_demo(exp, args.limit,
+                                    loss_level=DEMO_LOSS_LEVEL if args.loss is None else args.loss,
+                                    pattern_level=DEMO_PATTERN_LEVEL if args.pattern is None else args.pattern)))
+        return 0
+
+    exp = resolve_experiment(args.experiment, args.overrides)
+    print(json.dumps(bench_train(exp, steps=args.steps, warmup=args.warmup, rounds=args.rounds)))
+    return 0
