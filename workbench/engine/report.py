@@ -43,6 +43,7 @@ from xml.sax.saxutils import escape as _esc
 
 import numpy as np
 
+from ..fmt import fmt_duration
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError, WorkbenchError
 from .ownership import check_output
@@ -609,11 +610,6 @@ def _collect(run_dir: str | Path, *, samples: Sequence[str] | None = None, sampl
                     charts, attention, out_samples, steps[-1] if steps else None)
 
 
-def _fmt_seconds(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
 CSS = """
 body { font-family: %s; color: #2b2b2b; background: #f6f6f4; margin: 0; }
 main { max-width: 1080px; margin: 0 auto; padding: 24px 28px 48px; }
@@ -643,7 +639,7 @@ def _html(c: _Content, *, inline: bool) -> str:
     title = f"{s['name']} - GPT Workbench report"
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"]))
     head = (f"{e(s['status'])} · step {s['steps']:,} of {s['max_steps']:,} · started {started} · "
-            f"training time {_fmt_seconds(s['seconds'])}")
+            f"training time {fmt_duration(s['seconds'])}")
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{REPORT_MARK}"
              f"<title>{e(title)}</title><style>{CSS}</style></head><body><main>",

@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from workbench.engine.config import CorpusConfig
-from workbench.engine.corpus import BUILTIN_PREFIX, KINDS, Corpus, builtin_names, describe_builtin
+from workbench.engine.corpus import BUILTIN_PREFIX, KINDS, Corpus, builtin_names, describe_builtin, flatten_fields
 
 from ..bridge import Job, JobState
 from ..widgets.flow import FlowRow, labelled
@@ -94,7 +94,7 @@ def detect_fields(spec: str) -> list[str]:
                 for line in f:
                     if line.strip():
                         record = json.loads(line)
-                        return _names(record) if isinstance(record, dict) else []
+                        return list(flatten_fields(record)) if isinstance(record, dict) else []
                 return []
             header = next(csv.reader(f, delimiter="\t" if kind == "tsv" else ","), [])
             return [h.strip().strip('"') for h in header if h.strip()]
@@ -120,16 +120,6 @@ def _display_name(spec: str) -> str:
 def _count(items: list, noun: str) -> str:
     """One source by its name, several by their number."""
     return _display_name(items[0]) if len(items) == 1 else f"{len(items)} {noun}s"
-
-
-def _names(record: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in record.items():
-        if isinstance(v, dict):
-            out += _names(v, f"{prefix}{k}.")
-        else:
-            out.append(prefix + k)
-    return out
 
 
 class SourcesTable(QtWidgets.QTableWidget):

@@ -24,7 +24,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ..widgets import style
 from ..widgets.loss_plot import LossPlot
 from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
-from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, Panel, card, error_label, fmt_duration, muted_label, show_error
+from workbench.fmt import fmt_duration
+
+from . import ERROR_COLOR, MUTED_COLOR, OK_COLOR, Panel, card, error_label, muted_label, show_error
 
 COLUMNS = ("name", "started", "status", "steps", "model", "tokenizer", "tasks", "val loss", "metrics", "time")
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
