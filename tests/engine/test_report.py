@@ -20,8 +20,8 @@ from workbench.cli import main as cli_main
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.config import Experiment
 from workbench.engine.errors import CheckpointError, ConfigError
-from workbench.engine.report import (ema, export_report, generate_samples, log_ticks, metric_curves, nice_ticks,
-                                     svg_line_chart, Line)
+from workbench.curves import metric_curves
+from workbench.engine.report import export_report, generate_samples, log_ticks, nice_ticks, svg_line_chart, Line
 from workbench.engine.runs import summarize
 from workbench.engine.trainer import Trainer
 
@@ -251,7 +251,6 @@ def test_chart_writer_ticks_legend_log_scale_and_gaps():
     assert nice_ticks(3, 297, 5) == [50, 100, 150, 200, 250]
     assert log_ticks(0.05, 300) == [0.1, 1, 10, 100]
     assert log_ticks(12, 17) == [12, 14, 16]
-    assert ema([4.0, 2.0], 0.5) == [4.0, pytest.approx((0.5 * 0.5 * 4 + 0.5 * 2) / 0.75)]
 
     svg = svg_line_chart([Line("a", [1, 2, 3, 4], [10, 1, float("nan"), 0.1]),
                           Line("b", [1, 2], [-1, 5], markers=True)], title="T", y_label="v", log_y=True)

@@ -43,6 +43,7 @@ from xml.sax.saxutils import escape as _esc
 
 import numpy as np
 
+from ..curves import curve_order, ema_smooth, ema_weight_for, metric_curves, metric_title, thin
 from ..fmt import fmt_duration
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError, WorkbenchError
@@ -60,73 +61,7 @@ TEXT, MUTED, GRID, FRAME = "#2b2b2b", "#6b6b6b", "#ececec", "#b8b8b8"
 VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
            "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725"]
 
-X_KEYS = ("step", "tokens", "time")
-RUN_LEVEL = ("lr", "grad_norm", "tokens_per_s")  # one value per step for the whole run, not per task
-METRIC_TITLES = {"loss": "Loss", "accuracy": "Accuracy", "ppl": "Perplexity", "lr": "Learning rate",
-                 "grad_norm": "Gradient norm", "tokens_per_s": "Tokens per second"}
 LOG_METRICS = ("ppl",)
-
-
-# =============================================================================================
-# metrics -> curves
-
-
-Curves = dict[str, dict[str, dict[str, list[float]]]]
-
-
-def metric_curves(records: Sequence[dict]) -> Curves:
-    """metrics.jsonl records -> {metric: {series: {"step", "tokens", "time", "y": list of floats}}}.
-
-    Series are "SPLIT/TASK" ("train/lm", "val/cls"); the run-wide learning rate, gradient norm
-    and speed are the series "train". A multi-task run writes its training metrics as tasks named
-    "TASK/METRIC" (e.g. task "cls/accuracy" with the value in "loss"): they become metric
-    "accuracy", series "train/cls", beside the validation records' "accuracy". ``tokens`` and
-    ``time`` are NaN where a record has none (the per-task lines of a multi-task run).
-    """
-    out: Curves = {}
-    nan = float("nan")
-
-    def num(v) -> float:
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else nan
-
-    def add(metric: str, series: str, r: dict, value) -> None:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or r.get("step") is None:
-            return
-        c = out.setdefault(metric, {}).setdefault(series, {"step": [], "tokens": [], "time": [], "y": []})
-        c["step"].append(num(r["step"]))
-        c["tokens"].append(num(r.get("tokens")))
-        c["time"].append(num(r.get("time")))
-        c["y"].append(float(value))
-
-    for r in records:
-        split, task = str(r.get("split", "train")), str(r.get("task", "lm"))
-        task, sep, metric = task.partition("/")
-        if sep:  # "cls/accuracy": the value of metric "accuracy" for task "cls"
-            add(metric, f"{split}/{task}", r, r.get("loss"))
-            continue
-        for key, value in r.items():
-            if key in X_KEYS or key in ("split", "task"):
-                continue
-            add(key, split if key in RUN_LEVEL else f"{split}/{task}", r, value)
-    return out
-
-
-def curve_order(curves: Curves) -> list[str]:
-    """Metrics in the order a reader wants them: loss, other results, then the run's mechanics."""
-    rank = {"loss": 0, "lr": 90, "grad_norm": 91, "tokens_per_s": 92}
-    return sorted(curves, key=lambda m: (rank.get(m, 10), m))
-
-
-def metric_title(metric: str) -> str:
-    return METRIC_TITLES.get(metric, metric.replace("_", " "))
-
-
-def curve_label(metric: str, series: str) -> str:
-    """("loss", "val/lm") -> "val loss · lm"; ("lr", "train") -> "learning rate"."""
-    if metric in RUN_LEVEL:
-        return metric_title(metric).lower()
-    split, _, task = series.partition("/")
-    return f"{split} {metric_title(metric).lower()} · {task}" if task else f"{split} {metric_title(metric).lower()}"
 
 
 # =============================================================================================
@@ -136,7 +71,7 @@ def curve_label(metric: str, series: str) -> str:
 @dataclass
 class Line:
     """One series of a chart. ``smooth`` (0..1) draws the raw values faint and a debiased
-    exponential moving average (TensorBoard's smoothing) over them; ``markers`` draws dots."""
+    exponential moving average (TensorBoard's smoothing, ``curves.ema_smooth``) over them; ``markers`` draws dots."""
 
     label: str
     x: Sequence[float]
@@ -145,18 +80,6 @@ class Line:
     markers: bool = False
     smooth: float = 0.0
     dashed: bool = False
-
-
-def ema(values: Sequence[float], weight: float) -> list[float]:
-    """Debiased exponential moving average; non-finite values pass through."""
-    out, last, n = [], 0.0, 0
-    for v in values:
-        if not math.isfinite(v):
-            out.append(v)
-            continue
-        last, n = last * weight + (1 - weight) * v, n + 1
-        out.append(last / (1 - weight ** n))
-    return out
 
 
 def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
@@ -203,24 +126,6 @@ def fmt_number(v: float, span: float = 0.0) -> str:
     if a < 1e-3:
         return f"{v:.0e}".replace("e-0", "e-")
     return f"{v:.4g}"
-
-
-def _decimate(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ~2 points per bin: each bin's minimum and maximum, in order (the shape survives)."""
-    n = x.size
-    if n <= 2 * bins:
-        return x, y
-    edges = np.linspace(0, n, bins + 1).astype(int)
-    keep = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        seg = y[a:b]
-        if not np.isfinite(seg).any():
-            keep.append(a)
-            continue
-        i, j = a + int(np.nanargmin(seg)), a + int(np.nanargmax(seg))
-        keep += [min(i, j), max(i, j)] if i != j else [i]
-    idx = np.unique(np.asarray(keep + [0, n - 1]))
-    return x[idx], y[idx]
 
 
 def _path(px: np.ndarray, py: np.ndarray) -> str:
@@ -327,12 +232,14 @@ def svg_line_chart(lines: Sequence[Line], *, title: str = "", x_label: str = "st
         if x.size == 0:
             continue
         smooth = ln.smooth > 0 and x.size >= 10
-        dx, dy = _decimate(x, y, pw)
+        idx = thin(y, int(pw))
+        dx, dy = x[idx], y[idx]
         if smooth:
             out.append(f'<path d="{_path(sx(dx), sy(dy))}" stroke="{color}" stroke-opacity="0.25" '
                        f'stroke-width="1"{dash}/>')
-            sm = np.asarray(ema(y.tolist(), ln.smooth))
-            dx, dy = _decimate(x, sm, pw)
+            sm, _ = ema_smooth(y, ema_weight_for(ln.smooth, y.size))
+            idx = thin(sm, int(pw))
+            dx, dy = x[idx], sm[idx]
         if x.size > 1:
             out.append(f'<path d="{_path(sx(dx), sy(dy))}" stroke="{color}" stroke-width="2"{dash}>'
                        f"<title>{_esc(ln.label)}</title></path>")

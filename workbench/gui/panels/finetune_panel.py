@@ -54,7 +54,7 @@ from ..widgets.matrix_view import MatrixView
 from ..widgets.token_strip import TokenStrip
 from ..widgets.flow import ColumnScroll, FlowRow, ReflowSplitter, WrapLabel
 from . import ERROR_COLOR, Panel, SciSpinBox, card, error_label, field_help, muted_label, plain, show_error, spin_value
-from .balance_panel import step_columns
+from workbench.curves import step_columns
 from .dataset_form import COLUMN_ROLES, DatasetForm, DatasetPreview, check_labelled
 
 FREEZE_LOOK = [

@@ -503,9 +503,9 @@ class RunsPanel(Panel):
     # -- curves ------------------------------------------------------------------------------
 
     def curves_of(self, path: str) -> dict:
-        """engine.report.metric_curves of a run, read once and cached until its metrics change."""
+        """curves.metric_curves of a run, read once and cached until its metrics change."""
         from workbench.engine.checkpoint import read_metrics
-        from workbench.engine.report import metric_curves
+        from workbench.curves import metric_curves
 
         mfile = Path(path) / "metrics.jsonl"
         try:
@@ -534,7 +534,7 @@ class RunsPanel(Panel):
         self.metric_combo.setCurrentIndex(i)
 
     def _update_metric_choices(self) -> None:
-        from workbench.engine.report import curve_label, curve_order
+        from workbench.curves import curve_label, curve_order
 
         found: dict[str, set[str]] = {}
         for p in self.selected_paths():
@@ -559,7 +559,7 @@ class RunsPanel(Panel):
         self._update_overlay()
 
     def _update_overlay(self) -> None:
-        from workbench.engine.report import curve_label
+        from workbench.curves import curve_label
 
         self.plot.clear()
         paths = self.selected_paths()

@@ -4,7 +4,7 @@ They take plain Python numbers and numpy arrays and import nothing from ``workbe
 """
 
 from .attention_view import AttentionGrid, AttentionHeatmap
-from .loss_plot import CurveControls, LossPlot, MetricPlot, PlotStack, ema_smooth
+from .loss_plot import CurveControls, LossPlot, MetricPlot, PlotStack
 from .token_strip import TokenStrip
 
 __all__ = [
@@ -15,5 +15,4 @@ __all__ = [
     "MetricPlot",
     "PlotStack",
     "TokenStrip",
-    "ema_smooth",
 ]
