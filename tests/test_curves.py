@@ -1,10 +1,18 @@
 """workbench.curves: the numbers behind every curve, without Qt or torch."""
 
+import json
+import math
+
 import numpy as np
 import pytest
 
-from workbench.curves import MetricsBatch, ema_smooth, ema_weight_for, step_columns, thin
+from tests.old_run import METRICS, TRAIN_ACCURACY, VAL_ACCURACY
+from workbench.curves import (MetricsBatch, ema_smooth, ema_weight_for, metric_curves, normalize_records,
+                              step_columns, task_rows, thin)
+from workbench.engine import checkpoint as ckpt
 from workbench.engine.events import StepMetrics
+
+OLD_ROWS = [json.loads(line) for line in METRICS.splitlines()]
 
 
 # -- smoothing ------------------------------------------------------------------------------------
@@ -55,6 +63,66 @@ def test_thinning_keeps_the_minimum_and_maximum_of_every_bin():
 def test_a_short_curve_is_drawn_point_by_point():
     y = np.linspace(0, 1, 150)
     assert thin(y, 100).tolist() == list(range(150))
+
+
+# -- the metrics schema ---------------------------------------------------------------------------
+
+
+def test_old_rows_read_as_the_current_writer_writes_them(tmp_path):
+    """The writer now puts a task's training metrics in columns of its row; the reader turns the
+    old form (a row per metric, task "TASK/METRIC", the value in "loss") into exactly that."""
+    writer = ckpt.MetricsWriter(tmp_path / "metrics.jsonl")
+    for step in (1, 2, 3, 4):
+        rows = [r for r in OLD_ROWS if r["step"] == step]
+        writer.write(**rows[0])  # the "total" row with the run-wide numbers: unchanged
+        writer.write_tasks(step, {r["task"]: r["loss"] for r in rows[1:] if r["split"] == "train"})
+        for r in rows:
+            if r["split"] == "val":
+                writer.write(**r)
+    writer.close()
+    new = ckpt.read_metrics(tmp_path / "metrics.jsonl")
+    assert {"step": 1, "split": "train", "task": "continuity", "loss": 0.69, "accuracy": 0.5} in new
+    assert not any("/" in r["task"] for r in new)
+    assert normalize_records(OLD_ROWS) == new
+    assert normalize_records(new) == new  # the current form passes unchanged
+    assert OLD_ROWS[3] == {"step": 1, "split": "train", "task": "continuity/accuracy", "loss": 0.5}  # untouched
+
+
+def test_task_rows_put_each_metric_in_its_tasks_row():
+    assert task_rows({"cls": 0.7, "cls/accuracy": 0.8, "lm": 3.1, "sent/task_loss": 0.4}) == {
+        "cls": {"loss": 0.7, "accuracy": 0.8}, "lm": {"loss": 3.1}, "sent": {"task_loss": 0.4}}
+
+
+def test_a_metric_row_without_its_task_row_stays_a_row_of_its_own():
+    rows = [{"step": 5, "split": "train", "task": "cls/accuracy", "loss": 0.9}]
+    assert normalize_records(rows) == [{"step": 5, "split": "train", "task": "cls", "accuracy": 0.9}]
+
+
+NEW_ROWS = [  # steps 1 and 2 of OLD_ROWS as the current writer writes them
+    {"task": "total", "loss": 4.5, "step": 1, "split": "train", "lr": 0.001, "tokens": 256, "time": 0.05,
+     "tokens_per_s": 5120.0, "grad_norm": 1.9},
+    {"step": 1, "split": "train", "task": "lm", "loss": 4.2},
+    {"step": 1, "split": "train", "task": "continuity", "loss": 0.69, "accuracy": 0.5},
+    {"task": "total", "loss": 4.1, "step": 2, "split": "train", "lr": 0.002, "tokens": 512, "time": 0.1,
+     "tokens_per_s": 5120.0, "grad_norm": 1.5},
+    {"step": 2, "split": "train", "task": "lm", "loss": 3.8},
+    {"step": 2, "split": "train", "task": "continuity", "loss": 0.66, "accuracy": 0.625},
+    {"step": 2, "split": "val", "task": "lm", "loss": 3.9, "tokens": 512, "time": 0.1, "ppl": 49.4},
+    {"step": 2, "split": "val", "task": "continuity", "loss": 0.67, "tokens": 512, "time": 0.1, "accuracy": 0.6},
+]
+
+
+def test_old_and_new_rows_group_into_the_same_curves():
+    as_text = lambda curves: json.dumps(curves, sort_keys=True)  # noqa: E731 (NaN == NaN as text)
+    assert as_text(metric_curves(normalize_records(OLD_ROWS[:10]))) == as_text(metric_curves(NEW_ROWS))
+    old = metric_curves(normalize_records(OLD_ROWS))
+    assert old["accuracy"]["train/continuity"]["y"] == TRAIN_ACCURACY
+    assert old["accuracy"]["val/continuity"]["y"] == VAL_ACCURACY
+    assert old["accuracy"]["val/continuity"]["step"] == [2.0, 4.0]
+    assert set(old["loss"]) == {"train/total", "train/lm", "train/continuity", "val/lm", "val/continuity"}
+    assert old["lr"]["train"]["y"] == [0.001, 0.002, 0.002, 0.001]
+    assert old["ppl"]["val/lm"]["y"] == [49.4, 33.1]
+    assert all(math.isnan(t) for t in old["loss"]["train/lm"]["tokens"])  # per-task rows carry only a step
 
 
 # -- steps as columns -----------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 Imports neither Qt, pyqtgraph nor torch (numpy only), so the engine, the report and the widgets
 all use this one copy:
 
+- the metrics.jsonl schema: ``normalize_records`` reads rows of any version into the current form
+  (docs/RUN_FOLDERS.md, "metrics.jsonl"), ``task_rows`` is the writer's rule for per-task rows;
 - records into curves: ``metric_curves`` (and the names a person reads: ``curve_label``, ...);
 - training steps into columns: ``MetricsBatch`` (what the window's bridge sends), ``step_columns``;
 - smoothing: ``ema_smooth`` (incremental, TensorBoard's debiased EMA) and ``ema_weight_for``;
@@ -18,11 +20,55 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# =============================================================================================
+# the metrics.jsonl schema
+
 X_KEYS = ("step", "tokens", "time")
 ROW_KEYS = ("step", "split", "task")                  # what a row is about; every other number is a metric
 RUN_LEVEL = ("lr", "grad_norm", "tokens_per_s")      # one value per step for the whole run, not per task
 METRIC_TITLES = {"loss": "Loss", "accuracy": "Accuracy", "ppl": "Perplexity", "lr": "Learning rate",
                  "grad_norm": "Gradient norm", "tokens_per_s": "Tokens per second"}
+
+
+def task_rows(values: dict[str, float]) -> dict[str, dict[str, float]]:
+    """A step's per-task numbers as one row each: {"cls": 0.7, "cls/accuracy": 0.8} ->
+    {"cls": {"loss": 0.7, "accuracy": 0.8}} (a bare task name is its loss; "TASK/METRIC" is a
+    column of TASK's row)."""
+    rows: dict[str, dict[str, float]] = {}
+    for name, value in values.items():
+        task, sep, metric = name.partition("/")
+        rows.setdefault(task, {})[metric if sep else "loss"] = value
+    return rows
+
+
+def normalize_records(records: Iterable[dict]) -> list[dict]:
+    """metrics.jsonl records of any version in the current form: each row names what it holds.
+
+    Before the schema, a multi-task run wrote each training metric of a task as a row of its own
+    with a task named "TASK/METRIC" and the value in "loss" ({"task": "cls/accuracy", "loss": 0.8}).
+    Such a row becomes the column METRIC of TASK's row at the same step and split (a new row where
+    there is none, or where that row already has the column). Current rows pass unchanged (the same
+    dict objects); the records given are never modified.
+    """
+    out: list[dict] = []
+    where: dict[tuple, int] = {}  # (split, task) -> index in out of its row at the current step
+    step = None
+    for r in records:
+        if r.get("step") != step:
+            step, where = r.get("step"), {}
+        split, task = r.get("split", "train"), r.get("task")
+        if isinstance(task, str) and "/" in task and split != "event":
+            task, _, metric = task.partition("/")
+            i = where.get((split, task))
+            if i is not None and metric not in out[i]:
+                out[i] = {**out[i], metric: r.get("loss")}
+                continue
+            row = {k: v for k, v in r.items() if k != "loss"}
+            row["task"], row[metric] = task, r.get("loss")
+            r = row
+        where[(split, r.get("task"))] = len(out)
+        out.append(r)
+    return out
 
 
 # =============================================================================================
@@ -36,13 +82,12 @@ def _number(v) -> bool:
 
 
 def metric_curves(records: Sequence[dict]) -> Curves:
-    """metrics.jsonl records -> {metric: {series: {"step", "tokens", "time", "y": list of floats}}}.
+    """Current-form records (``normalize_records``) -> {metric: {series: {"step", "tokens", "time",
+    "y"}}}, each a list of floats.
 
-    Series are "SPLIT/TASK" ("train/lm", "val/cls"); the run-wide learning rate, gradient norm
-    and speed are the series "train". A multi-task run writes its training metrics as tasks named
-    "TASK/METRIC" (e.g. task "cls/accuracy" with the value in "loss"): they become metric
-    "accuracy", series "train/cls", beside the validation records' "accuracy". ``tokens`` and
-    ``time`` are NaN where a record has none (the per-task lines of a multi-task run).
+    Series are "SPLIT/TASK" ("train/lm", "val/cls"); the run-wide learning rate, gradient norm and
+    speed are the series "train". ``tokens`` and ``time`` are NaN where a row has none (the
+    per-task rows of a multi-task run).
     """
     out: Curves = {}
     nan = float("nan")
@@ -53,9 +98,7 @@ def metric_curves(records: Sequence[dict]) -> Curves:
         split, task = str(r.get("split", "train")), str(r.get("task", "lm"))
         x = (float(step), float(r["tokens"]) if _number(r.get("tokens")) else nan,
              float(r["time"]) if _number(r.get("time")) else nan)
-        task, sep, metric = task.partition("/")
-        values = {metric: r.get("loss")} if sep else r  # "cls/accuracy": the value of metric "accuracy"
-        for key, value in values.items():
+        for key, value in r.items():
             if key in X_KEYS or key in ROW_KEYS or not _number(value):
                 continue
             series = split if key in RUN_LEVEL else f"{split}/{task}"

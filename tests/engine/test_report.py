@@ -163,7 +163,7 @@ def test_multitask_report_plots_each_task_and_its_accuracy(runs, tmp_path):
 
     records = ckpt.read_metrics(run / "metrics.jsonl")
     curves = metric_curves(records)
-    train_acc = [r["loss"] for r in records if r.get("task") == "continuity/accuracy"]
+    train_acc = [r["accuracy"] for r in records if r.get("split") == "train" and r.get("task") == "continuity"]
     val_acc = [r["accuracy"] for r in records if r.get("split") == "val" and r.get("task") == "continuity"]
     assert curves["accuracy"]["train/continuity"]["y"] == train_acc and len(train_acc) == 6
     assert curves["accuracy"]["val/continuity"]["y"] == val_acc

@@ -4,7 +4,8 @@ A run folder::
 
     config.toml          the exact experiment it trained with
     tokenizer.json       the tokenizer it used
-    metrics.jsonl        one JSON object per line: step, split (train|val), task, loss, ...
+    metrics.jsonl        one JSON object per line: step, split (train|val), task, then a column
+                         per metric (loss, accuracy, ...); docs/RUN_FOLDERS.md has the schema
     checkpoints/         step_000500.safetensors + step_000500.json (the JSON is written last,
                          so a checkpoint is complete exactly when its JSON exists)
     attention/           step_000100.safetensors: attention of the probe text, tokens in metadata
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from safetensors.numpy import load_file as load_numpy, save as save_numpy_bytes
 
+from ..curves import normalize_records, task_rows
 from ..fmt import human_bytes
 from .errors import CheckpointError
 
@@ -297,7 +299,9 @@ def _bad_record(rec) -> str:
 def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
     """The usable records of a metrics.jsonl. A torn last line (a crash while appending) is skipped
     quietly; any other line that is not a record is skipped and, when ``problems`` is given, named
-    there ("metrics.jsonl line 12: not JSON"), so one damaged line never hides the rest."""
+    there ("metrics.jsonl line 12: not JSON"), so one damaged line never hides the rest. Rows of
+    earlier versions come in the current form (``curves.normalize_records``): every reader of run
+    folders reads through here."""
     out = []
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
@@ -319,7 +323,7 @@ def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
                 problems.append(f"{Path(path).name} line {i + 1}: {why}")
             continue
         out.append(rec)
-    return out
+    return normalize_records(out)
 
 
 class MetricsWriter:
@@ -338,6 +342,13 @@ class MetricsWriter:
             self._f.flush()
         except OSError as e:
             raise write_error(self.path, e) from e
+
+    def write_tasks(self, step: int, values: dict[str, float]) -> None:
+        """A multi-task step's training rows, one per task with its loss and metrics as columns:
+        {"cls": 0.7, "cls/accuracy": 0.8} -> {"step", "split": "train", "task": "cls", "loss": 0.7,
+        "accuracy": 0.8} (``curves.task_rows``)."""
+        for task, columns in task_rows(values).items():
+            self.write(step=step, split="train", task=task, **columns)
 
     def close(self) -> None:
         try:

@@ -43,7 +43,7 @@ from xml.sax.saxutils import escape as _esc
 
 import numpy as np
 
-from ..curves import curve_order, ema_smooth, ema_weight_for, metric_curves, metric_title, thin
+from ..curves import ROW_KEYS, RUN_LEVEL, X_KEYS, curve_order, ema_smooth, ema_weight_for, metric_curves, metric_title, thin
 from ..fmt import fmt_duration
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError, WorkbenchError
@@ -557,10 +557,13 @@ def _html(c: _Content, *, inline: bool) -> str:
 
     # results
     rows = []
-    last_train = {}
+    last_train = {}  # "lm" (a loss) or "cls/accuracy", as summary["val"] names them
     for r in c.records:
-        if r.get("split") == "train" and isinstance(r.get("loss"), (int, float)):
-            last_train[str(r.get("task", "lm"))] = r["loss"]
+        if r.get("split") == "train":
+            task = str(r.get("task", "lm"))
+            last_train.update({task if k == "loss" else f"{task}/{k}": v for k, v in r.items()
+                               if k not in X_KEYS + ROW_KEYS + RUN_LEVEL and isinstance(v, (int, float))
+                               and not isinstance(v, bool)})
     for split, values in (("train", last_train), ("val", s["val"])):
         for key, v in values.items():  # "lm" (a loss) or "cls/accuracy"
             task, _, metric = key.partition("/")

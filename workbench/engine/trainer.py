@@ -410,8 +410,7 @@ class Trainer:
                 self.metrics.write(task=self.tasks[0].name, loss=loss_total, **common)
             else:
                 self.metrics.write(task="total", loss=loss_total, **common)
-                for name, value in losses.items():
-                    self.metrics.write(step=self.step, split="train", task=name, loss=value)
+                self.metrics.write_tasks(self.step, losses)
             report(StepMetrics(self.step, tc.max_steps, self.tokens_seen, self.elapsed, loss_total,
                                {k: v for k, v in losses.items() if not k.endswith("/accuracy")}, lr, grad_norm, tps,
                                self.group_norms))
