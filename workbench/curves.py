@@ -238,8 +238,6 @@ def ema_weight_for(weight: float, n: int) -> float:
     return min(weight, 1.0 - SMOOTH_SHARE / span)
 
 
-
-
 def ema_smooth(y: np.ndarray, weight: float, state: tuple[float, int] = (0.0, 0)
                ) -> tuple[np.ndarray, tuple[float, int]]:
     """TensorBoard's debiased exponential moving average.
@@ -281,13 +279,12 @@ def ema_smooth(y: np.ndarray, weight: float, state: tuple[float, int] = (0.0, 0)
     return out, (last, count)
 
 
-
 # =============================================================================================
 # min/max thinning
 
 
 class Buffer:
-    """A growable 1-D numpy array (amortised O(1) append)."""
+    """A growable 1-D numpy array (amortised O(1) append): the live plot keeps its points in them."""
 
     __slots__ = ("data", "n")
 
@@ -313,7 +310,6 @@ class Buffer:
 
     def __len__(self) -> int:
         return self.n
-
 
 
 class Envelope:

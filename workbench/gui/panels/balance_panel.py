@@ -226,7 +226,7 @@ class BalancePanel(Panel):
         self.refresh(force=True)
 
     def on_step(self, e) -> None:
-        """``events.StepMetrics`` or a ``bridge.MetricsBatch``."""
+        """``events.StepMetrics`` or a ``curves.MetricsBatch``."""
         c = step_columns(e)
         for task, y in task_losses(c.losses).items():
             self._style(self.loss_plot, f"train/{task}", task)

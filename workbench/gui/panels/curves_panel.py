@@ -122,7 +122,7 @@ class CurvesPanel(Panel):
         self.refresh(force=True)
 
     def add_metrics(self, batch) -> None:
-        """A bridge.MetricsBatch."""
+        """A curves.MetricsBatch (the bridge sends them)."""
         step, tok, t = batch.step, batch.tokens, batch.elapsed
         losses = batch.losses or {"lm": batch.loss}
         for task, y in losses.items():
