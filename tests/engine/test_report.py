@@ -139,6 +139,8 @@ def test_html_report_is_one_self_contained_file(runs, tmp_path):
     assert {"Loss", "Learning rate", "Perplexity", "Attention at step 8"} <= set(titles)
     loss = svgs[titles.index("Loss")]
     assert {"train/lm", "val/lm"} <= set(svg_texts(loss))
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids))  # one page: every chart's ids its own
     # the metrics table rides along as a download
     data = re.search(r'href="data:text/csv;base64,([^"]+)"', text).group(1)
     rows = list(csv.DictReader(io.StringIO(base64.b64decode(data).decode("utf-8"))))

@@ -144,13 +144,18 @@ def _draw(ax, ln: Line, color: str, columns: int, gid: str) -> bool:
     return True
 
 
+_AUTO_ID = re.compile(r' id="(?:figure|axes|patch|text|legend|line2d|xtick|ytick|matplotlib\.axis)_\d+"')
+
+
 def _svg(fig, uid: str) -> str:
     """The figure as an SVG document, its ids unique per ``uid``, without the XML prolog (it is inlined)."""
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": uid}):
         FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None, "Creator": "GPT Workbench"})
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    # matplotlib names every group (figure_1, line2d_3, ...) the same in each chart; nothing refers to
+    # those ids, and in a page of inlined charts they would repeat
+    return _AUTO_ID.sub("", text[text.index("<svg"):])
 
 
 def svg_line_chart(lines: Sequence[Line], *, title: str = "", x_label: str = "step", y_label: str = "",
