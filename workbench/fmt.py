@@ -1,4 +1,4 @@
-"""Number formats a person reads, in one place for the engine's messages, the CLI and the window.
+"""Number formats a person reads (sizes, durations), in one place for the engine's messages, the CLI and the window.
 Imports neither Qt nor torch."""
 
 from __future__ import annotations
@@ -11,3 +11,11 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000.0
     return f"{n:.1f} TB"
+
+
+def fmt_duration(seconds: float) -> str:
+    """75 -> "1:15", 3725 -> "1:02:05" (hours only when there are some; never negative)."""
+    s = int(max(0, seconds))
+    if s >= 3600:
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"

@@ -20,12 +20,13 @@ from workbench.cli import main as cli_main
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.config import Experiment
 from workbench.engine.errors import CheckpointError, ConfigError
-from workbench.engine.report import (ema, export_report, generate_samples, log_ticks, metric_curves, nice_ticks,
-                                     svg_line_chart, Line)
+from workbench.curves import metric_curves
+from workbench.engine.report import export_report, generate_samples, svg_line_chart, Line
 from workbench.engine.runs import summarize
 from workbench.engine.trainer import Trainer
 
 SVG = "{http://www.w3.org/2000/svg}"
+XLINK = "{http://www.w3.org/1999/xlink}"
 TINY = ['corpus.paths=["builtin:toy"]', "tokenizer.kind=char", "model.n_layer=2", "model.n_head=2", "model.n_embd=32",
         "model.block_size=32", "training.batch_size=8", "training.learning_rate=3e-3", "training.min_lr=3e-4",
         "training.warmup_steps=2", "training.eval_batches=2", "training.threads=1"]
@@ -138,6 +139,8 @@ def test_html_report_is_one_self_contained_file(runs, tmp_path):
     assert {"Loss", "Learning rate", "Perplexity", "Attention at step 8"} <= set(titles)
     loss = svgs[titles.index("Loss")]
     assert {"train/lm", "val/lm"} <= set(svg_texts(loss))
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids))  # one page: every chart's ids its own
     # the metrics table rides along as a download
     data = re.search(r'href="data:text/csv;base64,([^"]+)"', text).group(1)
     rows = list(csv.DictReader(io.StringIO(base64.b64decode(data).decode("utf-8"))))
@@ -163,7 +166,7 @@ def test_multitask_report_plots_each_task_and_its_accuracy(runs, tmp_path):
 
     records = ckpt.read_metrics(run / "metrics.jsonl")
     curves = metric_curves(records)
-    train_acc = [r["loss"] for r in records if r.get("task") == "continuity/accuracy"]
+    train_acc = [r["accuracy"] for r in records if r.get("split") == "train" and r.get("task") == "continuity"]
     val_acc = [r["accuracy"] for r in records if r.get("split") == "val" and r.get("task") == "continuity"]
     assert curves["accuracy"]["train/continuity"]["y"] == train_acc and len(train_acc) == 6
     assert curves["accuracy"]["val/continuity"]["y"] == val_acc
@@ -230,37 +233,60 @@ def test_cli_report_writes_the_report_and_exits_with_the_right_code(runs, tmp_pa
     assert e.value.code == 2
 
 
-def test_listing_runs_and_reporting_do_not_import_torch(runs, tmp_path):
+def test_listing_runs_and_reporting_do_not_import_torch_or_a_window(runs, tmp_path):
+    """The report draws with matplotlib's SVG backend alone: no torch, no Qt, no pyplot (whose
+    default backend could open a window)."""
     code = (
         "import sys; from workbench.engine.runs import list_runs; from workbench.cli import main; "
         f"runs = list_runs({str(runs['root'] / 'runs')!r}); assert len(runs) == 2, runs; "
         f"rc = main(['report', {str(runs['lm'])!r}, '--out', {str(tmp_path / 'r.html')!r}]); "
-        "print(rc, 'torch' in sys.modules)"
+        "print(rc, 'torch' in sys.modules, any(m.startswith(('PySide6', 'pyqtgraph', 'matplotlib.pyplot')) "
+        "for m in sys.modules))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split()[-2:] == ["0", "False"]
+    assert r.stdout.split()[-3:] == ["0", "False", "False"]
     assert (tmp_path / "r.html").is_file()
 
 
-# -- the SVG chart writer -------------------------------------------------------------------------
+# -- the chart writer -----------------------------------------------------------------------------
 
 
-def test_chart_writer_ticks_legend_log_scale_and_gaps():
-    assert nice_ticks(0.0, 1.0, 6) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert nice_ticks(3, 297, 5) == [50, 100, 150, 200, 250]
-    assert log_ticks(0.05, 300) == [0.1, 1, 10, 100]
-    assert log_ticks(12, 17) == [12, 14, 16]
-    assert ema([4.0, 2.0], 0.5) == [4.0, pytest.approx((0.5 * 0.5 * 4 + 0.5 * 2) / 0.75)]
+def svg_paths(root: ET.Element) -> dict[str, str]:
+    """The data lines of a chart by their group id ("T-v-line0", "T-v-line0-raw"): their path data."""
+    return {g.get("id"): p.get("d") for g in root.iter(f"{SVG}g") if "-line" in (g.get("id") or "")
+            for p in g.iter(f"{SVG}path")}
 
+
+def test_chart_writer_legend_log_scale_gaps_and_markers():
     svg = svg_line_chart([Line("a", [1, 2, 3, 4], [10, 1, float("nan"), 0.1]),
                           Line("b", [1, 2], [-1, 5], markers=True)], title="T", y_label="v", log_y=True)
     root = ET.fromstring(svg)
     texts = svg_texts(root)
-    assert {"a", "b", "T", "v (log scale)"} <= set(texts)
-    paths = [p.get("d") for p in root.iter(f"{SVG}path")]
-    assert paths[0].count("M") == 2  # the NaN breaks the line in two
-    dots = list(root.iter(f"{SVG}circle"))
-    assert len(dots) == 1 + 1  # b's one positive point, plus its legend marker
+    assert texts[0] == "T" and {"a", "b", "v (log scale)"} <= set(texts)
+    assert {"0.1", "1", "10"} <= set(texts)  # decade ticks on the log axis
+    assert svg_paths(root)["T-v-line0"].count("M") == 2  # the NaN breaks the line in two
+    # b's one positive point as a dot (-1 has no place on a log axis), and one beside its legend entry
+    round_marks = {p.get("id") for p in root.iter(f"{SVG}path") if p.get("id") and " C " in p.get("d", "")}
+    dots = [u for u in root.iter(f"{SVG}use") if u.get(XLINK + "href", "").lstrip("#") in round_marks]
+    assert len(dots) == 1 + 1
     empty = ET.fromstring(svg_line_chart([Line("a", [], [])], title="E"))
     assert "no data" in svg_texts(empty)
+
+
+def test_a_long_noisy_curve_is_thinned_to_its_extremes_and_smoothed(tmp_path):
+    """3000 steps (more than the chart has pixels): the report draws each column's extremes of the
+    faint raw line, so the lowest and highest loss stay visible, and a smoothed line over them."""
+    steps = list(range(1, 3001))
+    y = [3.0 + (0.5 if s % 7 == 0 else 0.0) - s / 3000 for s in steps]
+    y[1234] = 9.0
+    svg = svg_line_chart([Line("train/lm", steps, y, smooth=0.6)], title="Loss", y_label="loss")
+    root = ET.fromstring(svg)
+    paths = svg_paths(root)
+    raw, smooth = paths["Loss-loss-line0-raw"], paths["Loss-loss-line0"]
+    assert 10 < raw.count("L") < 1500 and 10 < smooth.count("L") < 1500  # thinned, not 3000 points
+    ys = [float(v) for v in re.findall(r"[ML] [-\d.]+ ([-\d.]+)", raw)]
+    # SVG y is an affine map of the loss: the first point sits where it does between the spike (top)
+    # and the lowest loss (bottom) only if both extremes were kept
+    assert (ys[0] - min(ys)) / (max(ys) - min(ys)) == pytest.approx((9.0 - y[0]) / (9.0 - min(y)), abs=1e-4)
+    assert "train/lm" in svg_texts(root)

@@ -15,11 +15,10 @@ from workbench.gui.widgets import (
     MetricPlot,
     PlotStack,
     TokenStrip,
-    ema_smooth,
 )
+from workbench.curves import Envelope, ema_smooth
 from workbench.gui import theme
 from workbench.gui.widgets.attention.grid import _pool_max
-from workbench.gui.widgets.plot.smoothing import _Envelope
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -81,9 +80,9 @@ def test_envelope_keeps_every_extreme_and_updates_incrementally():
     n = 50_001
     y = rng.standard_normal(n)
     y[10:14] = np.nan
-    whole = _Envelope()
+    whole = Envelope()
     whole.update(y, 0)
-    pieces = _Envelope()
+    pieces = Envelope()
     done = 0
     for end in (7, 1000, 1001, 30_000, n):
         pieces.update(y[:end], done)

@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 
+from workbench.fmt import fmt_duration
+
 from .args import _number
 
 
@@ -92,7 +94,7 @@ def cmd_train(args) -> int:
                "wall_s": round(wall, 1), "run_dir": str(result.run_dir) if result.run_dir else None}
     print(f"\n{result.status} at step {result.step}"
           + (f", validation loss {result.last_val_loss:.4f}" if result.last_val_loss is not None else "")
-          + f", {_fmt_time(wall)} wall\n"
+          + f", {fmt_duration(wall)} wall\n"
           + (f"run folder: {result.run_dir}" if result.run_dir else "no run folder was made (stopped while "
              "preparing)"), file=sys.stderr)
     print(json.dumps(summary))
@@ -141,7 +143,7 @@ class ConsoleReporter:
             eta = (e.max_steps - e.step) * e.tokens / max(e.step, 1) / max(e.tokens_per_s, 1e-9)
             text = (f"[{bar:<24}] {e.step}/{e.max_steps} loss {e.loss:.4f}"
                     + (f" val {self._val:.4f}" if self._val is not None else "")
-                    + f" lr {e.lr:.2e} {e.tokens_per_s:,.0f} tok/s ETA {_fmt_time(eta)}")
+                    + f" lr {e.lr:.2e} {e.tokens_per_s:,.0f} tok/s ETA {fmt_duration(eta)}")
             if self.tty:
                 self.out.write("\r\033[K" + text)
                 self.out.flush()
@@ -150,15 +152,10 @@ class ConsoleReporter:
         elif isinstance(e, ev.EvalResult):
             self._val = e.losses.get("lm", next(iter(e.losses.values()), None))
             self._line(f"step {e.step}: " + ", ".join(f"val {k} {v:.4f}" for k, v in e.losses.items())
-                       + f"  ({_fmt_time(e.elapsed)})")
+                       + f"  ({fmt_duration(e.elapsed)})")
         elif isinstance(e, ev.Paused):
             self._line(f"paused at step {e.step}")
         elif isinstance(e, ev.Failed):
             self._line(f"error: {e.message}", always=True)
             if e.details and not self.quiet:
                 self._line(e.details)
-
-
-def _fmt_time(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

@@ -4,7 +4,8 @@ A run folder::
 
     config.toml          the exact experiment it trained with
     tokenizer.json       the tokenizer it used
-    metrics.jsonl        one JSON object per line: step, split (train|val), task, loss, ...
+    metrics.jsonl        one JSON object per line: step, split (train|val), task, then a column
+                         per metric (loss, accuracy, ...); docs/RUN_FOLDERS.md has the schema
     balance.jsonl        multi-task runs: the tasks' weights and gradient conflict matrix
     checkpoints/         step_000500.safetensors + step_000500.json (the JSON is written last,
                          so a checkpoint is complete exactly when its JSON exists)
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from safetensors.numpy import load_file as load_numpy, save as save_numpy_bytes
 
+from ..curves import normalize_records, task_rows
 from ..fmt import human_bytes
 from .errors import CheckpointError
 
@@ -455,7 +457,9 @@ def _bad_record(rec) -> str:
 def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
     """The usable records of a metrics.jsonl. A torn last line (a crash while appending) is skipped
     quietly; any other line that is not a record is skipped and, when ``problems`` is given, named
-    there ("metrics.jsonl line 12: not JSON"), so one damaged line never hides the rest."""
+    there ("metrics.jsonl line 12: not JSON"), so one damaged line never hides the rest. Rows of
+    earlier versions come in the current form (``curves.normalize_records``): every reader of run
+    folders reads through here."""
     out = []
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
@@ -477,7 +481,7 @@ def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
                 problems.append(f"{Path(path).name} line {i + 1}: {why}")
             continue
         out.append(rec)
-    return out
+    return normalize_records(out)
 
 
 class MetricsWriter:
@@ -502,7 +506,7 @@ class MetricsWriter:
     def train_step(self, step: int, tasks: list[str], loss: float, losses: dict[str, float], *, lr: float,
                    tokens: int, elapsed: float, tokens_per_s: float, grad_norm: float) -> None:
         """A training step: the loss (``task`` = the task's name, or "total" with one row per task
-        after it); a grad_norm, or ``skipped`` where fp16's scaler skipped the update (JSON has no inf)."""
+        after it, its metrics as columns); a grad_norm, or ``skipped`` where fp16's scaler skipped the update (JSON has no inf)."""
         common = dict(step=step, split="train", lr=lr, tokens=tokens, time=round(elapsed, 4),
                       tokens_per_s=round(tokens_per_s, 1))
         if math.isfinite(grad_norm):
@@ -513,8 +517,10 @@ class MetricsWriter:
             self.write(task=tasks[0], loss=loss, **common)
             return
         self.write(task="total", loss=loss, **common)
-        for name, value in losses.items():
-            self.write(step=step, split="train", task=name, loss=value)
+        # one row per task with its metrics as columns: {"cls": 0.7, "cls/accuracy": 0.8} ->
+        # {"task": "cls", "loss": 0.7, "accuracy": 0.8} (curves.task_rows)
+        for task, columns in task_rows(losses).items():
+            self.write(step=step, split="train", task=task, **columns)
 
     def validation(self, step: int, losses: dict[str, float], metrics: dict[str, float], *, tokens: int,
                    elapsed: float) -> None:

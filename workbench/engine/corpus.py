@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import builtin_corpora
 from .builtin_corpora import Builtin, GeneratedCorpus
@@ -450,7 +450,7 @@ def _field(record, name: str, where: str) -> str:
         value = record
         for key in name.split("."):
             if not isinstance(value, dict) or key not in value:
-                fields = _field_names(record)
+                fields = list(flatten_fields(record, objects=True))
                 raise CorpusError(
                     f'{where}: no field "{name}"{did_you_mean(name, fields)}. This record has: '
                     f"{', '.join(fields) or '(no fields)'}. Set corpus.text_field to the one "
@@ -462,19 +462,25 @@ def _field(record, name: str, where: str) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    inner = f" Its fields: {', '.join(_field_names(value, name + '.'))}." if isinstance(value, dict) else ""
+    inner = (f" Its fields: {', '.join(flatten_fields(value, name + '.', objects=True))}."
+             if isinstance(value, dict) else "")
     raise CorpusError(f'{where}: field "{name}" holds {_json_type(value)}, not text.{inner} Set '
                       f"corpus.text_field to a field that holds text.")
 
 
-def _field_names(record: dict, prefix: str = "") -> list[str]:
-    """Every field of a record, nested ones as "a.b"."""
-    names = []
+def flatten_fields(record: dict, prefix: str = "", *, objects: bool = False) -> dict[str, Any]:
+    """A JSON object's fields, nested objects reached into: {"a": {"b": 1}, "c": 2} -> {"a.b": 1,
+    "c": 2} (with ``objects``, the nested objects too: {"a": {...}, "a.b": 1, "c": 2}). The names
+    are what corpus.text_field and a labelled file's columns accept."""
+    out: dict[str, Any] = {}
     for key, value in record.items():
-        names.append(prefix + key)
         if isinstance(value, dict):
-            names += _field_names(value, f"{prefix}{key}.")
-    return names
+            if objects:
+                out[prefix + key] = value
+            out.update(flatten_fields(value, f"{prefix}{key}.", objects=objects))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def _json_type(value) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .corpus import flatten_fields
 from .errors import CorpusError, did_you_mean
 
 
@@ -97,7 +98,7 @@ def preview(path: str | Path, n: int = 20) -> tuple[list[str], list[dict[str, An
     rows: list[dict[str, Any]] = []
     if suffix in (".jsonl", ".json"):
         for _line, row in _jsonl_rows(path):
-            rows.append(_flatten(row))
+            rows.append(flatten_fields(row))
             if len(rows) >= n:
                 break
     elif suffix in (".csv", ".tsv", ".txt"):
@@ -122,16 +123,6 @@ def preview(path: str | Path, n: int = 20) -> tuple[list[str], list[dict[str, An
     for r in rows:
         columns += [k for k in r if k not in columns]
     return columns, rows
-
-
-def _flatten(row: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def split_examples(data: LabelledData, val_fraction: float, seed: int) -> tuple[LabelledData, LabelledData]:

@@ -14,10 +14,11 @@
 ``fmt="html"`` writes one ``.html`` file with the same content, the charts and heatmaps inline
 and the metrics table as a download link, so it can be mailed or opened anywhere.
 
-No plotting library: the charts are SVG written here (axes, ticks, legend, log scale), which
-keeps the engine free of new dependencies and the files small and sharp at any size. Attention
-heatmaps are vector SVG too, except the T x T cells of each head, which are one embedded PNG
-(encoded here with zlib): 32 k ``<rect>`` elements per snapshot would make a report of megabytes.
+The charts are drawn by matplotlib (its SVG backend, no window, no Qt): vector files, small and
+sharp at any size, text kept as text. A curve of many points is thinned to each pixel column's
+minimum and maximum first (``curves.thin``, the live plot's rule), so a 100k-step run's chart
+stays a few hundred kB. Attention heatmaps are SVG written here, the T x T cells of each head one
+embedded PNG (encoded with zlib): 32 k ``<rect>`` elements per snapshot would make megabytes.
 
 Nothing here imports Qt, and nothing imports torch unless samples are asked for.
 """
@@ -37,12 +38,18 @@ import struct
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.sax.saxutils import escape as _esc
 
+import matplotlib
 import numpy as np
+from matplotlib import ticker
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
 
+from ..curves import ROW_KEYS, RUN_LEVEL, X_KEYS, curve_order, ema_smooth, ema_weight_for, metric_curves, metric_title, thin
+from ..fmt import fmt_duration
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError, WorkbenchError
 from .ownership import check_output
@@ -54,88 +61,28 @@ PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
            "#76b7b2", "#9c755f", "#ff9da7", "#edc948", "#bab0ac"]
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 TEXT, MUTED, GRID, FRAME = "#2b2b2b", "#6b6b6b", "#ececec", "#b8b8b8"
+FONT_SIZE, DPI = 9, 100  # points; 760 x 380 pixels is 7.6 x 3.8 inches
+# the charts' matplotlib settings: text stays text, in FONT's named fonts where the reader has them
+# (matplotlib lays it out with the first it finds here, at the latest DejaVu Sans, which it ships)
+RC = {"svg.fonttype": "none", "font.family": "sans-serif",
+      "font.sans-serif": ["Segoe UI", "Roboto", "Helvetica", "Arial", "DejaVu Sans"]}
 
 # viridis (the window's attention colour map) at 0, 0.1, ..., 1
 VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
            "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725"]
 
-X_KEYS = ("step", "tokens", "time")
-RUN_LEVEL = ("lr", "grad_norm", "tokens_per_s")  # one value per step for the whole run, not per task
-METRIC_TITLES = {"loss": "Loss", "accuracy": "Accuracy", "ppl": "Perplexity", "lr": "Learning rate",
-                 "grad_norm": "Gradient norm", "tokens_per_s": "Tokens per second"}
 LOG_METRICS = ("ppl",)
 
 
 # =============================================================================================
-# metrics -> curves
-
-
-Curves = dict[str, dict[str, dict[str, list[float]]]]
-
-
-def metric_curves(records: Sequence[dict]) -> Curves:
-    """metrics.jsonl records -> {metric: {series: {"step", "tokens", "time", "y": list of floats}}}.
-
-    Series are "SPLIT/TASK" ("train/lm", "val/cls"); the run-wide learning rate, gradient norm
-    and speed are the series "train". A multi-task run writes its training metrics as tasks named
-    "TASK/METRIC" (e.g. task "cls/accuracy" with the value in "loss"): they become metric
-    "accuracy", series "train/cls", beside the validation records' "accuracy". ``tokens`` and
-    ``time`` are NaN where a record has none (the per-task lines of a multi-task run).
-    """
-    out: Curves = {}
-    nan = float("nan")
-
-    def num(v) -> float:
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else nan
-
-    def add(metric: str, series: str, r: dict, value) -> None:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or r.get("step") is None:
-            return
-        c = out.setdefault(metric, {}).setdefault(series, {"step": [], "tokens": [], "time": [], "y": []})
-        c["step"].append(num(r["step"]))
-        c["tokens"].append(num(r.get("tokens")))
-        c["time"].append(num(r.get("time")))
-        c["y"].append(float(value))
-
-    for r in records:
-        split, task = str(r.get("split", "train")), str(r.get("task", "lm"))
-        task, sep, metric = task.partition("/")
-        if sep:  # "cls/accuracy": the value of metric "accuracy" for task "cls"
-            add(metric, f"{split}/{task}", r, r.get("loss"))
-            continue
-        for key, value in r.items():
-            if key in X_KEYS or key in ("split", "task"):
-                continue
-            add(key, split if key in RUN_LEVEL else f"{split}/{task}", r, value)
-    return out
-
-
-def curve_order(curves: Curves) -> list[str]:
-    """Metrics in the order a reader wants them: loss, other results, then the run's mechanics."""
-    rank = {"loss": 0, "lr": 90, "grad_norm": 91, "tokens_per_s": 92}
-    return sorted(curves, key=lambda m: (rank.get(m, 10), m))
-
-
-def metric_title(metric: str) -> str:
-    return METRIC_TITLES.get(metric, metric.replace("_", " "))
-
-
-def curve_label(metric: str, series: str) -> str:
-    """("loss", "val/lm") -> "val loss · lm"; ("lr", "train") -> "learning rate"."""
-    if metric in RUN_LEVEL:
-        return metric_title(metric).lower()
-    split, _, task = series.partition("/")
-    return f"{split} {metric_title(metric).lower()} · {task}" if task else f"{split} {metric_title(metric).lower()}"
-
-
-# =============================================================================================
-# SVG line charts
+# line charts (matplotlib, SVG)
 
 
 @dataclass
 class Line:
     """One series of a chart. ``smooth`` (0..1) draws the raw values faint and a debiased
-    exponential moving average (TensorBoard's smoothing) over them; ``markers`` draws dots."""
+    exponential moving average (TensorBoard's smoothing, ``curves.ema_smooth``) over them;
+    ``markers`` draws dots."""
 
     label: str
     x: Sequence[float]
@@ -146,214 +93,117 @@ class Line:
     dashed: bool = False
 
 
-def ema(values: Sequence[float], weight: float) -> list[float]:
-    """Debiased exponential moving average; non-finite values pass through."""
-    out, last, n = [], 0.0, 0
-    for v in values:
-        if not math.isfinite(v):
-            out.append(v)
-            continue
-        last, n = last * weight + (1 - weight) * v, n + 1
-        out.append(last / (1 - weight ** n))
-    return out
-
-
-def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
-    """Round numbers (1, 2, 2.5 or 5 x 10^k apart) within [lo, hi]: as many as fit in ``target``."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo] if math.isfinite(lo) else []
-    mag = 10 ** math.floor(math.log10((hi - lo) / max(1, target)))
-    for step in (m * mag * f for f in (1, 10, 100) for m in (1, 2, 2.5, 5)):
-        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
-        if last - first + 1 <= target:
-            return [round(k * step, 12) for k in range(first, last + 1)]
-    return [lo, hi]
-
-
-def log_ticks(lo: float, hi: float) -> list[float]:
-    """Ticks for a log axis over [lo, hi] (both > 0): decades, or 1-2-5 steps for short ranges."""
-    out = []
-    for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
-        for m in (1, 2, 5):
-            v = m * 10.0 ** e
-            if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
-                out.append(v)
-    if len(out) > 8:
-        out = [v for v in out if f"{v:.0e}".startswith("1")]
-    if len(out) < 2:
-        out = [v for v in nice_ticks(lo, hi, 4) if v > 0]
-    return out
-
-
-def fmt_number(v: float, span: float = 0.0) -> str:
-    """Compact tick text: 12k, 1.5M, 0.25, 3e-5. ``span`` (the distance between ticks) decides
-    the decimals, so neighbouring ticks differ and share one format."""
-    if v == 0:
-        return "0"
+def _compact(v: float, _pos=None) -> str:
+    """Tick text: 12k, 1.5M, 0.25, 3e-05."""
     a = abs(v)
     if a >= 1e6:
-        return f"{v / 1e6:.3g}M"
+        return f"{v / 1e6:g}M"
     if a >= 1e4:
-        return f"{v / 1e3:.3g}k"
-    digits = max(0, -math.floor(math.log10(span)) + 1) if span > 0 else None
-    if digits is not None and digits <= 6:
-        text = f"{v:.{digits}f}"
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if a < 1e-3:
-        return f"{v:.0e}".replace("e-0", "e-")
-    return f"{v:.4g}"
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
 
 
-def _decimate(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ~2 points per bin: each bin's minimum and maximum, in order (the shape survives)."""
-    n = x.size
-    if n <= 2 * bins:
-        return x, y
-    edges = np.linspace(0, n, bins + 1).astype(int)
-    keep = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        seg = y[a:b]
-        if not np.isfinite(seg).any():
-            keep.append(a)
-            continue
-        i, j = a + int(np.nanargmin(seg)), a + int(np.nanargmax(seg))
-        keep += [min(i, j), max(i, j)] if i != j else [i]
-    idx = np.unique(np.asarray(keep + [0, n - 1]))
-    return x[idx], y[idx]
+def _style_axes(ax, log_y: bool) -> None:
+    """The window's plain look: a light frame, horizontal and vertical grid lines, muted ticks."""
+    ax.set_facecolor("#ffffff")
+    for spine in ax.spines.values():
+        spine.set_color(FRAME)
+    ax.grid(True, color=GRID, linewidth=1)
+    ax.set_axisbelow(True)
+    ax.tick_params(colors=MUTED, labelsize=FONT_SIZE, length=4, which="major")
+    ax.tick_params(which="minor", length=0)
+    if log_y:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(_compact))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_compact))
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(8, steps=[1, 2, 2.5, 5, 10]))
 
 
-def _path(px: np.ndarray, py: np.ndarray) -> str:
-    parts, pen_down = [], False
-    for a, b in zip(px, py):
-        if not (math.isfinite(a) and math.isfinite(b)):
-            pen_down = False
-            continue
-        parts.append(f"{'L' if pen_down else 'M'}{a:.1f} {b:.1f}")
-        pen_down = True
-    return " ".join(parts)
+def _draw(ax, ln: Line, color: str, columns: int, gid: str) -> bool:
+    """One line (faint raw values and the smoothed curve, or dots), its SVG groups named ``gid``
+    and ``gid``-raw; False when it has no data."""
+    x = np.asarray(ln.x, dtype=np.float64)
+    y = np.asarray(ln.y, dtype=np.float64)
+    ok = np.isfinite(x)
+    x, y = x[ok], y[ok]
+    if x.size == 0:
+        return False
+    dash = (0, (6, 4)) if ln.dashed else "-"
+    label = ln.label or "_nolegend_"
+    if ln.smooth > 0 and x.size >= 10:
+        idx = thin(y, columns)  # each pixel column's extremes: the faint line looks the same, costs less
+        ax.plot(x[idx], y[idx], color=color, alpha=0.25, linewidth=0.75, linestyle=dash, gid=f"{gid}-raw")
+        y, _ = ema_smooth(y, ema_weight_for(ln.smooth, y.size))
+    idx = thin(y, columns)
+    marker = dict(marker="o", markersize=5, markeredgecolor="#ffffff", markeredgewidth=0.75) \
+        if ln.markers or x.size == 1 else {}
+    ax.plot(x if marker else x[idx], y if marker else y[idx], color=color, linewidth=1.5 if x.size > 1 else 0,
+            linestyle=dash, label=label, solid_joinstyle="round", solid_capstyle="round", gid=gid, **marker)
+    return True
 
 
-def _text_width(text: str, size: float) -> float:
-    return 0.58 * size * len(text)  # close enough for a sans-serif at this size
+_AUTO_ID = re.compile(r' id="(?:figure|axes|patch|text|legend|line2d|xtick|ytick|matplotlib\.axis)_\d+"')
+
+
+def _svg(fig, uid: str) -> str:
+    """The figure as an SVG document, its ids unique per ``uid``, without the XML prolog (it is inlined)."""
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": uid}):
+        FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None, "Creator": "GPT Workbench"})
+    text = buf.getvalue()
+    # matplotlib names every group (figure_1, line2d_3, ...) the same in each chart; nothing refers to
+    # those ids, and in a page of inlined charts they would repeat
+    return _AUTO_ID.sub("", text[text.index("<svg"):])
 
 
 def svg_line_chart(lines: Sequence[Line], *, title: str = "", x_label: str = "step", y_label: str = "",
                    log_y: bool = False, width: int = 760, height: int = 380, uid: str = "") -> str:
-    """A complete SVG document: the lines over nice axes, with a legend (one entry per label).
-    ``uid`` keeps its element ids apart from other charts inlined in the same HTML page."""
-    font = 12
-    legend = [ln for i, ln in enumerate(lines) if ln.label and ln.label not in {m.label for m in lines[:i]}]
-    legend_w = (max(_text_width(ln.label, font) for ln in legend) + 44) if legend else 0
-    ml, mr, mt, mb = 66, 16 + legend_w, 34 if title else 14, 46
-    pw, ph = width - ml - mr, height - mt - mb
-    colors = [ln.color or PALETTE[i % len(PALETTE)] for i, ln in enumerate(lines)]
+    """A complete SVG document: the lines over plain axes, with a legend right of the plot (one
+    entry per label). ``uid`` keeps its element ids apart from other charts inlined in the same
+    HTML page."""
+    uid = uid or re.sub(r"\W+", "-", title + "-" + y_label)
+    with matplotlib.rc_context(RC):
+        return _svg(_line_figure(lines, title, x_label, y_label, log_y, width, height, uid), uid)
 
-    data = []
-    for ln in lines:
-        x = np.asarray(ln.x, dtype=np.float64)
-        y = np.asarray(ln.y, dtype=np.float64)
+
+def _line_figure(lines: Sequence[Line], title: str, x_label: str, y_label: str, log_y: bool, width: int,
+                 height: int, uid: str) -> Figure:
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="#ffffff")
+    ax = fig.add_subplot()
+    _style_axes(ax, log_y)
+    if title:  # first, so that it is the chart's first text (its name in the page)
+        ax.set_title(title, loc="left", fontsize=FONT_SIZE + 2, fontweight="bold", color=TEXT, zorder=0)
+    columns = width // 4  # min/max pairs: the envelope keeps 1 to 4 per column of this count, enough on a ~560 px plot
+    drawn = False
+    for i, ln in enumerate(lines):
         if log_y:
-            y = np.where(y > 0, y, np.nan)
-        data.append((x, y))
-    xs = np.concatenate([x[np.isfinite(x) & np.isfinite(y)] for x, y in data]) if data else np.empty(0)
-    ys = np.concatenate([y[np.isfinite(x) & np.isfinite(y)] for x, y in data]) if data else np.empty(0)
-
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="{_esc(FONT)}" font-size="{font}">',
-           f"<title>{_esc(title or y_label or 'chart')}</title>",
-           f'<rect width="{width}" height="{height}" fill="#ffffff"/>']
-    if title:
-        out.append(f'<text x="{ml}" y="20" font-size="14" font-weight="600" fill="{TEXT}">{_esc(title)}</text>')
-    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" stroke="{FRAME}"/>')
-    if xs.size == 0:
-        out.append(f'<text x="{ml + pw / 2}" y="{mt + ph / 2}" text-anchor="middle" fill="{MUTED}">no data</text>')
-        out.append("</svg>")
-        return "\n".join(out)
-
-    x0, x1 = float(xs.min()), float(xs.max())
-    if x1 <= x0:
-        x0, x1 = x0 - 1, x1 + 1
-    if log_y:
-        y0, y1 = math.log10(float(ys.min())), math.log10(float(ys.max()))
-        pad = max(0.02, (y1 - y0) * 0.05)
-        y0, y1 = y0 - pad, y1 + pad
-        yticks = [t for t in log_ticks(10 ** y0, 10 ** y1)]
-        tick_pos = [math.log10(t) for t in yticks]
-    else:
-        y0, y1 = float(ys.min()), float(ys.max())
-        pad = (y1 - y0) * 0.06 or max(abs(y0) * 0.05, 1e-3)
-        y0, y1 = y0 - pad, y1 + pad
-        yticks = nice_ticks(y0, y1, 6)
-        tick_pos = yticks
-
-    def sx(v):
-        return ml + (np.asarray(v) - x0) / (x1 - x0) * pw
-
-    def sy(v):
-        v = np.log10(np.asarray(v)) if log_y else np.asarray(v)
-        return mt + ph - (v - y0) / (y1 - y0) * ph
-
-    # grid, ticks, labels
-    yspan = (yticks[1] - yticks[0]) if len(yticks) > 1 and not log_y else 0.0
-    for t, p in zip(yticks, tick_pos):
-        yy = mt + ph - (p - y0) / (y1 - y0) * ph
-        out.append(f'<line x1="{ml}" y1="{yy:.1f}" x2="{ml + pw}" y2="{yy:.1f}" stroke="{GRID}"/>')
-        out.append(f'<text x="{ml - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="{MUTED}">'
-                   f"{_esc(fmt_number(t, yspan))}</text>")
-    xticks = nice_ticks(x0, x1, max(3, min(8, pw // 90)))
-    xspan = (xticks[1] - xticks[0]) if len(xticks) > 1 else 0.0
-    for t in xticks:
-        xx = float(sx(t))
-        out.append(f'<line x1="{xx:.1f}" y1="{mt}" x2="{xx:.1f}" y2="{mt + ph}" stroke="{GRID}"/>')
-        out.append(f'<line x1="{xx:.1f}" y1="{mt + ph}" x2="{xx:.1f}" y2="{mt + ph + 4}" stroke="{FRAME}"/>')
-        out.append(f'<text x="{xx:.1f}" y="{mt + ph + 17}" text-anchor="middle" fill="{MUTED}">'
-                   f"{_esc(fmt_number(t, xspan))}</text>")
-    if x_label:
-        out.append(f'<text x="{ml + pw / 2:.1f}" y="{height - 8}" text-anchor="middle" fill="{MUTED}">'
-                   f"{_esc(x_label)}</text>")
-    if y_label:
-        out.append(f'<text transform="translate(14 {mt + ph / 2:.1f}) rotate(-90)" text-anchor="middle" '
-                   f'fill="{MUTED}">{_esc(y_label + (" (log scale)" if log_y else ""))}</text>')
-
-    # curves, clipped to the plot area
-    cid = f"clip-{uid or zlib.crc32((title + '|' + y_label).encode('utf-8'))}"
-    out.append(f'<defs><clipPath id="{cid}"><rect x="{ml}" y="{mt}" width="{pw}" height="{ph}"/></clipPath></defs>')
-    out.append(f'<g clip-path="url(#{cid})" fill="none" stroke-linejoin="round" stroke-linecap="round">')
-    for ln, (x, y), color in zip(lines, data, colors):
-        dash = ' stroke-dasharray="6 4"' if ln.dashed else ""
-        ok = np.isfinite(x)
-        x, y = x[ok], y[ok]
-        if x.size == 0:
-            continue
-        smooth = ln.smooth > 0 and x.size >= 10
-        dx, dy = _decimate(x, y, pw)
-        if smooth:
-            out.append(f'<path d="{_path(sx(dx), sy(dy))}" stroke="{color}" stroke-opacity="0.25" '
-                       f'stroke-width="1"{dash}/>')
-            sm = np.asarray(ema(y.tolist(), ln.smooth))
-            dx, dy = _decimate(x, sm, pw)
-        if x.size > 1:
-            out.append(f'<path d="{_path(sx(dx), sy(dy))}" stroke="{color}" stroke-width="2"{dash}>'
-                       f"<title>{_esc(ln.label)}</title></path>")
-        if ln.markers or x.size == 1:
-            px, py = sx(x), sy(y)
-            dots = "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.2"/>'
-                           for a, b in zip(px, py) if math.isfinite(a) and math.isfinite(b))
-            out.append(f'<g fill="{color}" stroke="#ffffff" stroke-width="1">{dots}</g>')
-    out.append("</g>")
-
-    # legend: right of the plot, one entry per label
-    lx, ly = ml + pw + 14, mt + 8
-    for ln in legend:
-        color = colors[lines.index(ln)]
-        dash = ' stroke-dasharray="6 4"' if ln.dashed else ""
-        out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 22}" y2="{ly}" stroke="{color}" stroke-width="2.5"{dash}/>')
-        if ln.markers:
-            out.append(f'<circle cx="{lx + 11}" cy="{ly}" r="3.2" fill="{color}" stroke="#ffffff"/>')
-        out.append(f'<text x="{lx + 30}" y="{ly + 4}" fill="{TEXT}">{_esc(ln.label)}</text>')
-        ly += 20
-    out.append("</svg>")
-    return "\n".join(out)
+            ln = replace(ln, y=np.where(np.asarray(ln.y, dtype=np.float64) > 0, ln.y, np.nan))
+        drawn = _draw(ax, ln, ln.color or PALETTE[i % len(PALETTE)], columns, f"{uid}-line{i}") or drawn
+    if not drawn:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color=MUTED)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    elif any(ln.label for ln in lines):
+        legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=FONT_SIZE,
+                           handlelength=2.2, borderaxespad=0.0)
+        for text in legend.get_texts():
+            text.set_color(TEXT)
+    ax.set_xlabel(x_label, color=MUTED, fontsize=FONT_SIZE)
+    ax.set_ylabel(y_label + (" (log scale)" if log_y and y_label else ""), color=MUTED, fontsize=FONT_SIZE)
+    # margins in pixels from the longest tick text and legend label: matplotlib's layout engines
+    # would measure every text again, most of what a chart costs
+    px = FONT_SIZE * DPI / 72
+    lo, hi = ax.get_ylim()
+    ticks = [_compact(v) for v in ax.get_yticks() if lo <= v <= hi] if drawn else []
+    labels = [ln.label for ln in lines if ln.label] if drawn else []
+    ml = 34 + max((_text_width(s, px) for s in ticks), default=0)
+    mr = 16 + (max(_text_width(s, px) for s in labels) + 50 if labels else 0)
+    mt, mb = (30 if title else 14), 44
+    fig.subplots_adjust(left=ml / width, right=1 - min(mr, width / 2) / width, top=1 - mt / height,
+                        bottom=mb / height)
+    return fig
 
 
 def metric_chart(metric: str, series: dict[str, dict[str, list[float]]], *, width: int = 760,
@@ -370,14 +220,16 @@ def metric_chart(metric: str, series: dict[str, dict[str, list[float]]], *, widt
         val = split != "train"
         smooth = 0.0 if val or metric == "lr" else 0.6  # a schedule is exact: smoothing would only lag it
         lines.append(Line(name, c["step"], c["y"], colors[key], markers=val, smooth=smooth, dashed=val))
-    log_y = metric in LOG_METRICS
     return svg_line_chart(lines, title=metric_title(metric), x_label="step", y_label=metric_title(metric).lower(),
-                          log_y=log_y,
-                          width=width, height=height)
+                          log_y=metric in LOG_METRICS, width=width, height=height, uid=metric)
 
 
 # =============================================================================================
 # attention heatmaps
+
+
+def _text_width(text: str, size: float) -> float:
+    return 0.58 * size * len(text)  # close enough for a sans-serif at this size
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -609,11 +461,6 @@ def _collect(run_dir: str | Path, *, samples: Sequence[str] | None = None, sampl
                     charts, attention, out_samples, steps[-1] if steps else None)
 
 
-def _fmt_seconds(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
 CSS = """
 body { font-family: %s; color: #2b2b2b; background: #f6f6f4; margin: 0; }
 main { max-width: 1080px; margin: 0 auto; padding: 24px 28px 48px; }
@@ -643,7 +490,7 @@ def _html(c: _Content, *, inline: bool) -> str:
     title = f"{s['name']} - GPT Workbench report"
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["started"]))
     head = (f"{e(s['status'])} · step {s['steps']:,} of {s['max_steps']:,} · started {started} · "
-            f"training time {_fmt_seconds(s['seconds'])}")
+            f"training time {fmt_duration(s['seconds'])}")
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{REPORT_MARK}"
              f"<title>{e(title)}</title><style>{CSS}</style></head><body><main>",
@@ -654,10 +501,13 @@ def _html(c: _Content, *, inline: bool) -> str:
 
     # results
     rows = []
-    last_train = {}
+    last_train = {}  # "lm" (a loss) or "cls/accuracy", as summary["val"] names them
     for r in c.records:
-        if r.get("split") == "train" and isinstance(r.get("loss"), (int, float)):
-            last_train[str(r.get("task", "lm"))] = r["loss"]
+        if r.get("split") == "train":
+            task = str(r.get("task", "lm"))
+            last_train.update({task if k == "loss" else f"{task}/{k}": v for k, v in r.items()
+                               if k not in X_KEYS + ROW_KEYS + RUN_LEVEL and isinstance(v, (int, float))
+                               and not isinstance(v, bool)})
     for split, values in (("train", last_train), ("val", s["val"])):
         for key, v in values.items():  # "lm" (a loss) or "cls/accuracy"
             task, _, metric = key.partition("/")

@@ -36,57 +36,19 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 from PySide6 import QtCore
 
+from workbench.curves import MetricsBatch
 from workbench.engine import events as ev
 from workbench.engine.control import RunControl
 from workbench.engine.errors import Cancelled, WorkbenchError
 
 log = logging.getLogger("workbench.gui")
 
-# -- what crosses the thread boundary -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricsBatch:
-    """Consecutive ``StepMetrics`` as columns (numpy arrays, one entry per step)."""
-
-    step: np.ndarray
-    tokens: np.ndarray
-    elapsed: np.ndarray
-    loss: np.ndarray
-    lr: np.ndarray
-    grad_norm: np.ndarray
-    tokens_per_s: np.ndarray
-    losses: dict[str, np.ndarray] = field(default_factory=dict)  # per task
-    max_steps: int = 0
-    group_grad_norms: dict[str, float] | None = None  # the newest per-group norms in the batch, if any
-
-    def __len__(self) -> int:
-        return len(self.step)
-
-    @property
-    def last_step(self) -> int:
-        return int(self.step[-1])
-
-    @classmethod
-    def from_events(cls, items: list[ev.StepMetrics]) -> "MetricsBatch":
-        col = lambda name, dtype=np.float64: np.array([getattr(m, name) for m in items], dtype=dtype)  # noqa: E731
-        tasks: list[str] = []
-        for m in items:
-            tasks += [t for t in m.losses if t not in tasks]
-        losses = {t: np.array([m.losses.get(t, np.nan) for m in items], dtype=np.float64) for t in tasks}
-        norms = next((dict(m.group_grad_norms) for m in reversed(items)
-                      if getattr(m, "group_grad_norms", None)), None)
-        return cls(step=col("step", np.int64), tokens=col("tokens", np.int64), elapsed=col("elapsed"),
-                   loss=col("loss"), lr=col("lr"), grad_norm=col("grad_norm"),
-                   tokens_per_s=col("tokens_per_s"), losses=losses, max_steps=int(items[-1].max_steps),
-                   group_grad_norms=norms)
+# -- what crosses the thread boundary (and ``curves.MetricsBatch``, the training steps) ----------
 
 
 class Mailbox:

@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from workbench.engine.corpus import BUILTIN_PREFIX, KINDS, Corpus
+from workbench.engine.corpus import BUILTIN_PREFIX, KINDS, Corpus, flatten_fields
 
 PREVIEW_CHARS = 2000
 
@@ -79,19 +79,10 @@ def detect_fields(spec: str) -> list[str]:
                 for line in f:
                     if line.strip():
                         record = json.loads(line)
-                        return _names(record) if isinstance(record, dict) else []
+                        return list(flatten_fields(record)) if isinstance(record, dict) else []
                 return []
             header = next(csv.reader(f, delimiter="\t" if kind == "tsv" else ","), [])
             return [h.strip().strip('"') for h in header if h.strip()]
     except Exception:
         return []
 
-
-def _names(record: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in record.items():
-        if isinstance(v, dict):
-            out += _names(v, f"{prefix}{k}.")
-        else:
-            out.append(prefix + k)
-    return out

@@ -170,13 +170,6 @@ def human_count(n: float) -> str:
     return f"{n:.0f}"
 
 
-def fmt_duration(seconds: float) -> str:
-    s = int(max(0, seconds))
-    if s >= 3600:
-        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-    return f"{s // 60}:{s % 60:02d}"
-
-
 def spin_value(spin: QtWidgets.QDoubleSpinBox, base: float) -> float:
     """The spin box's value, or ``base`` when the box shows ``base`` rounded (1/2.6 stays 1/2.6)."""
     v = spin.value()

@@ -23,6 +23,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from workbench.curves import step_columns
+
 from ..bridge import JobSlot
 from ..jobs.balance import initial_weights
 from .. import theme
@@ -30,34 +32,6 @@ from ..widgets.plot.loss_plot import LossPlot, MetricPlot
 from ..widgets.matrix_view import MatrixView
 from ..widgets.flow import Columns, ReflowSplitter, WrapLabel
 from . import Panel, card, muted_label
-
-
-@dataclass
-class StepColumns:
-    """Training metrics as columns, whether they came one ``StepMetrics`` at a time or as the
-    bridge's ``MetricsBatch`` (numpy columns)."""
-    step: np.ndarray
-    tokens: np.ndarray
-    elapsed: np.ndarray
-    loss: np.ndarray
-    losses: dict[str, np.ndarray]
-    group_grad_norms: dict[str, float] | None  # the newest per-group norms in these steps
-
-
-def step_columns(e) -> StepColumns:
-    """``events.StepMetrics`` or ``bridge.MetricsBatch`` -> ``StepColumns``."""
-    step = np.atleast_1d(np.asarray(e.step, dtype=np.float64))
-    n = step.size
-
-    def col(name):
-        v = getattr(e, name, None)
-        return np.full(n, np.nan) if v is None else np.atleast_1d(np.asarray(v, dtype=np.float64))
-
-    losses = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in (e.losses or {}).items()}
-    norms = getattr(e, "group_grad_norms", None)
-    if isinstance(norms, (list, tuple)):  # a batch may carry one entry per step: take the newest
-        norms = next((x for x in reversed(norms) if x), None)
-    return StepColumns(step, col("tokens"), col("elapsed"), col("loss"), losses, dict(norms) if norms else None)
 
 
 def task_losses(losses: dict) -> dict:
@@ -227,7 +201,7 @@ class BalancePanel(Panel):
         self.refresh(force=True)
 
     def on_step(self, e) -> None:
-        """``events.StepMetrics`` or a ``bridge.MetricsBatch``."""
+        """``events.StepMetrics`` or a ``curves.MetricsBatch``."""
         c = step_columns(e)
         for task, y in task_losses(c.losses).items():
             self._style(self.loss_plot, f"train/{task}", task)

@@ -13,34 +13,35 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from workbench.curves import metric_curves
+
 from ..widgets.plot.controls import CurveControls
 from ..widgets.plot.loss_plot import LossPlot, MetricPlot
 from ..widgets.flow import ReflowSplitter, WrapLabel
 from . import Panel, muted_label
 
 
+PLOTS = {"lr": "lr", "grad_norm": "grad", "tokens_per_s": "speed"}  # run-wide metric -> its small plot
+
+
 def metrics_to_series(records: list[dict]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """metrics.jsonl records -> {plot key: {series: {"step", "y", "tokens", "time"}}}."""
-    cols: dict[tuple[str, str], dict[str, list]] = {}
-
-    def add(plot: str, series: str, r: dict, value) -> None:
-        c = cols.setdefault((plot, series), {"step": [], "y": [], "tokens": [], "time": []})
-        c["step"].append(r.get("step", np.nan))
-        c["y"].append(value)
-        c["tokens"].append(r.get("tokens", np.nan))
-        c["time"].append(r.get("time", np.nan))
-
-    for r in records:
-        split, task = r.get("split", "train"), r.get("task", "lm")
-        if "loss" in r:
-            add("loss", f"{split}/{task}", r, r["loss"])
-        if split == "train":
-            for key, plot in (("lr", "lr"), ("grad_norm", "grad"), ("tokens_per_s", "speed")):
-                if key in r:
-                    add(plot, key, r, r[key])
-    out: dict[str, dict] = {}
-    for (plot, series), c in cols.items():
-        out.setdefault(plot, {})[series] = {k: np.asarray(v, dtype=np.float64) for k, v in c.items()}
+    """A run's metrics records -> {plot key: {series: {"step", "y", "tokens", "time"}}}: what the page
+    shows of it, as it showed the run live. The loss plot gets every loss ("train/lm", "val/lm"),
+    and a task's extra training losses as "train/TASK/METRIC" ("train/sent/task_loss"); the small
+    plots the run-wide learning rate, gradient norm and speed."""
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for metric, series in metric_curves(records).items():
+        for name, c in series.items():
+            if metric in PLOTS:
+                plot, name = PLOTS[metric], metric
+            elif metric == "loss":
+                plot = "loss"
+            elif name.startswith("train/") and metric not in ("accuracy", "ppl"):
+                plot, name = "loss", f"{name}/{metric}"
+            else:
+                continue
+            out.setdefault(plot, {})[name] = {k: np.asarray(c[k], dtype=np.float64)
+                                              for k in ("step", "y", "tokens", "time")}
     return out
 
 
@@ -122,7 +123,7 @@ class CurvesPanel(Panel):
         self.refresh(force=True)
 
     def add_metrics(self, batch) -> None:
-        """A bridge.MetricsBatch."""
+        """A curves.MetricsBatch (the bridge sends them)."""
         step, tok, t = batch.step, batch.tokens, batch.elapsed
         losses = batch.losses or {"lm": batch.loss}
         for task, y in losses.items():

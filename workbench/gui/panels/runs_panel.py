@@ -25,6 +25,8 @@ from ..jobs.runs import export_run_report, list_all_runs
 from .. import theme
 from ..widgets.plot.loss_plot import LossPlot
 from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
+from workbench.fmt import fmt_duration
+
 from . import Panel, card, error_label, muted_label, show_error
 from .runs_table import RunsTable
 
@@ -344,9 +346,9 @@ class RunsPanel(Panel):
     # -- curves ------------------------------------------------------------------------------
 
     def curves_of(self, path: str) -> dict:
-        """engine.report.metric_curves of a run, read once and cached until its metrics change."""
+        """curves.metric_curves of a run, read once and cached until its metrics change."""
         from workbench.engine.checkpoint import read_metrics
-        from workbench.engine.report import metric_curves
+        from workbench.curves import metric_curves
 
         mfile = Path(path) / "metrics.jsonl"
         try:
@@ -375,7 +377,7 @@ class RunsPanel(Panel):
         self.metric_combo.setCurrentIndex(i)
 
     def _update_metric_choices(self) -> None:
-        from workbench.engine.report import curve_label, curve_order
+        from workbench.curves import curve_label, curve_order
 
         found: dict[str, set[str]] = {}
         for p in self.selected_paths():
@@ -400,7 +402,7 @@ class RunsPanel(Panel):
         self._update_overlay()
 
     def _update_overlay(self) -> None:
-        from workbench.engine.report import curve_label
+        from workbench.curves import curve_label
 
         self.plot.clear()
         paths = self.selected_paths()

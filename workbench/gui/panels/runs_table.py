@@ -8,7 +8,7 @@ import math
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import theme
-from . import fmt_duration
+from workbench.fmt import fmt_duration
 
 COLUMNS = ("name", "started", "status", "steps", "model", "tokenizer", "tasks", "val loss", "metrics", "time")
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1

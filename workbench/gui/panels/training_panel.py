@@ -18,7 +18,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from workbench.engine.config import Experiment, TrainingConfig, diff_experiments
 
 from ..widgets.flow import Columns, WrapLabel, flow_columns
-from . import Panel, SciSpinBox, card, error_label, field_help, fmt_duration, human_count, muted_label, show_error
+from workbench.fmt import fmt_duration
+
+from . import Panel, SciSpinBox, card, error_label, field_help, human_count, muted_label, show_error
 
 # (field, label, kind) shown in the hyperparameter grid, in reading order
 HYPER = [

@@ -7,7 +7,6 @@ from .attention.grid import AttentionGrid
 from .attention.heatmap import AttentionHeatmap
 from .plot.controls import CurveControls
 from .plot.loss_plot import LossPlot, MetricPlot
-from .plot.smoothing import ema_smooth
 from .plot.stack import PlotStack
 from .token_strip import TokenStrip
 
@@ -19,5 +18,4 @@ __all__ = [
     "MetricPlot",
     "PlotStack",
     "TokenStrip",
-    "ema_smooth",
 ]

@@ -47,7 +47,7 @@ from ...bridge import JobSlot
 from ...jobs.finetune import check_labelled, list_checkpoints
 from ...widgets.flow import ColumnScroll, FlowRow, ReflowSplitter
 from .. import Panel, card, error_label, field_help, muted_label, plain, show_error, spin_value
-from ..balance_panel import step_columns
+from workbench.curves import step_columns
 from ..dataset_form import COLUMN_ROLES, DatasetForm, DatasetPreview
 from .inspector import InputInspector
 from .lanes import FreezeLaneView

@@ -21,7 +21,7 @@ The weight goes up to 0.999, but a curve is never averaged over more than 1/16 o
 
 Speed (measured on a 2-core machine; ``workbench.bench.widgets.redraw_benchmark``): points live in growable numpy
 buffers, ``add_points`` only copies. ``refresh`` smooths the new points incrementally and updates
-a min/max pyramid per curve (``_Envelope``), then hands pyqtgraph at most a few hundred bins for
+a min/max pyramid per curve (``curves.Envelope``), then hands pyqtgraph at most a few hundred bins for
 the visible range, each bin's true minimum and maximum (nothing is averaged away; outside the
 view, coarse bins keep the extremes for autorange). Sparse data (up to ~1 point per pixel
 column) is drawn as lines through every point; dense data as a band from minimum to maximum,

@@ -9,7 +9,12 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ... import theme
 from ..flow import FlowRow, together
 from .series import X_AXES, X_AXIS_LABELS
-from .smoothing import SMOOTH_SHARE, format_smoothing
+from workbench.curves import SMOOTH_SHARE
+
+
+def format_smoothing(weight: float) -> str:
+    """0.6 -> "0.6", 0.999 -> "0.999" (never "1.00": the weight is below 1)."""
+    return f"{weight:.3f}".rstrip("0").rstrip(".") if weight > 0 else "0"
 
 
 class CurveControls(FlowRow):

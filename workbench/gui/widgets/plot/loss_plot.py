@@ -22,7 +22,7 @@ from .axes import _XAxis, _YAxis
 from .controls import CurveControls, ask_export_path
 from .items import _LegendSample
 from .series import X_AXES, X_AXIS_LABELS, SeriesStyle, _Series, overlay_columns, readout_html, write_csv
-from .smoothing import SMOOTH_MAX
+from workbench.curves import SMOOTH_MAX
 
 ArrayLike = np.ndarray | Sequence[float] | float | int
 

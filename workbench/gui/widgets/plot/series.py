@@ -19,7 +19,7 @@ from PySide6 import QtCore
 from ... import theme
 from .axes import _clock
 from .items import _Band, _install_stamped_paint, _stamp_offsets
-from .smoothing import _Buffer, _Envelope, ema_smooth, ema_weight_for
+from workbench.curves import Buffer, Envelope, ema_smooth, ema_weight_for
 
 X_AXES = ("step", "tokens", "time")
 X_AXIS_LABELS = {"step": "step", "tokens": "tokens seen", "time": "time"}
@@ -42,13 +42,13 @@ class _Series:
         self.name = name
         self.label = label  # text in the legend
         self.style = style_
-        self.x = {axis: _Buffer() for axis in X_AXES}
-        self.y = _Buffer()
-        self.smoothed = _Buffer()
+        self.x = {axis: Buffer() for axis in X_AXES}
+        self.y = Buffer()
+        self.smoothed = Buffer()
         self.ema_state: tuple[float, int] = (0.0, 0)
         self.ema_weight = 0.0  # the weight the smoothed values were computed with (ema_weight_for)
-        self.env_raw = _Envelope()
-        self.env_smooth = _Envelope()
+        self.env_raw = Envelope()
+        self.env_smooth = Envelope()
         self.raw_synced = 0  # points already in env_raw
         self.smooth_synced = 0  # points already smoothed and in env_smooth
         self.sorted = {axis: True for axis in X_AXES}

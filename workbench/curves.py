@@ -1,16 +1,182 @@
-"""Smoothing and min/max thinning of a curve: numpy only, no Qt.
+"""The numbers behind every curve of the workbench, shared by the window, the report and the CLI.
 
-``ema_smooth`` is TensorBoard's debiased exponential moving average, computed piece by piece
-(``_linear_recurrence`` vectorises it); ``ema_weight_for`` caps the weight so that a smoothed
-line keeps up with a short run. ``_Envelope`` is a min/max pyramid over a growing array, so a
-redraw hands the plot each pixel column's true extremes in O(plot width), not O(points).
+Imports neither Qt, pyqtgraph nor torch (numpy only), so the engine, the report and the widgets
+all use this one copy:
+
+- the metrics.jsonl schema: ``normalize_records`` reads rows of any version into the current form
+  (docs/RUN_FOLDERS.md, "metrics.jsonl"), ``task_rows`` is the writer's rule for per-task rows;
+- records into curves: ``metric_curves`` (and the names a person reads: ``curve_label``, ...);
+- training steps into columns: ``MetricsBatch`` (what the window's bridge sends), ``step_columns``;
+- smoothing: ``ema_smooth`` (incremental, TensorBoard's debiased EMA) and ``ema_weight_for``;
+- min/max thinning: ``Envelope`` (an incremental pyramid for the live plot) and ``thin`` (once,
+  for a report), the same rule: each bin keeps its minimum and its maximum, in order.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+
+# =============================================================================================
+# the metrics.jsonl schema
+
+X_KEYS = ("step", "tokens", "time")
+ROW_KEYS = ("step", "split", "task")                  # what a row is about; every other number is a metric
+RUN_LEVEL = ("lr", "grad_norm", "tokens_per_s")      # one value per step for the whole run, not per task
+METRIC_TITLES = {"loss": "Loss", "accuracy": "Accuracy", "ppl": "Perplexity", "lr": "Learning rate",
+                 "grad_norm": "Gradient norm", "tokens_per_s": "Tokens per second"}
+
+
+def task_rows(values: dict[str, float]) -> dict[str, dict[str, float]]:
+    """A step's per-task numbers as one row each: {"cls": 0.7, "cls/accuracy": 0.8} ->
+    {"cls": {"loss": 0.7, "accuracy": 0.8}} (a bare task name is its loss; "TASK/METRIC" is a
+    column of TASK's row)."""
+    rows: dict[str, dict[str, float]] = {}
+    for name, value in values.items():
+        task, sep, metric = name.partition("/")
+        rows.setdefault(task, {})[metric if sep else "loss"] = value
+    return rows
+
+
+def normalize_records(records: Iterable[dict]) -> list[dict]:
+    """metrics.jsonl records of any version in the current form: each row names what it holds.
+
+    Before the schema, a multi-task run wrote each training metric of a task as a row of its own
+    with a task named "TASK/METRIC" and the value in "loss" ({"task": "cls/accuracy", "loss": 0.8}).
+    Such a row becomes the column METRIC of TASK's row at the same step and split (a new row where
+    there is none, or where that row already has the column). Current rows pass unchanged (the same
+    dict objects); the records given are never modified.
+    """
+    out: list[dict] = []
+    where: dict[tuple, int] = {}  # (split, task) -> index in out of its row at the current step
+    step = None
+    for r in records:
+        if r.get("step") != step:
+            step, where = r.get("step"), {}
+        split, task = r.get("split", "train"), r.get("task")
+        if isinstance(task, str) and "/" in task and split != "event":
+            task, _, metric = task.partition("/")
+            i = where.get((split, task))
+            if i is not None and metric not in out[i]:
+                out[i] = {**out[i], metric: r.get("loss")}
+                continue
+            row = {k: v for k, v in r.items() if k != "loss"}
+            row["task"], row[metric] = task, r.get("loss")
+            r = row
+        where[(split, r.get("task"))] = len(out)
+        out.append(r)
+    return out
+
+
+# =============================================================================================
+# records -> curves
+
+Curves = dict[str, dict[str, dict[str, list[float]]]]
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def metric_curves(records: Sequence[dict]) -> Curves:
+    """Current-form records (``normalize_records``) -> {metric: {series: {"step", "tokens", "time",
+    "y"}}}, each a list of floats.
+
+    Series are "SPLIT/TASK" ("train/lm", "val/cls"); the run-wide learning rate, gradient norm and
+    speed are the series "train". ``tokens`` and ``time`` are NaN where a row has none (the
+    per-task rows of a multi-task run).
+    """
+    out: Curves = {}
+    nan = float("nan")
+    for r in records:
+        step = r.get("step")
+        if step is None:
+            continue
+        split, task = str(r.get("split", "train")), str(r.get("task", "lm"))
+        x = (float(step), float(r["tokens"]) if _number(r.get("tokens")) else nan,
+             float(r["time"]) if _number(r.get("time")) else nan)
+        for key, value in r.items():
+            if key in X_KEYS or key in ROW_KEYS or not _number(value):
+                continue
+            series = split if key in RUN_LEVEL else f"{split}/{task}"
+            c = out.setdefault(key, {}).setdefault(series, {"step": [], "tokens": [], "time": [], "y": []})
+            c["step"].append(x[0])
+            c["tokens"].append(x[1])
+            c["time"].append(x[2])
+            c["y"].append(float(value))
+    return out
+
+
+def curve_order(curves: Iterable[str]) -> list[str]:
+    """Metrics in the order a reader wants them: loss, other results, then the run's mechanics."""
+    rank = {"loss": 0, "lr": 90, "grad_norm": 91, "tokens_per_s": 92}
+    return sorted(curves, key=lambda m: (rank.get(m, 10), m))
+
+
+def metric_title(metric: str) -> str:
+    return METRIC_TITLES.get(metric, metric.replace("_", " "))
+
+
+def curve_label(metric: str, series: str) -> str:
+    """("loss", "val/lm") -> "val loss · lm"; ("lr", "train") -> "learning rate"."""
+    if metric in RUN_LEVEL:
+        return metric_title(metric).lower()
+    split, _, task = series.partition("/")
+    return f"{split} {metric_title(metric).lower()} · {task}" if task else f"{split} {metric_title(metric).lower()}"
+
+
+# =============================================================================================
+# training steps -> columns
+
+
+@dataclass(frozen=True)
+class MetricsBatch:
+    """Consecutive ``events.StepMetrics`` as columns (numpy arrays, one entry per step)."""
+
+    step: np.ndarray
+    tokens: np.ndarray
+    elapsed: np.ndarray
+    loss: np.ndarray
+    lr: np.ndarray
+    grad_norm: np.ndarray
+    tokens_per_s: np.ndarray
+    losses: dict[str, np.ndarray] = field(default_factory=dict)  # per task
+    max_steps: int = 0
+    group_grad_norms: dict[str, float] | None = None  # the newest per-group norms in the batch, if any
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    @property
+    def last_step(self) -> int:
+        return int(self.step[-1])
+
+    @classmethod
+    def from_events(cls, items: Sequence) -> MetricsBatch:
+        """``events.StepMetrics`` (one or more, in step order) -> one batch."""
+        col = lambda name, dtype=np.float64: np.array([getattr(m, name) for m in items], dtype=dtype)  # noqa: E731
+        tasks: list[str] = []
+        for m in items:
+            tasks += [t for t in m.losses if t not in tasks]
+        losses = {t: np.array([m.losses.get(t, np.nan) for m in items], dtype=np.float64) for t in tasks}
+        norms = next((dict(m.group_grad_norms) for m in reversed(items)
+                      if getattr(m, "group_grad_norms", None)), None)
+        return cls(step=col("step", np.int64), tokens=col("tokens", np.int64), elapsed=col("elapsed"),
+                   loss=col("loss"), lr=col("lr"), grad_norm=col("grad_norm"),
+                   tokens_per_s=col("tokens_per_s"), losses=losses, max_steps=int(items[-1].max_steps),
+                   group_grad_norms=norms)
+
+
+def step_columns(e) -> MetricsBatch:
+    """One ``events.StepMetrics`` or a ``MetricsBatch`` -> a ``MetricsBatch`` (pages take either)."""
+    return e if isinstance(e, MetricsBatch) else MetricsBatch.from_events([e])
+
+
+# =============================================================================================
+# smoothing
 
 
 def _linear_recurrence(x: np.ndarray, a: float, s0: float = 0.0) -> np.ndarray:
@@ -72,11 +238,6 @@ def ema_weight_for(weight: float, n: int) -> float:
     return min(weight, 1.0 - SMOOTH_SHARE / span)
 
 
-def format_smoothing(weight: float) -> str:
-    """0.6 -> "0.6", 0.999 -> "0.999" (never "1.00": the weight is below 1)."""
-    return f"{weight:.3f}".rstrip("0").rstrip(".") if weight > 0 else "0"
-
-
 def ema_smooth(y: np.ndarray, weight: float, state: tuple[float, int] = (0.0, 0)
                ) -> tuple[np.ndarray, tuple[float, int]]:
     """TensorBoard's debiased exponential moving average.
@@ -118,8 +279,12 @@ def ema_smooth(y: np.ndarray, weight: float, state: tuple[float, int] = (0.0, 0)
     return out, (last, count)
 
 
-class _Buffer:
-    """A growable 1-D numpy array (amortised O(1) append)."""
+# =============================================================================================
+# min/max thinning
+
+
+class Buffer:
+    """A growable 1-D numpy array (amortised O(1) append): the live plot keeps its points in them."""
 
     __slots__ = ("data", "n")
 
@@ -147,7 +312,7 @@ class _Buffer:
         return self.n
 
 
-class _Envelope:
+class Envelope:
     """Min/max pyramid over a 1-D float array, for pixel-exact peak downsampling.
 
     Level k (k >= 1) holds, for each block of 4**k consecutive samples, the index of its minimum
@@ -161,7 +326,7 @@ class _Envelope:
     OUTSIDE_BINS = 32
 
     def __init__(self):
-        self.levels: list[tuple[_Buffer, _Buffer]] = []  # (argmin, argmax) per level 1..K
+        self.levels: list[tuple[Buffer, Buffer]] = []  # (argmin, argmax) per level 1..K
         self.n = 0
 
     def reset(self) -> None:
@@ -177,7 +342,7 @@ class _Envelope:
         lo = start  # first changed index at the level below
         while size < n:
             if len(self.levels) < k:
-                self.levels.append((_Buffer(np.int64), _Buffer(np.int64)))
+                self.levels.append((Buffer(np.int64), Buffer(np.int64)))
             imin_buf, imax_buf = self.levels[k - 1]
             b0 = min(lo // f, imin_buf.n)  # first block to recompute (all of a new level)
             m_below = n if k == 1 else -(-n // (size // f))
@@ -306,3 +471,14 @@ class _Envelope:
         if idx[-1] != n - 1:
             idx = np.concatenate((idx, [n - 1]))
         return idx
+
+
+def thin(y: np.ndarray, bins: int) -> np.ndarray:
+    """Indices of the points of ``y`` to draw ``bins`` columns wide: every point when there are few,
+    else each bin's minimum and maximum in order, first and last point included (nothing averaged
+    away). The live plot's ``Envelope`` rule over the whole curve, computed once (for a report)."""
+    y = np.asarray(y, dtype=np.float64)
+    env = Envelope()
+    env.update(y, 0)
+    idx = env.indices(y, 0, y.size, bins)
+    return np.arange(y.size) if idx is None else idx

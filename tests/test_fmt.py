@@ -1,0 +1,17 @@
+"""workbench.fmt and the one reader of nested field names: formats a person reads."""
+
+from workbench.engine.corpus import flatten_fields
+from workbench.fmt import fmt_duration, human_bytes
+
+
+def test_sizes_and_durations_read_as_people_write_them():
+    assert human_bytes(1234567) == "1.2 MB" and human_bytes(999) == "999 B"
+    assert [fmt_duration(s) for s in (0, 59.9, 75, 3599, 3725, 36000, -4)] == [
+        "0:00", "0:59", "1:15", "59:59", "1:02:05", "10:00:00", "0:00"]
+
+
+def test_nested_fields_are_named_with_dots():
+    record = {"text": "hi", "meta": {"lang": "en", "src": {"url": "u"}}, "id": 3}
+    assert flatten_fields(record) == {"text": "hi", "meta.lang": "en", "meta.src.url": "u", "id": 3}
+    assert list(flatten_fields(record, objects=True)) == ["text", "meta", "meta.lang", "meta.src", "meta.src.url",
+                                                          "id"]
