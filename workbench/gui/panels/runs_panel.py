@@ -25,8 +25,6 @@ from ..jobs.runs import export_run_report, list_all_runs
 from .. import theme
 from ..widgets.plot.loss_plot import LossPlot
 from ..widgets.flow import ElidedLabel, FlowRow, ReflowSplitter, WrapLabel
-from workbench.fmt import fmt_duration
-
 from . import Panel, card, error_label, muted_label, show_error
 from .runs_table import RunsTable
 
