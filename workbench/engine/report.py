@@ -17,8 +17,10 @@ and the metrics table as a download link, so it can be mailed or opened anywhere
 The charts are drawn by matplotlib (its SVG backend, no window, no Qt): vector files, small and
 sharp at any size, text kept as text. A curve of many points is thinned to each pixel column's
 minimum and maximum first (``curves.thin``, the live plot's rule), so a 100k-step run's chart
-stays a few hundred kB. Attention heatmaps are SVG written here, the T x T cells of each head one
-embedded PNG (encoded with zlib): 32 k ``<rect>`` elements per snapshot would make megabytes.
+stays a few hundred kB. The attention heatmaps are drawn by matplotlib too (``imshow`` without
+interpolation: the T x T cells of each head one embedded PNG, a few whole pixels a cell), the
+tokens as text. Colours, the attention colour map and its mask grey are the window's
+(workbench/palette.py).
 
 Nothing here imports Qt, and nothing imports torch unless samples are asked for.
 """
@@ -34,42 +36,39 @@ import math
 import os
 import re
 import shutil
-import struct
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from xml.sax.saxutils import escape as _esc
 
 import matplotlib
 import numpy as np
 from matplotlib import ticker
 from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from ..curves import ROW_KEYS, RUN_LEVEL, X_KEYS, curve_order, ema_smooth, ema_weight_for, metric_curves, metric_title, thin
-from ..fmt import fmt_duration
+from ..fmt import fmt_duration, short_label, visible_whitespace
+from ..palette import ATTENTION_COLORMAP, ATTENTION_MASK, BACKGROUND, FOREGROUND, MUTED, SERIES_COLORS
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError, WorkbenchError
 from .ownership import check_output
 
 FORMATS = ("html", "folder")
 
-# Tableau 10, the palette of the window's plots (gui/theme.py), so a report looks the same.
-PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
-           "#76b7b2", "#9c755f", "#ff9da7", "#edc948", "#bab0ac"]
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
-TEXT, MUTED, GRID, FRAME = "#2b2b2b", "#6b6b6b", "#ececec", "#b8b8b8"
+GRID, FRAME = "#ececec", "#b8b8b8"  # the text, series and attention colours are the window's (palette.py)
 FONT_SIZE, DPI = 9, 100  # points; 760 x 380 pixels is 7.6 x 3.8 inches
 # the charts' matplotlib settings: text stays text, in FONT's named fonts where the reader has them
 # (matplotlib lays it out with the first it finds here, at the latest DejaVu Sans, which it ships)
 RC = {"svg.fonttype": "none", "font.family": "sans-serif",
       "font.sans-serif": ["Segoe UI", "Roboto", "Helvetica", "Arial", "DejaVu Sans"]}
 
-# viridis (the window's attention colour map) at 0, 0.1, ..., 1
-VIRIDIS = ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
-           "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725"]
+LABEL_POINTS = (6.0, 8.0)  # a heatmap's token labels shrink to fit down to 6 points, and are thinned below
+STRIDES = (1, 2, 3, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 1000)
 
 LOG_METRICS = ("ppl",)
 
@@ -105,7 +104,7 @@ def _compact(v: float, _pos=None) -> str:
 
 def _style_axes(ax, log_y: bool) -> None:
     """The window's plain look: a light frame, horizontal and vertical grid lines, muted ticks."""
-    ax.set_facecolor("#ffffff")
+    ax.set_facecolor(BACKGROUND)
     for spine in ax.spines.values():
         spine.set_color(FRAME)
     ax.grid(True, color=GRID, linewidth=1)
@@ -144,7 +143,7 @@ def _draw(ax, ln: Line, color: str, columns: int, gid: str) -> bool:
     return True
 
 
-_AUTO_ID = re.compile(r' id="(?:figure|axes|patch|text|legend|line2d|xtick|ytick|matplotlib\.axis)_\d+"')
+_AUTO_ID = re.compile(r' id="[A-Za-z][\w.]*_\d+"')  # figure_1, line2d_3, LineCollection_1, matplotlib.axis_2
 
 
 def _svg(fig, uid: str) -> str:
@@ -170,17 +169,17 @@ def svg_line_chart(lines: Sequence[Line], *, title: str = "", x_label: str = "st
 
 def _line_figure(lines: Sequence[Line], title: str, x_label: str, y_label: str, log_y: bool, width: int,
                  height: int, uid: str) -> Figure:
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="#ffffff")
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
     ax = fig.add_subplot()
     _style_axes(ax, log_y)
     if title:  # first, so that it is the chart's first text (its name in the page)
-        ax.set_title(title, loc="left", fontsize=FONT_SIZE + 2, fontweight="bold", color=TEXT, zorder=0)
+        ax.set_title(title, loc="left", fontsize=FONT_SIZE + 2, fontweight="bold", color=FOREGROUND, zorder=0)
     columns = width // 4  # min/max pairs: the envelope keeps 1 to 4 per column of this count, enough on a ~560 px plot
     drawn = False
     for i, ln in enumerate(lines):
         if log_y:
             ln = replace(ln, y=np.where(np.asarray(ln.y, dtype=np.float64) > 0, ln.y, np.nan))
-        drawn = _draw(ax, ln, ln.color or PALETTE[i % len(PALETTE)], columns, f"{uid}-line{i}") or drawn
+        drawn = _draw(ax, ln, ln.color or SERIES_COLORS[i % len(SERIES_COLORS)], columns, f"{uid}-line{i}") or drawn
     if not drawn:
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color=MUTED)
         ax.set_xticks([])
@@ -189,7 +188,7 @@ def _line_figure(lines: Sequence[Line], title: str, x_label: str, y_label: str, 
         legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=FONT_SIZE,
                            handlelength=2.2, borderaxespad=0.0)
         for text in legend.get_texts():
-            text.set_color(TEXT)
+            text.set_color(FOREGROUND)
     ax.set_xlabel(x_label, color=MUTED, fontsize=FONT_SIZE)
     ax.set_ylabel(y_label + (" (log scale)" if log_y and y_label else ""), color=MUTED, fontsize=FONT_SIZE)
     # margins in pixels from the longest tick text and legend label: matplotlib's layout engines
@@ -216,7 +215,7 @@ def metric_chart(metric: str, series: dict[str, dict[str, list[float]]], *, widt
         split, _, task = name.partition("/")
         key = task or name
         if key not in colors:
-            colors[key] = PALETTE[len(colors) % len(PALETTE)]
+            colors[key] = SERIES_COLORS[len(colors) % len(SERIES_COLORS)]
         val = split != "train"
         smooth = 0.0 if val or metric == "lr" else 0.6  # a schedule is exact: smoothing would only lag it
         lines.append(Line(name, c["step"], c["y"], colors[key], markers=val, smooth=smooth, dashed=val))
@@ -232,97 +231,97 @@ def _text_width(text: str, size: float) -> float:
     return 0.58 * size * len(text)  # close enough for a sans-serif at this size
 
 
-def _png(rgb: np.ndarray) -> bytes:
-    """An 8-bit RGB PNG of an (h, w, 3) uint8 array."""
-    h, w, _ = rgb.shape
-    rows = np.concatenate([np.zeros((h, 1), np.uint8), rgb.reshape(h, w * 3)], axis=1)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 9)) + chunk(b"IEND", b""))
+def _is_causal(m: np.ndarray) -> bool:
+    """Square, and every weight above the diagonal exactly 0: the window's rule for masking."""
+    return m.shape[0] == m.shape[1] >= 2 and not np.any(np.triu(m, k=1))
 
 
-def _viridis(values: np.ndarray) -> np.ndarray:
-    """Values in 0..1 -> uint8 RGB by viridis (linear between the 11 stops)."""
-    stops = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in VIRIDIS], dtype=np.float64)
-    v = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0) * (len(stops) - 1)
-    i = np.minimum(v.astype(int), len(stops) - 2)
-    f = (v - i)[..., None]
-    return np.round(stops[i] * (1 - f) + stops[i + 1] * f).astype(np.uint8)
-
-
-def _token_text(tok: str) -> str:
-    return tok.replace("\n", "⏎").replace("\t", "⇥").replace(" ", "·") or "∅"
+def _label_fit(px_per_token: float) -> tuple[float, int]:
+    """(points, stride) of the token labels, by the window's rule (widgets/attention/token_axis.py):
+    every token is labelled, its text shrunk to fit its cell down to LABEL_POINTS[0]; below that
+    every stride-th token, a round stride."""
+    line = DPI / 72  # a label of this many points is a row of this many pixels high
+    size = min(LABEL_POINTS[1], max(LABEL_POINTS[0], px_per_token / line))
+    need = math.ceil(size * line / px_per_token - 1e-9)
+    return size, next((s for s in STRIDES if s >= need), need)
 
 
 def svg_attention(attention: np.ndarray, tokens: Sequence[str], *, step: int, title: str = "",
                   uid: str = "a") -> str:
     """A grid of heatmaps, one per layer (rows) and head (columns): row i of a head is where
-    query token i looks (weights 0..1, viridis, as in the window's attention panel). Layers and
-    heads are numbered from 0, as everywhere in the workbench."""
+    query token i looks (weights 0..1 in the window's colour map, the causal triangle in its mask
+    grey), the tokens beside the rows and above the columns, a colour bar right of the grid.
+    Layers and heads are numbered from 0, as everywhere in the workbench."""
     att = np.asarray(attention, dtype=np.float32)
-    if att.ndim == 3:
-        att = att[None]
+    att = att if att.ndim == 4 else att[None]
+    with matplotlib.rc_context(RC):
+        return _svg(_attention_figure(att, tokens, title or f"Attention at step {step:,}", uid), uid)
+
+
+def _attention_figure(att: np.ndarray, tokens: Sequence[str], title: str, uid: str) -> Figure:
     n_layer, n_head, T, _ = att.shape
-    k = max(1, math.ceil(150 / T))  # screen pixels per token, whole: no resampling blur
-    cell = T * k
-    labels = k >= 9
-    lab_w = 0
-    if labels:
-        lab_w = int(max((_text_width(_token_text(t), 10) for t in tokens), default=0)) + 8
-    gap, ml, mt = 14, 64 + lab_w, 44 + lab_w
-    cbar_w = 64
-    width = ml + n_head * (cell + gap) + cbar_w
-    height = mt + n_layer * (cell + gap) + 40
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-           f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{_esc(FONT)}" '
-           f'font-size="11">',
-           f"<title>{_esc(title or f'attention at step {step}')}</title>",
-           f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-           f'<text x="10" y="20" font-size="14" font-weight="600" fill="{TEXT}">'
-           f"{_esc(title or f'Attention at step {step:,}')}</text>"]
-    for h in range(n_head):
-        x = ml + h * (cell + gap)
-        out.append(f'<text x="{x + cell / 2}" y="{mt - 8 - lab_w}" text-anchor="middle" fill="{MUTED}">'
-                   f"head {h}</text>")
+    labels = [short_label(t) for t in tokens[:T]] + [""] * (T - len(tokens[:T]))
+    # whole pixels per token: at least 150 a head, at most what a label needs, the grid ~960 wide
+    k = max(math.ceil(150 / T), min(10, (960 - 200) // (n_head * T)))
+    size, stride = _label_fit(k)
+    shown = range(0, T, stride)
+    lab_w = max(_text_width(labels[i], size * DPI / 72) for i in shown) + 8
+    cell, gap = T * k, 14
+    ml, mt, mr, mb = 36 + lab_w, 50 + lab_w, 72, 36
+    grid_w, grid_h = n_head * cell + (n_head - 1) * gap, n_layer * cell + (n_layer - 1) * gap
+    width, height = ml + grid_w + mr, mt + grid_h + mb
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=BACKGROUND)
+
+    def box(x: float, y: float, w: float, h: float) -> list[float]:  # pixels from the top left
+        return [x / width, 1 - (y + h) / height, w / width, h / height]
+
+    def text(x: float, y: float, s: str, **kw) -> None:
+        fig.text(x / width, 1 - y / height, s, **{"color": MUTED, "fontsize": FONT_SIZE, **kw})
+
+    # the title first (zorder): it is the SVG's first text, the heatmap's name in the page
+    text(10, 20, title, color=FOREGROUND, fontsize=FONT_SIZE + 2,
+         fontweight="bold", zorder=-1)
+    # one axes for the grid (an axes per head costs more than its image), in token units: head h's
+    # columns from h * (T + g), layer l's rows from l * (T + g)
+    ax = fig.add_axes(box(ml, mt, grid_w, grid_h), frame_on=False)
+    g = gap / k
+    ax.set_xlim(0, n_head * (T + g) - g)
+    ax.set_ylim(n_layer * (T + g) - g, 0)
+    cmap = matplotlib.colormaps[ATTENTION_COLORMAP].with_extremes(bad=ATTENTION_MASK)
+    upper = np.triu(np.ones((T, T), dtype=bool), k=1)
     for layer in range(n_layer):
-        y = mt + layer * (cell + gap)
-        out.append(f'<text transform="translate({ml - 10 - lab_w} {y + cell / 2}) rotate(-90)" '
-                   f'text-anchor="middle" fill="{MUTED}">layer {layer}</text>')
+        y = layer * (T + g)
+        text(ml - lab_w - 14, mt + y * k + cell / 2, f"layer {layer}", rotation=90, ha="center", va="center")
         for h in range(n_head):
-            x = ml + h * (cell + gap)
-            rgb = np.repeat(np.repeat(_viridis(att[layer, h]), k, axis=0), k, axis=1)
-            data = base64.b64encode(_png(rgb)).decode("ascii")
-            out.append(f'<image x="{x}" y="{y}" width="{cell}" height="{cell}" '
-                       f'style="image-rendering:pixelated" href="data:image/png;base64,{data}" '
-                       f'xlink:href="data:image/png;base64,{data}"><title>layer {layer}, head {h}'
-                       f"</title></image>")
-            out.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="none" stroke="{FRAME}"/>')
-    if labels:  # query tokens left of the first column, key tokens above the first row
-        for i, tok in enumerate(tokens[:T]):
-            t = _esc(_token_text(tok))
-            out.append(f'<text x="{ml - 4}" y="{mt + i * k + k / 2 + 3.5:.1f}" text-anchor="end" '
-                       f'font-size="10" fill="{TEXT}">{t}</text>')
-            out.append(f'<text transform="translate({ml + i * k + k / 2 + 3.5:.1f} {mt - 4}) rotate(-90)" '
-                       f'font-size="10" fill="{TEXT}">{t}</text>')
-    # colour bar 0..1
-    bx, by, bh = width - cbar_w + 12, mt, min(cell * n_layer + gap * (n_layer - 1), 220)
-    gid = f"viridis-{uid}"
-    stops = "".join(f'<stop offset="{i / 10:.1f}" stop-color="{c}"/>' for i, c in enumerate(VIRIDIS))
-    out.append(f'<defs><linearGradient id="{gid}" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient></defs>')
-    out.append(f'<rect x="{bx}" y="{by}" width="12" height="{bh}" fill="url(#{gid})" stroke="{FRAME}"/>')
-    for v in (0.0, 0.5, 1.0):
-        yy = by + bh - v * bh
-        out.append(f'<text x="{bx + 16}" y="{yy + 4:.1f}" fill="{MUTED}">{v:g}</text>')
-    caption = f"query (rows) attends to key (columns); probe text: {_token_text(''.join(tokens[:T]))}"
-    fit = int((width - 20) / _text_width("x", 11))
-    if len(caption) > fit:
-        caption = caption[:fit - 1] + "…"
-    out.append(f'<text x="10" y="{height - 14}" fill="{MUTED}">{_esc(caption)}</text>')
-    out.append("</svg>")
-    return "\n".join(out)
+            x = h * (T + g)
+            m = att[layer, h]
+            m = np.ma.masked_array(m, mask=upper) if _is_causal(m) else m
+            # k pixels a token in the PNG too: a viewer that smooths images (rsvg, some browsers ignore
+            # the pixelated style) blurs only the edge of each cell, not the whole matrix
+            m = np.repeat(np.repeat(m, k, axis=0), k, axis=1)
+            ax.imshow(m, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="none", extent=(x, x + T, y + T, y),
+                      gid=f"{uid}-l{layer}h{h}")
+            ax.add_patch(Rectangle((x, y), T, T, fill=False, edgecolor=FRAME, linewidth=1))
+    for h in range(n_head):
+        text(ml + h * (cell + gap) + cell / 2, mt - lab_w - 12, f"head {h}", ha="center", va="baseline")
+    ax.set_aspect("auto")
+    # the tokens as text (an axis's ticks would cost ten times more), 3 pixels off the first head of
+    # the first layer: queries left of its rows, keys above its columns
+    ax.set_xticks([])
+    ax.set_yticks([])
+    style = {"color": FOREGROUND, "fontsize": size, "clip_on": False}
+    for i in shown:
+        ax.text(i + 0.5, -3 / k, labels[i], rotation=90, ha="center", va="bottom", **style)
+        ax.text(-3 / k, i + 0.5, labels[i], ha="right", va="center", **style)
+    # the colour bar, 0..1 (the levels are fixed: one snapshot compares with the next)
+    cax = fig.add_axes(box(ml + grid_w + 16, mt, 12, min(grid_h, 220)))
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap), cax=cax, ticks=[0.0, 0.5, 1.0], format="%g")
+    bar.outline.set_edgecolor(FRAME)
+    cax.tick_params(length=3, color=FRAME, labelcolor=MUTED, labelsize=FONT_SIZE)
+    caption = f"query (rows) attends to key (columns); probe text: {visible_whitespace(''.join(tokens[:T]))}"
+    fit = int((width - 20) / _text_width("x", FONT_SIZE * DPI / 72))
+    text(10, height - 12, caption if len(caption) <= fit else caption[:fit - 1] + "…")
+    return fig
 
 
 def pick_snapshots(paths: Sequence[Path], limit: int) -> list[Path]:
