@@ -3,6 +3,8 @@ engine's messages, the CLI, the report and the window. Imports neither Qt nor to
 
 from __future__ import annotations
 
+import math
+
 
 def human_bytes(n: float) -> str:
     """1234567 -> "1.2 MB" (powers of 1000, as disks are sold)."""
@@ -65,3 +67,14 @@ def short_label(text: str, max_chars: int = 12) -> str:
     """A token as an axis label: whitespace visible, long tokens cut with an ellipsis."""
     s = visible_whitespace(text)
     return s if len(s) <= max_chars else s[: max_chars - 1] + "…"
+
+
+LABEL_STRIDES = (1, 2, 3, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 1000)
+
+
+def label_stride(need: float, pitch: float) -> int:
+    """Label every n-th of a row of items ``pitch`` apart, each label needing ``need`` (the same
+    unit): the smallest round n that makes room. The window's token axes and the report's
+    heatmaps thin their labels by it."""
+    n = max(1, math.ceil(need / max(pitch, 1e-9) - 1e-9))  # 1e-9: a label that fits exactly fits
+    return next((s for s in LABEL_STRIDES if s >= n), n)

@@ -51,7 +51,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..curves import ROW_KEYS, RUN_LEVEL, X_KEYS, curve_order, ema_smooth, ema_weight_for, metric_curves, metric_title, thin
-from ..fmt import fmt_duration, short_label, visible_whitespace
+from ..fmt import fmt_duration, label_stride, short_label, visible_whitespace
 from ..palette import ATTENTION_COLORMAP, ATTENTION_MASK, BACKGROUND, FOREGROUND, MUTED, SERIES_COLORS
 from . import checkpoint as ckpt
 from .errors import CheckpointError, ConfigError, WorkbenchError
@@ -68,7 +68,6 @@ RC = {"svg.fonttype": "none", "font.family": "sans-serif",
       "font.sans-serif": ["Segoe UI", "Roboto", "Helvetica", "Arial", "DejaVu Sans"]}
 
 LABEL_POINTS = (6.0, 8.0)  # a heatmap's token labels shrink to fit down to 6 points, and are thinned below
-STRIDES = (1, 2, 3, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 1000)
 
 LOG_METRICS = ("ppl",)
 
@@ -239,11 +238,10 @@ def _is_causal(m: np.ndarray) -> bool:
 def _label_fit(px_per_token: float) -> tuple[float, int]:
     """(points, stride) of the token labels, by the window's rule (widgets/attention/token_axis.py):
     every token is labelled, its text shrunk to fit its cell down to LABEL_POINTS[0]; below that
-    every stride-th token, a round stride."""
+    every stride-th token (``fmt.label_stride``)."""
     line = DPI / 72  # a label of this many points is a row of this many pixels high
     size = min(LABEL_POINTS[1], max(LABEL_POINTS[0], px_per_token / line))
-    need = math.ceil(size * line / px_per_token - 1e-9)
-    return size, next((s for s in STRIDES if s >= need), need)
+    return size, label_stride(size * line, px_per_token)
 
 
 def svg_attention(attention: np.ndarray, tokens: Sequence[str], *, step: int, title: str = "",
