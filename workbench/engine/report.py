@@ -534,7 +534,8 @@ def _html(c: _Content, *, inline: bool) -> str:
     # attention
     if c.attention:
         parts.append("<h2>Attention</h2><p class=\"muted\">Where each token of the probe text looks, per layer "
-                     "and head, at a few steps of the run (brighter = more weight).</p>")
+                     "and head, at a few steps of the run (brighter = more weight; grey: later tokens, which a causal "
+                     "model cannot look at).</p>")
         for step, svg in c.attention:
             body = svg if inline else f'<img src="attention/step_{step:07d}.svg" alt="step {step}">'
             parts.append(f"<figure class=\"card\">{body}</figure>")
