@@ -1,4 +1,5 @@
-"""Reports of runs (engine.report and `workbench report`): real tiny runs, real files, read back."""
+"""Reports of runs (engine.report, its pictures in engine.report_figures, and `workbench report`): real
+tiny runs, real files, read back."""
 
 import base64
 import csv
@@ -24,7 +25,8 @@ from workbench.engine import checkpoint as ckpt
 from workbench.engine.config import Experiment
 from workbench.engine.errors import CheckpointError, ConfigError
 from workbench.curves import metric_curves
-from workbench.engine.report import export_report, generate_samples, svg_attention, svg_line_chart, Line
+from workbench.engine.report import export_report, generate_samples
+from workbench.engine.report_figures import Line, svg_attention, svg_line_chart
 from workbench.fmt import short_label
 from workbench.palette import ATTENTION_COLORMAP, ATTENTION_MASK
 from workbench.engine.runs import summarize
