@@ -1,9 +1,9 @@
 """The colours of the views (plots, heatmaps, token strips), shared by the window and the report.
 
 Imports nothing (no Qt, no numpy): gui/theme.py re-exports these names for the window, and
-engine/report_figures.py draws the report's charts and heatmaps with them, so a report looks like the window.
-A change of a view's colour belongs here; the window's own chrome (sidebar, buttons, state
-chips) stays in gui/theme.py.
+engine/report_figures.py draws the report's charts and heatmaps with them, so a report looks like
+the window. A change of a view's colour belongs here; the window's own chrome (sidebar, buttons,
+state chips) stays in gui/theme.py.
 """
 
 BACKGROUND = "#ffffff"
