@@ -1,7 +1,7 @@
 """workbench.fmt and the one reader of nested field names: formats a person reads."""
 
 from workbench.engine.corpus import flatten_fields
-from workbench.fmt import fmt_duration, human_bytes
+from workbench.fmt import fmt_duration, human_bytes, label_stride
 
 
 def test_sizes_and_durations_read_as_people_write_them():
@@ -15,3 +15,11 @@ def test_nested_fields_are_named_with_dots():
     assert flatten_fields(record) == {"text": "hi", "meta.lang": "en", "meta.src.url": "u", "id": 3}
     assert list(flatten_fields(record, objects=True)) == ["text", "meta", "meta.lang", "meta.src", "meta.src.url",
                                                           "id"]
+
+
+def test_labels_are_thinned_to_a_round_stride_that_makes_room():
+    """Labels 12 px high on rows 12, 11.9, 5, 1.3 and 0.01 px apart: every label, every 2nd, 3rd,
+    10th (9.2 rounds up to a round stride), and past the largest round stride the exact one."""
+    assert [label_stride(12, p) for p in (12, 11.9, 5, 1.3)] == [1, 2, 3, 10]
+    assert label_stride(12, 20) == 1 and label_stride(7.2 * 100 / 72, 10) == 1  # a label that just fits
+    assert label_stride(12, 0.01) == 1200

@@ -1,4 +1,5 @@
-"""Reports of runs (engine.report and `workbench report`): real tiny runs, real files, read back."""
+"""Reports of runs (engine.report, its pictures in engine.report_figures, and `workbench report`): real
+tiny runs, real files, read back."""
 
 import base64
 import csv
@@ -13,15 +14,21 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import matplotlib
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from workbench.cli import main as cli_main
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.config import Experiment
 from workbench.engine.errors import CheckpointError, ConfigError
 from workbench.curves import metric_curves
-from workbench.engine.report import export_report, generate_samples, svg_line_chart, Line
+from workbench.engine.report import export_report, generate_samples
+from workbench.engine.report_figures import Line, svg_attention, svg_line_chart
+from workbench.fmt import short_label
+from workbench.palette import ATTENTION_COLORMAP, ATTENTION_MASK
 from workbench.engine.runs import summarize
 from workbench.engine.trainer import Trainer
 
@@ -59,6 +66,31 @@ def runs(tmp_path_factory):
 
 def svg_texts(root: ET.Element) -> list[str]:
     return [t.text for t in root.iter(f"{SVG}text") if t.text]
+
+
+def head_images(root: ET.Element) -> dict[tuple[int, int], np.ndarray]:
+    """The heatmap's cells per (layer, head): the embedded PNGs (ids "UID-lLAYERhHEAD") as RGB arrays."""
+    out = {}
+    for img in root.iter(f"{SVG}image"):
+        m = re.fullmatch(r".*-l(\d+)h(\d+)", img.get("id", ""))
+        if m:
+            head, data = img.get(XLINK + "href").split(",", 1)
+            assert head == "data:image/png;base64"
+            out[int(m[1]), int(m[2])] = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    return out
+
+
+def token_labels(root: ET.Element) -> tuple[list[str], list[str]]:
+    """A heatmap's token labels as the SVG holds them, in order: (queries, right-aligned beside the
+    rows; keys, turned upright above the columns)."""
+    queries, keys = [], []
+    for t in root.iter(f"{SVG}text"):
+        if "rotate(-90)" in (t.get("transform") or ""):
+            if not re.fullmatch(r"layer \d+", t.text):
+                keys.append(t.text)
+        elif "text-anchor: end" in (t.get("style") or ""):
+            queries.append(t.text)
+    return queries, keys
 
 
 def as_record(row: dict[str, str], like: dict) -> dict:
@@ -102,9 +134,10 @@ def test_folder_report_has_config_metrics_plots_attention_and_summary(runs, tmp_
     assert [p.name for p in snaps] == [p.with_suffix(".svg").name for p in ckpt.list_attention(run / "attention")]
     assert [p.name for p in snaps] == ["step_0000000.svg", "step_0000004.svg", "step_0000008.svg"]
     last = ET.parse(snaps[-1]).getroot()
-    images = list(last.iter(f"{SVG}image"))
-    assert len(images) == 2 * 2  # layers x heads
-    assert all(img.get("href").startswith("data:image/png;base64,iVBOR") for img in images)
+    heads = head_images(last)
+    assert sorted(heads) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # layers x heads, each one PNG
+    _step, arr, tokens, _ids = ckpt.load_attention(ckpt.list_attention(run / "attention")[-1])
+    assert all(png.shape[0] == png.shape[1] and png.shape[0] % len(tokens) == 0 for png in heads.values())
     texts = svg_texts(last)
     assert {"layer 0", "layer 1", "head 0", "head 1"} <= set(texts)  # numbered from 0, as in the window
     assert "layer 2" not in texts and "head 2" not in texts
@@ -246,7 +279,13 @@ def test_listing_runs_and_reporting_do_not_import_torch_or_a_window(runs, tmp_pa
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[-3:] == ["0", "False", "False"]
-    assert (tmp_path / "r.html").is_file()
+    # the heatmaps were drawn in that process too: the probe's tokens beside and above the cells, as text
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    svgs = [ET.fromstring(s) for s in re.findall(r"<svg .*?</svg>", page, flags=re.S)]
+    heatmap = next(s for s in svgs if svg_texts(s)[0] == "Attention at step 8")
+    _step, _arr, tokens, _ids = ckpt.load_attention(ckpt.list_attention(runs["lm"] / "attention")[-1])
+    assert len(tokens) > 16  # a probe the old report left unlabelled
+    assert token_labels(heatmap) == ([short_label(t) for t in tokens],) * 2
 
 
 # -- the chart writer -----------------------------------------------------------------------------
@@ -290,3 +329,53 @@ def test_a_long_noisy_curve_is_thinned_to_its_extremes_and_smoothed(tmp_path):
     # and the lowest loss (bottom) only if both extremes were kept
     assert (ys[0] - min(ys)) / (max(ys) - min(ys)) == pytest.approx((9.0 - y[0]) / (9.0 - min(y)), abs=1e-4)
     assert "train/lm" in svg_texts(root)
+
+
+# -- the attention heatmaps -----------------------------------------------------------------------
+
+
+def test_heatmap_labels_the_tokens_as_text_and_masks_only_a_causal_triangle():
+    """Each head's cells in the window's colour map (one PNG each), the cells above the diagonal of
+    a causal head in the window's mask grey (a bidirectional head keeps its colours there), the
+    tokens as text with their whitespace visible, long ones cut."""
+    tokens = ["a", " ", "b\n", "<|unk|>", "internationalisation", "c"]
+    T = len(tokens)
+    rng = np.random.default_rng(0)
+    att = rng.random((2, 2, T, T)).astype(np.float32)
+    att[:, :, np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] = 0.0
+    att[1, 1] = rng.random((T, T))  # a bidirectional head: weights above the diagonal too
+    att /= att.sum(-1, keepdims=True)
+    root = ET.fromstring(svg_attention(att, tokens, step=7, uid="u"))
+
+    assert svg_texts(root)[0] == "Attention at step 7"
+    want = ["a", "·", "b↵", "<|unk|>", "internation…", "c"]  # 12 characters at most
+    assert token_labels(root) == (want, want)
+    assert {"layer 0", "layer 1", "head 0", "head 1", "0", "0.5", "1"} <= set(svg_texts(root))  # and a colour bar
+
+    viridis = matplotlib.colormaps[ATTENTION_COLORMAP]
+    mask = tuple(int(ATTENTION_MASK[i:i + 2], 16) for i in (1, 3, 5))
+    heads = head_images(root)
+    assert sorted(heads) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for (layer, head), png in heads.items():
+        k = png.shape[0] // T
+        for i in range(T):
+            for j in range(T):
+                cell = png[i * k + k // 2, j * k + k // 2]
+                if j > i and (layer, head) != (1, 1):
+                    assert tuple(cell) == mask, (layer, head, i, j)
+                else:
+                    want_rgb = np.round(np.array(viridis(float(att[layer, head, i, j]))[:3]) * 255)
+                    assert np.abs(cell - want_rgb).max() <= 2, (layer, head, i, j, cell, want_rgb)
+
+
+def test_a_long_probe_is_labelled_every_few_tokens():
+    """120 tokens in a 1-layer, 1-head grid: too many for a label each, so every stride-th token is
+    labelled (a round stride, from the first), queries and keys alike, so the labels still read as
+    the text; a short probe labels every token."""
+    tokens = [f"w{i}" for i in range(120)]
+    att = np.tril(np.ones((1, 1, 120, 120), np.float32))
+    queries, keys = token_labels(ET.fromstring(svg_attention(att / att.sum(-1, keepdims=True), tokens, step=1)))
+    stride = int(queries[1][1:])
+    assert 1 < stride <= 10 and queries == keys == tokens[::stride]
+    short = np.tril(np.ones((1, 1, 12, 12), np.float32))
+    assert token_labels(ET.fromstring(svg_attention(short, tokens[:12], step=1))) == (tokens[:12], tokens[:12])

@@ -11,7 +11,9 @@ friendly categorical palette (Tableau 10) for curves, pastel boxes for tokens an
 uniform colour map (viridis) for attention weights. Every view takes a *presentation scale* (1.0 =
 normal, larger for a projector): fonts, line widths and symbol sizes are multiplied by it.
 
-A change of look belongs here; a page or widget names the colour it needs by its job.
+A change of look belongs here; a page or widget names the colour it needs by its job. The views'
+colours live in the Qt-free workbench/palette.py and the visible whitespace in workbench/fmt.py
+(the report uses both); this module names them for the window.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6 import QtGui, QtWidgets
+
+from ..fmt import WHITESPACE_MARKS, short_label, visible_runs, visible_whitespace  # noqa: F401 (the views' names)
+from ..palette import (ATTENTION_COLORMAP, ATTENTION_MASK, BACKGROUND, FAINT, FOREGROUND,  # noqa: F401
+                       GRID_ALPHA, HIGHLIGHT, MUTED, SERIES_COLORS, TOKEN_PASTELS)
 
 # ---------------------------------------------------------------------------------------------
 # the application as the desktop sees it
@@ -65,39 +71,9 @@ SIDEBAR_SELECTED_SUMMARY = "#9fb3cc"
 # ---------------------------------------------------------------------------------------------
 # colours of the views (plots, heatmaps, token strips)
 
-BACKGROUND = "#ffffff"
-FOREGROUND = "#2b2b2b"  # text
-MUTED = "#6b6b6b"  # axis lines, secondary text
-FAINT = "#9a9a9a"  # whitespace markers, hints
-GRID_ALPHA = 0.12
-HIGHLIGHT = "#e15759"  # what the eye should find: a selected head or token (outline), a differing setting (tint)
-
-# Tableau 10: distinct, pleasant, readable on white.
-SERIES_COLORS = [
-    "#4e79a7",  # blue
-    "#f28e2b",  # orange
-    "#59a14f",  # green
-    "#e15759",  # red
-    "#b07aa1",  # purple
-    "#76b7b2",  # teal
-    "#9c755f",  # brown
-    "#ff9da7",  # pink
-    "#edc948",  # yellow
-    "#bab0ac",  # grey
-]
-
-# Pastel boxes for tokens (dark text stays readable on every one of them).
-TOKEN_PASTELS = [
-    "#cfe3f7",  # blue
-    "#fde2c4",  # apricot
-    "#d4efd0",  # mint
-    "#f7d1d8",  # rose
-    "#e3d7f2",  # lavender
-    "#fbf0bd",  # butter
-    "#cdeeed",  # aqua
-]
-
-ATTENTION_COLORMAP = "viridis"
+# BACKGROUND, FOREGROUND, MUTED, FAINT, GRID_ALPHA, HIGHLIGHT, SERIES_COLORS, TOKEN_PASTELS,
+# ATTENTION_COLORMAP, ATTENTION_MASK: Qt-free, in workbench/palette.py (imported above), so that the
+# report draws with the same colours; a page or widget names them as theme.NAME.
 
 # Prefixes of series names that denote a data split rather than a metric: "train/lm" and
 # "val/lm" share the colour of "lm".
@@ -160,49 +136,8 @@ def font(scale: float = 1.0, *, size: float | None = None, bold: bool = False,
 
 
 # ---------------------------------------------------------------------------------------------
-# whitespace made visible
-
-WHITESPACE_MARKS = {
-    " ": "·",
-    "\n": "↵",
-    "\t": "→",
-    "\r": "␍",
-    "\u00a0": "⍽",  # no-break space
-    "\f": "␌",
-    "\v": "␋",
-}
-
-
-def visible_runs(text: str) -> list[tuple[str, bool]]:
-    """Split ``text`` into runs of (display text, is_marker).
-
-    Whitespace and control characters become visible markers (``·`` space, ``↵`` newline,
-    ``→`` tab, ``\\x07`` for other control characters); the empty string becomes ``∅``.
-    """
-    if text == "":
-        return [("∅", True)]
-    runs: list[tuple[str, bool]] = []
-    for ch in text:
-        mark = WHITESPACE_MARKS.get(ch)
-        if mark is None and (ord(ch) < 32 or ord(ch) == 127):
-            mark = f"\\x{ord(ch):02x}"
-        piece, is_mark = (mark, True) if mark is not None else (ch, False)
-        if runs and runs[-1][1] == is_mark:
-            runs[-1] = (runs[-1][0] + piece, is_mark)
-        else:
-            runs.append((piece, is_mark))
-    return runs
-
-
-def visible_whitespace(text: str) -> str:
-    """``text`` with whitespace and control characters replaced by visible markers."""
-    return "".join(piece for piece, _ in visible_runs(text))
-
-
-def short_label(text: str, max_chars: int = 12) -> str:
-    """A token as an axis label: whitespace visible, long tokens cut with an ellipsis."""
-    s = visible_whitespace(text)
-    return s if len(s) <= max_chars else s[: max_chars - 1] + "…"
+# whitespace made visible: visible_runs, visible_whitespace, short_label (imported above from
+# workbench/fmt.py, which the report uses too)
 
 
 # ---------------------------------------------------------------------------------------------

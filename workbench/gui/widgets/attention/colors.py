@@ -9,7 +9,7 @@ from PySide6 import QtGui
 
 from ... import theme
 
-MASK_COLOR = "#eeeeee"
+MASK_COLOR = theme.ATTENTION_MASK  # the causal triangle (workbench/palette.py: the report masks with it too)
 FRAME_COLOR = "#c8c8c8"
 
 

@@ -8,6 +8,7 @@ from typing import Sequence
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
+from ....fmt import label_stride
 from ... import theme
 
 MIN_LABEL_POINTS = 6.0  # token labels shrink to this before they are thinned
@@ -98,9 +99,7 @@ class TokenAxis(pg.AxisItem):
         fm = QtGui.QFontMetricsF(font)
         need = fm.height() if (vertical or self.rotate) else \
             max((fm.horizontalAdvance(s) for s in self.labels), default=10) + 6
-        stride = max(1, math.ceil(need / max(px_per_token, 1e-9)))
-        nice = [1, 2, 3, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 1000]
-        stride = next((s for s in nice if s >= stride), stride)
+        stride = label_stride(need, px_per_token)
         if stride != self.stride and self.on_stride is not None:
             self.stride = stride
             self.on_stride(stride)
