@@ -115,6 +115,8 @@ def field_help(section_cls: type, name: str) -> str:
 
 
 def field_limits(section_cls: type, name: str) -> tuple[float | None, float | None]:
+    """The (min, max) of an experiment setting from its metadata (None where it has no bound): the
+    limits a spin box for it takes, the same ones `config.check_range` enforces."""
     for f in dataclasses.fields(section_cls):
         if f.name == name:
             return f.metadata.get("min"), f.metadata.get("max")
