@@ -133,7 +133,7 @@ def install_stamped_paint(curve: pg.PlotCurveItem) -> None:
     base_paint = type(curve).paint
 
     def paint(self, p, opt, widget=None):
-        offsets = getattr(self, "stamp_offsets", None)
+        offsets = getattr(self, "_stamp_offsets", None)
         if not offsets:
             return base_paint(self, p, opt, widget)
         t = p.worldTransform()
