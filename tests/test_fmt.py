@@ -1,11 +1,13 @@
 """workbench.fmt and the one reader of nested field names: formats a person reads."""
 
 from workbench.engine.corpus import flatten_fields
-from workbench.fmt import fmt_duration, human_bytes, label_stride
+from workbench.fmt import fmt_duration, human_bytes, human_count, label_stride
 
 
 def test_sizes_and_durations_read_as_people_write_them():
     assert human_bytes(1234567) == "1.2 MB" and human_bytes(999) == "999 B"
+    assert [human_count(n) for n in (999, 1234, 106_304, 3_400_000, 2.5e9)] == ["999", "1.2 k", "106.3 k",
+                                                                              "3.4 M", "2.5 G"]
     assert [fmt_duration(s) for s in (0, 59.9, 75, 3599, 3725, 36000, -4)] == [
         "0:00", "0:59", "1:15", "59:59", "1:02:05", "10:00:00", "0:00"]
 

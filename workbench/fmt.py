@@ -1,5 +1,5 @@
-"""Formats a person reads (sizes, durations, text with its whitespace made visible), in one place for the
-engine's messages, the CLI, the report and the window. Imports neither Qt nor torch."""
+"""Formats a person reads (sizes, counts, durations, text with its whitespace made visible), in one
+place for the engine's messages, the CLI, the report and the window. Imports neither Qt nor torch."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000.0
     return f"{n:.1f} TB"
+
+
+def human_count(n: float) -> str:
+    """1234 -> "1.2 k", 3_400_000 -> "3.4 M" (parameters, tokens, characters)."""
+    n = float(n)
+    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n:.0f}"
 
 
 def fmt_duration(seconds: float) -> str:

@@ -379,3 +379,15 @@ def test_a_long_probe_is_labelled_every_few_tokens():
     assert 1 < stride <= 10 and queries == keys == tokens[::stride]
     short = np.tril(np.ones((1, 1, 12, 12), np.float32))
     assert token_labels(ET.fromstring(svg_attention(short, tokens[:12], step=1))) == (tokens[:12], tokens[:12])
+
+
+@pytest.mark.parametrize("lo, hi", [(8.9, 11.5), (3.1, 4.4)])
+def test_a_log_axis_within_one_decade_still_has_labelled_ticks(lo, hi):
+    """A perplexity from 11.5 down to 8.9 (or 4.4 to 3.1) holds at most one 1-2-5 tick: the axis
+    then gets round numbers between its ends, as the report's charts had before matplotlib."""
+    svg = svg_line_chart([Line("val/lm", [100, 200, 300, 400], [hi, 10.0 if lo < 10 < hi else hi * 0.9, lo * 1.05, lo],
+                               markers=True)], title="Perplexity", y_label="perplexity", log_y=True)
+    numbers = [float(t) for t in svg_texts(ET.fromstring(svg)) if re.fullmatch(r"\d+(\.\d+)?", t)]
+    y_ticks = [v for v in numbers if v < 100]  # the x axis is labelled in hundreds
+    assert len(y_ticks) >= 3, y_ticks
+    assert all(lo * 0.9 <= v <= hi * 1.1 for v in y_ticks), y_ticks

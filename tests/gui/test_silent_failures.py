@@ -10,7 +10,7 @@ import pytest
 import workbench.gui
 from workbench import paths
 from workbench.engine.config import Experiment
-from workbench.gui.bridge import Job, run_job
+from workbench.gui.bridge import Job, JobSlot
 from workbench.gui.panels.corpus_panel import CorpusPanel
 from workbench.gui.panels.finetune.page import FinetunePanel
 
@@ -22,7 +22,7 @@ TINY = ['corpus.paths=["builtin:toy"]', "tokenizer.kind=char", "model.n_layer=1"
 
 
 def _jobs_without_failure_handler(source: str, filename: str) -> list[str]:
-    """Calls of run_job(...) or JobSlot(...) without on_failed=, and Job(...) objects whose .failed is never connected
+    """Calls of JobSlot(...) without on_failed=, and Job(...) objects whose .failed is never connected
     in the function that makes them."""
     tree = ast.parse(source, filename)
     missing = []
@@ -34,7 +34,7 @@ def _jobs_without_failure_handler(source: str, filename: str) -> list[str]:
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-            if name in ("run_job", "JobSlot") and not any(k.arg == "on_failed" for k in node.keywords):
+            if name == "JobSlot" and not any(k.arg == "on_failed" for k in node.keywords):
                 missing.append(f"{filename}:{node.lineno} {name} without on_failed")
             elif name == "Job":
                 if ".failed.connect(" not in text:
@@ -45,16 +45,16 @@ def _jobs_without_failure_handler(source: str, filename: str) -> list[str]:
 def test_every_background_job_in_the_gui_has_a_failure_handler():
     missing = []
     for path in sorted(GUI.rglob("*.py")):
-        if path.name == "bridge.py":  # where Job and run_job are defined
+        if path.name == "bridge.py":  # where Job and JobSlot are defined
             continue
         missing += _jobs_without_failure_handler(path.read_text(encoding="utf-8"), str(path.relative_to(GUI)))
     assert missing == []
 
 
 def test_the_failure_check_finds_a_job_without_handler():
-    bad = ("def f(self):\n    run_job(g, on_done=self.x)\n    j = Job(g)\n    j.done.connect(h)\n"
+    bad = ("def f(self):\n    j = Job(g)\n    j.done.connect(h)\n"
            "    self.slot = JobSlot(self, 'load', on_done=self.y)\n")
-    assert len(_jobs_without_failure_handler(bad, "x.py")) == 3
+    assert len(_jobs_without_failure_handler(bad, "x.py")) == 2
 
 
 def test_a_failed_job_logs_its_traceback(qtbot, caplog):
@@ -63,8 +63,9 @@ def test_a_failed_job_logs_its_traceback(qtbot, caplog):
 
     got = []
     with caplog.at_level(logging.WARNING, logger="workbench.gui"):
-        job = run_job(boom, name="boom", on_failed=lambda msg, details: got.append((msg, details)))
-        assert job.wait(10000)
+        slot = JobSlot(None, "boom", on_failed=lambda msg, details: got.append((msg, details)))
+        slot.start(boom)
+        assert slot.wait(10000)
     assert got and got[0][0] == "RuntimeError: the disk is on fire"
     assert "Traceback" in got[0][1]
     logged = "\n".join(r.getMessage() for r in caplog.records)

@@ -677,3 +677,27 @@ def test_the_legend_sits_above_the_data_not_over_it(qtbot, scale):
     assert box.bottom() <= data.top() + 1
     assert legend.columnCount > 1  # a band, not a tall column eating the plot's height
     assert data.height() >= 0.5 * plot.plot_widget.height()
+
+
+def test_a_thick_training_line_is_drawn_thick_on_screen(qtbot):
+    """A training curve is 2 px wide: on screen it is a 1-px line stamped at sub-pixel offsets
+    (a wide pen costs 50-120 ms a frame). Count the rows of a column that the flat line fills."""
+    plot = LossPlot(title="Loss")
+    qtbot.addWidget(plot)
+    plot.resize(500, 300)
+    plot.show()
+    steps = np.arange(1, 41)
+    plot.add_points("train/lm", steps, np.full(40, 2.0), steps * 100, steps * 0.1)
+    plot.add_points("train/lm2", steps, np.linspace(1.0, 3.0, 40), steps * 100, steps * 0.1)  # room around 2.0
+    plot.set_smoothing(0.0)
+    plot.refresh(force=True)
+    qtbot.wait(50)
+    curve = plot._series["train/lm"].main_curve.curve
+    assert curve._stamp_offsets and len(curve._stamp_offsets) > 1
+    img = plot.grab().toImage()
+    x = img.width() // 2
+    dark = [y for y in range(img.height())
+            if QtGui.QColor(img.pixel(x, y)).lightness() < 150]
+    # the flat line and the slanted one cross the middle column; the flat one alone is >= 2 rows
+    runs = np.split(np.array(dark), np.where(np.diff(dark) > 1)[0] + 1) if dark else []
+    assert max(len(r) for r in runs) >= 2, dark

@@ -4,7 +4,7 @@ Every subcommand imports what it needs when it runs, so ``workbench --help`` and
 without paying for torch until they use it. The package, by job:
 
     parser.py       the top-level parser and its help; each group below adds its own subcommands
-    args.py         argument checks: numbers within a setting's limits (``_number``), escaped text,
+    args.py         argument checks: numbers within a setting's limits (``number_type``), escaped text,
                     files about to be written
     train.py        train (and --resume), with the console progress reporter
     data.py         corpus

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-def _number(typ, lo=None, hi=None, *, setting: tuple[str, str, str] | None = None):
+def number_type(typ, lo=None, hi=None, *, setting: tuple[str, str, str] | None = None):
     """An argparse type: a number of ``typ`` within [lo, hi], or within the limits of a setting
     (module, dataclass, field) read from its metadata, so an option and its setting share one rule.
     argparse names the option in the message and exits with status 2."""
@@ -33,13 +33,13 @@ def _number(typ, lo=None, hi=None, *, setting: tuple[str, str, str] | None = Non
     return parse
 
 
-_THREADS = ("workbench.engine.config", "TrainingConfig", "threads")
-_SEED = ("workbench.engine.config", "TrainingConfig", "seed")
-_SAMPLING = "workbench.engine.generate", "SamplingSettings"
+THREADS = ("workbench.engine.config", "TrainingConfig", "threads")
+SEED = ("workbench.engine.config", "TrainingConfig", "seed")
+SAMPLING = "workbench.engine.generate", "SamplingSettings"
 MAX_SHOTS = 10_000  # demonstrations in one prompt (they are cut to the context anyway)
 
 
-def _unescape(text: str | None, option: str) -> str | None:
+def unescape(text: str | None, option: str) -> str | None:
     """\\n and \\t typed on a command line become a line break and a tab. Bytes that are not UTF-8
     (Python keeps them as lone surrogates) are refused with the option's name."""
     if text is None:
@@ -53,7 +53,7 @@ def _unescape(text: str | None, option: str) -> str | None:
     return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
-def _check_out_file(path: str, option: str) -> None:
+def check_out_file(path: str, option: str) -> None:
     """A file the command will write: refuse a folder, or a path under a file, before the work."""
     from pathlib import Path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from .args import _number
+from .args import number_type
 
 
 def add_parsers(sub) -> None:
@@ -13,9 +13,9 @@ def add_parsers(sub) -> None:
     bsub = b.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
     bt = bsub.add_parser("train", help="engine tokens/s vs a bare forward/backward/step loop on the same model")
     bt.add_argument("experiment", help="experiment TOML or preset name")
-    bt.add_argument("--steps", type=_number(int, 2, 100_000), default=60, help="measured steps per round (default 60)")
-    bt.add_argument("--warmup", type=_number(int, 1, 100_000), default=10, help="unmeasured steps first (default 10)")
-    bt.add_argument("--rounds", type=_number(int, 1, 100), default=2,
+    bt.add_argument("--steps", type=number_type(int, 2, 100_000), default=60, help="measured steps per round (default 60)")
+    bt.add_argument("--warmup", type=number_type(int, 1, 100_000), default=10, help="unmeasured steps first (default 10)")
+    bt.add_argument("--rounds", type=number_type(int, 1, 100), default=2,
                     help="alternating rounds of engine and bare loop (default 2); "
                     "the median step of all rounds counts")
     bt.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -26,20 +26,20 @@ def add_parsers(sub) -> None:
                                      "--pattern: mean attention on the keys its task needs), the head, the "
                                      "load average and the CPU. Stops when both are reached or after --limit.")
     bd.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
-    bd.add_argument("--limit", type=_number(float, 1.0, 86_400.0), default=300.0, help="give up after this many seconds (default 300)")
-    bd.add_argument("--loss", type=_number(float, 0.0, 100.0), default=None, help="loss level in nats (default 2.0)")
-    bd.add_argument("--pattern", type=_number(float, 0.0, 1.0), default=None, help="pattern score level (default 0.5)")
+    bd.add_argument("--limit", type=number_type(float, 1.0, 86_400.0), default=300.0, help="give up after this many seconds (default 300)")
+    bd.add_argument("--loss", type=number_type(float, 0.0, 100.0), default=None, help="loss level in nats (default 2.0)")
+    bd.add_argument("--pattern", type=number_type(float, 0.0, 1.0), default=None, help="pattern score level (default 0.5)")
     bd.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     bg = bsub.add_parser("gui", help="the window while it trains: event-loop lateness, tokens/s vs headless, "
                          "curve redraw with 10^6 points, attention snapshot to pixels",
                          description="Trains a preset in a real window (offscreen without a display) and prints "
                                      "JSON. Takes about 3 x --seconds plus a minute; see workbench/bench/gui.py.")
     bg.add_argument("--preset", default="demo_toy", help="experiment TOML or preset name (default demo_toy)")
-    bg.add_argument("--seconds", type=_number(float, 0.5, 3600.0), default=20.0,
+    bg.add_argument("--seconds", type=number_type(float, 0.5, 3600.0), default=20.0,
                     help="seconds of event-loop measurement while training (default 20)")
-    bg.add_argument("--segments", type=_number(int, 1, 100), default=4,
+    bg.add_argument("--segments", type=number_type(int, 1, 100), default=4,
                     help="rounds of window / headless measurement (default 4)")
-    bg.add_argument("--points", type=_number(int, 2, 10**8), default=1_000_000,
+    bg.add_argument("--points", type=number_type(int, 2, 10**8), default=1_000_000,
                     help="points in the curve redraw test (default 10^6)")
     bg.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
 

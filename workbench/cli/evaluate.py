@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .args import MAX_SHOTS, _SAMPLING, _SEED, _THREADS, _check_out_file, _number, _unescape
+from .args import MAX_SHOTS, SAMPLING, SEED, THREADS, check_out_file, number_type, unescape
 
 
 def add_parsers(sub) -> None:
@@ -28,7 +28,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--choices", default="", metavar="COL[,COL...]",
                    help="multiple choice: columns of the options, or one column holding a list")
     e.add_argument("--answer", default="", metavar="COL", help="multiple choice: column naming the right option")
-    e.add_argument("--answer-base", type=_number(int, setting=("workbench.engine.config", "TaskConfig", "answer_base")),
+    e.add_argument("--answer-base", type=number_type(int, setting=("workbench.engine.config", "TaskConfig", "answer_base")),
                    default=0, help="numbered answers count from this (COPA: 1)")
     e.add_argument("--verbalizer", default="", metavar="LABEL=WORD,...",
                    help="the word each label is shown as, e.g. 0=negative,1=positive")
@@ -37,19 +37,19 @@ def add_parsers(sub) -> None:
     e.add_argument("--separator", help=r'between the parts of a prompt (default "\n\n")')
     e.add_argument("--description", default="", help="task description put before the demonstrations")
     e.add_argument("--k", default="0,1,2,4,8", help="numbers of demonstrations (default 0,1,2,4,8)")
-    e.add_argument("--draws", type=_number(int, 1, 10_000), default=5,
+    e.add_argument("--draws", type=number_type(int, 1, 10_000), default=5,
                    help="random draws of demonstrations per k (default 5)")
     e.add_argument("--length-norm", action="store_true", help="score answers by mean, not summed, log-likelihood")
-    e.add_argument("--limit", type=_number(int, 1, 10**9), metavar="N", help="evaluate the first N test examples only")
-    e.add_argument("--seed", type=_number(int, setting=_SEED), default=0,
+    e.add_argument("--limit", type=number_type(int, 1, 10**9), metavar="N", help="evaluate the first N test examples only")
+    e.add_argument("--seed", type=number_type(int, setting=SEED), default=0,
                    help="seed of the demonstration draws (default 0)")
-    e.add_argument("--attention", type=_number(int, 0, 100_000), default=16, metavar="N",
+    e.add_argument("--attention", type=number_type(int, 0, 100_000), default=16, metavar="N",
                    help="measure the query's attention to each demonstration on N prompts at the largest k "
                         "(default 16; 0: skip)")
-    e.add_argument("--show-prompt", type=_number(int, 0, MAX_SHOTS), metavar="K",
+    e.add_argument("--show-prompt", type=number_type(int, 0, MAX_SHOTS), metavar="K",
                    help="print the first test example's prompt with K demonstrations")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    e.add_argument("--threads", type=_number(int, setting=_THREADS), default=0,
+    e.add_argument("--threads", type=number_type(int, setting=THREADS), default=0,
                    help="CPU threads (default 0: PyTorch's choice; at most 4 x the cores)")
     e.add_argument("--out", metavar="FILE", help="write the results as JSON to this file (a new file or earlier "
                    "results; never inside a run folder)")
@@ -57,19 +57,19 @@ def add_parsers(sub) -> None:
     gn = sub.add_parser("generate", help="sample text from a run's model, streamed as it is generated")
     gn.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json)")
     gn.add_argument("--prompt", default="", help="text to continue (default: start from <|endoftext|>)")
-    gn.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200,
+    gn.add_argument("--max-tokens", type=number_type(int, setting=(*SAMPLING, "max_tokens")), default=200,
                     help="tokens to generate (default 200)")
-    gn.add_argument("--temperature", type=_number(float, setting=(*_SAMPLING, "temperature")), default=0.8,
+    gn.add_argument("--temperature", type=number_type(float, setting=(*SAMPLING, "temperature")), default=0.8,
                     help="0: greedy; higher: more varied (default 0.8)")
-    gn.add_argument("--top-k", type=_number(int, setting=(*_SAMPLING, "top_k")), default=50,
+    gn.add_argument("--top-k", type=number_type(int, setting=(*SAMPLING, "top_k")), default=50,
                     help="sample among the k most likely tokens (0: all; default 50)")
-    gn.add_argument("--top-p", type=_number(float, setting=(*_SAMPLING, "top_p")), default=0.95,
+    gn.add_argument("--top-p", type=number_type(float, setting=(*SAMPLING, "top_p")), default=0.95,
                     help="sample within this much probability (1: all; default 0.95)")
-    gn.add_argument("--seed", type=_number(int, setting=(*_SAMPLING, "seed")), default=0,
+    gn.add_argument("--seed", type=number_type(int, setting=(*SAMPLING, "seed")), default=0,
                     help="random seed (default 0)")
     gn.add_argument("--no-echo", action="store_true", help="print only the generated text, not the prompt")
     gn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    gn.add_argument("--threads", type=_number(int, setting=_THREADS), default=0,
+    gn.add_argument("--threads", type=number_type(int, setting=THREADS), default=0,
                     help="CPU threads (default 0: PyTorch's choice; at most 4 x the cores)")
 
 
@@ -88,7 +88,7 @@ def cmd_eval(args) -> int:
     if args.out:
         from workbench.engine.evaluate import check_results_path
 
-        _check_out_file(args.out, "--out")  # before the evaluation, not after it
+        check_out_file(args.out, "--out")  # before the evaluation, not after it
         check_results_path(args.out)
     task = _icl_task_from_args(args)
     _set_threads(args.threads)
@@ -149,10 +149,10 @@ def _icl_task_from_args(args):
     spec = ICLTaskSpec(
         data=args.data, demos=args.demos or "", text=args.text, text_pair=args.text_pair, label=args.label,
         choices=choices, answer=args.answer, answer_base=args.answer_base, labels=tuple(verbalizer),
-        verbalizer=tuple(verbalizer.items()), description=_unescape(args.description, "--description"),
-        input=_unescape(args.template, "--template"),
-        answer_template=_unescape(args.answer_template, "--answer-template"),
-        separator=_unescape(args.separator, "--separator"), limit=args.limit, seed=args.seed)
+        verbalizer=tuple(verbalizer.items()), description=unescape(args.description, "--description"),
+        input=unescape(args.template, "--template"),
+        answer_template=unescape(args.answer_template, "--answer-template"),
+        separator=unescape(args.separator, "--separator"), limit=args.limit, seed=args.seed)
     return build_icl_task(spec)
 
 
@@ -167,9 +167,9 @@ def cmd_generate(args) -> int:
     _set_threads(args.threads)
     trained = load_trained(args.run, resolve_device(args.device, "--device"), with_heads=False)
     if not args.no_echo:
-        sys.stdout.write(_unescape(args.prompt, "--prompt") or "")
+        sys.stdout.write(unescape(args.prompt, "--prompt") or "")
     stream = TextStream(trained.tokenizer)
-    prompt = _unescape(args.prompt, "--prompt")
+    prompt = unescape(args.prompt, "--prompt")
     for tok in generate(trained.model, trained.tokenizer, prompt, settings, attention="none"):
         sys.stdout.write(stream.push(tok.id))
         sys.stdout.flush()

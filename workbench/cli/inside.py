@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from .args import _number, _unescape
+from .args import number_type, unescape
 
 
 def add_parsers(sub) -> None:
@@ -20,8 +20,8 @@ def add_parsers(sub) -> None:
     ins.add_argument("run", metavar="RUN_DIR", help="run folder (or checkpoint .json; history needs a run folder)")
     ins.add_argument("heads", nargs="*", metavar="L.H", help="knockout: the heads to zero, e.g. 1.0 1.3")
     ins.add_argument("--probe", help="the text to probe (default: the run's training.probe_text)")
-    ins.add_argument("--query", type=_number(int, -100_000, 100_000), default=-1, help="history: the query token's index (default -1: the last)")
-    ins.add_argument("--layer", type=_number(int, 0, 10_000), default=None, help="history: only this layer (default: all)")
+    ins.add_argument("--query", type=number_type(int, -100_000, 100_000), default=-1, help="history: the query token's index (default -1: the last)")
+    ins.add_argument("--layer", type=number_type(int, 0, 10_000), default=None, help="history: only this layer (default: all)")
     ins.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -53,7 +53,7 @@ def cmd_inside(args) -> int:
     text = args.probe if args.probe is not None else trained.experiment.training.probe_text
     if not text:
         raise ConfigError("no probe text: pass --probe TEXT (the run's training.probe_text is empty).")
-    ids = trained.tokenizer.encode(_unescape(text, "--probe"))
+    ids = trained.tokenizer.encode(unescape(text, "--probe"))
     model, tok = trained.model, trained.tokenizer
     if args.view == "heads":
         table = interpret.ablation_table(model, [ids])

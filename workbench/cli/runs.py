@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .args import _SAMPLING, _number, _unescape
+from .args import SAMPLING, number_type, unescape
 
 
 def add_parsers(sub) -> None:
@@ -44,7 +44,7 @@ def add_parsers(sub) -> None:
     rp.add_argument("--sample", dest="samples", action="append", default=[], metavar="PROMPT",
                     help="continue this prompt with the final checkpoint (seed 0) and include the text "
                          "(repeatable; loads the model)")
-    rp.add_argument("--max-tokens", type=_number(int, setting=(*_SAMPLING, "max_tokens")), default=200,
+    rp.add_argument("--max-tokens", type=number_type(int, setting=(*SAMPLING, "max_tokens")), default=200,
                     help="tokens per sample (default 200)")
 
 
@@ -82,7 +82,7 @@ def cmd_runs(args) -> int:
 def cmd_report(args) -> int:
     from workbench.engine.report import export_report
 
-    out = export_report(args.run, args.out, fmt=args.fmt, samples=[_unescape(p, "--sample") for p in args.samples],
+    out = export_report(args.run, args.out, fmt=args.fmt, samples=[unescape(p, "--sample") for p in args.samples],
                         sample_tokens=args.max_tokens)
     print(f"report written to {out}", file=sys.stderr)
     print(out)

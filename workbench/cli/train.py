@@ -11,7 +11,7 @@ import time
 
 from workbench.fmt import fmt_duration
 
-from .args import _number
+from .args import number_type
 
 
 def add_parsers(sub) -> None:
@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its latest checkpoint "
                    "(--set training.max_steps=N to train longer; training.learning_rate, min_lr, grad_clip "
                    "and the divergence_* rule may change too); a run folder is used by one run at a time")
-    t.add_argument("--from-step", type=_number(int, 0, 10**12), metavar="N", help="with --resume: continue from the checkpoint of "
+    t.add_argument("--from-step", type=number_type(int, 0, 10**12), metavar="N", help="with --resume: continue from the checkpoint of "
                    "step N instead of the latest (e.g. the good one a divergence message names); the later "
                    "checkpoints and the old metrics.jsonl are moved to RUN_DIR/superseded/, not deleted")
     t.add_argument("--quiet", action="store_true", help="print only the summary")

@@ -159,6 +159,12 @@ def _line_figure(lines: Sequence[Line], title: str, x_label: str, y_label: str, 
                            handlelength=2.2, borderaxespad=0.0)
         for text in legend.get_texts():
             text.set_color(FOREGROUND)
+    if log_y and drawn:
+        lo, hi = ax.get_ylim()
+        if sum(lo <= v <= hi for v in ax.get_yticks()) < 2:
+            # within one decade 1-2-5 steps leave one label or none (a perplexity of 9 to 12):
+            # round numbers between the ends, still placed on the log scale
+            ax.yaxis.set_major_locator(ticker.MaxNLocator(6, steps=[1, 2, 2.5, 5, 10]))
     ax.set_xlabel(x_label, color=MUTED, fontsize=FONT_SIZE)
     ax.set_ylabel(y_label + (" (log scale)" if log_y and y_label else ""), color=MUTED, fontsize=FONT_SIZE)
     # margins in pixels from the longest tick text and legend label: matplotlib's layout engines

@@ -469,17 +469,6 @@ class Job(QtCore.QObject):
             job.wait(max(0, int((deadline - time.monotonic()) * 1000)))
 
 
-def run_job(fn: Callable[..., Any], *args, on_done=None, on_failed=None, on_progress=None,
-            on_cancelled=None, on_ended=None, parent=None, name: str = "") -> Job:
-    """Create, connect and start a Job in one call."""
-    job = Job(fn, *args, parent=parent, name=name)
-    for signal, slot in ((job.done, on_done), (job.failed, on_failed), (job.progress, on_progress),
-                         (job.cancelled, on_cancelled), (job.ended, on_ended)):
-        if slot is not None:
-            signal.connect(slot)
-    return job.start()
-
-
 class JobSlot(QtCore.QObject):
     """One kind of background job on one page ("load the model", "check the task"): at most one runs.
 

@@ -12,7 +12,7 @@ import dataclasses
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workbench.fmt import human_bytes  # noqa: F401  (the panels' number formats live beside the engine's)
+from workbench.fmt import human_bytes, human_count  # noqa: F401  (the pages' number formats are fmt.py's)
 
 from .. import theme
 from ..widgets.flow import WrapLabel
@@ -115,6 +115,8 @@ def field_help(section_cls: type, name: str) -> str:
 
 
 def field_limits(section_cls: type, name: str) -> tuple[float | None, float | None]:
+    """The (min, max) of an experiment setting from its metadata (None where it has no bound): the
+    limits a spin box for it takes, the same ones `config.check_range` enforces."""
     for f in dataclasses.fields(section_cls):
         if f.name == name:
             return f.metadata.get("min"), f.metadata.get("max")
@@ -159,15 +161,6 @@ class SciSpinBox(QtWidgets.QDoubleSpinBox):
         else:
             v = v * (2.0 ** steps)
         self.setValue(min(self.maximum(), max(self.minimum(), v)))
-
-
-def human_count(n: float) -> str:
-    """1234 -> 1.2 k, 3_400_000 -> 3.4 M."""
-    n = float(n)
-    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.1f} {unit}"
-    return f"{n:.0f}"
 
 
 def spin_value(spin: QtWidgets.QDoubleSpinBox, base: float) -> float:

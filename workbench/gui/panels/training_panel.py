@@ -20,7 +20,7 @@ from workbench.engine.config import Experiment, TrainingConfig, diff_experiments
 from ..widgets.flow import Columns, WrapLabel, flow_columns
 from workbench.fmt import fmt_duration
 
-from . import Panel, SciSpinBox, card, error_label, field_help, human_count, muted_label, show_error
+from . import Panel, SciSpinBox, card, error_label, field_help, field_limits, human_count, muted_label, show_error
 
 # (field, label, kind) shown in the hyperparameter grid, in reading order
 HYPER = [
@@ -169,7 +169,7 @@ class TrainingPanel(Panel):
         self.fields: dict[str, QtWidgets.QAbstractSpinBox] = {}
         per_col = (len(HYPER) + 2) // 3
         for i, (name, label, kind) in enumerate(HYPER):
-            lo, hi = (TrainingConfig.__dataclass_fields__[name].metadata.get(k) for k in ("min", "max"))
+            lo, hi = field_limits(TrainingConfig, name)
             if kind == "int":
                 w = QtWidgets.QSpinBox()
                 w.setRange(int(lo or 0), min(int(hi or 1_000_000_000), 2**31 - 1))  # a spin box holds 32 bits

@@ -13,15 +13,15 @@ MASK_COLOR = theme.ATTENTION_MASK  # the causal triangle (workbench/palette.py: 
 FRAME_COLOR = "#c8c8c8"
 
 
-def _colormap(name: str) -> pg.ColorMap:
+def get_colormap(name: str) -> pg.ColorMap:
     return pg.colormap.get(name)
 
 
-def _lut(name: str) -> np.ndarray:
-    return _colormap(name).getLookupTable(nPts=256, alpha=False)
+def lookup_table(name: str) -> np.ndarray:
+    return get_colormap(name).getLookupTable(nPts=256, alpha=False)
 
 
-def _robust_max(values: np.ndarray, q: float = 99.0, sample: int = 200_000) -> float:
+def robust_max(values: np.ndarray, q: float = 99.0, sample: int = 200_000) -> float:
     """The q-th percentile of the finite values (a subsample of large arrays), for auto
     levels: the plain maximum is useless for causal attention, whose first row is always
     [1, 0, 0, ...]."""
@@ -37,18 +37,18 @@ def _robust_max(values: np.ndarray, q: float = 99.0, sample: int = 200_000) -> f
     return hi if hi > 0 else 1.0
 
 
-def _lut_rgba(name: str) -> np.ndarray:
+def lookup_table_rgba(name: str) -> np.ndarray:
     """(258, 4) uint8: the map's 256 colours, transparent (for NaN: gaps), mask grey (-inf)."""
     lut = np.zeros((258, 4), dtype=np.uint8)
-    lut[:256, :3] = _lut(name)[:, :3]
+    lut[:256, :3] = lookup_table(name)[:, :3]
     lut[:256, 3] = 255
     mask = QtGui.QColor(MASK_COLOR)
     lut[257] = (mask.red(), mask.green(), mask.blue(), 255)
     return lut
 
 
-def _colorize(values: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> np.ndarray:
-    """Map ``values`` through ``lut`` (see _lut_rgba) over ``levels``; NaN -> transparent,
+def colorize(values: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> np.ndarray:
+    """Map ``values`` through ``lut`` (see lookup_table_rgba) over ``levels``; NaN -> transparent,
     -inf -> the mask colour. Returns (H, W, 4) uint8."""
     lo, hi = levels
     scale = 255.999 / (hi - lo) if hi > lo else 1.0
@@ -67,12 +67,12 @@ def _colorize(values: np.ndarray, levels: tuple[float, float], lut: np.ndarray) 
 
 
 
-def _info_css(color: str, scale: float) -> str:
+def info_css(color: str, scale: float) -> str:
     return (f"QLabel {{ color: {color}; background: {theme.BACKGROUND};"
             f" padding: {int(4 * scale)}px {int(10 * scale)}px; }}")
 
 
-def _style_axis(ax: pg.AxisItem, scale: float, label: str | None = None) -> None:
+def style_axis(ax: pg.AxisItem, scale: float, label: str | None = None) -> None:
     ax.setPen(pg.mkPen(theme.FAINT, width=1))
     ax.setTextPen(pg.mkPen(theme.FOREGROUND))
     ax.setTickPen(pg.mkPen(theme.FAINT, width=1))

@@ -14,7 +14,7 @@ from ... import theme
 from ..export import save_png
 from ..flow import ElidedLabel
 from ..plot_input import wheel_scrolls_page
-from .colors import FRAME_COLOR, _colorize, _info_css, _lut_rgba, _robust_max, _style_axis
+from .colors import FRAME_COLOR, colorize, info_css, lookup_table_rgba, robust_max, style_axis
 
 
 class AttentionGrid(QtWidgets.QWidget):
@@ -63,7 +63,7 @@ class AttentionGrid(QtWidgets.QWidget):
         wheel_scrolls_page(self.plot_widget, hint="")
         self.view_box.setDefaultPadding(0.01)
         self.image_item = pg.ImageItem(axisOrder="row-major")
-        self._lut = _lut_rgba(colormap)
+        self._lut = lookup_table_rgba(colormap)
         self._levels = (0.0, 1.0)
         self._mosaic: np.ndarray | None = None
         pi.addItem(self.image_item)
@@ -211,7 +211,7 @@ class AttentionGrid(QtWidgets.QWidget):
 
     def set_colormap(self, name: str) -> None:
         self._cmap_name = name
-        self._lut = _lut_rgba(name)
+        self._lut = lookup_table_rgba(name)
         self._update_levels()
 
     def cell_rect(self, layer: int, head: int) -> QtCore.QRectF:
@@ -326,7 +326,7 @@ class AttentionGrid(QtWidgets.QWidget):
 
     def _grid_levels(self) -> tuple[float, float]:
         if self._auto_levels and self._mosaic is not None:
-            return (0.0, _robust_max(self._mosaic))
+            return (0.0, robust_max(self._mosaic))
         return (0.0, 1.0)
 
     def _update_levels(self) -> None:
@@ -337,14 +337,14 @@ class AttentionGrid(QtWidgets.QWidget):
         # coloured here rather than by pyqtgraph: its NaN bookkeeping (for the transparent
         # gaps) scans the whole image on every update
         self._levels = self._grid_levels()
-        rgba = _colorize(self._mosaic, self._levels, self._lut)
+        rgba = colorize(self._mosaic, self._levels, self._lut)
         self.image_item.setImage(rgba, autoLevels=False, levels=None)
 
     def _apply_style(self) -> None:
         sc = self._scale
         for name in ("left", "top"):
             ax = self.plot_item.getAxis(name)
-            _style_axis(ax, sc)
+            style_axis(ax, sc)
             ax.setStyle(tickLength=0, tickTextOffset=int(4 * sc))
             ax.setPen(pg.mkPen(None))
             ax.setStyle(tickAlpha=0)  # labels only, no tick marks
@@ -352,7 +352,7 @@ class AttentionGrid(QtWidgets.QWidget):
 
     def _show_hint(self) -> None:
         self.info.setText("Click a head to open it")
-        self.info.setStyleSheet(_info_css(theme.MUTED, self._scale))
+        self.info.setStyleSheet(info_css(theme.MUTED, self._scale))
 
     def eventFilter(self, obj, event):
         if event.type() == QtCore.QEvent.Type.Leave:
@@ -373,7 +373,7 @@ class AttentionGrid(QtWidgets.QWidget):
         k = theme.visible_whitespace(self._tokens[j])
         w = self._attn[lay, h, i, j]
         value = "masked" if (j > i and self._causal) else f"{w:.3f}"
-        self.info.setStyleSheet(_info_css(theme.FOREGROUND, self._scale))
+        self.info.setStyleSheet(info_css(theme.FOREGROUND, self._scale))
         self.info.setText(f"layer {lay} · head {h} — query '{q}' ({i}) → key '{k}' ({j}): "
                           f"{value}")
 

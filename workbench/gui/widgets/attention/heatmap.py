@@ -14,7 +14,7 @@ from ... import theme
 from ..export import save_png
 from ..flow import ElidedLabel
 from ..plot_input import wheel_scrolls_page
-from .colors import MASK_COLOR, _colormap, _info_css, _lut, _robust_max, _style_axis
+from .colors import MASK_COLOR, get_colormap, info_css, lookup_table, robust_max, style_axis
 from .token_axis import TokenAxis
 
 
@@ -99,10 +99,10 @@ class AttentionHeatmap(QtWidgets.QWidget):
 
         self.colorbar: pg.ColorBarItem | None = None
         if show_colorbar:
-            self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=_colormap(colormap),
+            self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=get_colormap(colormap),
                                             interactive=False, width=14, rounding=0.001)
             self.colorbar.setImageItem(self.image_item, insert_in=pi)
-        self.image_item.setLookupTable(_lut(colormap))
+        self.image_item.setLookupTable(lookup_table(colormap))
         self.image_item.setLevels((0.0, 1.0))
 
         self.plot_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -199,9 +199,9 @@ class AttentionHeatmap(QtWidgets.QWidget):
 
     def set_colormap(self, name: str) -> None:
         self._cmap_name = name
-        self.image_item.setLookupTable(_lut(name))
+        self.image_item.setLookupTable(lookup_table(name))
         if self.colorbar is not None:
-            self.colorbar.setColorMap(_colormap(name))
+            self.colorbar.setColorMap(get_colormap(name))
 
     def reset_view(self) -> None:
         m = self._matrix
@@ -265,7 +265,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
         if self._auto_levels and self._matrix.size:
             m = self._matrix
             values = m[np.tril_indices(m.shape[0], 0, m.shape[1])] if self._masked else m
-            levels = (0.0, _robust_max(values))
+            levels = (0.0, robust_max(values))
         else:
             levels = (0.0, 1.0)
         self.image_item.setLevels(levels)
@@ -274,8 +274,8 @@ class AttentionHeatmap(QtWidgets.QWidget):
 
     def _apply_style(self) -> None:
         sc = self._scale
-        _style_axis(self.left_axis, sc, "query (attending token)")
-        _style_axis(self.bottom_axis, sc, "key (token attended to)")
+        style_axis(self.left_axis, sc, "query (attending token)")
+        style_axis(self.bottom_axis, sc, "key (token attended to)")
         self.left_axis._fit_size()
         self.bottom_axis._fit_size()
         if self.colorbar is not None:
@@ -285,7 +285,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
             ax.setTickFont(theme.font(sc, size=8.5))
         self.set_title(self._title)
         self.info.setFont(theme.font(sc, size=9.5))
-        self.info.setStyleSheet(_info_css(theme.FOREGROUND, sc))
+        self.info.setStyleSheet(info_css(theme.FOREGROUND, sc))
 
     def label_note(self) -> str:
         """Says so when there are too many tokens to label each one at this zoom."""
@@ -300,7 +300,7 @@ class AttentionHeatmap(QtWidgets.QWidget):
             return
         note = self.label_note()
         self.info.setText(note if note else "Hover a cell to read its weight · Ctrl+wheel zooms · double-click fits")
-        self.info.setStyleSheet(_info_css(theme.MUTED, self._scale))
+        self.info.setStyleSheet(info_css(theme.MUTED, self._scale))
 
     def eventFilter(self, obj, event):
         if event.type() == QtCore.QEvent.Type.Leave:
@@ -321,6 +321,6 @@ class AttentionHeatmap(QtWidgets.QWidget):
         i, j = cell
         self._hover_rect.setRect(j, i, 1, 1)
         self._hover_rect.show()
-        self.info.setStyleSheet(_info_css(theme.FOREGROUND, self._scale))
+        self.info.setStyleSheet(info_css(theme.FOREGROUND, self._scale))
         self.info.setText(self.describe_cell(i, j))
         self.hovered.emit(i, j, float(self._matrix[i, j]))

@@ -32,7 +32,7 @@ point on each ``setData`` (14 ms for two 10^6-point curves before painting) and 
 zigzag they draw costs 20-700 ms to paint antialiased and wider than 1 px. Two more drawing
 facts shaped this file: Qt strokes any antialiased line wider than 1 px as one
 self-intersecting outline (50-120 ms for 2000 noisy points), so thick lines are a 1-px line
-stamped at sub-pixel offsets (``_install_stamped_paint``), and bands are filled without
+stamped at sub-pixel offsets (``install_stamped_paint``), and bands are filled without
 antialiasing (3x cheaper, and their edge is noise anyway).
 
 ``MetricPlot`` is the compact variant for learning rate, gradient norm or tokens/s, and

@@ -19,7 +19,7 @@ def _compact(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _clock(seconds: float, spacing: float) -> str:
+def clock_label(seconds: float, spacing: float) -> str:
     seconds = float(seconds)
     sign = "-" if seconds < 0 else ""
     s = abs(seconds)
@@ -36,7 +36,7 @@ _TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10
                43200, 86400]
 
 
-class _XAxis(pg.AxisItem):
+class XAxis(pg.AxisItem):
     """Bottom axis that writes steps and tokens compactly (12k, 1.5M) and time as m:ss."""
 
     def __init__(self, *args, **kwargs):
@@ -59,11 +59,11 @@ class _XAxis(pg.AxisItem):
         if self.logMode:
             return super().tickStrings(values, scale, spacing)
         if self.mode == "time":
-            return [_clock(v, spacing) for v in values]
+            return [clock_label(v, spacing) for v in values]
         return [_compact(v) for v in values]
 
 
-class _YAxis(pg.AxisItem):
+class YAxis(pg.AxisItem):
     """Left axis: compact numbers (12k), scientific notation for small ones (6e-4), and in
     log mode plain values at 1-2-5 steps (0.5, 1, 2, 5) instead of powers of ten."""
 

@@ -2,7 +2,7 @@
 
 Qt strokes any antialiased line wider than 1 px as one self-intersecting outline (50-120 ms for
 2000 noisy points), so a thick line is a 1-px line stamped at sub-pixel offsets
-(``_install_stamped_paint``); bands are filled without antialiasing (3x cheaper, and their edge
+(``install_stamped_paint``); bands are filled without antialiasing (3x cheaper, and their edge
 is noise anyway).
 """
 
@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 
-class _Band(pg.GraphicsObject):
+class Band(pg.GraphicsObject):
     """A filled band between a lower and an upper polyline: how a curve with many points per
     pixel column looks (its per-column minimum and maximum), drawn as one polygon."""
 
@@ -87,9 +87,9 @@ class _Band(pg.GraphicsObject):
         p.drawPath(self._path)
 
 
-class _LegendSample(pg.ItemSample):
+class LegendSample(pg.ItemSample):
     """Legend swatch drawn with the series' true line width (on screen the line itself is a
-    stamped 1-px pen, see _Series.restyle)."""
+    stamped 1-px pen, see Series.restyle)."""
 
     def paint(self, p, *args):
         item = self.item
@@ -111,7 +111,7 @@ class _LegendSample(pg.ItemSample):
             drawSymbol(p, symbol, so["size"], pg.mkPen(so["pen"]), pg.mkBrush(so["brush"]))
 
 
-def _stamp_offsets(width: float) -> list[tuple[float, float]]:
+def stamp_offsets(width: float) -> list[tuple[float, float]]:
     """Device-pixel offsets at which a 1-px line is drawn to look ``width`` pixels wide."""
     d = max(0.0, width - 1.0)
     if d <= 0:
@@ -124,7 +124,7 @@ def _stamp_offsets(width: float) -> list[tuple[float, float]]:
     return out
 
 
-def _install_stamped_paint(curve: pg.PlotCurveItem) -> None:
+def install_stamped_paint(curve: pg.PlotCurveItem) -> None:
     """Make ``curve`` paint itself once per offset in ``curve._stamp_offsets`` (device pixels;
     None: once, normally). PySide calls a Python override of a virtual method found on the
     instance, so this needs no PlotDataItem subclass."""

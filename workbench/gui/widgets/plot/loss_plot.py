@@ -18,10 +18,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ... import theme
 from ..export import save_png, save_svg
 from ..plot_input import ZOOM_HINT, wheel_scrolls_page
-from .axes import _XAxis, _YAxis
+from .axes import XAxis, YAxis
 from .controls import CurveControls, ask_export_path
-from .items import _LegendSample
-from .series import X_AXES, X_AXIS_LABELS, SeriesStyle, _Series, overlay_columns, readout_html, write_csv
+from .items import LegendSample
+from .series import X_AXES, X_AXIS_LABELS, SeriesStyle, Series, overlay_columns, readout_html, write_csv
 from workbench.curves import SMOOTH_MAX
 
 ArrayLike = np.ndarray | Sequence[float] | float | int
@@ -62,8 +62,8 @@ class LossPlot(QtWidgets.QWidget):
         self._smoothing = float(np.clip(smoothing, 0.0, SMOOTH_MAX))
         self._x_axis = "step"
         self._log_y = False
-        self._series: dict[str, _Series] = {}
-        self._overlays: dict[str, dict[str, _Series]] = {}
+        self._series: dict[str, Series] = {}
+        self._overlays: dict[str, dict[str, Series]] = {}
         self._color_index: dict[str, int] = {}
         self._color_offset = int(color_offset)
         self._styles: dict[str, dict] = {}
@@ -72,8 +72,8 @@ class LossPlot(QtWidgets.QWidget):
         self._title = title
         self._y_label = y_label
 
-        self._x_axis_item = _XAxis(orientation="bottom")
-        self._y_axis_item = _YAxis(orientation="left")
+        self._x_axis_item = XAxis(orientation="bottom")
+        self._y_axis_item = YAxis(orientation="left")
         self.plot_widget = pg.PlotWidget(
             background=theme.BACKGROUND,
             axisItems={"bottom": self._x_axis_item, "left": self._y_axis_item})
@@ -88,7 +88,7 @@ class LossPlot(QtWidgets.QWidget):
         self.view_box: pg.ViewBox = pi.getViewBox()
         self.view_box.sigXRangeChanged.connect(self._on_view_changed)
         self.view_box.sigResized.connect(self._on_view_changed)
-        self._legend = pg.LegendItem(offset=None, sampleType=_LegendSample) if legend else None
+        self._legend = pg.LegendItem(offset=None, sampleType=LegendSample) if legend else None
         if self._legend is not None:
             # in a band above the data (the top axis, without ticks), never over the curves;
             # placed by _fit_legend_band (pyqtgraph's anchoring outlived the legend on close)
@@ -254,12 +254,12 @@ class LossPlot(QtWidgets.QWidget):
                        QtCore.Qt.PenStyle.DashDotLine]
         dash = dash_styles[len(self._overlays) % len(dash_styles)]
 
-        group: dict[str, _Series] = {}
+        group: dict[str, Series] = {}
         for series, data in series_dict.items():
             base = self._style_for(series)
             st = SeriesStyle(color=base.color, symbol=base.symbol, smooth=base.smooth,
                              width=max(1.0, base.width * 0.8), dash=dash, alpha=0.55)
-            s = _Series(series, f"{name}: {series}", st)
+            s = Series(series, f"{name}: {series}", st)
             s.append(*overlay_columns(data))
             self._make_items(s, overlay=True)
             group[series] = s
@@ -435,12 +435,12 @@ class LossPlot(QtWidgets.QWidget):
 
     # -- internals: series and items ----------------------------------------------------------
 
-    def _all_series(self) -> Iterable[_Series]:
+    def _all_series(self) -> Iterable[Series]:
         for g in list(self._overlays.values()):
             yield from g.values()
         yield from list(self._series.values())
 
-    def _is_smoothed(self, s: _Series) -> bool:
+    def _is_smoothed(self, s: Series) -> bool:
         return s.style.smooth and self._smoothing > 0
 
     def _style_for(self, series: str) -> SeriesStyle:
@@ -456,13 +456,13 @@ class LossPlot(QtWidgets.QWidget):
             setattr(st, k, v)
         return st
 
-    def _create_series(self, name: str) -> _Series:
-        s = _Series(name, name, self._style_for(name))
+    def _create_series(self, name: str) -> Series:
+        s = Series(name, name, self._style_for(name))
         self._make_items(s, overlay=False)
         self._series[name] = s
         return s
 
-    def _make_items(self, s: _Series, overlay: bool) -> None:
+    def _make_items(self, s: Series, overlay: bool) -> None:
         s.make_items(overlay)
         for item in s.items():
             item.hide()
@@ -478,7 +478,7 @@ class LossPlot(QtWidgets.QWidget):
             self._legend.addItem(s.main_curve, s.label)
             self._style_legend()
 
-    def _on_legend_toggle(self, s: _Series) -> None:
+    def _on_legend_toggle(self, s: Series) -> None:
         if s.main_curve is None or self._updating:
             return
         visible = s.main_curve.isVisible()
@@ -486,7 +486,7 @@ class LossPlot(QtWidgets.QWidget):
             s.visible = visible
             self._update_display(s)
 
-    def _drop_items(self, s: _Series) -> None:
+    def _drop_items(self, s: Series) -> None:
         if s.main_curve is not None and self._legend is not None:
             self._legend.removeItem(s.main_curve)
         for item in s.items():
@@ -507,9 +507,9 @@ class LossPlot(QtWidgets.QWidget):
         x0, x1 = self.view_box.viewRange()[0]
         return (x0, x1, self._x_axis, w)
 
-    def _update_display(self, s: _Series) -> None:
+    def _update_display(self, s: Series) -> None:
         """Hand the series' visible part to pyqtgraph, at most ~2 points per pixel column
-        (``_Series.draw``)."""
+        (``Series.draw``)."""
         if s.main_curve is None:
             return
         self._updating = True

@@ -1,6 +1,6 @@
 """One curve of the plot: its points on three x axes, its smoothing and envelopes, its items.
 
-A ``_Series`` keeps the data (growable buffers), brings the smoothed values and min/max
+A ``Series`` keeps the data (growable buffers), brings the smoothed values and min/max
 pyramids up to date (``sync``) and hands the visible part to its pyqtgraph items (``draw``),
 at most ~2 points per pixel column. ``LossPlot`` owns the series and says what is visible.
 """
@@ -17,8 +17,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore
 
 from ... import theme
-from .axes import _clock
-from .items import _Band, _install_stamped_paint, _stamp_offsets
+from .axes import clock_label
+from .items import Band, install_stamped_paint, stamp_offsets
 from workbench.curves import Buffer, Envelope, ema_smooth, ema_weight_for
 
 X_AXES = ("step", "tokens", "time")
@@ -37,7 +37,7 @@ class SeriesStyle:
     alpha: float = 1.0
 
 
-class _Series:
+class Series:
     def __init__(self, name: str, label: str, style_: SeriesStyle):
         self.name = name
         self.label = label  # text in the legend
@@ -56,8 +56,8 @@ class _Series:
         self.thick = True  # main line drawn wider than 1 px
         self.raw_curve: pg.PlotDataItem | None = None
         self.main_curve: pg.PlotDataItem | None = None
-        self.raw_band: _Band | None = None  # raw data where dense: per-column min..max
-        self.main_band: _Band | None = None
+        self.raw_band: Band | None = None  # raw data where dense: per-column min..max
+        self.main_band: Band | None = None
 
     def items(self) -> list:
         return [i for i in (self.raw_band, self.raw_curve, self.main_band, self.main_curve)
@@ -141,8 +141,8 @@ class _Series:
         # a band's edge is noise (a smooth curve makes a thin band, covered by its midline),
         # so bands are filled without antialiasing: ~3x cheaper (a jagged 1000-vertex band:
         # ~5 ms with, ~1.5 ms without)
-        self.raw_band = _Band(antialias=False)
-        self.main_band = _Band(antialias=False)
+        self.raw_band = Band(antialias=False)
+        self.main_band = Band(antialias=False)
         base = -40 if overlay else 0
         self.raw_band.setZValue(base - 2)
         self.raw_curve.setZValue(base - 1)
@@ -156,7 +156,7 @@ class _Series:
         nearly free (~1.5 ms for 2000 noisy points) but any wider one is stroked as a single
         self-intersecting outline, 50-120 ms for the same points (and still ~1 us per pixel
         of length when drawn as separate segments). So on screen a thick line is a 1-px line
-        stamped a few times at sub-pixel offsets (``_stamp_offsets``), which looks the same
+        stamped a few times at sub-pixel offsets (``stamp_offsets``), which looks the same
         and costs a few milliseconds whatever the data. Exports use true wide pens.
         """
         if self.main_curve is None:
@@ -166,7 +166,7 @@ class _Series:
         color = theme.qcolor(st.color, st.alpha)
         self.thick = st.alpha >= 1.0 and st.dash == QtCore.Qt.PenStyle.SolidLine and st.width > 1
         self.main_curve.opts["antialias"] = True
-        _install_stamped_paint(self.main_curve.curve)
+        install_stamped_paint(self.main_curve.curve)
         self.fit_pen(scale)
         if st.symbol:
             self.main_curve.setSymbol(st.symbol)
@@ -193,7 +193,7 @@ class _Series:
             curve._stamp_offsets = None
         else:
             pen = pg.mkPen(theme.qcolor(st.color, st.alpha), width=1.0, style=st.dash)
-            curve._stamp_offsets = _stamp_offsets(width)
+            curve._stamp_offsets = stamp_offsets(width)
         pen.setCapStyle(QtCore.Qt.PenCapStyle.RoundCap)
         pen.setJoinStyle(QtCore.Qt.PenJoinStyle.RoundJoin)
         curve.setSegmentedLineMode("on" if (exporting and width > 1.0) else "off")
@@ -224,7 +224,7 @@ class _Series:
             self.raw_band.hide()
 
 
-def _show(line: pg.PlotDataItem, band: _Band, xs: np.ndarray, ys: np.ndarray,
+def _show(line: pg.PlotDataItem, band: Band, xs: np.ndarray, ys: np.ndarray,
           pair, midline: bool = True) -> None:
     if pair is None:  # all points (copies: our buffers grow in place)
         band.clear()
@@ -251,7 +251,7 @@ def _set_line(item: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
         item.setData(x, y, connect="finite", skipFiniteCheck=False)
 
 
-def write_csv(path: str | Path, groups: Sequence[tuple[str, _Series]]) -> None:
+def write_csv(path: str | Path, groups: Sequence[tuple[str, Series]]) -> None:
     """Raw values, one row per point: ``series,step,tokens,time,value`` (series named
     prefix + name). Missing tokens/time are empty cells; floats are written in full precision."""
 
@@ -291,8 +291,8 @@ def overlay_columns(data) -> tuple:
     return col(step), col(y), col(tokens), col(t)
 
 
-def readout_html(series: Iterable[_Series], axis: str, x: float,
-                 is_smoothed: Callable[[_Series], bool]) -> str:
+def readout_html(series: Iterable[Series], axis: str, x: float,
+                 is_smoothed: Callable[[Series], bool]) -> str:
     """Rich text: the x nearest to ``x`` on ``axis``, then every visible series' value at its
     point nearest to ``x`` (and the smoothed value where ``is_smoothed``)."""
     rows = []
@@ -316,7 +316,7 @@ def readout_html(series: Iterable[_Series], axis: str, x: float,
     if nearest is None:
         return ""
     if axis == "time":
-        head = _clock(nearest, 1)
+        head = clock_label(nearest, 1)
     elif float(nearest).is_integer():
         head = f"{nearest:,.0f}"
     else:
