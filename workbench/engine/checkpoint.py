@@ -454,6 +454,18 @@ def _bad_record(rec) -> str:
     return ""
 
 
+def parse_metrics_line(raw: bytes) -> tuple[dict | None, str]:
+    """One line of metrics.jsonl -> (record, "") or (None, why it is not a record)."""
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError:
+        return None, "not JSON"
+    why = _bad_record(rec)
+    return (None, why) if why else (rec, "")
+
+
 def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
     """The usable records of a metrics.jsonl. A torn last line (a crash while appending) is skipped
     quietly; any other line that is not a record is skipped and, when ``problems`` is given, named
@@ -467,15 +479,9 @@ def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
     for i, raw in enumerate(lines):
         if not raw.strip():
             continue
-        try:
-            rec = json.loads(raw.decode("utf-8"))
-            why = _bad_record(rec)
-        except UnicodeDecodeError:
-            why = "not UTF-8 text"
-        except json.JSONDecodeError:
-            if i == last and not raw.endswith(b"}"):
-                continue  # cut short by a crash
-            why = "not JSON"
+        rec, why = parse_metrics_line(raw)
+        if why == "not JSON" and i == last and not raw.endswith(b"}"):
+            continue  # cut short by a crash
         if why:
             if problems is not None:
                 problems.append(f"{Path(path).name} line {i + 1}: {why}")

@@ -230,6 +230,10 @@ class TrainingPanel(Panel):
             stat_grids[c].addWidget(val, r, 1)
             self.progress_labels[key] = val
         lay.addWidget(stats)
+        self.follow_label = WrapLabel("")  # "following RUN (another process)", while the window follows one
+        self.follow_label.setObjectName("followNote")
+        self.follow_label.hide()
+        lay.addWidget(self.follow_label)
         self.status_label = muted_label()
         lay.addWidget(self.status_label)
         self.log = QtWidgets.QPlainTextEdit()
@@ -365,14 +369,29 @@ class TrainingPanel(Panel):
     def log_line(self, text: str) -> None:
         self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
 
-    def on_preparing(self, resume: str | None) -> None:
+    def on_preparing(self, resume: str | None, *, log: bool = True) -> None:
         self._val = None
         self.progress.setRange(0, 0)
         self.progress.setFormat("preparing…")
         for k in ("step", "eta", "speed", "loss", "val", "elapsed"):
             self.progress_labels[k].setText("—")
-        self.log_line(f"Preparing a run{' (resuming ' + resume + ')' if resume else ''}")
+        if log:
+            self.log_line(f"Preparing a run{' (resuming ' + resume + ')' if resume else ''}")
         show_error(self.error, "")
+
+    def set_following(self, folder: str | None) -> None:
+        """The window follows a run another process trains (``None``: it stopped following)."""
+        if folder:
+            self.on_preparing(None, log=False)
+            self.log_line(f"Following {folder} (another process trains it)")
+            self.progress_labels["run"].setText(folder)
+            self.progress.setFormat("waiting for the run…")
+            self.follow_label.setText(
+                f"Following {folder} (another process). Pause, Resume and Stop ask that run through its "
+                f"control.json; File > Stop following returns the window to its own runs.")
+        else:
+            self.log_line("Stopped following; the window shows its own runs again")
+        self.follow_label.setVisible(bool(folder))
 
     def on_status(self, message: str, fraction: float) -> None:
         self.status_label.setText(message)
