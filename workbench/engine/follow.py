@@ -125,10 +125,10 @@ class RunFollower:
         snap = self._attention()
         if snap is not None:
             out.append(snap)
-        out += self._state(status, alive)
-        if self.ended and self._pending:
+        changes = self._state(status, alive)
+        if self.ended:  # the run wrote its last rows before its end: they come first
             out += self._steps([], flush=True)
-        return out
+        return out + changes
 
     # -- what the files say ------------------------------------------------------------------
 
