@@ -491,10 +491,13 @@ def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
 
 
 class MetricsWriter:
-    """Appends JSON lines; flushed at every write so a live reader (or a crash) sees whole lines."""
+    """Appends JSON lines; flushed at every write so a live reader (or a crash) sees whole lines.
+    ``tensorboard``: a ``tensorboard_log.TensorBoardLog`` that gets every row too (and the attention
+    snapshots), when ``[logging] tensorboard`` is on."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tensorboard=None):
         self.path = Path(path)
+        self.tensorboard = tensorboard
         try:
             self._f = open(path, "a", encoding="utf-8")
         except OSError as e:
@@ -506,6 +509,13 @@ class MetricsWriter:
             self._f.flush()
         except OSError as e:
             raise write_error(self.path, e) from e
+        if self.tensorboard is not None:
+            self.tensorboard.row(record)
+
+    def attention(self, step: int, attention: np.ndarray) -> None:
+        """An attention snapshot (saved to attention/ by ``save_attention``): to TensorBoard, if on."""
+        if self.tensorboard is not None:
+            self.tensorboard.attention(step, attention)
 
     # The rows a run writes (the trainer calls these; readers: runs.py, report.py, the window).
 
@@ -544,6 +554,9 @@ class MetricsWriter:
             self._f.close()
         except OSError:
             pass  # the failed write was reported already
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
 
 # -- checkpoints -----------------------------------------------------------------------------

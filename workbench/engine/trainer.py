@@ -261,6 +261,10 @@ class Trainer:
         self.reporter = reporter or self.reporter
         report = self.reporter.report
         saved = None  # (tensors, meta) of the checkpoint a resume continues from
+        if self.exp.logging.tensorboard:  # a missing optional package: said before anything is written
+            from .tensorboard_log import check_available
+
+            check_available()
         self._claim_folder()
         self.control.watch_file(self.lock.folder / CONTROL_FILE)  # pause/stop from another process
         if self.resume_arg is not None:
@@ -326,7 +330,7 @@ class Trainer:
             s.run_dir.truncate_metrics_after(s.step)
             ckpt.truncate_jsonl_after(s.run_dir.balance, s.step)
             exp.save(s.run_dir.config)  # max_steps may have grown
-        s.metrics = ckpt.MetricsWriter(s.run_dir.metrics)
+        s.metrics = ckpt.MetricsWriter(s.run_dir.metrics, self._tensorboard(resumed=saved is not None))
         s.probe = self._probe_ids()
         started = RunStarted(
             run_dir=str(s.run_dir.path), device=describe_device(device), precision=precision.name,
@@ -341,6 +345,15 @@ class Trainer:
         self._started = {k: v for k, v in dataclasses.asdict(started).items() if k != "notes"}
         self._status("running")
         return s
+
+    def _tensorboard(self, resumed: bool):
+        """RUN/tensorboard/'s writer when ``[logging] tensorboard`` is on (tensorboard_log.py)."""
+        if not self.exp.logging.tensorboard:
+            return None
+        from .tensorboard_log import TensorBoardLog
+
+        s = self.state
+        return TensorBoardLog(s.run_dir.path / "tensorboard", purge_step=s.step + 1 if resumed else None)
 
     def _read_resume_checkpoint(self) -> tuple[dict, dict]:
         """The checkpoint a resume continues from, after checking the settings may go on from it."""
@@ -636,6 +649,7 @@ class Trainer:
     def _snapshot_attention(self) -> None:
         snap = self.attention_snapshot()
         ckpt.save_attention(self.state.run_dir.attention, snap.step, snap.attention, snap.tokens, snap.ids)
+        self.state.metrics.attention(snap.step, snap.attention)
         self.reporter.report(snap)
 
     # -- checkpoints -------------------------------------------------------------------------
