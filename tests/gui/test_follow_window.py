@@ -64,6 +64,7 @@ def test_the_window_follows_pauses_and_stops_a_headless_run(window, qtbot, tmp_p
         assert w.follow_run(str(run))  # before the process has made the folder: it waits for it
         assert w.follow.state in ("waiting", "preparing")
         assert w.follow_label.isVisible() and "(another process)" in w.follow_label.text()
+        assert "(another process)" in w.training.follow_label.text() and not w.training.follow_label.isHidden()
         assert not w.start_action.isEnabled() and not w.demo_action.isEnabled()
 
         # the curves gain points while it trains, the same pages as the window's own runs
@@ -115,5 +116,5 @@ def test_the_window_follows_pauses_and_stops_a_headless_run(window, qtbot, tmp_p
     assert "Stopped at step" in w.training.log.toPlainText()
 
     w.stop_following()  # back to normal: the window trains its own runs again
-    assert not w.follow.is_following() and not w.follow_label.isVisible()
+    assert not w.follow.is_following() and not w.follow_label.isVisible() and w.training.follow_label.isHidden()
     assert w.start_action.isEnabled() and w.state_chip.text() == "Ready"

@@ -139,6 +139,11 @@ class TrainingPanel(Panel):
             row.addWidget(b)
             self.control_buttons[key] = b
         lay.addLayout(row)
+        # under the buttons they steer: "following RUN (another process)", while the window follows one
+        self.follow_label = WrapLabel("")
+        self.follow_label.setObjectName("followNote")
+        self.follow_label.hide()
+        lay.addWidget(self.follow_label)
         row2 = QtWidgets.QHBoxLayout()
         self.save_button = QtWidgets.QPushButton("Save experiment…")
         self.save_button.setToolTip("Save all settings as a TOML file (File > Save experiment).")
@@ -230,10 +235,6 @@ class TrainingPanel(Panel):
             stat_grids[c].addWidget(val, r, 1)
             self.progress_labels[key] = val
         lay.addWidget(stats)
-        self.follow_label = WrapLabel("")  # "following RUN (another process)", while the window follows one
-        self.follow_label.setObjectName("followNote")
-        self.follow_label.hide()
-        lay.addWidget(self.follow_label)
         self.status_label = muted_label()
         lay.addWidget(self.status_label)
         self.log = QtWidgets.QPlainTextEdit()
@@ -388,7 +389,8 @@ class TrainingPanel(Panel):
             self.progress.setFormat("waiting for the run…")
             self.follow_label.setText(
                 f"Following {folder} (another process). Pause, Resume and Stop ask that run through its "
-                f"control.json; File > Stop following returns the window to its own runs.")
+                f"control.json; the settings on these pages are this window's, the run's are in its "
+                f"config.toml. File > Stop following returns the window to its own runs.")
         else:
             self.log_line("Stopped following; the window shows its own runs again")
         self.follow_label.setVisible(bool(folder))
