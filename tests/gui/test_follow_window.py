@@ -118,3 +118,76 @@ def test_the_window_follows_pauses_and_stops_a_headless_run(window, qtbot, tmp_p
     w.stop_following()  # back to normal: the window trains its own runs again
     assert not w.follow.is_following() and not w.follow_label.isVisible() and w.training.follow_label.isHidden()
     assert w.start_action.isEnabled() and w.state_chip.text() == "Ready"
+
+
+def write_run(run: Path, steps: int, *, state: str | None = "completed", eval_every: int = 10) -> None:
+    """A run folder as the trainer leaves it (config, metrics rows, status), without training."""
+    from workbench.engine.checkpoint import MetricsWriter, RunDir
+    from workbench.engine.config import Experiment
+    from workbench.engine.control import write_status
+
+    RunDir.create(run)
+    Experiment(name="written").with_overrides([f"training.max_steps={steps}"]).save(run / "config.toml")
+    w = MetricsWriter(run / "metrics.jsonl")
+    for i in range(1, steps + 1):
+        w.train_step(i, ["lm"], 3.0 - i / steps, {"lm": 3.0 - i / steps}, lr=1e-3, tokens=64 * i, elapsed=0.01 * i,
+                     tokens_per_s=6400.0, grad_norm=1.0)
+        if i % eval_every == 0:
+            w.validation(i, {"lm": 3.1 - i / steps}, {}, tokens=64 * i, elapsed=0.01 * i)
+    w.close()
+    if state:
+        write_status(run, state, steps, None, started={"device": "cpu", "precision": "fp32", "params": 100,
+                                                      "start_step": 0, "max_steps": steps, "tokens_per_step": 64,
+                                                      "vocab_size": 40})
+
+
+def test_catching_up_with_a_long_run_hands_its_events_over_in_slices(window, qtbot, tmp_path, monkeypatch):
+    import workbench.gui.follow as follow_mod
+
+    w = window
+    run = tmp_path / "run"
+    write_run(run, 3000, eval_every=10)
+    monkeypatch.setattr(follow_mod, "DRAIN_SLICE", 0.0)  # one event per pass of the event loop
+    passes = []
+    drain = w.follow._drain
+    monkeypatch.setattr(w.follow, "_drain", lambda: (passes.append(len(w.follow._queue)), drain()))
+    w.follow_run(str(run))
+    qtbot.waitUntil(lambda: w.follow.state == "completed" and w.follow.is_caught_up(), timeout=60000)
+    assert len(passes) > 100  # the pages got the 300 evaluations over many passes, not in one
+    assert train_steps(w) == list(range(1, 3001))
+    assert w.curves.loss_plot.point_count("val/lm") == 300
+    assert w.state_chip.text() == "Finished" and "step 3,000" in w.statusBar().currentMessage()
+
+
+def test_a_resumed_run_rewrites_its_metrics_and_the_pages_read_them_again(window, qtbot, tmp_path):
+    from workbench.engine.checkpoint import atomic_write_text
+
+    w = window
+    run = tmp_path / "run"
+    write_run(run, 40, state=None)
+    (run / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": __import__("socket").gethostname()}))
+    w.follow_run(str(run))
+    qtbot.waitUntil(lambda: len(train_steps(w)) == 40, timeout=30000)
+    assert w.follow.state == "running"
+    # a resume from step 20 cuts the file after its checkpoint (a new file) and trains on
+    kept = [x for x in (run / "metrics.jsonl").read_text().splitlines() if json.loads(x)["step"] <= 20]
+    atomic_write_text(run / "metrics.jsonl", "".join(x + "\n" for x in kept))
+    qtbot.waitUntil(lambda: train_steps(w) == list(range(1, 21)), timeout=30000)
+    assert "rewritten" in w.training.log.toPlainText()
+
+
+def test_the_runs_page_offers_to_follow_a_run_that_is_training(window, qtbot, tmp_path):
+    w = window
+    done, live = tmp_path / "runs" / "done", tmp_path / "runs" / "live"
+    write_run(done, 20)
+    write_run(live, 20, state="running")
+    (live / "run.lock").write_text(json.dumps({"pid": os.getpid(), "host": __import__("socket").gethostname()}))
+    w.runs.add_folder(str(tmp_path / "runs"))
+    qtbot.waitUntil(lambda: len(w.runs.runs()) == 2, timeout=30000)
+    w.runs.select_runs([done])
+    assert not w.runs.follow_button.isEnabled()  # it ended: nothing to follow
+    w.runs.select_runs([live])
+    assert w.runs.follow_button.isEnabled()
+    w.runs.follow_button.click()
+    assert w.follow.is_following() and w.follow.run_dir == str(live) and w.current_panel() == "curves"
+    qtbot.waitUntil(lambda: len(train_steps(w)) == 20, timeout=30000)
