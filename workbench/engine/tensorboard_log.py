@@ -26,14 +26,28 @@ RUN_WIDE = ("lr", "grad_norm", "tokens_per_s")   # columns of a training step's 
 NOT_SCALARS = ("step", "tokens", "time")          # the x axes, not curves
 
 
+def installed() -> bool:
+    """Whether the tensorboard package can be imported (looked up, not imported: cheap)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorboard") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules holds None for it
+        return False
+
+
+def missing_message(detail: str = "") -> str:
+    return (f"logging.tensorboard = true needs the TensorBoard package, which is not installed"
+            f"{f' ({detail})' if detail else ''}. Install it with: {INSTALL}; or set logging.tensorboard = false.")
+
+
 def check_available() -> None:
     """Raise a ConfigError naming the setting and the install command when TensorBoard is missing."""
     try:
         import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError as e:
-        raise ConfigError(f"logging.tensorboard = true needs the TensorBoard package, which is not installed "
-                          f"({e}). Install it with: {INSTALL}; or set logging.tensorboard = false.") from None
+        raise ConfigError(missing_message(str(e))) from None
 
 
 def row_scalars(row: dict) -> dict[str, float]:

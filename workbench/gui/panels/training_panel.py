@@ -15,7 +15,7 @@ from pathlib import Path
 import tomli_w
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workbench.engine.config import Experiment, TrainingConfig, diff_experiments
+from workbench.engine.config import Experiment, LoggingConfig, TrainingConfig, diff_experiments
 
 from ..widgets.flow import Columns, WrapLabel, flow_columns
 from workbench.fmt import fmt_duration
@@ -104,6 +104,10 @@ class TrainingPanel(Panel):
         form.addRow("Name", self.name_edit)
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
+        self.tensorboard_check = QtWidgets.QCheckBox("also write TensorBoard event files")
+        self.tensorboard_check.setToolTip(field_help(LoggingConfig, "tensorboard"))
+        self.tensorboard_check.toggled.connect(self._tensorboard_toggled)
+        form.addRow("Logging", self.tensorboard_check)
         resume_row = QtWidgets.QHBoxLayout()
         self.resume_label = muted_label("a new run")
         self.resume_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -308,6 +312,19 @@ class TrainingPanel(Panel):
             w.blockSignals(False)
         self._changed()
 
+    def logging_config(self) -> LoggingConfig:
+        return LoggingConfig(tensorboard=self.tensorboard_check.isChecked())
+
+    def set_logging_config(self, cfg: LoggingConfig) -> None:
+        with QtCore.QSignalBlocker(self.tensorboard_check):
+            self.tensorboard_check.setChecked(cfg.tensorboard)
+
+    def _tensorboard_toggled(self, on: bool) -> None:
+        from workbench.engine.tensorboard_log import installed, missing_message
+
+        show_error(self.error, missing_message() if on and not installed() else "")
+        self._changed()
+
     def resume_dir(self) -> str:
         return self._resume
 
@@ -356,7 +373,8 @@ class TrainingPanel(Panel):
     def set_editable(self, editable: bool) -> None:
         """Settings are fixed while a run is going."""
         for w in list(self.fields.values()) + [self.name_edit, self.device_combo, self.precision_combo,
-                                               self.resume_button, self.resume_clear, self.from_step_combo]:
+                                               self.tensorboard_check, self.resume_button, self.resume_clear,
+                                               self.from_step_combo]:
             w.setEnabled(editable)
 
     def show_message(self, text: str) -> None:
