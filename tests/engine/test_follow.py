@@ -149,3 +149,37 @@ def test_the_control_file_ignores_an_old_request_and_hands_a_new_one_out_once(tm
     assert control.paused and control.acknowledged == rid and not control.stop_requested
     rid = request_action(tmp_path, "stop")
     assert control.stop_requested and not control.paused and control.acknowledged == rid
+
+
+def test_a_stop_through_the_control_file_is_answered_by_the_status_the_run_ends_with(small_text, tmp_path,
+                                                                                       monkeypatch):
+    """status.json names a stop request only once the run has stopped (a client waiting for the
+    answer once read "running" there: the ack went out before the stop was carried out)."""
+    import time
+
+    from tests.engine.test_trainer import tiny_experiment
+    from workbench.engine import control as control_mod
+    from workbench.engine import trainer as trainer_mod
+    from workbench.engine.events import ListReporter
+    from workbench.engine.trainer import Trainer
+
+    written = []
+    real = trainer_mod.write_status
+    monkeypatch.setattr(trainer_mod, "write_status",
+                        lambda run_dir, state, step, ack, **extra: (written.append((state, step, ack)),
+                                                                    real(run_dir, state, step, ack, **extra)))
+    run = tmp_path / "run"
+    asked = []
+
+    class AskAt(ListReporter):
+        def report(self, e):
+            super().report(e)
+            if isinstance(e, ev.StepMetrics) and e.step == 3:
+                asked.append(request_action(run, "stop"))
+                time.sleep(control_mod.FILE_POLL_INTERVAL + 0.05)  # the trainer looks at the file at its next step
+
+    result = Trainer(tiny_experiment(small_text, max_steps=50), run_dir=run).run(reporter=AskAt())
+    assert result.status == "stopped" and result.step == 3
+    answers = [w for w in written if w[2] == asked[0]]
+    assert answers == [("stopped", 3, asked[0])]
+    assert json.loads((run / "status.json").read_text())["state"] == "stopped"

@@ -437,8 +437,9 @@ class Trainer:
                 if not control.stop_requested:
                     report(Resumed(s.step))
                     self._status("running")
-            elif control.acknowledged != self._acked:  # a request that changed nothing (resume a running run)
-                self._status("running")
+            elif control.acknowledged != self._acked and not control.stop_requested:
+                self._status("running")  # a request that changed nothing (resume a running run); a stop
+                # is answered by the status it ends with, after its checkpoint
             if control.stop_requested:
                 self._checkpoint_now()
                 report(Finished(s.step, "stopped", str(s.run_dir.path), self._summary()))
