@@ -83,6 +83,11 @@ def test_the_follower_turns_what_the_writer_wrote_into_the_trainers_events(tmp_p
     assert bal.weights == [1.0, 0.5] and np.isnan(bal.conflict[0, 1]) and bal.conflict[1, 0] == -0.2
     (snap,) = of(events, ev.AttentionSnapshot)
     assert snap.step == 2 and snap.tokens == ["a", "b", "c"] and np.allclose(snap.attention, att, atol=1e-3)
+    (run / "checkpoints" / "step_0000002.safetensors").write_bytes(b"")  # tensors first: not complete yet
+    assert of(follower.poll(), ev.CheckpointSaved) == []
+    (run / "checkpoints" / "step_0000002.json").write_text("{}")
+    (saved,) = of(follower.poll(), ev.CheckpointSaved)
+    assert saved.step == 2 and saved.path.endswith("step_0000002.json")
 
     # pause, resume, the end
     write_status(run, "paused", 2, "abc")

@@ -14,6 +14,7 @@ shows a followed run without a change. The caller decides how often to poll (the
 - the rows of one step come as one event: a multi-task step is a "total" row and a row per task,
   so a step is handed on when the next one begins, or when a poll finds nothing new (the trainer
   writes a step's rows at once);
+- checkpoints/: a ``CheckpointSaved`` for each new checkpoint;
 - attention/: the newest snapshot not seen yet (one file a poll, as the window's own runs hand on
   only the newest: the attention page lists the rest from the folder);
 - status.json (control.py) says whether the run trains, is paused or has ended and how; a run whose
@@ -35,11 +36,12 @@ import numpy as np
 from ..curves import normalize_records
 from .checkpoint import list_attention, load_attention, parse_metrics_line
 from .control import END_STATES, read_status
-from .events import (AttentionSnapshot, EvalResult, Failed, Finished, Paused, Resumed, RunStarted, StepMetrics,
-                     TaskBalance)
+from .events import (AttentionSnapshot, CheckpointSaved, EvalResult, Failed, Finished, Paused, Resumed, RunStarted,
+                     StepMetrics, TaskBalance)
 from .ownership import training_now
 
 _STEP_FILE = re.compile(r"step_(\d+)\.safetensors$")
+_CHECKPOINT = re.compile(r"step_(\d+)\.json$")  # complete once its JSON exists (checkpoint.py)
 _ROW_KEYS = {"step", "split", "task", "tokens", "time", "lr", "tokens_per_s", "grad_norm", "skipped"}
 
 
@@ -99,6 +101,7 @@ class RunFollower:
         self._started = False
         self._pending: list[dict] = []  # the rows of the step being read
         self._attention_seen: set[int] = set()
+        self._checkpoints_seen: set[int] = set()
         self._diverged: str | None = None  # the message of a "diverged" event row
 
     @property
@@ -125,6 +128,7 @@ class RunFollower:
         snap = self._attention()
         if snap is not None:
             out.append(snap)
+        out += self._checkpoints()
         changes = self._state(status, alive)
         if self.ended:  # the run wrote its last rows before its end: they come first
             out += self._steps([], flush=True)
@@ -233,6 +237,18 @@ class RunFollower:
                 self.problems.append(f"balance.jsonl line {self.balance.line_no + 1}: not a balance record")
             self.balance.line_no += 1
         return out
+
+    def _checkpoints(self) -> list:
+        """A CheckpointSaved for each checkpoint not seen yet (its JSON is written last)."""
+        folder = self.run_dir / "checkpoints"
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        new = sorted(int(m.group(1)) for m in map(_CHECKPOINT.match, names)
+                     if m and int(m.group(1)) not in self._checkpoints_seen)
+        self._checkpoints_seen.update(new)
+        return [CheckpointSaved(step, str(folder / f"step_{step:07d}.json")) for step in new]
 
     def _attention(self) -> AttentionSnapshot | None:
         new = []
