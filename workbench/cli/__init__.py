@@ -29,7 +29,7 @@ from .experiments import cmd_presets, cmd_settings
 from .inside import cmd_inside
 from .parser import build_parser
 from .runs import cmd_export, cmd_import, cmd_report, cmd_runs
-from .train import cmd_train
+from .train import cmd_control, cmd_train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,4 +57,4 @@ def main(argv: list[str] | None = None) -> int:
 
 COMMANDS = {"train": cmd_train, "corpus": cmd_corpus, "bench": cmd_bench, "presets": cmd_presets, "runs": cmd_runs,
             "eval": cmd_eval, "generate": cmd_generate, "export": cmd_export, "import": cmd_import,
-            "report": cmd_report, "settings": cmd_settings, "inside": cmd_inside}
+            "report": cmd_report, "settings": cmd_settings, "inside": cmd_inside, "control": cmd_control}

@@ -16,6 +16,7 @@ EPILOG = """examples:
   workbench train exp.toml --set training.max_steps=500 --set model.n_layer=6
   workbench train --resume RUN_DIR --set training.max_steps=4000   continue a run, longer
   workbench train demo_toy --run-dir RUN_DIR --overwrite   start the run in RUN_DIR over
+  workbench control RUN_DIR pause             pause (resume, stop) a run another process trains
   workbench corpus stats data/ --glob '**/*.txt'
   workbench bench train demo_toy              engine throughput vs a bare PyTorch loop
   workbench bench gui                         the window while it trains (JSON)

@@ -35,6 +35,16 @@ def add_parsers(sub) -> None:
                    "checkpoints and the old metrics.jsonl are moved to RUN_DIR/superseded/, not deleted")
     t.add_argument("--quiet", action="store_true", help="print only the summary")
 
+    c = sub.add_parser("control", help="pause, resume or stop a run that another process trains",
+                       description="Ask the run training in RUN_DIR (a headless `workbench train`, a window's run, "
+                                   "on this machine or a shared disk) to pause, resume or stop, through its "
+                                   "control.json, and wait for its answer in status.json (docs/RUN_FOLDERS.md). "
+                                   "A stopped run saves a checkpoint first; a paused one keeps everything in memory.")
+    c.add_argument("run", metavar="RUN_DIR", help="the folder of a run that is training now")
+    c.add_argument("action", choices=("pause", "resume", "stop"))
+    c.add_argument("--timeout", type=_number(float, 0.0, 86400.0), default=60.0, metavar="SECONDS",
+                   help="how long to wait for the run's answer (default 60; 0: do not wait)")
+
 
 def cmd_train(args) -> int:
     from workbench.engine.config import resolve_experiment
@@ -101,6 +111,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_control(args) -> int:
+    from pathlib import Path
+
+    from workbench.engine.control import read_status, request_action
+    from workbench.engine.errors import ConfigError
+    from workbench.engine.ownership import training_now
+
+    run = Path(args.run)
+    if not (run / "config.toml").is_file():
+        raise ConfigError(f"{run}: not a run folder (no config.toml); give the folder `workbench train` writes.")
+    if training_now(run) is None:
+        status = read_status(run)
+        ended = f" (it ended: {status['state']} at step {status.get('step')})" if status else ""
+        raise ConfigError(f"{run}: no run is training in this folder now{ended}; nothing to {args.action}.")
+    rid = request_action(run, args.action)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        status = read_status(run) or {}
+        if status.get("ack") == rid:
+            print(f"{run}: {status['state']} at step {status.get('step')}", file=sys.stderr)
+            return 0
+        time.sleep(0.1)
+    if args.timeout:
+        print(f"{run}: asked to {args.action}; no answer within {args.timeout:g} s (a run still preparing "
+              f"answers once it trains)", file=sys.stderr)
+        return 1
+    return 0
+
+
 class ConsoleReporter:
     """A one-line progress bar (redrawn at most 10 times a second) and plain lines for the rest."""
 
@@ -154,7 +193,9 @@ class ConsoleReporter:
             self._line(f"step {e.step}: " + ", ".join(f"val {k} {v:.4f}" for k, v in e.losses.items())
                        + f"  ({fmt_duration(e.elapsed)})")
         elif isinstance(e, ev.Paused):
-            self._line(f"paused at step {e.step}")
+            self._line(f"paused at step {e.step} (`workbench control RUN_DIR resume` to go on)")
+        elif isinstance(e, ev.Resumed):
+            self._line(f"resumed at step {e.step}")
         elif isinstance(e, ev.Failed):
             self._line(f"error: {e.message}", always=True)
             if e.details and not self.quiet:

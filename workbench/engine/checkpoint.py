@@ -454,6 +454,18 @@ def _bad_record(rec) -> str:
     return ""
 
 
+def parse_metrics_line(raw: bytes) -> tuple[dict | None, str]:
+    """One line of metrics.jsonl -> (record, "") or (None, why it is not a record)."""
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError:
+        return None, "not JSON"
+    why = _bad_record(rec)
+    return (None, why) if why else (rec, "")
+
+
 def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
     """The usable records of a metrics.jsonl. A torn last line (a crash while appending) is skipped
     quietly; any other line that is not a record is skipped and, when ``problems`` is given, named
@@ -467,15 +479,9 @@ def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
     for i, raw in enumerate(lines):
         if not raw.strip():
             continue
-        try:
-            rec = json.loads(raw.decode("utf-8"))
-            why = _bad_record(rec)
-        except UnicodeDecodeError:
-            why = "not UTF-8 text"
-        except json.JSONDecodeError:
-            if i == last and not raw.endswith(b"}"):
-                continue  # cut short by a crash
-            why = "not JSON"
+        rec, why = parse_metrics_line(raw)
+        if why == "not JSON" and i == last and not raw.endswith(b"}"):
+            continue  # cut short by a crash
         if why:
             if problems is not None:
                 problems.append(f"{Path(path).name} line {i + 1}: {why}")
@@ -485,10 +491,13 @@ def read_metrics(path: Path, problems: list[str] | None = None) -> list[dict]:
 
 
 class MetricsWriter:
-    """Appends JSON lines; flushed at every write so a live reader (or a crash) sees whole lines."""
+    """Appends JSON lines; flushed at every write so a live reader (or a crash) sees whole lines.
+    ``tensorboard``: a ``tensorboard_log.TensorBoardLog`` that gets every row too (and the attention
+    snapshots), when ``[logging] tensorboard`` is on."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tensorboard=None):
         self.path = Path(path)
+        self.tensorboard = tensorboard
         try:
             self._f = open(path, "a", encoding="utf-8")
         except OSError as e:
@@ -500,6 +509,13 @@ class MetricsWriter:
             self._f.flush()
         except OSError as e:
             raise write_error(self.path, e) from e
+        if self.tensorboard is not None:
+            self.tensorboard.row(record)
+
+    def attention(self, step: int, attention: np.ndarray) -> None:
+        """An attention snapshot (saved to attention/ by ``save_attention``): to TensorBoard, if on."""
+        if self.tensorboard is not None:
+            self.tensorboard.attention(step, attention)
 
     # The rows a run writes (the trainer calls these; readers: runs.py, report.py, the window).
 
@@ -538,6 +554,9 @@ class MetricsWriter:
             self._f.close()
         except OSError:
             pass  # the failed write was reported already
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
 
 # -- checkpoints -----------------------------------------------------------------------------

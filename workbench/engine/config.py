@@ -235,6 +235,13 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    tensorboard: bool = _f(False, "Also write TensorBoard event files to RUN/tensorboard/ (losses per task, learning "
+                           "rate, gradient norm, tokens/s, attention snapshots as images): `tensorboard --logdir "
+                           "RUN`. Needs the optional extra: pip install \"gpt-workbench[tensorboard]\".")
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str = _f("experiment", "A short name; run folders start with it.")
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -244,6 +251,7 @@ class Experiment:
     tasks: tuple[TaskConfig, ...] = field(default_factory=lambda: (TaskConfig(),))
     multitask: MultitaskConfig = field(default_factory=MultitaskConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     # -- conversions -------------------------------------------------------------------------
 
@@ -277,6 +285,7 @@ SECTIONS: dict[str, type] = {
     "training": TrainingConfig,
     "multitask": MultitaskConfig,
     "finetune": FinetuneConfig,
+    "logging": LoggingConfig,
 }
 
 
@@ -622,7 +631,8 @@ def describe_settings() -> list[tuple[str, str, Any]]:
 RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.eval_every",
              "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
              "training.probe_text", "training.learning_rate", "training.min_lr", "training.grad_clip",
-             "training.divergence_factor", "training.divergence_margin", "training.divergence_steps"}
+             "training.divergence_factor", "training.divergence_margin", "training.divergence_steps",
+             "logging.tensorboard"}
 
 
 def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:

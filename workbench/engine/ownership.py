@@ -38,9 +38,11 @@ except ImportError:  # pragma: no cover - Windows
 
 LOCK_NAME = "run.lock"
 # What a run folder holds (checkpoint.RunDir): --overwrite deletes these and nothing else.
-RUN_FILES = ("config.toml", "tokenizer.json", "metrics.jsonl", "best.json", "balance.jsonl")
+RUN_FILES = ("config.toml", "tokenizer.json", "metrics.jsonl", "best.json", "balance.jsonl",
+             "status.json", "control.json")  # the last two: control.py (steering from another process)
 RUN_FOLDERS = {"checkpoints": re.compile(r"step_\d+\.(json|safetensors)$"),
-               "attention": re.compile(r"step_\d+\.safetensors$")}
+               "attention": re.compile(r"step_\d+\.safetensors$"),
+               "tensorboard": re.compile(r"events\.out\.tfevents\.")}  # [logging] tensorboard = true
 # checkpoint.atomic_write_bytes: tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") -> ".NAME.xxxxxxxx.tmp"
 TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 

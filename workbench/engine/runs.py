@@ -14,6 +14,7 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from .config import diff_experiments, load_experiment
 from .errors import CheckpointError, WorkbenchError
+from .control import read_status
 from .ownership import training_now
 
 
@@ -24,7 +25,7 @@ class RunSummary:
     started: float                 # seconds since the epoch (config.toml's mtime)
     steps: int                     # last step with metrics
     max_steps: int
-    status: str                    # completed | early stopped | stopped | diverged | no metrics | training (locked)
+    status: str                    # completed | early stopped | stopped | diverged | no metrics | training (locked) | paused
     model: str                     # "4x128, 4 heads, ctx 64"
     tokenizer: str                 # "char 65"
     tasks: list[str]
@@ -109,7 +110,8 @@ def summarize(path: Path) -> RunSummary:
             s.damaged.append(f"checkpoints/{latest.name}: {e}; resume, generate and export need an intact "
                              f"checkpoint")
     if training_now(path) is not None:
-        s.status = "training"
+        status = read_status(path)  # control.py: a run paused through its control.json says so
+        s.status = "paused" if status is not None and status["state"] == "paused" else "training"
     if s.damaged and not s.error:
         s.error = "damaged: " + "; ".join(s.damaged)
     return s

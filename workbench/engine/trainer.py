@@ -48,7 +48,7 @@ import torch
 from .. import paths
 from . import checkpoint as ckpt
 from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, check_resumable, field_meta, from_dict
-from .control import SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl
+from .control import CONTROL_FILE, SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl, write_status
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, out_of_memory_message,
@@ -171,6 +171,9 @@ class Trainer:
         self.run_dir: ckpt.RunDir | None = None  # known before the state: a resume opens it first
         self.state: RunState | None = None       # set by prepare()
         self.control, self.reporter = RunControl(), NullReporter()
+        self._status_on = False    # status.json is written from RunStarted on (control.py)
+        self._started: dict = {}   # the RunStarted numbers, in every status.json
+        self._acked: str | None = None  # the control request status.json last acknowledged
 
     # -- public entry ------------------------------------------------------------------------
 
@@ -178,6 +181,16 @@ class Trainer:
         """Prepare and train. Every end (done, stopped, diverged, failed) is reported and returned,
         never raised, so the GUI's worker and the CLI handle one path."""
         reporter = reporter or NullReporter()
+        result = None
+        try:
+            result = self._run(control, reporter)
+            return result
+        finally:
+            if result is not None:  # how the run ended (before the lock goes: a follower reads both)
+                self._status(result.status, **({"message": result.message} if result.message else {}))
+            self.close()
+
+    def _run(self, control: RunControl | None, reporter) -> RunResult:
         try:
             s = self.prepare(control or RunControl(), reporter)
             status = self._loop()
@@ -208,8 +221,6 @@ class Trainer:
             msg = (out_of_memory_message(e, self._at(), self.exp, self.state.model if self.state else None)
                    if is_out_of_memory(e) else f"Training failed at step {self._at()}: {type(e).__name__}: {e}")
             return self._failed(reporter, msg, traceback.format_exc())
-        finally:
-            self.close()
 
     def _failed(self, reporter, msg: str, details: str = "", *, status: str = "failed",
                 error: WorkbenchError | None = None, last_val_loss: float | None = None) -> RunResult:
@@ -219,6 +230,17 @@ class Trainer:
 
     def _at(self) -> int:
         return self.state.step if self.state is not None else 0
+
+    def _status(self, state: str, **extra) -> None:
+        """status.json: the run's state and the last control.json request it carried out, for a
+        window following the run from another process (control.py; docs/RUN_FOLDERS.md)."""
+        if not self._status_on or self.run_dir is None:
+            return
+        self._acked = self.control.acknowledged
+        try:
+            write_status(self.run_dir.path, state, self._at(), self._acked, started=self._started, **extra)
+        except (OSError, WorkbenchError):
+            pass  # advisory: a full disk is reported by the writes that matter (checkpoints, metrics)
 
     def close(self) -> None:
         """Close the metrics file and release the run folder (run() does it; call it after prepare()
@@ -239,7 +261,12 @@ class Trainer:
         self.reporter = reporter or self.reporter
         report = self.reporter.report
         saved = None  # (tensors, meta) of the checkpoint a resume continues from
+        if self.exp.logging.tensorboard:  # a missing optional package: said before anything is written
+            from .tensorboard_log import check_available
+
+            check_available()
         self._claim_folder()
+        self.control.watch_file(self.lock.folder / CONTROL_FILE)  # pause/stop from another process
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
             saved = self._read_resume_checkpoint()
@@ -303,17 +330,30 @@ class Trainer:
             s.run_dir.truncate_metrics_after(s.step)
             ckpt.truncate_jsonl_after(s.run_dir.balance, s.step)
             exp.save(s.run_dir.config)  # max_steps may have grown
-        s.metrics = ckpt.MetricsWriter(s.run_dir.metrics)
+        s.metrics = ckpt.MetricsWriter(s.run_dir.metrics, self._tensorboard(resumed=saved is not None))
         s.probe = self._probe_ids()
-        report(RunStarted(
+        started = RunStarted(
             run_dir=str(s.run_dir.path), device=describe_device(device), precision=precision.name,
             params=model.num_params(), start_step=s.step, max_steps=tc.max_steps,
             tokens_per_step=s.tokens_per_step, vocab_size=tokenizer.vocab_size,
             notes=tuple(self.lock.notes) + ((
                 f"resuming from the checkpoint of step {s.step}; the later checkpoints, attention "
                 f"snapshots and the old metrics.jsonl were moved to {set_aside}",) if set_aside else ()),
-        ))
+        )
+        report(started)
+        self._status_on = True
+        self._started = {k: v for k, v in dataclasses.asdict(started).items() if k != "notes"}
+        self._status("running")
         return s
+
+    def _tensorboard(self, resumed: bool):
+        """RUN/tensorboard/'s writer when ``[logging] tensorboard`` is on (tensorboard_log.py)."""
+        if not self.exp.logging.tensorboard:
+            return None
+        from .tensorboard_log import TensorBoardLog
+
+        s = self.state
+        return TensorBoardLog(s.run_dir.path / "tensorboard", purge_step=s.step + 1 if resumed else None)
 
     def _read_resume_checkpoint(self) -> tuple[dict, dict]:
         """The checkpoint a resume continues from, after checking the settings may go on from it."""
@@ -392,9 +432,14 @@ class Trainer:
             self._run_commands(control.pending_commands())
             if control.paused:
                 report(Paused(s.step))
+                self._status("paused")
                 control.wait_while_paused(self._run_commands)  # commands meanwhile: at once
                 if not control.stop_requested:
                     report(Resumed(s.step))
+                    self._status("running")
+            elif control.acknowledged != self._acked and not control.stop_requested:
+                self._status("running")  # a request that changed nothing (resume a running run); a stop
+                # is answered by the status it ends with, after its checkpoint
             if control.stop_requested:
                 self._checkpoint_now()
                 report(Finished(s.step, "stopped", str(s.run_dir.path), self._summary()))
@@ -605,6 +650,7 @@ class Trainer:
     def _snapshot_attention(self) -> None:
         snap = self.attention_snapshot()
         ckpt.save_attention(self.state.run_dir.attention, snap.step, snap.attention, snap.tokens, snap.ids)
+        self.state.metrics.attention(snap.step, snap.attention)
         self.reporter.report(snap)
 
     # -- checkpoints -------------------------------------------------------------------------

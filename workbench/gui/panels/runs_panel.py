@@ -50,6 +50,7 @@ class RunsPanel(Panel):
                 "the settings that differ; double-click one to open it in the Curves and Attention pages.")
 
     openRunRequested = QtCore.Signal(str)
+    followRunRequested = QtCore.Signal(str)  # watch a run another process trains, live
     listed = QtCore.Signal()            # the table was filled (after refresh / add_run)
     exported = QtCore.Signal(str)       # a report was written: its path
 
@@ -76,7 +77,10 @@ class RunsPanel(Panel):
                                           "or a single run folder.")
         self.count_label = ElidedLabel(mode=QtCore.Qt.TextElideMode.ElideMiddle)  # a long folder: … and a tooltip
         self.count_label.setObjectName("mutedLabel")
-        bar.add(self.refresh_button, self.add_folder_button, self.count_label)
+        self.follow_button = QtWidgets.QPushButton("Follow live")
+        self.follow_button.setToolTip("Watch the selected run, which another process is training, live on the "
+                                      "Curves, Attention and Task balance pages; Pause and Stop then act on it.")
+        bar.add(self.refresh_button, self.add_folder_button, self.follow_button, self.count_label)
         bar.add_stretch()
         self.sample_edit = QtWidgets.QLineEdit()
         self.sample_edit.setPlaceholderText("prompt for a text sample")
@@ -180,6 +184,7 @@ class RunsPanel(Panel):
         self.body.addWidget(self.error)
 
         self.refresh_button.clicked.connect(self.refresh)
+        self.follow_button.clicked.connect(self._follow_selected)
         self.add_folder_button.clicked.connect(self._choose_folder)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.horizontalHeader().sortIndicatorChanged.connect(lambda *_a: self._selection_changed())  # colours follow table order
@@ -316,7 +321,26 @@ class RunsPanel(Panel):
         elif self._runs:
             self.set_summary(f"{len(self._runs)} run{'s' if len(self._runs) != 1 else ''}")
 
+    def _training_selected(self) -> str | None:
+        """The one selected run, when a process trains it now (so there is something to follow)."""
+        paths = self.selected_paths()
+        if len(paths) != 1:
+            return None
+        run = next((r for r in self._runs if str(r.path) == paths[0]), None)
+        return paths[0] if run is not None and run.status in ("training", "paused") else None
+
+    def _follow_selected(self) -> None:
+        path = self._training_selected()
+        if path:
+            self.followRunRequested.emit(path)
+
     def _update_buttons(self) -> None:
+        follow = self._training_selected()
+        self.follow_button.setEnabled(follow is not None)
+        self.follow_button.setToolTip(
+            "Watch the selected run, which another process is training, live on the Curves, Attention and Task "
+            "balance pages; Pause and Stop then act on it." if follow else
+            "Select a run that is training now (status: training) to follow it live.")
         one = len(self.selected_paths()) == 1
         busy = self._exporter.is_running()
         self.export_button.setEnabled(one and not busy)
@@ -335,6 +359,8 @@ class RunsPanel(Panel):
         path = self._row_path(row)
         menu = QtWidgets.QMenu(self)
         menu.addAction("Open in the Curves and Attention pages", lambda: self.openRunRequested.emit(path))
+        if self._training_selected() == path:
+            menu.addAction("Follow live (another process trains it)", lambda: self.followRunRequested.emit(path))
         if self.export_button.isEnabled():
             menu.addAction("Export report as HTML…", lambda: self._export_dialog("html"))
             menu.addAction("Export report as a folder…", lambda: self._export_dialog("folder"))

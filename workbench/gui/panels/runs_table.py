@@ -18,7 +18,8 @@ STATUS_TIPS = {"completed": "Trained every step it was set to.",
                "stopped": "Stopped before its last step; it can be resumed from its checkpoint.",
                "early stopped": "Early stopping ended it: the validation metric stopped improving.",
                "no metrics": "No step has finished yet (or the run is just starting).",
-               "training": "A training run holds this folder now (its run.lock)."}
+               "training": "A training run holds this folder now (its run.lock); Follow live shows it here.",
+               "paused": "A training run holds this folder and is paused (its status.json); Follow live to resume it."}
 
 
 class _Item(QtWidgets.QTableWidgetItem):

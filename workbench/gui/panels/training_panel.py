@@ -15,7 +15,7 @@ from pathlib import Path
 import tomli_w
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workbench.engine.config import Experiment, TrainingConfig, diff_experiments
+from workbench.engine.config import Experiment, LoggingConfig, TrainingConfig, diff_experiments
 
 from ..widgets.flow import Columns, WrapLabel, flow_columns
 from workbench.fmt import fmt_duration
@@ -104,6 +104,10 @@ class TrainingPanel(Panel):
         form.addRow("Name", self.name_edit)
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
+        self.tensorboard_check = QtWidgets.QCheckBox("also write TensorBoard event files")
+        self.tensorboard_check.setToolTip(field_help(LoggingConfig, "tensorboard"))
+        self.tensorboard_check.toggled.connect(self._tensorboard_toggled)
+        form.addRow("Logging", self.tensorboard_check)
         resume_row = QtWidgets.QHBoxLayout()
         self.resume_label = muted_label("a new run")
         self.resume_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -139,6 +143,11 @@ class TrainingPanel(Panel):
             row.addWidget(b)
             self.control_buttons[key] = b
         lay.addLayout(row)
+        # under the buttons they steer: "following RUN (another process)", while the window follows one
+        self.follow_label = WrapLabel("")
+        self.follow_label.setObjectName("followNote")
+        self.follow_label.hide()
+        lay.addWidget(self.follow_label)
         row2 = QtWidgets.QHBoxLayout()
         self.save_button = QtWidgets.QPushButton("Save experiment…")
         self.save_button.setToolTip("Save all settings as a TOML file (File > Save experiment).")
@@ -303,6 +312,19 @@ class TrainingPanel(Panel):
             w.blockSignals(False)
         self._changed()
 
+    def logging_config(self) -> LoggingConfig:
+        return LoggingConfig(tensorboard=self.tensorboard_check.isChecked())
+
+    def set_logging_config(self, cfg: LoggingConfig) -> None:
+        with QtCore.QSignalBlocker(self.tensorboard_check):
+            self.tensorboard_check.setChecked(cfg.tensorboard)
+
+    def _tensorboard_toggled(self, on: bool) -> None:
+        from workbench.engine.tensorboard_log import installed, missing_message
+
+        show_error(self.error, missing_message() if on and not installed() else "")
+        self._changed()
+
     def resume_dir(self) -> str:
         return self._resume
 
@@ -351,7 +373,8 @@ class TrainingPanel(Panel):
     def set_editable(self, editable: bool) -> None:
         """Settings are fixed while a run is going."""
         for w in list(self.fields.values()) + [self.name_edit, self.device_combo, self.precision_combo,
-                                               self.resume_button, self.resume_clear, self.from_step_combo]:
+                                               self.tensorboard_check, self.resume_button, self.resume_clear,
+                                               self.from_step_combo]:
             w.setEnabled(editable)
 
     def show_message(self, text: str) -> None:
@@ -365,14 +388,30 @@ class TrainingPanel(Panel):
     def log_line(self, text: str) -> None:
         self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
 
-    def on_preparing(self, resume: str | None) -> None:
+    def on_preparing(self, resume: str | None, *, log: bool = True) -> None:
         self._val = None
         self.progress.setRange(0, 0)
         self.progress.setFormat("preparing…")
         for k in ("step", "eta", "speed", "loss", "val", "elapsed"):
             self.progress_labels[k].setText("—")
-        self.log_line(f"Preparing a run{' (resuming ' + resume + ')' if resume else ''}")
+        if log:
+            self.log_line(f"Preparing a run{' (resuming ' + resume + ')' if resume else ''}")
         show_error(self.error, "")
+
+    def set_following(self, folder: str | None) -> None:
+        """The window follows a run another process trains (``None``: it stopped following)."""
+        if folder:
+            self.on_preparing(None, log=False)
+            self.log_line(f"Following {folder} (another process trains it)")
+            self.progress_labels["run"].setText(folder)
+            self.progress.setFormat("waiting for the run…")
+            self.follow_label.setText(
+                f"Following {folder} (another process). Pause, Resume and Stop ask that run through its "
+                f"control.json; the settings on these pages are this window's, the run's are in its "
+                f"config.toml. File > Stop following returns the window to its own runs.")
+        else:
+            self.log_line("Stopped following; the window shows its own runs again")
+        self.follow_label.setVisible(bool(folder))
 
     def on_status(self, message: str, fraction: float) -> None:
         self.status_label.setText(message)

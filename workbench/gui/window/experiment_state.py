@@ -40,6 +40,7 @@ class ExperimentState:
         training = dataclasses.replace(self.training.config(), probe_text=self.attention.probe_text())
         return self._base_exp.replace(name=self.training.name(), corpus=self.corpus.config(),
                                       tokenizer=self.tokenizer.config(), model=self.model.config(), training=training,
+                                      logging=self.training.logging_config(),
                                       **experiment_sections(self.tasks, self.finetune))
 
     def set_experiment(self, exp: Experiment, *, base_label: str | None = None, path: str | None = None,
@@ -56,6 +57,7 @@ class ExperimentState:
             self.tokenizer.set_config(exp.tokenizer)
             self.model.set_config(exp.model)
             self.training.set_config(exp.training)
+            self.training.set_logging_config(exp.logging)
             load_experiment_into(exp, self.tasks, self.finetune)
             self.attention.set_probe_text(exp.training.probe_text)
         finally:

@@ -26,6 +26,7 @@ from workbench.engine.config import ConfigError, Experiment, preset_dir, resolve
 
 from .. import theme
 from ..bridge import Job, JobSlot, TrainingSession
+from ..follow import FollowSession
 from ..jobs.startup import import_engine
 from ..panels.attention_panel import AttentionPanel
 from ..panels.balance_panel import BalancePanel
@@ -55,6 +56,16 @@ STATE_LOOK = {  # state -> (chip text, colour)
     "running": ("Training", theme.START_GREEN),
     "paused": ("Paused", theme.WAITING),
     "stopping": ("Stopping", theme.ERROR_COLOR),
+    # a run the window follows (another process trains it): follow.FollowSession's states
+    "waiting": ("Waiting for the run", theme.WAITING),
+    "pausing": ("Pausing…", theme.WAITING),
+    "resuming": ("Resuming…", theme.WAITING),
+    "completed": ("Finished", theme.NEUTRAL),
+    "early_stopped": ("Stopped early", theme.NEUTRAL),
+    "stopped": ("Stopped", theme.NEUTRAL),
+    "diverged": ("Diverged", theme.ERROR_COLOR),
+    "failed": ("Failed", theme.ERROR_COLOR),
+    "ended": ("Ended", theme.ERROR_COLOR),
 }
 
 
@@ -69,6 +80,7 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
                                        Path(settings.fileName()).with_name(LAST_EXPERIMENT)
                                        if settings.format() == QtCore.QSettings.Format.IniFormat else None)
         self.session = TrainingSession(self)
+        self.follow = FollowSession(self)     # a run another process trains, shown on the same pages
         self.presentation = False
         self._normal_split: QtCore.QByteArray | None = None  # the sidebar width in normal mode
         self.confirm_close = True          # ask before closing during a run
@@ -159,6 +171,11 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
                                            QtGui.QKeySequence.StandardKey.SaveAs)
         self.open_run_action = self._action("Open run folder…", self.open_run_dialog, "Ctrl+Shift+O",
                                             tip="Show the curves and attention of a run that trained earlier")
+        self.follow_action = self._action("Follow a run folder…", self.follow_run_dialog, "Ctrl+Shift+L",
+                                          tip="Watch a run another process trains (a headless `workbench train`, "
+                                              "a run on a shared disk) live, and pause or stop it from here")
+        self.stop_follow_action = self._action("Stop following", self.stop_following,
+                                               tip="Leave the followed run to itself; the window shows its own runs")
         self.quit_action = self._action("Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
         self.presentation_action = self._action("Presentation mode", self.toggle_presentation, "F11",
                                                 make_icon("screen"), tip="Larger fonts and plots for a projector (F11)")
@@ -230,6 +247,8 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
         m.addAction(self.copy_command_action)
         m.addSeparator()
         m.addAction(self.open_run_action)
+        m.addAction(self.follow_action)
+        m.addAction(self.stop_follow_action)
         m.addSeparator()
         m.addAction(self.quit_action)
         m = mb.addMenu("&Run")
@@ -261,6 +280,10 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
         self.status_progress.setTextVisible(False)
         self.status_progress.hide()
         self.status_text = QtWidgets.QLabel()
+        self.follow_label = QtWidgets.QLabel()  # "following RUN (another process)"
+        self.follow_label.setObjectName("followLabel")
+        self.follow_label.hide()
+        sb.addPermanentWidget(self.follow_label)
         sb.addPermanentWidget(self.status_text)
         sb.addPermanentWidget(self.status_progress)
         sb.addPermanentWidget(self.state_chip)
@@ -268,23 +291,27 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
 
     def _connect(self) -> None:
         s = self.session
+        for run in (s, self.follow):  # a run of this window, or one it follows: the same pages
+            run.status.connect(self._on_status)
+            run.started.connect(self._on_started)
+            run.metrics.connect(self._on_metrics)
+            run.evaluated.connect(self._on_eval)
+            run.attentionReady.connect(self._pull_attention)
+            run.checkpointSaved.connect(self.training.on_checkpoint)
+            run.paused.connect(self.training.on_paused)
+            run.resumed.connect(self.training.on_resumed)
+            run.freezeChanged.connect(lambda e: self.training.log_line(
+                f"Step {e.step}: now training {e.description} ({e.n_trainable:,} parameters)"))
+            run.taskBalance.connect(self.balance.on_balance)
+            run.freezeChanged.connect(self.finetune.on_freeze)
         s.stateChanged.connect(self._on_state)
-        s.status.connect(self._on_status)
-        s.started.connect(self._on_started)
-        s.metrics.connect(self._on_metrics)
-        s.evaluated.connect(self._on_eval)
-        s.attentionReady.connect(self._pull_attention)
-        s.checkpointSaved.connect(self.training.on_checkpoint)
-        s.paused.connect(self.training.on_paused)
-        s.resumed.connect(self.training.on_resumed)
         s.finished.connect(self._on_finished)
         s.failed.connect(self._on_failed)
         s.threadDone.connect(self._on_thread_done)
-        s.freezeChanged.connect(lambda e: self.training.log_line(
-            f"Step {e.step}: now training {e.description} ({e.n_trainable:,} parameters)"))
-
-        s.taskBalance.connect(self.balance.on_balance)
-        s.freezeChanged.connect(self.finetune.on_freeze)
+        self.follow.stateChanged.connect(self._on_follow_state)
+        self.follow.finished.connect(self._on_follow_finished)
+        self.follow.failed.connect(self._on_follow_failed)
+        self.follow.restarted.connect(self._on_follow_restarted)
         self.finetune.enabledChanged.connect(self.tasks.set_finetune_note)
         self.tasks.finetuneRequested.connect(lambda: (self.finetune.set_enabled(True), self.show_panel("finetune")))
         self.corpus.configChanged.connect(self._corpus_changed)
@@ -302,6 +329,7 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
         self.generate.set_session(s)  # generation from the live model of a paused run
         self.inside.set_session(s)    # knock-out and logit lens on it too
         self.runs.openRunRequested.connect(self.open_run)
+        self.runs.followRunRequested.connect(self.follow_run)
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -378,15 +406,66 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
         return True
 
     def pause(self) -> None:
-        self.session.pause()
+        self.follow.pause() if self.follow.is_following() else self.session.pause()
         self._update_actions()
 
     def resume(self) -> None:
-        self.session.resume()
+        self.follow.resume() if self.follow.is_following() else self.session.resume()
         self._update_actions()
 
     def stop(self) -> None:
-        self.session.stop()
+        self.follow.stop() if self.follow.is_following() else self.session.stop()
+
+    # -- following a run another process trains --------------------------------------------
+
+    def follow_run_dialog(self) -> None:
+        start = str(paths.runs_dir()) if paths.runs_dir().exists() else ""
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Follow a run folder", start)
+        if folder:
+            self.follow_run(folder)
+
+    def follow_run(self, folder: str) -> bool:
+        """Show the run that another process trains in ``folder`` live on the Curves, Attention and
+        Task balance pages (follow.py); Pause, Resume and Stop then act on it. The folder may be
+        one the run has not written yet."""
+        if self.session.is_active():
+            message = "A run of this window is training: stop it first, then follow another run."
+            self.statusBar().showMessage(message, 8000)
+            self.training.show_message(message)
+            return False
+        folder = str(Path(folder))
+        self._reset_run_pages(folder)
+        self.training.set_following(folder)
+        self.follow_label.setText(f"following {Path(folder).name} (another process)")
+        self.follow_label.setToolTip(folder)
+        self.follow_label.show()
+        self.follow.start(folder)
+        self.show_panel("curves")
+        self._update_actions()
+        return True
+
+    def _reset_run_pages(self, folder: str) -> None:
+        """Empty the pages that show a run, for the followed run (also when a resume rewrote it)."""
+        from workbench.engine.config import load_experiment
+
+        self.curves.reset()
+        self.attention.reset()
+        self.balance.reset()
+        self.attention.follow_live()
+        try:  # the task balance page names the run's tasks from the start
+            self.balance.begin_run(load_experiment(Path(folder) / "config.toml", machine=False))
+        except ConfigError:
+            pass  # not written yet: the tasks come with the metrics
+
+    def stop_following(self) -> None:
+        """Leave the followed run alone (it goes on in its process); the pages keep what they show."""
+        if not self.follow.is_following():
+            return
+        self.follow.stop_following()
+        self.follow_label.hide()
+        self.training.set_following(None)
+        self.status_text.setText("")
+        self.statusBar().showMessage("Stopped following; the run goes on in its own process", 6000)
 
     def run_demo(self) -> bool:
         """Load the bundled demo preset and start it, showing the curves."""
@@ -412,6 +491,27 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
         self._show_state(state)
         self._update_actions()
 
+    def _on_follow_state(self, state: str) -> None:
+        self._show_state(self.session.state if state == "idle" else state)
+        self._update_actions()
+
+    def _on_follow_finished(self, e) -> None:
+        self.training.on_finished(e)
+        self.attention.set_run_dir(e.run_dir)
+        self.runs.add_run(e.run_dir)
+        word = {"completed": "finished", "early_stopped": "stopped early"}.get(e.reason, "stopped")
+        self.statusBar().showMessage(f"The followed run {word} at step {e.step:,}. Run folder: {e.run_dir}", 15000)
+
+    def _on_follow_failed(self, e) -> None:
+        """No message box: the run failed in another process; the Training page says why."""
+        self.training.on_failed(e)
+        self.statusBar().showMessage(f"The followed run ended: {e.message}", 15000)
+
+    def _on_follow_restarted(self) -> None:
+        if self.follow.run_dir:
+            self._reset_run_pages(self.follow.run_dir)
+            self.training.log_line("The run's metrics were rewritten (it was resumed): reading them again")
+
     def _show_state(self, state: str) -> None:
         text, color = STATE_LOOK.get(state, (state, theme.NEUTRAL))
         self.state_chip.setText(text)
@@ -421,22 +521,35 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
     def _update_actions(self) -> None:
         st = self.session.state
         active = self.session.is_active()
-        self.start_action.setEnabled(not active and self.model.is_valid())
-        self.start_action.setToolTip("Train with the current settings" if self.model.is_valid()
+        following = self.follow.is_following()
+        self.start_action.setEnabled(not active and not following and self.model.is_valid())
+        self.start_action.setToolTip("Stop following the other run first (File > Stop following)" if following
+                                     else "Train with the current settings" if self.model.is_valid()
                                      else "Fix the model settings first (see the Model page)")
-        self.pause_action.setEnabled(st in ("preparing", "running") and not self.session.control.paused)
-        self.resume_action.setEnabled(st in ("paused", "preparing", "running") and self.session.control.paused)
-        self.stop_action.setEnabled(active and st != "stopping")
-        self.demo_action.setEnabled(not active)
+        if following:  # the buttons ask the followed run (control.json); its answer sets the state
+            fst = self.follow.state
+            self.pause_action.setEnabled(fst in ("preparing", "running"))
+            self.resume_action.setEnabled(fst == "paused")
+            self.stop_action.setEnabled(fst in ("preparing", "running", "paused", "pausing", "resuming"))
+        else:
+            self.pause_action.setEnabled(st in ("preparing", "running") and not self.session.control.paused)
+            self.resume_action.setEnabled(st in ("paused", "preparing", "running") and self.session.control.paused)
+            self.stop_action.setEnabled(active and st != "stopping")
+        self.demo_action.setEnabled(not active and not following)
         self.snapshot_action.setEnabled(st in ("running", "paused"))
         for a in (self.open_action, self.open_run_action):
             a.setEnabled(not active)
+        self.open_run_action.setEnabled(not active and not following)
+        self.follow_action.setEnabled(not active)
+        self.stop_follow_action.setEnabled(following)
         self.recent_menu.setEnabled(not active and bool(self.recent_experiments()))
         self.presets_menu.setEnabled(not active)
         editable = not active
         for panel in (self.corpus, self.tokenizer, self.model, self.tasks, self.finetune, self.training):
             panel.set_editable(editable)
         self.attention.set_run_active(active)
+        if following:  # the page shows the followed run's snapshots; another run's would mix in
+            self.attention.load_button.setEnabled(False)
 
     def _on_status(self, message: str, fraction: float) -> None:
         self.training.on_status(message, fraction)
@@ -444,11 +557,13 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
 
     def _on_started(self, e) -> None:
         self.training.on_started(e)
-        self.model.set_vocab_size(e.vocab_size, True)
+        if e.vocab_size:  # a followed run by an older workbench does not say
+            self.model.set_vocab_size(e.vocab_size, True)
         self.status_progress.setRange(0, max(1, e.max_steps))
         self.status_progress.setValue(e.start_step)
         self.status_text.setText(f"{e.device} · {e.params:,} parameters")
-        self.statusBar().showMessage(f"Training in {e.run_dir}", 5000)
+        following = self.follow.is_following()
+        self.statusBar().showMessage(f"{'Following the run' if following else 'Training'} in {e.run_dir}", 5000)
 
     def _on_metrics(self, batch) -> None:
         self.curves.add_metrics(batch)
@@ -468,7 +583,9 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
         self.finetune.on_eval(e)
 
     def _pull_attention(self) -> None:
-        snap = self.session.take_attention()
+        snap = self.session.take_attention() or self.follow.take_attention()
+        if snap is not None and self.follow.is_following():
+            self.attention.set_run_dir(self.follow.run_dir)  # the snapshots between two polls, from the folder
         if snap is not None:
             wanted, self._snapshot_wanted = self._snapshot_wanted, False
             self.attention.add_snapshot(snap, show=wanted)
