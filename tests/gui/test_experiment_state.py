@@ -470,3 +470,18 @@ def test_the_live_gate_keeps_the_model_lent_through_a_pause_and_ends_the_loan_on
     assert reported.wait(10) and not gate.blocked.is_set()
     t.join(10)
     assert [type(e).__name__ for e in out.events] == ["Paused", "AttentionSnapshot", "Resumed"]
+
+
+def test_window_settings_live_in_workbench_config_dir_when_it_is_set(monkeypatch, tmp_path):
+    """WORKBENCH_CONFIG_DIR keeps everything the workbench keeps, the window's own settings too:
+    a session with its own folders must not open on another session's page or recent files."""
+    from workbench.gui.window.main_window import window_settings
+
+    monkeypatch.setenv("WORKBENCH_CONFIG_DIR", str(tmp_path / "cfg"))
+    s = window_settings()
+    s.setValue("page", 3)
+    s.sync()
+    assert s.format() == QtCore.QSettings.Format.IniFormat
+    assert Path(s.fileName()) == tmp_path / "cfg" / "settings.ini" and Path(s.fileName()).is_file()
+    monkeypatch.delenv("WORKBENCH_CONFIG_DIR")
+    assert not window_settings().fileName().startswith(str(tmp_path))

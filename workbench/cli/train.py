@@ -42,7 +42,7 @@ def add_parsers(sub) -> None:
                                    "A stopped run saves a checkpoint first; a paused one keeps everything in memory.")
     c.add_argument("run", metavar="RUN_DIR", help="the folder of a run that is training now")
     c.add_argument("action", choices=("pause", "resume", "stop"))
-    c.add_argument("--timeout", type=_number(float, 0.0, 86400.0), default=60.0, metavar="SECONDS",
+    c.add_argument("--timeout", type=number_type(float, 0.0, 86400.0), default=60.0, metavar="SECONDS",
                    help="how long to wait for the run's answer (default 60; 0: do not wait)")
 
 

@@ -69,13 +69,22 @@ STATE_LOOK = {  # state -> (chip text, colour)
 }
 
 
+def window_settings() -> QtCore.QSettings:
+    """Where the window keeps its geometry, page and recent files: the platform's place, unless
+    WORKBENCH_CONFIG_DIR names a folder for everything the workbench keeps (then settings.ini there,
+    so a session with its own folders never opens on another session's page or recent files)."""
+    if os.environ.get("WORKBENCH_CONFIG_DIR"):
+        return QtCore.QSettings(str(paths.config_dir() / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    return QtCore.QSettings(theme.ORGANIZATION, theme.APPLICATION)
+
+
 class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMainWindow):
     """See the module docstring. ``settings``: a QSettings to use (tests pass a temporary one in INI
     format; the last experiment is then kept beside its file, else in the config dir)."""
 
     def __init__(self, settings: QtCore.QSettings | None = None, parent=None):
         super().__init__(parent)
-        self.settings = settings or QtCore.QSettings(theme.ORGANIZATION, theme.APPLICATION)
+        self.settings = settings or window_settings()
         self.last_path: Path | None = (paths.config_dir() / LAST_EXPERIMENT if settings is None else
                                        Path(settings.fileName()).with_name(LAST_EXPERIMENT)
                                        if settings.format() == QtCore.QSettings.Format.IniFormat else None)
