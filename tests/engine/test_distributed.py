@@ -190,6 +190,47 @@ def test_a_killed_rank_stops_the_others_with_its_number(small_text, tmp_path):
     assert time.monotonic() - t0 < 20 + 15  # within the collectives' timeout (and the census)
 
 
+def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(small_text, tmp_path):
+    """The stop flag rides on the step's all-reduce: a Ctrl-C that reaches rank 1 alone stops both
+    ranks after the same step, and rank 0 saves the checkpoint of that step."""
+    toml = experiment(small_text, tmp_path / "e.toml", "training.max_steps=100000", "training.eval_every=0",
+                      "training.checkpoint_every=0", "training.attention_every=0")
+    procs = ranks(toml, "--run-dir", tmp_path / "run")
+    metrics = tmp_path / "run/metrics.jsonl"
+    deadline = time.monotonic() + LIMIT
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].communicate()[1][-2000:]
+        time.sleep(0.2)
+    procs[1].send_signal(signal.SIGINT)
+    outs = [p.communicate(timeout=LIMIT) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    summary = json.loads(outs[0][0].strip().splitlines()[-1])
+    assert summary["status"] == "stopped"
+    assert sorted(train_losses(tmp_path / "run"))[-1] == summary["steps"]  # no rank went on alone
+    assert (tmp_path / f"run/checkpoints/step_{summary['steps']:07d}.safetensors").exists()
+
+
+def test_ctrl_c_on_nproc_stops_the_run_cleanly(small_text, tmp_path):
+    """`workbench train --nproc 2` passes Ctrl-C on to the ranks: they stop, rank 0 checkpoints, and the
+    command ends with exit code 0 (not torchrun's traceback)."""
+    toml = experiment(small_text, tmp_path / "e.toml", "training.max_steps=100000", "training.eval_every=0",
+                      "training.checkpoint_every=0", "training.attention_every=0")
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(toml), "--run-dir", str(tmp_path / "run"),
+                             "--nproc", "2"], env=child_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "run/metrics.jsonl"
+    deadline = time.monotonic() + LIMIT
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=LIMIT)
+    assert proc.returncode == 0, err[-2000:]
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "stopped" and "Traceback" not in err
+    assert (tmp_path / f"run/checkpoints/step_{summary['steps']:07d}.safetensors").exists()
+
+
 # -- resume on another number of processes ---------------------------------------------------------
 
 

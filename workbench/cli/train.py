@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from workbench.fmt import fmt_duration
 
@@ -185,9 +186,10 @@ class ConsoleReporter:
 
 def launch(args, exp) -> int:
     """``--nproc N``: this command again under torchrun, as a child process on this machine. Bad settings
-    are refused here first (exit code 2: torchrun would turn them into 1); Ctrl-C is passed on once
-    (the child has its own session, so the terminal's Ctrl-C reaches it only through here) and torchrun
-    hands it to every rank; the child's exit code is returned."""
+    are refused here first (exit code 2: torchrun would turn them into 1). The child has its own
+    session, so the terminal's Ctrl-C reaches the ranks only through here: it goes to each rank (they
+    stop after the same step, rank 0 saves a checkpoint, torchrun ends cleanly; signalled itself,
+    torchrun would end with a traceback and exit code 1). The child's exit code is returned."""
     from workbench.engine.distributed import Group
 
     Group(0, args.nproc).check_batch(exp.training.batch_size)
@@ -201,7 +203,11 @@ def launch(args, exp) -> int:
     child = subprocess.Popen(cmd, start_new_session=True)
 
     def forward(signum, frame):
-        child.send_signal(signum)
+        for pid in _children(child.pid) or [child.pid]:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -209,3 +215,16 @@ def launch(args, exp) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (torchrun's ranks), read from /proc; [] where there is none."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:  # the field after the state is the parent's pid
+            found.append(int(stat.parent.name))
+    return found

@@ -79,6 +79,10 @@ class Group:
         group._store = _default_store()
         return group
 
+    def describe(self, device: torch.device, batch_size: int) -> str:
+        return (f"{self.world} processes ({'nccl' if device.type == 'cuda' else 'gloo'}), "
+                f"{batch_size // self.world} rows of each batch per process")
+
     def device(self, device: torch.device) -> torch.device:
         """Each rank on its own GPU: cuda:LOCAL_RANK (CPU ranks share the CPU)."""
         return torch.device("cuda", self.local_rank) if self.active and device.type == "cuda" else device
@@ -257,7 +261,9 @@ class Replicas:
 
     def rebuild(self) -> None:
         """After requires_grad changed (a freezing plan): wrap the new trainable set."""
-        if self.group.active and not self.explicit:
+        trains = any(p.requires_grad for p in self.net.parameters())
+        self.ddp = None
+        if self.group.active and not self.explicit and trains:  # DDP refuses a module with nothing to train
             from torch.nn.parallel import DistributedDataParallel
 
             # buffers are equal by construction (same seed, same updates): no broadcast before each forward

@@ -298,7 +298,8 @@ class Trainer:
             run_dir=str(s.run_dir.path), device=describe_device(device), precision=precision.name,
             params=model.num_params(), start_step=s.step, max_steps=tc.max_steps,
             tokens_per_step=s.tokens_per_step, vocab_size=tokenizer.vocab_size,
-            notes=tuple(self.lock.notes if self.lock else ()) + ((
+            notes=tuple(self.lock.notes if self.lock else ())
+            + ((self.group.describe(device, tc.batch_size),) if self.group.active else ()) + ((
                 f"resuming from the checkpoint of step {s.step}; the later checkpoints, attention "
                 f"snapshots and the old metrics.jsonl were moved to {set_aside}",) if set_aside else ()),
         ))
