@@ -158,6 +158,22 @@ def test_two_processes_compute_the_one_process_losses(small_text, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
+def test_two_machines_on_the_loopback_train_like_one_process(small_text, tmp_path):
+    """The README's two-machine command: two torchrun invocations, --nnodes 2, c10d rendezvous."""
+    toml = experiment(small_text, tmp_path / "e.toml")
+    one_process(toml, tmp_path / "one")
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                               "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "wb-test",
+                               "-m", "workbench", "train", str(toml), "--run-dir", str(tmp_path / "two")],
+                              env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=LIMIT) for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert_same_losses(train_losses(tmp_path / "one"), train_losses(tmp_path / "two"), range(1, 7))
+    assert sum('"status": "completed"' in out for out, _ in outs) == 1  # rank 0's summary, on one node
+
+
 def test_only_rank_0_writes(small_text, tmp_path):
     toml = experiment(small_text, tmp_path / "e.toml")
     procs = ranks(toml, "--run-dir", tmp_path / "run", audit=True)

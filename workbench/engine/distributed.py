@@ -91,6 +91,12 @@ class Group:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()
 
+    def own_dropout(self, seed: int, step: int) -> None:
+        """Ranks > 0 draw their own dropout masks from here on: with the run's one seed every rank's rows
+        would get the same masks. Rank 0 keeps the run's stream (the one its checkpoints store)."""
+        if self.rank > 0:
+            torch.manual_seed((seed + 7919 * self.rank + 104_729 * step) % 2**63)
+
     # -- the batch ---------------------------------------------------------------------------
 
     def check_batch(self, batch_size: int) -> None:

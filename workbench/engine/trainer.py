@@ -292,6 +292,7 @@ class Trainer:
             ckpt.truncate_jsonl_after(s.run_dir.balance, s.step)
             exp.save(s.run_dir.config)  # max_steps may have grown
         s.replicas = Replicas(self.group, net, tasks, device)  # after the restore: DDP copies rank 0's weights
+        self.group.own_dropout(tc.seed, s.step)
         s.metrics = ckpt.MetricsWriter(s.run_dir.metrics) if writes else None
         s.probe = self._probe_ids()
         report(RunStarted(
