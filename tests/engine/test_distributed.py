@@ -135,6 +135,19 @@ def test_each_rank_takes_its_rows_of_the_global_batch():
         Group(0, 4).check_batch(10)
 
 
+def test_ranks_after_the_first_draw_their_own_dropout_masks():
+    def draws(rank):
+        torch.manual_seed(5)
+        Group(rank, 2).own_dropout(5, step=3)
+        return torch.rand(8)
+
+    torch.manual_seed(5)
+    run_stream = torch.rand(8)
+    assert torch.equal(draws(0), run_stream)        # rank 0 keeps the stream its checkpoints store
+    assert not torch.equal(draws(1), run_stream)    # rank 1's rows get other masks
+    assert torch.equal(draws(1), draws(1))          # and the same ones on every start at that step
+
+
 def test_nproc_refuses_a_batch_it_cannot_split(small_text, tmp_path):
     toml = experiment(small_text, tmp_path / "e.toml", "training.batch_size=9")
     r = subprocess.run([sys.executable, "-m", "workbench", "train", str(toml), "--nproc", "2"], env=child_env(),
