@@ -87,7 +87,20 @@ class Group:
         """Each rank on its own GPU: cuda:LOCAL_RANK (CPU ranks share the CPU)."""
         return torch.device("cuda", self.local_rank) if self.active and device.type == "cuda" else device
 
+    def finished(self, wait_s: float = 6 * 3600) -> None:
+        """At the end of a run every rank reached: the others wait until rank 0 has written its last
+        files, so no rank tears its process group down while another still uses its own (a rank that
+        left early was seen to abort in gloo's teardown). The store, not a collective: rank 0's final
+        checkpoint may take longer than the collectives' timeout."""
+        if not self.active:
+            return
+        if self.rank == 0:
+            self._store.set("workbench/finished", "1")
+        else:
+            self._store.wait(["workbench/finished"], datetime.timedelta(seconds=wait_s))
+
     def close(self) -> None:
+        self._store = None  # the client goes before the group, not at interpreter exit
         if self.active and dist.is_initialized():
             dist.destroy_process_group()
 

@@ -156,6 +156,7 @@ class Trainer:
         try:
             s = self.prepare(control or RunControl(), reporter)
             status = self._loop()
+            self.group.finished()  # torchrun: every rank ended here; they leave together
             return RunResult(status, s.run_dir.path, s.step, last_val_loss=s.last_val_loss)
         except Diverged as e:
             msg = str(e) + (set_aside_bad_checkpoints(self.state.watch, self.state.run_dir) if self.group.writes else "")
