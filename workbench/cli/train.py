@@ -5,9 +5,12 @@ summary on stdout; Ctrl-C stops after the current step and saves a checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from workbench.fmt import fmt_duration
 
@@ -34,6 +37,11 @@ def add_parsers(sub) -> None:
                    "step N instead of the latest (e.g. the good one a divergence message names); the later "
                    "checkpoints and the old metrics.jsonl are moved to RUN_DIR/superseded/, not deleted")
     t.add_argument("--quiet", action="store_true", help="print only the summary")
+    t.add_argument("--nproc", type=_number(int, 1, 1024), metavar="N", help="train on N processes of this machine "
+                   "(one per GPU; gloo on the CPU): starts `python -m torch.distributed.run --standalone "
+                   "--nproc_per_node N -m workbench train ...` with the other arguments. training.batch_size "
+                   "stays the global batch, split evenly over the processes. Several machines: run torchrun "
+                   "yourself (README: More than one GPU or machine)")
 
     c = sub.add_parser("control", help="pause, resume or stop a run that another process trains",
                        description="Ask the run training in RUN_DIR (a headless `workbench train`, a window's run, "
@@ -50,9 +58,12 @@ def cmd_train(args) -> int:
     from workbench.engine.config import resolve_experiment
     from workbench.engine.control import RunControl
     from workbench.engine.errors import ConfigError
+    from workbench.engine.distributed import launched
     from workbench.engine.trainer import Trainer, saved_experiment
 
     from workbench.engine.ownership import preflight
+
+    rank = int(os.environ.get("RANK", "0")) if launched() else 0
 
     if args.experiment is None and args.resume is None:
         raise ConfigError("train: give an experiment TOML or preset name, or --resume RUN_DIR.")
@@ -69,15 +80,19 @@ def cmd_train(args) -> int:
         raise ConfigError("train: --resume continues the run in its own folder; leave out --run-dir and --overwrite.")
     if args.overwrite and not args.run_dir:
         raise ConfigError("train: --overwrite needs --run-dir FOLDER, the run folder to start over.")
-    # a folder that is taken or not a run's: exit code 2 before anything loads (the Trainer checks again)
-    preflight(run_dir=args.run_dir, resume=args.resume, overwrite=args.overwrite)
+    # a folder that is taken or not a run's: exit code 2 before anything loads (the Trainer checks again);
+    # under torchrun rank 0 alone owns the folder (the others would find it locked by rank 0)
+    if rank == 0:
+        preflight(run_dir=args.run_dir, resume=args.resume, overwrite=args.overwrite)
     if args.resume is not None:
         exp = saved_experiment(args.resume).with_overrides(args.overrides)
     else:
         exp = resolve_experiment(args.experiment, args.overrides)
     from workbench.engine.config import setting_warnings
 
-    for warning in setting_warnings(exp.tasks, exp.multitask):
+    if args.nproc and args.nproc > 1 and not launched():
+        return launch(args, exp)
+    for warning in setting_warnings(exp.tasks, exp.multitask) if rank == 0 else ():
         print(f"warning: {warning}", file=sys.stderr)
     control = RunControl()
     # Ctrl-C stops after the current step and saves a checkpoint; a second Ctrl-C aborts.
@@ -88,18 +103,26 @@ def cmd_train(args) -> int:
         control.stop()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    reporter = ConsoleReporter(quiet=args.quiet)
+    # torchrun passes a Ctrl-C on to its workers as SIGINT, and stops them with SIGTERM: the same stop
+    previous_term = signal.signal(signal.SIGTERM, on_sigint) if launched() else None
+    reporter = ConsoleReporter(quiet=args.quiet or rank != 0)  # rank 0 reports; the others only failures
+    # N processes on one machine share its cores
+    threads = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))) if launched() else None
     t0 = time.perf_counter()
     try:
         result = Trainer(exp, run_dir=args.run_dir, resume=args.resume, from_step=args.from_step,
-                         overwrite=args.overwrite).run(control, reporter)
+                         overwrite=args.overwrite, default_threads=threads).run(control, reporter)
     finally:
         signal.signal(signal.SIGINT, previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     wall = time.perf_counter() - t0
     if result.status == "diverged":
         return 1
     if result.status == "failed":  # README: 2 for a bad setting (found once the run knew its sizes), else 1
         return 2 if isinstance(result.error, ConfigError) else 1
+    if rank != 0:  # rank 0 prints the summary
+        return 0
     summary = {"status": result.status, "steps": result.step, "val_loss": result.last_val_loss,
                "wall_s": round(wall, 1), "run_dir": str(result.run_dir) if result.run_dir else None}
     print(f"\n{result.status} at step {result.step}"
@@ -200,3 +223,49 @@ class ConsoleReporter:
             self._line(f"error: {e.message}", always=True)
             if e.details and not self.quiet:
                 self._line(e.details)
+
+
+def launch(args, exp) -> int:
+    """``--nproc N``: this command again under torchrun, as a child process on this machine. Bad settings
+    are refused here first (exit code 2: torchrun would turn them into 1). The child has its own
+    session, so the terminal's Ctrl-C reaches the ranks only through here: it goes to each rank (they
+    stop after the same step, rank 0 saves a checkpoint, torchrun ends cleanly; signalled itself,
+    torchrun would end with a traceback and exit code 1). The child's exit code is returned."""
+    from workbench.engine.distributed import Group
+
+    Group(0, args.nproc).check_batch(exp.training.batch_size)
+    argv = [*([args.experiment] if args.experiment else []), *(["--run-dir", args.run_dir] if args.run_dir else []),
+            *(["--overwrite"] if args.overwrite else []), *[a for o in args.overrides for a in ("--set", o)],
+            *(["--resume", args.resume] if args.resume else []),
+            *(["--from-step", str(args.from_step)] if args.from_step is not None else []),
+            *(["--quiet"] if args.quiet else [])]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
+           "-m", "workbench", "train", *argv]
+    child = subprocess.Popen(cmd, start_new_session=True)
+
+    def forward(signum, frame):
+        for pid in _children(child.pid) or [child.pid]:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (torchrun's ranks), read from /proc; [] where there is none."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:  # the field after the state is the parent's pid
+            found.append(int(stat.parent.name))
+    return found

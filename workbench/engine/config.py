@@ -140,6 +140,9 @@ class TrainingConfig:
     )
     threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI; at most "
                           "4 x the cores).", min=0, max=MAX_THREADS, machine=True)
+    dist_timeout: int = _f(60, "Seconds a process of a multi-process run (torchrun) waits for the others in a "
+                           "collective before it stops, naming the rank that did not answer.", min=5,
+                           max=86_400)
     early_stopping_metric: str = _f("", 'Stop when this validation metric stops improving, e.g. "sst2/accuracy" '
                                     'or "sst2/loss" (empty: never). The best checkpoint is kept.')
     early_stopping_patience: int = _f(5, "Evaluations without improvement before stopping.", min=1,
@@ -632,7 +635,7 @@ RESUMABLE = {"training.max_steps", "training.device", "training.threads", "train
              "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
              "training.probe_text", "training.learning_rate", "training.min_lr", "training.grad_clip",
              "training.divergence_factor", "training.divergence_margin", "training.divergence_steps",
-             "logging.tensorboard"}
+             "logging.tensorboard", "training.dist_timeout"}
 
 
 def check_resumable(saved: Experiment, wanted: Experiment, where: Path) -> None:

@@ -53,14 +53,16 @@ from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, out_of_memory_message,
                      resolve_device, resolve_precision)
+from .distributed import Group, Replicas
 from .divergence import DivergenceWatch, advice, band_message, nan_message, set_aside_bad_checkpoints
 from .errors import Cancelled, CheckpointError, ConfigError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics)
-from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_of
+from .freezing import FreezePlan, apply_trainable, discriminative_scales
 from .model import GPT, GPTConfig
 from .multitask import TaskGradients, TaskSampler, Weighting, build_weighting
 from .ownership import claim_run_folder, set_aside_after
+from .stepping import Tally, build_optimizer, group_grad_norms, lr_at  # noqa: F401 (lr_at, build_optimizer: imported from here)
 from .tasks import Task, TaskContext, build_task
 from .tasks.validation import quick_losses, validate
 from .tokenizer import Tokenizer, prepare_tokenizer
@@ -74,36 +76,6 @@ class RunResult:
     message: str = ""
     last_val_loss: float | None = None
     error: WorkbenchError | None = None  # why it failed, when the engine knew (a ConfigError: a bad setting)
-
-
-def lr_at(step: int, cfg) -> float:
-    """The rate of the update that takes the weights from ``step`` to ``step + 1`` (logged as step + 1):
-    linear warmup (step k = 1..W at learning_rate * k / W: near 0 first, the full rate at step W),
-    cosine decay to min_lr at lr_decay_steps, then min_lr."""
-    decay_end = cfg.lr_decay_steps or cfg.max_steps
-    if step < cfg.warmup_steps:
-        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
-    if step >= decay_end:
-        return cfg.min_lr
-    progress = (step - cfg.warmup_steps) / max(1, decay_end - cfg.warmup_steps)
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.learning_rate - cfg.min_lr)
-
-
-def build_optimizer(model: torch.nn.Module, cfg, device: torch.device,
-                    lr_scales: dict[str, float] | None = None) -> torch.optim.AdamW:
-    """AdamW over the parameters that require grad only (frozen ones then cost nothing).
-    Matrices and embeddings decay; biases and LayerNorm gains do not. ``lr_scales`` (by parameter
-    name) gives discriminative learning rates: each group carries an ``lr_scale`` the loop applies."""
-    buckets: dict[tuple[bool, float], list] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            scale = (lr_scales or {}).get(name, 1.0)
-            buckets.setdefault((p.dim() >= 2, scale), []).append(p)
-    groups = [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": scale}
-              for (decay, scale), ps in sorted(buckets.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]
-    # fused kernels exist for CUDA and (recent torch) CPU; measured faster on both for small GPTs
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=fused)
 
 
 @dataclass
@@ -128,6 +100,8 @@ class RunState:
     batch_gen: torch.Generator             # every training batch comes from it: the data position
     watch: DivergenceWatch
     tokens_per_step: int
+    group: Group = field(default_factory=Group)  # this process among the ranks of a torchrun run
+    replicas: Replicas | None = None       # how the ranks' gradients become the global batch's
     opt_stash: dict = field(default_factory=dict)  # AdamW state of parameters frozen for now
     metrics: ckpt.MetricsWriter | None = None
     probe: list[int] = field(default_factory=list)  # token ids of the attention probe
@@ -174,6 +148,7 @@ class Trainer:
         self._status_on = False    # status.json is written from RunStarted on (control.py)
         self._started: dict = {}   # the RunStarted numbers, in every status.json
         self._acked: str | None = None  # the control request status.json last acknowledged
+        self.group = Group()       # one process, until prepare() joins torchrun's process group
 
     # -- public entry ------------------------------------------------------------------------
 
@@ -194,9 +169,10 @@ class Trainer:
         try:
             s = self.prepare(control or RunControl(), reporter)
             status = self._loop()
+            self.group.finished()  # torchrun: every rank ended here; they leave together
             return RunResult(status, s.run_dir.path, s.step, last_val_loss=s.last_val_loss)
         except Diverged as e:
-            msg = str(e) + set_aside_bad_checkpoints(self.state.watch, self.state.run_dir)
+            msg = str(e) + (set_aside_bad_checkpoints(self.state.watch, self.state.run_dir) if self.group.writes else "")
             if self.state.metrics is not None:
                 # one line saying why the run ended (`workbench runs` shows "diverged"); its step is the
                 # failed one, later than any checkpoint, so a resume drops it like other later lines
@@ -218,6 +194,9 @@ class Trainer:
             note = self.run_dir.intact_note() if self.run_dir else ""
             return self._failed(reporter, f"{err} {note}", traceback.format_exc())
         except Exception as e:  # a bug or an environment problem: keep the traceback for the details
+            lost = self.group.lost_rank_message(e, self._at())  # another rank died or hangs
+            if lost:
+                return self._failed(reporter, lost)
             msg = (out_of_memory_message(e, self._at(), self.exp, self.state.model if self.state else None)
                    if is_out_of_memory(e) else f"Training failed at step {self._at()}: {type(e).__name__}: {e}")
             return self._failed(reporter, msg, traceback.format_exc())
@@ -234,7 +213,7 @@ class Trainer:
     def _status(self, state: str, **extra) -> None:
         """status.json: the run's state and the last control.json request it carried out, for a
         window following the run from another process (control.py; docs/RUN_FOLDERS.md)."""
-        if not self._status_on or self.run_dir is None:
+        if not self._status_on or self.run_dir is None or not self.group.writes:  # rank 0 alone
             return
         self._acked = self.control.acknowledged
         try:
@@ -251,6 +230,7 @@ class Trainer:
         if self.lock is not None:
             self.lock.release(made_folder=self._made_folder)
             self.lock = None
+        self.group.close()
 
     # -- preparation -------------------------------------------------------------------------
 
@@ -261,12 +241,17 @@ class Trainer:
         self.reporter = reporter or self.reporter
         report = self.reporter.report
         saved = None  # (tensors, meta) of the checkpoint a resume continues from
+        tc = self.exp.training
+        # torchrun: join the other ranks (each on its own GPU); one process: a no-op
+        self.group = Group.from_env(resolve_device(tc.device), tc.dist_timeout)
+        self.group.check_batch(tc.batch_size)
         if self.exp.logging.tensorboard:  # a missing optional package: said before anything is written
             from .tensorboard_log import check_available
 
             check_available()
-        self._claim_folder()
-        self.control.watch_file(self.lock.folder / CONTROL_FILE)  # pause/stop from another process
+        if self.group.writes:  # rank 0 alone owns and writes the run folder, and reads control.json
+            self._claim_folder()
+            self.control.watch_file(self.lock.folder / CONTROL_FILE)  # pause/stop from another process
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
             saved = self._read_resume_checkpoint()
@@ -275,7 +260,7 @@ class Trainer:
         # checked here too: an experiment built in code or resumed from a bigger machine skipped it
         check_range(tc.threads, "training.threads", field_meta(TrainingConfig, "threads"))
         torch.set_num_threads(max(1, tc.threads or self.default_threads))
-        device = resolve_device(tc.device)
+        device = self.group.device(resolve_device(tc.device))
         precision = resolve_precision(tc.precision, device)
         _seed_everything(tc.seed)
 
@@ -287,10 +272,11 @@ class Trainer:
             init = load_trained(exp.finetune.init, with_heads=False)
             if exp.model != init.experiment.model:  # the checkpoint decides the shape
                 self.exp = exp = exp.replace(model=init.experiment.model)
-        tokenizer, data = self._read_data(exp, resumed=saved is not None, init=init)
+        tokenizer, data = self.group.after_rank0(  # rank 0 fills the token cache, the others read it
+            "data", lambda: self._read_data(exp, resumed=saved is not None, init=init))
 
         gconf = GPTConfig.from_model_config(exp.model, tokenizer.vocab_size)
-        check_fits_memory(gconf, tc.batch_size, device)
+        check_fits_memory(gconf, tc.batch_size // self.group.world, device)
         model = GPT(gconf)
         if init is not None:
             model.load_state_dict(init.model.state_dict(), strict=False)
@@ -317,26 +303,33 @@ class Trainer:
             scaler=torch.amp.GradScaler(device.type, enabled=precision.use_scaler),
             batch_gen=torch.Generator().manual_seed(tc.seed),
             watch=DivergenceWatch(tc.divergence_factor, tc.divergence_margin, tc.divergence_steps, tc.warmup_steps),
-            tokens_per_step=tc.batch_size * tc.grad_accum_steps * exp.model.block_size)
+            tokens_per_step=tc.batch_size * tc.grad_accum_steps * exp.model.block_size, group=self.group)
 
-        set_aside = None
-        if saved is None:
+        set_aside, writes = None, self.group.writes
+        if saved is None and writes:
             self.run_dir = s.run_dir = ckpt.RunDir.create(self.lock.folder, checked=True)
             exp.save(s.run_dir.config)
             tokenizer.save(s.run_dir.tokenizer)
+        if saved is None:  # the other ranks learn the folder's name (for their messages)
+            self.run_dir = s.run_dir = ckpt.RunDir(Path(self.group.path_from_rank0(writes and str(s.run_dir.path))))
         else:
             ckpt.restore_training_state(s, *saved)
+        if saved is not None and writes:
             set_aside = set_aside_after(s.run_dir, s.step) if self.from_step is not None else None
             s.run_dir.truncate_metrics_after(s.step)
             ckpt.truncate_jsonl_after(s.run_dir.balance, s.step)
             exp.save(s.run_dir.config)  # max_steps may have grown
-        s.metrics = ckpt.MetricsWriter(s.run_dir.metrics, self._tensorboard(resumed=saved is not None))
+        s.replicas = Replicas(self.group, net, tasks, device)  # after the restore: DDP copies rank 0's weights
+        self.group.own_dropout(tc.seed, s.step)
+        s.metrics = (ckpt.MetricsWriter(s.run_dir.metrics, self._tensorboard(resumed=saved is not None))
+                     if writes else None)
         s.probe = self._probe_ids()
         started = RunStarted(
             run_dir=str(s.run_dir.path), device=describe_device(device), precision=precision.name,
             params=model.num_params(), start_step=s.step, max_steps=tc.max_steps,
             tokens_per_step=s.tokens_per_step, vocab_size=tokenizer.vocab_size,
-            notes=tuple(self.lock.notes) + ((
+            notes=tuple(self.lock.notes if self.lock else ())
+            + ((self.group.describe(device, tc.batch_size),) if self.group.active else ()) + ((
                 f"resuming from the checkpoint of step {s.step}; the later checkpoints, attention "
                 f"snapshots and the old metrics.jsonl were moved to {set_aside}",) if set_aside else ()),
         )
@@ -430,7 +423,7 @@ class Trainer:
         while s.step < tc.max_steps:
             # Between steps: commands, pause, stop.
             self._run_commands(control.pending_commands())
-            if control.paused:
+            if control.paused and not self.group.active:  # a paused rank would stall the others
                 report(Paused(s.step))
                 self._status("paused")
                 control.wait_while_paused(self._run_commands)  # commands meanwhile: at once
@@ -440,7 +433,7 @@ class Trainer:
             elif control.acknowledged != self._acked and not control.stop_requested:
                 self._status("running")  # a request that changed nothing (resume a running run); a stop
                 # is answered by the status it ends with, after its checkpoint
-            if control.stop_requested:
+            if self.group.should_stop(control.stop_requested):  # on N processes: asked on any rank
                 self._checkpoint_now()
                 report(Finished(s.step, "stopped", str(s.run_dir.path), self._summary()))
                 return "stopped"
@@ -461,8 +454,9 @@ class Trainer:
             if window_time > 2.0:  # a sliding-ish window: halve the history every 2 s
                 window_tokens, window_time = window_tokens // 2, window_time / 2
 
-            s.metrics.train_step(s.step, [t.name for t in s.tasks], loss, losses, lr=lr, tokens=s.tokens_seen,
-                                 elapsed=s.elapsed, tokens_per_s=tps, grad_norm=grad_norm)
+            if s.metrics is not None:  # rank 0 writes
+                s.metrics.train_step(s.step, [t.name for t in s.tasks], loss, losses, lr=lr, tokens=s.tokens_seen,
+                                     elapsed=s.elapsed, tokens_per_s=tps, grad_norm=grad_norm)
             report(StepMetrics(s.step, tc.max_steps, s.tokens_seen, s.elapsed, loss,
                                {k: v for k, v in losses.items() if not k.endswith("/accuracy")}, lr,
                                grad_norm if math.isfinite(grad_norm) else math.nan, tps, s.group_norms))
@@ -497,19 +491,22 @@ class Trainer:
         active = s.sampler.tasks_for_step(s.step, s.batch_gen)  # [0] in a single-task run
         s.task_grads.start(s.step + 1, active)
         model.train()
-        tally = _Tally()
-        for _ in range(tc.grad_accum_steps):
+        tally = Tally()
+        for micro in range(tc.grad_accum_steps):
             for i in active:
                 task = s.tasks[i]
+                # every rank draws the global batch (one generator, as one process would) and trains its rows
                 batch = {k: v.to(s.device, non_blocking=True)
-                         for k, v in task.sample("train", tc.batch_size, s.batch_gen).items()}
-                with s.precision.autocast(s.device):
-                    out = task.forward(model, batch)
-                loss = s.weighting.term(i, out.loss) / tc.grad_accum_steps
-                with s.task_grads.measure(i):  # multi-task: this task's share of the gradient
-                    scaler.scale(loss).backward()
+                         for k, v in s.group.shard(task.sample("train", tc.batch_size, s.batch_gen)).items()}
+                with s.replicas.accumulating(micro < tc.grad_accum_steps - 1):  # DDP syncs the last one
+                    with s.precision.autocast(s.device):
+                        out = s.replicas.forward(i, batch)
+                    loss = s.weighting.term(i, out.loss) / tc.grad_accum_steps
+                    with s.task_grads.measure(i):  # multi-task: this task's share of the gradient
+                        scaler.scale(loss).backward()
                 tally.add(i, task.name, loss, out, tc.grad_accum_steps)
-        total, sums, raw = tally.read()
+        s.replicas.reduce(s.task_grads)  # multi-task on N processes: global (per-task) gradients
+        total, sums, raw, _ = tally.read(s.group, self.control.stop_requested)  # means over the ranks
         if not math.isfinite(total):
             raise self._nan(f"the loss became {total}")
         # Weights W_s just gave a finite loss; the watch sees it before anything is written. A pending
@@ -518,7 +515,7 @@ class Trainer:
         diverged = s.watch.update(s.step + 1, total)
         s.task_grads.combine(s.batch_gen)
         scaler.unscale_(optimizer)
-        s.group_norms = _group_grad_norms(model) if (s.step + 1) % 10 == 0 else None
+        s.group_norms = group_grad_norms(model) if (s.step + 1) % 10 == 0 else None
         grad_norm = torch.nn.utils.clip_grad_norm_(
             s.net.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")).item()
         finite_grads = math.isfinite(grad_norm)
@@ -542,7 +539,7 @@ class Trainer:
                 raise self._nan(f"the gradients overflowed in {s.skipped_in_row} steps in a row (fp16 loss "
                                 f"scale now {scaler.get_scale():g})")
         balance = s.task_grads.finish(s.step + 1, raw, finite_grads, scale)
-        if balance is not None:
+        if balance is not None and s.group.writes:
             s.run_dir.append_balance(balance)
         return total, sums, grad_norm, balance
 
@@ -579,6 +576,7 @@ class Trainer:
         s.opt_stash.update(s.optimizer.state)
         s.trainable = groups
         n = apply_trainable(s.model, groups)
+        s.replicas.rebuild()  # DDP fixes its trainable set when built
         s.optimizer = build_optimizer(s.net, self.exp.training, s.device, s.lr_scales)
         for group in s.optimizer.param_groups:
             for p in group["params"]:
@@ -607,6 +605,8 @@ class Trainer:
     def _restore_best(self) -> None:
         """Early stopping ends on the best weights, not the last ones: load the best checkpoint's model."""
         s = self.state
+        if not s.group.writes:  # the run ends here; only rank 0's weights are looked at again
+            return
         tensors, _ = ckpt.load_checkpoint(s.run_dir.checkpoint_path(s.best[1]))
         s.net.load_state_dict({k: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
         self.reporter.report(Status(f"Early stopping: restored the best weights (step {s.best[1]}, "
@@ -626,6 +626,9 @@ class Trainer:
     def _evaluate(self) -> None:
         s = self.state
         losses, metrics = validate(s.model, s.tasks, self.exp.training, s.device, s.precision)
+        # every rank validates the same weights; rank 0's numbers decide for all (early stopping)
+        numbers = s.group.from_rank0([*losses.values(), *metrics.values()], s.device)
+        losses, metrics = dict(zip(losses, numbers)), dict(zip(metrics, numbers[len(losses):]))
         confusion = {t.name: t.last_confusion for t in s.tasks if getattr(t, "last_confusion", None) is not None}
         labels = {name: next(t for t in s.tasks if t.name == name).class_names() for name in confusion}
         s.last_val_loss = next(iter(losses.values()))
@@ -635,7 +638,8 @@ class Trainer:
                            f"{advice(s.watch, s.run_dir)}")
         s.verified_step = s.step
         s.last_eval = {**{f"{k}/loss": v for k, v in losses.items()}, **metrics}
-        s.metrics.validation(s.step, losses, metrics, tokens=s.tokens_seen, elapsed=s.elapsed)
+        if s.metrics is not None:
+            s.metrics.validation(s.step, losses, metrics, tokens=s.tokens_seen, elapsed=s.elapsed)
         self.reporter.report(EvalResult(s.step, s.tokens_seen, s.elapsed, losses, metrics, confusion, labels))
 
     @torch.no_grad()
@@ -648,6 +652,8 @@ class Trainer:
         return AttentionSnapshot(s.step, s.tokenizer.token_texts(s.probe), list(s.probe), arr)
 
     def _snapshot_attention(self) -> None:
+        if not self.group.writes:  # rank 0 records attention; the others' weights are the same
+            return
         snap = self.attention_snapshot()
         ckpt.save_attention(self.state.run_dir.attention, snap.step, snap.attention, snap.tokens, snap.ids)
         self.state.metrics.attention(snap.step, snap.attention)
@@ -660,7 +666,7 @@ class Trainer:
         the weights on one validation batch per task first; weights giving a non-finite loss are never
         written, and then the message names the good checkpoint instead."""
         s = self.state
-        if s.verified_step != s.step:
+        if s.verified_step != s.step and self.group.writes:
             losses = quick_losses(s.model, s.tasks, self.exp.training, s.device, s.precision)
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
@@ -675,6 +681,9 @@ class Trainer:
         the save happens during the next."""
         s, tc = self.state, self.exp.training
         s.watch.checkpoint_written(s.step)  # before its state goes into this checkpoint
+        if not s.group.writes:  # rank 0 writes; the others keep their state in step with it
+            s.pending_checkpoint = False
+            return
         tensors, meta = ckpt.training_checkpoint(s, self.exp, rng=rng, watch=watch)
         keep = {s.best[1]} if s.best else set()
         if s.watch.good_checkpoint is not None:  # the one a divergence message would name
@@ -685,44 +694,6 @@ class Trainer:
                                    "metric": tc.early_stopping_metric})
         s.pending_checkpoint = False
         self.reporter.report(CheckpointSaved(s.step, str(path)))
-
-
-class _Tally:
-    """A step's losses and metrics, kept on the device until one ``.tolist()`` after the backward
-    passes: a single host sync per step."""
-
-    def __init__(self):
-        self.terms: list[torch.Tensor] = []                      # what was backpropagated
-        self.values: list[tuple[str, int, torch.Tensor]] = []   # (metric name, task index or -1, value)
-
-    def add(self, i: int, name: str, term: torch.Tensor, out, accum: int) -> None:
-        self.terms.append(term.detach())
-        self.values.append((name, i, out.loss.detach() / accum))
-        self.values += [(f"{name}/{k}", -1, v / accum) for k, v in out.metrics.items()]
-
-    def read(self) -> tuple[float, dict[str, float], dict[int, float]]:
-        """(total loss, per-task losses and metrics by name, per-task losses by task index)."""
-        numbers = torch.stack(self.terms + [v for _, _, v in self.values]).float().tolist()
-        total = sum(numbers[:len(self.terms)])
-        sums: dict[str, float] = {}
-        raw: dict[int, float] = {}
-        for (name, i, _), x in zip(self.values, numbers[len(self.terms):]):
-            sums[name] = sums.get(name, 0.0) + x
-            if i >= 0:
-                raw[i] = raw.get(i, 0.0) + x
-        return total, sums, raw
-
-
-def _group_grad_norms(model: GPT) -> dict[str, float]:
-    """Gradient norm per layer group (embeddings, block.N, ln_f, heads): which layers learn."""
-    sq: dict[str, torch.Tensor] = {}
-    for name, p in model.named_parameters():
-        if p.grad is not None:
-            g = group_of(name)
-            sq[g] = sq.get(g, 0.0) + p.grad.detach().float().pow(2).sum()
-    names = list(sq)
-    values = torch.stack([sq[n] for n in names]).sqrt().tolist() if names else []
-    return dict(zip(names, values))
 
 
 MAX_SKIPPED_STEPS = 20  # fp16: overflowing steps in a row before the run counts as diverged
