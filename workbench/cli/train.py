@@ -37,7 +37,7 @@ def add_parsers(sub) -> None:
                    "step N instead of the latest (e.g. the good one a divergence message names); the later "
                    "checkpoints and the old metrics.jsonl are moved to RUN_DIR/superseded/, not deleted")
     t.add_argument("--quiet", action="store_true", help="print only the summary")
-    t.add_argument("--nproc", type=_number(int, 1, 1024), metavar="N", help="train on N processes of this machine "
+    t.add_argument("--nproc", type=number_type(int, 1, 1024), metavar="N", help="train on N processes of this machine "
                    "(one per GPU; gloo on the CPU): starts `python -m torch.distributed.run --standalone "
                    "--nproc_per_node N -m workbench train ...` with the other arguments. training.batch_size "
                    "stays the global batch, split evenly over the processes. Several machines: run torchrun "
