@@ -15,7 +15,8 @@ from workbench.engine.model import GPT, GPTConfig
 from workbench.engine.multitask import conflict_matrix
 from workbench.engine.tasks.labelled import LabelledTask
 from workbench.engine.tokenizer import train_tokenizer
-from workbench.engine.trainer import Trainer, build_optimizer, lr_at
+from workbench.engine.stepping import build_optimizer, lr_at
+from workbench.engine.trainer import Trainer
 
 from .test_finetune import base, finetune_experiment, pretrained, reviews  # noqa: F401 (fixtures)
 from .test_multitask import multitask_experiment

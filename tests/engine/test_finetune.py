@@ -11,7 +11,8 @@ from workbench.engine.events import EvalResult, Finished, FreezeChanged, ListRep
 from workbench.engine.freezing import FreezePlan, discriminative_scales, group_of, layer_groups
 from workbench.engine.labelled import Columns, preview, read_labelled
 from workbench.engine.model import GPT, GPTConfig
-from workbench.engine.trainer import Trainer, lr_at
+from workbench.engine.stepping import lr_at
+from workbench.engine.trainer import Trainer
 
 GOOD = "good great fine lovely superb".split()
 BAD = "bad awful poor dull terrible".split()

@@ -10,7 +10,8 @@ from workbench.engine.config import Experiment
 from workbench.engine.control import RunControl
 from workbench.engine.events import (AttentionSnapshot, EvalResult, Failed, Finished, ListReporter,
                                      Paused, Resumed, StepMetrics)
-from workbench.engine.trainer import Trainer, lr_at, saved_experiment
+from workbench.engine.stepping import lr_at
+from workbench.engine.trainer import Trainer, saved_experiment
 
 
 def tiny_experiment(corpus_path, **training):

@@ -55,7 +55,8 @@ def _engine_round(exp: Experiment, steps: int, warmup: int, run_dir: str) -> lis
 def _bare_round(exp: Experiment, steps: int, warmup: int):
     """The same work written as plainly as possible: sample, forward, backward, clip, step.
     Returns (seconds of each measured step, the model)."""
-    from workbench.engine.trainer import Trainer, build_optimizer, lr_at
+    from workbench.engine.stepping import build_optimizer, lr_at
+    from workbench.engine.trainer import Trainer
 
     tc = exp.training
     # Reuse the engine's preparation for data, model and device (the token cache is warm by now).

@@ -97,3 +97,11 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self._w.close()
+
+
+def tensorboard_for(exp, run_dir: Path, step: int, resumed: bool) -> "TensorBoardLog | None":
+    """RUN/tensorboard/'s writer when ``[logging] tensorboard`` is on, else None; a resumed run drops
+    the events after its checkpoint's step."""
+    if not exp.logging.tensorboard:
+        return None
+    return TensorBoardLog(Path(run_dir) / "tensorboard", purge_step=step + 1 if resumed else None)

@@ -62,9 +62,10 @@ from .freezing import FreezePlan, apply_trainable, discriminative_scales
 from .model import GPT, GPTConfig
 from .multitask import TaskGradients, TaskSampler, Weighting, build_weighting
 from .ownership import claim_run_folder, set_aside_after
-from .stepping import Tally, build_optimizer, group_grad_norms, lr_at  # noqa: F401 (lr_at, build_optimizer: imported from here)
+from .stepping import Tally, build_optimizer, group_grad_norms, lr_at
 from .tasks import Task, TaskContext, build_task
 from .tasks.validation import quick_losses, validate
+from .tensorboard_log import check_available as check_tensorboard, tensorboard_for
 from .tokenizer import Tokenizer, prepare_tokenizer
 
 
@@ -246,9 +247,7 @@ class Trainer:
         self.group = Group.from_env(resolve_device(tc.device), tc.dist_timeout)
         self.group.check_batch(tc.batch_size)
         if self.exp.logging.tensorboard:  # a missing optional package: said before anything is written
-            from .tensorboard_log import check_available
-
-            check_available()
+            check_tensorboard()
         if self.group.writes:  # rank 0 alone owns and writes the run folder, and reads control.json
             self._claim_folder()
             self.control.watch_file(self.lock.folder / CONTROL_FILE)  # pause/stop from another process
@@ -321,7 +320,7 @@ class Trainer:
             exp.save(s.run_dir.config)  # max_steps may have grown
         s.replicas = Replicas(self.group, net, tasks, device)  # after the restore: DDP copies rank 0's weights
         self.group.own_dropout(tc.seed, s.step)
-        s.metrics = (ckpt.MetricsWriter(s.run_dir.metrics, self._tensorboard(resumed=saved is not None))
+        s.metrics = (ckpt.MetricsWriter(s.run_dir.metrics, tensorboard_for(exp, s.run_dir.path, s.step, saved is not None))
                      if writes else None)
         s.probe = self._probe_ids()
         started = RunStarted(
@@ -338,15 +337,6 @@ class Trainer:
         self._started = {k: v for k, v in dataclasses.asdict(started).items() if k != "notes"}
         self._status("running")
         return s
-
-    def _tensorboard(self, resumed: bool):
-        """RUN/tensorboard/'s writer when ``[logging] tensorboard`` is on (tensorboard_log.py)."""
-        if not self.exp.logging.tensorboard:
-            return None
-        from .tensorboard_log import TensorBoardLog
-
-        s = self.state
-        return TensorBoardLog(s.run_dir.path / "tensorboard", purge_step=s.step + 1 if resumed else None)
 
     def _read_resume_checkpoint(self) -> tuple[dict, dict]:
         """The checkpoint a resume continues from, after checking the settings may go on from it."""
