@@ -52,7 +52,7 @@ from .control import SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunCon
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, out_of_memory_message,
-                     resolve_device, resolve_precision)
+                     resolve_device)
 from .divergence import DivergenceWatch, advice, band_message, nan_message, set_aside_bad_checkpoints
 from .errors import Cancelled, CheckpointError, ConfigError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
@@ -61,6 +61,8 @@ from .freezing import FreezePlan, apply_trainable, discriminative_scales, group_
 from .model import GPT, GPTConfig
 from .multitask import TaskGradients, TaskSampler, Weighting, build_weighting
 from .ownership import claim_run_folder, set_aside_after
+from .speed import SpeedPlan
+from .speed import configure as configure_speed
 from .tasks import Task, TaskContext, build_task
 from .tasks.validation import quick_losses, validate
 from .tokenizer import Tokenizer, prepare_tokenizer
@@ -112,6 +114,7 @@ class RunState:
     run_dir: ckpt.RunDir                   # a new run's is made once the model is built
     device: torch.device
     precision: Precision
+    speed: SpeedPlan                       # compiled or not, and why (speed.py)
     tokenizer: Tokenizer
     data: TokenData | None                 # the token cache; None when every task is labelled
     model: GPT                             # the trunk, with the task heads in model.heads
@@ -249,7 +252,6 @@ class Trainer:
         check_range(tc.threads, "training.threads", field_meta(TrainingConfig, "threads"))
         torch.set_num_threads(max(1, tc.threads or self.default_threads))
         device = resolve_device(tc.device)
-        precision = resolve_precision(tc.precision, device)
         _seed_everything(tc.seed)
 
         init = None
@@ -281,13 +283,14 @@ class Trainer:
         lr_scales = {f"model.{k}": v for k, v in discriminative_scales(model, exp.finetune, exp.model.n_layer).items()}
         trainable = plan.trainable(saved[1]["step"] if saved else 0)
         apply_trainable(model, trainable)
+        speed = configure_speed(model, tasks, tc, device, saved[1] if saved else None, report)  # compile, precision
         self.state = s = RunState(
-            run_dir=self.run_dir, device=device, precision=precision, tokenizer=tokenizer, data=data,
+            run_dir=self.run_dir, device=device, precision=speed.precision, speed=speed, tokenizer=tokenizer, data=data,
             model=model, tasks=tasks, sampler=TaskSampler(list(exp.tasks), exp.multitask), weighting=weighting,
             net=net, task_grads=TaskGradients(model, weighting, [t.name for t in tasks], exp.multitask.conflict_every),
             plan=plan, lr_scales=lr_scales, trainable=trainable,
             optimizer=build_optimizer(net, tc, device, lr_scales),
-            scaler=torch.amp.GradScaler(device.type, enabled=precision.use_scaler),
+            scaler=torch.amp.GradScaler(device.type, enabled=speed.precision.use_scaler),
             batch_gen=torch.Generator().manual_seed(tc.seed),
             watch=DivergenceWatch(tc.divergence_factor, tc.divergence_margin, tc.divergence_steps, tc.warmup_steps),
             tokens_per_step=tc.batch_size * tc.grad_accum_steps * exp.model.block_size)
@@ -306,7 +309,8 @@ class Trainer:
         s.metrics = ckpt.MetricsWriter(s.run_dir.metrics)
         s.probe = self._probe_ids()
         report(RunStarted(
-            run_dir=str(s.run_dir.path), device=describe_device(device), precision=precision.name,
+            run_dir=str(s.run_dir.path), device=describe_device(device), precision=s.precision.name,
+            speed=speed.reason, compiled=speed.compile, compile_seconds=round(speed.compile_seconds, 2),
             params=model.num_params(), start_step=s.step, max_steps=tc.max_steps,
             tokens_per_step=s.tokens_per_step, vocab_size=tokenizer.vocab_size,
             notes=tuple(self.lock.notes) + ((
