@@ -97,7 +97,9 @@ def test_a_run_folder_belongs_to_one_run(tmp_path):
     # two trains on one folder: the second refuses at once, naming the first's process
     live = tmp_path / "live"
     first = subprocess.Popen([sys.executable, "-m", "workbench", "train", "demo_toy", "--run-dir", str(live),
-                              "--set", "training.max_steps=100000", "--set", "training.checkpoint_every=0", *TINY],
+                              "--set", "training.max_steps=100000", "--set", "training.checkpoint_every=0",
+                              # a run this long would be probed and compiled first (speed.py): minutes here
+                              "--set", "training.compile=off", *TINY],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240

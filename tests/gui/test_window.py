@@ -248,7 +248,11 @@ def test_panels_show_synthetic_events(window, qtbot, monkeypatch):
     monkeypatch.setattr(QtWidgets.QMessageBox, "exec", lambda self: boxes.append(self) or 0)
     batch = MetricsBatch.from_events(step_events(1, 20))
     w.session.started.emit(ev.RunStarted(run_dir="/tmp/x", device="cpu", precision="fp32", params=12345,
-                                         start_step=0, max_steps=100, tokens_per_step=256, vocab_size=40))
+                                         start_step=0, max_steps=100, tokens_per_step=256, vocab_size=40,
+                                         speed="compiled bf16: 1.52x eager fp32, measured on this machine",
+                                         compiled=True, compile_seconds=12.5))
+    # the engine's speed choice and its reason, beside the device and precision settings
+    assert w.training.speed_label.text() == "compiled bf16: 1.52x eager fp32, measured on this machine"
     w.session.metrics.emit(batch)
     w.session.evaluated.emit(ev.EvalResult(step=20, tokens=5120, elapsed=2.0, losses={"lm": 3.5},
                                            metrics={"lm/ppl": 33.1}))
@@ -286,6 +290,17 @@ def test_panels_show_synthetic_events(window, qtbot, monkeypatch):
     w.session.failed.emit(ev.Failed(step=3, message="out of memory", details="Traceback ..."))
     assert boxes[-1].text() == "out of memory" and boxes[-1].detailedText() == "Traceback ..."
     assert "out of memory" in w.training.error.text()
+
+
+def test_the_compile_setting_goes_to_the_experiment_and_back(window):
+    t = window.training
+    cfg = t.config()
+    assert cfg.compile == "auto"  # the default
+    t.set_config(dataclasses.replace(cfg, compile="off"))
+    assert t.compile_combo.currentData() == "off" and t.config().compile == "off"
+    t.compile_combo.setCurrentIndex(t.compile_combo.findData("on"))
+    assert t.config().compile == "on"
+    assert "C++ compiler" in t.compile_combo.toolTip()
 
 
 def test_metrics_are_batched_and_ordered(qapp):

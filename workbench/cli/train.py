@@ -193,6 +193,8 @@ class ConsoleReporter:
             self._line(f"run {e.run_dir}\n  {e.params / 1e6:.2f} M parameters, vocabulary {e.vocab_size:,}, "
                        f"{e.device}, {e.precision}, {e.tokens_per_step:,} tokens/step"
                        + (f", resuming at step {e.start_step}" if e.start_step else ""))
+            if e.speed:  # compiled or eager, and why (engine/speed.py)
+                self._line(f"  speed: {e.speed}")
             for note in e.notes:
                 self._line(f"  {note}")
         elif isinstance(e, ev.StepMetrics):

@@ -211,6 +211,7 @@ def training_checkpoint(s, experiment, *, rng: dict | None = None, watch: dict |
         "skipped_in_row": s.skipped_in_row,
         "best": list(s.best) if s.best else None, "evals_since_best": s.evals_since_best,
         "trainable": sorted(s.trainable),
+        "speed": s.speed.to_json(),  # what "auto" chose: a resume keeps it (exact)
     }
     return {**tensors, **optim}, meta
 

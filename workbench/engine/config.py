@@ -134,9 +134,17 @@ class TrainingConfig:
     seed: int = _f(1337, "Random seed for weights, batches and dropout.", min=0, max=MAX_SEED)
     device: str = _f("auto", 'auto, cpu, cuda, cuda:N or mps ("auto": CUDA, then MPS, then CPU).')
     precision: str = _f(
-        "auto", "auto (bf16 where supported, fp16 + grad scaler on other GPUs, fp32 on CPU), "
-        "fp32, bf16 or fp16 (fp16 also runs on the CPU, slowly: it is there to test the loss scaler).",
+        "auto", "auto (bf16 where the GPU supports it, fp16 + grad scaler on other GPUs; on a CPU with "
+        "bf16 instructions (AVX512-BF16, AMX) bf16 only where a short measured probe finds it faster, "
+        "else fp32), fp32, bf16 or fp16 (fp16 also runs on the CPU, slowly: it is there to test the "
+        "loss scaler).",
         choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    compile: str = _f(
+        "auto", "torch.compile the model (inductor; on a CPU it needs a C++ compiler): auto compiles "
+        "where a short measured probe on this machine and model shape finds it faster (the result is "
+        "cached), on always tries, off never. A failed compile falls back to eager with a message.",
+        choices=("auto", "on", "off"),
     )
     threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI; at most "
                           "4 x the cores).", min=0, max=MAX_THREADS, machine=True)
@@ -631,7 +639,7 @@ def describe_settings() -> list[tuple[str, str, Any]]:
 
 # Settings that may differ on resume without changing the numbers already computed (the rates and
 # clipping change only the steps still to come: they are how a diverged run is continued).
-RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.eval_every",
+RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.compile", "training.eval_every",
              "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
              "training.probe_text", "training.learning_rate", "training.min_lr", "training.grad_clip",
              "training.divergence_factor", "training.divergence_margin", "training.divergence_steps",

@@ -148,8 +148,10 @@ class Precision:
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    """auto: bf16 where the GPU supports it, fp16 with a grad scaler on other GPUs, fp32 on CPU.
-    Asked for by name, every precision works on every device (fp16 always with a grad scaler)."""
+    """auto: bf16 where the GPU supports it, fp16 with a grad scaler on other GPUs, fp32 on CPU (a
+    run's "auto" goes through speed.configure, which may measure bf16 faster on a CPU with bf16
+    instructions). Asked for by name, every precision works on every device (fp16 always with a
+    grad scaler)."""
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"

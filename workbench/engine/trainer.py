@@ -62,6 +62,8 @@ from .freezing import FreezePlan, apply_trainable, discriminative_scales
 from .model import GPT, GPTConfig
 from .multitask import TaskGradients, TaskSampler, Weighting, build_weighting
 from .ownership import claim_run_folder, set_aside_after
+from .speed import SpeedPlan
+from .speed import configure as configure_speed
 from .stepping import Tally, build_optimizer, group_grad_norms, lr_at
 from .tasks import Task, TaskContext, build_task
 from .tasks.validation import quick_losses, validate
@@ -85,6 +87,7 @@ class RunState:
     run_dir: ckpt.RunDir                   # a new run's is made once the model is built
     device: torch.device
     precision: Precision
+    speed: SpeedPlan                       # compiled or not, and why (speed.py)
     tokenizer: Tokenizer
     data: TokenData | None                 # the token cache; None when every task is labelled
     model: GPT                             # the trunk, with the task heads in model.heads
@@ -260,7 +263,6 @@ class Trainer:
         check_range(tc.threads, "training.threads", field_meta(TrainingConfig, "threads"))
         torch.set_num_threads(max(1, tc.threads or self.default_threads))
         device = self.group.device(resolve_device(tc.device))
-        precision = resolve_precision(tc.precision, device)
         _seed_everything(tc.seed)
 
         init = None
@@ -293,13 +295,17 @@ class Trainer:
         lr_scales = {f"model.{k}": v for k, v in discriminative_scales(model, exp.finetune, exp.model.n_layer).items()}
         trainable = plan.trainable(saved[1]["step"] if saved else 0)
         apply_trainable(model, trainable)
+        if self.group.active:  # N processes must choose alike: no probe per rank, auto = eager, the device's default
+            tc = dataclasses.replace(tc, compile="off" if tc.compile == "auto" else tc.compile,
+                                     precision=resolve_precision(tc.precision, device).name)
+        speed = configure_speed(model, tasks, tc, device, saved[1] if saved else None, report)  # compile, precision
         self.state = s = RunState(
-            run_dir=self.run_dir, device=device, precision=precision, tokenizer=tokenizer, data=data,
+            run_dir=self.run_dir, device=device, precision=speed.precision, speed=speed, tokenizer=tokenizer, data=data,
             model=model, tasks=tasks, sampler=TaskSampler(list(exp.tasks), exp.multitask), weighting=weighting,
             net=net, task_grads=TaskGradients(model, weighting, [t.name for t in tasks], exp.multitask.conflict_every),
             plan=plan, lr_scales=lr_scales, trainable=trainable,
             optimizer=build_optimizer(net, tc, device, lr_scales),
-            scaler=torch.amp.GradScaler(device.type, enabled=precision.use_scaler),
+            scaler=torch.amp.GradScaler(device.type, enabled=speed.precision.use_scaler),
             batch_gen=torch.Generator().manual_seed(tc.seed),
             watch=DivergenceWatch(tc.divergence_factor, tc.divergence_margin, tc.divergence_steps, tc.warmup_steps),
             tokens_per_step=tc.batch_size * tc.grad_accum_steps * exp.model.block_size, group=self.group)
@@ -324,7 +330,8 @@ class Trainer:
                      if writes else None)
         s.probe = self._probe_ids()
         started = RunStarted(
-            run_dir=str(s.run_dir.path), device=describe_device(device), precision=precision.name,
+            run_dir=str(s.run_dir.path), device=describe_device(device), precision=s.precision.name,
+            speed=speed.reason, compiled=speed.compile, compile_seconds=round(speed.compile_seconds, 2),
             params=model.num_params(), start_step=s.step, max_steps=tc.max_steps,
             tokens_per_step=s.tokens_per_step, vocab_size=tokenizer.vocab_size,
             notes=tuple(self.lock.notes if self.lock else ())
