@@ -250,12 +250,20 @@ def _name(compiled: bool, precision: str) -> str:
 # -- the choice --------------------------------------------------------------------------------
 
 
-def configure(model, tasks, tc, device: torch.device, saved: dict | None = None, report=None) -> SpeedPlan:
+def configure(model, tasks, tc, device: torch.device, saved: dict | None = None, report=None, *,
+              processes: int = 1) -> SpeedPlan:
     """Decide compile and precision for this run (see the module's docstring), compile ``model`` in
     place when chosen, and return the plan. ``saved``: the meta of the checkpoint a resume continues
     from: "auto" then keeps what the run used (a resume stays exact); a run saved before these
-    settings existed trained eagerly, in fp32 on a CPU."""
+    settings existed trained eagerly, in fp32 on a CPU. On N ``processes`` (torchrun) every rank must
+    choose alike, so nothing is probed: auto is eager in the device's default precision."""
+    import dataclasses
+
     from .events import Status
+
+    if processes > 1:
+        tc = dataclasses.replace(tc, compile="off" if tc.compile == "auto" else tc.compile,
+                                 precision=resolve_precision(tc.precision, device).name)
 
     use_cache_dir()
     say = (report or (lambda e: None))

@@ -52,7 +52,7 @@ from .control import CONTROL_FILE, SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATT
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
 from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, out_of_memory_message,
-                     resolve_device, resolve_precision)
+                     resolve_device)
 from .distributed import Group, Replicas
 from .divergence import DivergenceWatch, advice, band_message, nan_message, set_aside_bad_checkpoints
 from .errors import Cancelled, CheckpointError, ConfigError, Diverged, TrainingError, WorkbenchError
@@ -295,10 +295,8 @@ class Trainer:
         lr_scales = {f"model.{k}": v for k, v in discriminative_scales(model, exp.finetune, exp.model.n_layer).items()}
         trainable = plan.trainable(saved[1]["step"] if saved else 0)
         apply_trainable(model, trainable)
-        if self.group.active:  # N processes must choose alike: no probe per rank, auto = eager, the device's default
-            tc = dataclasses.replace(tc, compile="off" if tc.compile == "auto" else tc.compile,
-                                     precision=resolve_precision(tc.precision, device).name)
-        speed = configure_speed(model, tasks, tc, device, saved[1] if saved else None, report)  # compile, precision
+        speed = configure_speed(model, tasks, tc, device, saved[1] if saved else None, report,  # compile, precision
+                                processes=self.group.world)
         self.state = s = RunState(
             run_dir=self.run_dir, device=device, precision=speed.precision, speed=speed, tokenizer=tokenizer, data=data,
             model=model, tasks=tasks, sampler=TaskSampler(list(exp.tasks), exp.multitask), weighting=weighting,
