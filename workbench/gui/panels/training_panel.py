@@ -15,7 +15,7 @@ from pathlib import Path
 import tomli_w
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workbench.engine.config import Experiment, LoggingConfig, TrainingConfig, diff_experiments
+from workbench.engine.config import ALL_GPUS, Experiment, LoggingConfig, TrainingConfig, diff_experiments
 
 from ..widgets.flow import Columns, WrapLabel, flow_columns
 from workbench.fmt import fmt_duration
@@ -287,7 +287,15 @@ class TrainingPanel(Panel):
                 self.device_combo.addItem("CPU", "cpu")
             self._select_device(current)
 
+    def gpu_processes(self) -> int:
+        """With "all N GPUs" chosen, N (the window starts one torchrun process per GPU); else 1."""
+        if self.device_combo.currentData() != ALL_GPUS:
+            return 1
+        return sum(1 for dev_id, _ in self._devices if dev_id.startswith("cuda:") and dev_id[5:].isdigit())
+
     def _select_device(self, dev: str) -> None:
+        if dev == "cuda" and self.device_combo.currentData() == ALL_GPUS:
+            return  # "all GPUs" saves as device "cuda": loading that back keeps the choice
         i = self.device_combo.findData(dev)
         if i < 0:
             self.device_combo.addItem(f"{dev} (not found on this machine)", dev)
@@ -308,6 +316,8 @@ class TrainingPanel(Panel):
             v = self.fields[name].value()
             values[name] = int(v) if kind == "int" else float(v)
         values["device"] = self.device_combo.currentData() or "auto"
+        if values["device"] == ALL_GPUS:  # each torchrun process trains on its own cuda:LOCAL_RANK
+            values["device"] = "cuda"
         values["precision"] = self.precision_combo.currentData() or "auto"
         values["compile"] = self.compile_combo.currentData() or "auto"
         return replace(self._base, **values)
