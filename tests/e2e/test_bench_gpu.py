@@ -65,3 +65,13 @@ def test_tiny_cpu_dry_run_prints_the_json_of_a_gpu_run():
 def test_cpu_without_tiny_is_refused():
     r = workbench("bench", "gpu", "--device", "cpu")
     assert r.returncode == 2 and "--tiny" in r.stderr
+
+
+@pytest.mark.compile
+def test_tiny_cpu_dry_run_measures_eager_and_compiled_by_default():
+    r = workbench("bench", "gpu", "--device", "cpu", "--tiny", "--steps", "2", "--warmup", "1")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["eager"]["tokens_per_s"] > 0 and out["compiled"]["tokens_per_s"] > 0
+    assert out["compile_speedup"] == pytest.approx(out["compiled"]["tokens_per_s"] / out["eager"]["tokens_per_s"],
+                                                   abs=1e-3)

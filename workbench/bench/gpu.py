@@ -79,11 +79,15 @@ def _step_seconds(model, config: GPTConfig, device: torch.device, batch: int, st
 def bench_gpu(device: str = "cuda", steps: int = 20, warmup: int = 5, batch: int = 16,
               compile: str = "both", tiny: bool = False) -> dict:
     """Tokens/s and MFU of the GPT-2 124M shape, eager and compiled. Raises ConfigError without CUDA."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    from workbench.engine.device import resolve_device
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(NO_CUDA)
-    if dev.type == "cpu" and not tiny:
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ConfigError(f"bench gpu --device {device!r}: use cuda, cuda:N (or cpu with --tiny, for testing)")
+    if device == "cpu" and not tiny:
         raise ConfigError("bench gpu --device cpu runs only with --tiny (a test of the command, not a measurement)")
+    dev = resolve_device(device, "bench gpu --device")  # cuda:N beyond the cards: a message naming them
     config = TINY_SHAPE if tiny else GPT2_SHAPE
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     peak = peak_bf16_tflops(name) if dev.type == "cuda" else None
