@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -75,6 +76,8 @@ def test_start_on_all_gpus_runs_a_torchrun_child_follows_it_and_closing_stops_it
     w.training.set_config(dataclasses.replace(w.training.config(), max_steps=100000, batch_size=8, warmup_steps=2,
                                               eval_every=10, attention_every=0, checkpoint_every=0))
     assert w.training.device_combo.currentData() == "cuda:all"  # device "cuda" loaded back keeps the choice
+    cmd = shlex.split(w.copy_command())  # the same run from a shell
+    assert cmd[cmd.index("--nproc") + 1] == "2" and 'training.device="cuda"' in cmd
     built = []
 
     def on_the_cpu(exp_path, nproc, run_dir):  # the real command line, trained on the CPU here
@@ -102,7 +105,7 @@ def test_start_on_all_gpus_runs_a_torchrun_child_follows_it_and_closing_stops_it
     assert w.follow.is_following() and Path(w.follow.run_dir) == run.run_dir
     assert "Pause is not available" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: len(train_steps(w)) >= 3, timeout=240000)
-    assert w.follow.state == "running"
+    qtbot.waitUntil(lambda: w.follow.state == "running", timeout=30000)  # from status.json, polled apart
     assert not w.pause_action.isEnabled() and w.stop_action.isEnabled()
     assert "Pause is not available" in w.pause_action.toolTip()
     status = json.loads((run.run_dir / "status.json").read_text())

@@ -46,9 +46,10 @@ def toml_value(value) -> str:
 
 
 def command_line(base_label: str, base: Experiment, exp: Experiment, resume: str | None = None,
-                 from_step: int | None = None) -> str:
+                 from_step: int | None = None, nproc: int = 1) -> str:
     """``workbench train BASE --set k=v ...`` reproducing ``exp`` from ``base`` (a preset name or a
-    TOML path whose contents are ``base``); with ``resume``, the resume form. Raises ValueError
+    TOML path whose contents are ``base``); with ``resume``, the resume form; ``nproc`` > 1 (all
+    GPUs chosen) adds ``--nproc N``. Raises ValueError
     when a difference cannot be written as --set (an entry of a list of tables such as tasks)."""
     changed = diff_experiments(base, exp)
     odd = [k for k, _a, _b in changed if "[" in k]
@@ -61,6 +62,8 @@ def command_line(base_label: str, base: Experiment, exp: Experiment, resume: str
             parts += ["--from-step", str(from_step)]
     else:
         parts.append(shlex.quote(base_label))
+    if nproc > 1:
+        parts += ["--nproc", str(nproc)]
     for key, _old, new in changed:
         parts += ["--set", shlex.quote(f"{key}={toml_value(new)}")]
     return " ".join(parts)
