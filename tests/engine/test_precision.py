@@ -91,6 +91,7 @@ def test_every_optimizer_state_tensor_sits_on_its_parameters_device_after_resume
     assert trainer.run().status == "completed"
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fused_adamw_resumes_on_cuda_to_the_same_numbers(small_text, tmp_path):
     exp = tiny_experiment(small_text, max_steps=8, eval_every=0, attention_every=0, checkpoint_every=4,

@@ -1,4 +1,5 @@
-"""`workbench bench`: speed measurements (the engine against a bare loop, the demo, the window); JSON out.
+"""`workbench bench`: speed measurements (the engine against a bare loop, the demo, the window, GPT-2 124M on a
+GPU); JSON out.
 """
 
 from __future__ import annotations
@@ -51,9 +52,32 @@ def add_parsers(sub) -> None:
     bg.add_argument("--points", type=number_type(int, 2, 10**8), default=1_000_000,
                     help="points in the curve redraw test (default 10^6)")
     bg.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    bu = bsub.add_parser("gpu", help="GPT-2 124M on one CUDA GPU: tokens/s and MFU, eager and compiled",
+                         description="Trains the GPT-2 124M shape (12 layers, 12 heads, width 768, block 1024, "
+                                     "vocabulary 50304) on random tokens with bf16 autocast and fused AdamW, "
+                                     "eager and with torch.compile, and prints one JSON line: tokens/s, step "
+                                     "time, achieved TFLOP/s and MFU against the card's dense bf16 peak (None "
+                                     "for a card not in workbench/bench/gpu.py's table). Needs a CUDA GPU: "
+                                     "without one it exits 2. tools/gpu_check.sh runs it.")
+    bu.add_argument("--steps", type=number_type(int, 2, 100_000), default=20, help="measured steps (default 20)")
+    bu.add_argument("--warmup", type=number_type(int, 1, 100_000), default=5,
+                    help="unmeasured steps first, the compile included (default 5)")
+    bu.add_argument("--batch", type=number_type(int, 1, 4096), default=16, help="sequences per step (default 16)")
+    bu.add_argument("--compile", choices=("both", "on", "off"), default="both",
+                    help="measure eager and compiled (both, the default), compiled only or eager only")
+    bu.add_argument("--device", default="cuda", help="default cuda (cuda:N for another card); cpu only with "
+                    "--tiny, for testing")
+    bu.add_argument("--tiny", action="store_true", help="for testing only: a 2-layer toy shape whose figures "
+                    "mean nothing (with --device cpu it runs without a GPU)")
 
 
 def cmd_bench(args) -> int:
+    if args.bench_command == "gpu":
+        from workbench.bench.gpu import bench_gpu
+
+        print(json.dumps(bench_gpu(args.device, steps=args.steps, warmup=args.warmup, batch=args.batch,
+                                   compile=args.compile, tiny=args.tiny)))
+        return 0
     if args.bench_command == "gui":
         from workbench.bench.gui import main as bench_gui
 

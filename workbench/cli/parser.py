@@ -20,6 +20,7 @@ EPILOG = """examples:
   workbench corpus stats data/ --glob '**/*.txt'
   workbench bench train demo_toy              engine throughput vs a bare PyTorch loop
   workbench bench gui                         the window while it trains (JSON)
+  workbench bench gpu                         GPT-2 124M tokens/s and MFU on a CUDA GPU (JSON)
   workbench runs                              earlier runs, their settings and results
   workbench runs RUN_A RUN_B                  the settings that differ between two runs
   workbench report RUN_DIR --out report.html  a run as one HTML page (--format folder: files)

@@ -519,6 +519,12 @@ def check_fields(obj, source: str = "") -> None:
         _check_value(value, typ, f.metadata, source, f.name)
 
 
+# The window's "every GPU" device choice (engine.device.detect_devices offers it with 2+ GPUs): not a
+# training.device value, as one process trains on one device; the window saves the experiment with
+# device "cuda" and starts `workbench train --nproc N` (torchrun).
+ALL_GPUS = "cuda:all"
+
+
 def check_device_name(dev: str, name: str = "training.device", source: str = "") -> None:
     """auto, cpu, cuda, cuda:N or mps; ``name`` is the setting or option the value came from."""
     if not (dev in ("auto", "cpu", "mps", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()

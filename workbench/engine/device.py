@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import check_device_name
+from .config import ALL_GPUS, check_device_name
 from .errors import ConfigError
 from .model import GPTConfig, model_stats
 
@@ -20,12 +20,16 @@ class DeviceInfo:
 
 
 def detect_devices() -> list[DeviceInfo]:
-    """Devices PyTorch can train on here, best first."""
+    """Devices PyTorch can train on here, best first; with more than one CUDA GPU also ALL_GPUS (one
+    process per GPU under torchrun, which only the window's Start resolves)."""
     found = []
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
             found.append(DeviceInfo(f"cuda:{i}", f"{p.name} (cuda:{i}, {p.total_memory / 2**30:.1f} GiB)"))
+        n = torch.cuda.device_count()
+        if n > 1:  # after the single GPUs: "auto" (the first entry) stays one device
+            found.append(DeviceInfo(ALL_GPUS, f"all {n} GPUs (torchrun)"))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         found.append(DeviceInfo("mps", "Apple GPU (mps)"))
     found.append(DeviceInfo("cpu", f"CPU ({os.cpu_count()} cores)"))

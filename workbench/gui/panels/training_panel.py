@@ -15,7 +15,7 @@ from pathlib import Path
 import tomli_w
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workbench.engine.config import Experiment, LoggingConfig, TrainingConfig, diff_experiments
+from workbench.engine.config import ALL_GPUS, Experiment, LoggingConfig, TrainingConfig, diff_experiments
 
 from ..widgets.flow import Columns, WrapLabel, flow_columns
 from workbench.fmt import fmt_duration
@@ -46,9 +46,10 @@ def toml_value(value) -> str:
 
 
 def command_line(base_label: str, base: Experiment, exp: Experiment, resume: str | None = None,
-                 from_step: int | None = None) -> str:
+                 from_step: int | None = None, nproc: int = 1) -> str:
     """``workbench train BASE --set k=v ...`` reproducing ``exp`` from ``base`` (a preset name or a
-    TOML path whose contents are ``base``); with ``resume``, the resume form. Raises ValueError
+    TOML path whose contents are ``base``); with ``resume``, the resume form; ``nproc`` > 1 (all
+    GPUs chosen) adds ``--nproc N``. Raises ValueError
     when a difference cannot be written as --set (an entry of a list of tables such as tasks)."""
     changed = diff_experiments(base, exp)
     odd = [k for k, _a, _b in changed if "[" in k]
@@ -61,6 +62,8 @@ def command_line(base_label: str, base: Experiment, exp: Experiment, resume: str
             parts += ["--from-step", str(from_step)]
     else:
         parts.append(shlex.quote(base_label))
+    if nproc > 1:
+        parts += ["--nproc", str(nproc)]
     for key, _old, new in changed:
         parts += ["--set", shlex.quote(f"{key}={toml_value(new)}")]
     return " ".join(parts)
@@ -287,7 +290,15 @@ class TrainingPanel(Panel):
                 self.device_combo.addItem("CPU", "cpu")
             self._select_device(current)
 
+    def gpu_processes(self) -> int:
+        """With "all N GPUs" chosen, N (the window starts one torchrun process per GPU); else 1."""
+        if self.device_combo.currentData() != ALL_GPUS:
+            return 1
+        return sum(1 for dev_id, _ in self._devices if dev_id.startswith("cuda:") and dev_id[5:].isdigit())
+
     def _select_device(self, dev: str) -> None:
+        if dev == "cuda" and self.device_combo.currentData() == ALL_GPUS:
+            return  # "all GPUs" saves as device "cuda": loading that back keeps the choice
         i = self.device_combo.findData(dev)
         if i < 0:
             self.device_combo.addItem(f"{dev} (not found on this machine)", dev)
@@ -308,6 +319,8 @@ class TrainingPanel(Panel):
             v = self.fields[name].value()
             values[name] = int(v) if kind == "int" else float(v)
         values["device"] = self.device_combo.currentData() or "auto"
+        if values["device"] == ALL_GPUS:  # each torchrun process trains on its own cuda:LOCAL_RANK
+            values["device"] = "cuda"
         values["precision"] = self.precision_combo.currentData() or "auto"
         values["compile"] = self.compile_combo.currentData() or "auto"
         return replace(self._base, **values)

@@ -133,7 +133,8 @@ class ExperimentFiles:
         resume = self.training.resume_dir() or None
         base = self._resume_exp if resume and self._resume_exp is not None else self._base_exp
         try:
-            cmd = command_line(self._base_label, base, exp, resume, self.training.from_step() if resume else None)
+            cmd = command_line(self._base_label, base, exp, resume, self.training.from_step() if resume else None,
+                               nproc=self.training.gpu_processes())
         except ValueError as e:
             self.training.show_message(str(e))
             return ""

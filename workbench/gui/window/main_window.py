@@ -27,6 +27,7 @@ from workbench.engine.config import ConfigError, Experiment, preset_dir, resolve
 from .. import theme
 from ..bridge import Job, JobSlot, TrainingSession
 from ..follow import FollowSession
+from .gpu_run import GpuRun
 from ..jobs.startup import import_engine
 from ..panels.attention_panel import AttentionPanel
 from ..panels.balance_panel import BalancePanel
@@ -90,6 +91,9 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
                                        if settings.format() == QtCore.QSettings.Format.IniFormat else None)
         self.session = TrainingSession(self)
         self.follow = FollowSession(self)     # a run another process trains, shown on the same pages
+        self.gpu_run: GpuRun | None = None    # a run on all GPUs: a torchrun child this window started and follows
+        self._gpu_timer = QtCore.QTimer(self, interval=500)  # watches that child (an early death, closing)
+        self._gpu_timer.timeout.connect(self._check_gpu_run)
         self.presentation = False
         self._normal_split: QtCore.QByteArray | None = None  # the sidebar width in normal mode
         self.confirm_close = True          # ask before closing during a run
@@ -377,6 +381,8 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
             self.statusBar().showMessage(str(e), 8000)
             return False
         resume = self.training.resume_dir() or None
+        if self.training.gpu_processes() > 1:
+            return self._start_on_all_gpus(exp, self.training.gpu_processes(), resume)
         if resume and not self._can_continue(resume, exp):
             self.show_panel("training")
             return False
@@ -395,6 +401,54 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
                            default_threads=max(1, (os.cpu_count() or 2) - 1))
         self._trained.append(exp)
         return True
+
+    def _start_on_all_gpus(self, exp: Experiment, nproc: int, resume: str | None) -> bool:
+        """One process per GPU cannot live in the window's thread: start `workbench train --nproc N`
+        as a child (gpu_run.py) and follow its run folder; Stop goes through control.json."""
+        if resume:
+            self.training.show_message(
+                f"Continuing a run on all {nproc} GPUs is done on the command line: workbench train --resume "
+                f"{resume} --nproc {nproc}, then File > Follow a run folder. Or choose one device to continue here.")
+            return False
+        try:
+            run = GpuRun(exp, nproc, paths.runs_dir())
+        except OSError as e:
+            message = f"Could not start the run on {nproc} GPUs: {e}"
+            self.training.show_message(message)
+            self.statusBar().showMessage(message, 10000)
+            return False
+        self.gpu_run = run
+        self._trained.append(exp)  # saved beside its run folder (RUN.toml), and in it by the run
+        self.follow_run(str(run.run_dir))
+        self.training.log_line(f"Started on {nproc} GPUs: {' '.join(run.argv)} (output in {run.log_path})")
+        self.statusBar().showMessage(
+            f"Training on {nproc} GPUs in a torchrun child process (output in {run.log_path.name}). "
+            f"Pause is not available with more than one process (DDP); Stop saves a checkpoint and stops.", 20000)
+        self._gpu_timer.start()
+        self._update_actions()
+        return True
+
+    def _gpu_run_followed(self) -> bool:
+        return (self.gpu_run is not None and self.follow.is_following()
+                and Path(self.follow.run_dir) == self.gpu_run.run_dir)
+
+    def _check_gpu_run(self) -> None:
+        """A child that ended before its run said so (torchrun missing, a bad setting): say why."""
+        run = self.gpu_run
+        if run is None or run.running():
+            return
+        self._gpu_timer.stop()
+        if self._close_after_stop and not self.session.is_active():  # closing waited for the child
+            self._close_after_stop = False
+            self.confirm_close = False
+            self.close()
+            return
+        if run.proc.returncode != 0 and self._gpu_run_followed() and self.follow.state in ("waiting", "preparing"):
+            message = (f"The run on {run.nproc} GPUs ended (exit code {run.proc.returncode}) before it started "
+                       f"training. Its output ({run.log_path}):\n{run.log_tail()}")
+            self.stop_following()
+            self.training.show_message(message)
+            self.statusBar().showMessage(f"The run on {run.nproc} GPUs ended; see {run.log_path}", 15000)
 
     def _can_continue(self, folder: str, exp: Experiment) -> bool:
         """A run that has trained its steps goes on only when Steps was raised: say so in words."""
@@ -537,7 +591,10 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
                                      else "Fix the model settings first (see the Model page)")
         if following:  # the buttons ask the followed run (control.json); its answer sets the state
             fst = self.follow.state
-            self.pause_action.setEnabled(fst in ("preparing", "running"))
+            ddp = self._gpu_run_followed() and self.gpu_run.nproc > 1  # the trainer ignores pause there
+            self.pause_action.setEnabled(fst in ("preparing", "running") and not ddp)
+            self.pause_action.setToolTip("Pause is not available on more than one process (DDP); Stop saves a "
+                                         "checkpoint" if ddp else "Pause after this step; everything stays in memory")
             self.resume_action.setEnabled(fst == "paused")
             self.stop_action.setEnabled(fst in ("preparing", "running", "paused", "pausing", "resuming"))
         else:
@@ -736,6 +793,26 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
         s.sync()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if self.gpu_run is not None and self.gpu_run.running():
+            if self._close_after_stop:  # already stopping; _check_gpu_run closes once the child is gone
+                event.ignore()
+                return
+            if self.confirm_close:
+                answer = QtWidgets.QMessageBox.question(
+                    self, "Stop training?",
+                    f"A training run on {self.gpu_run.nproc} GPUs is going on. Stop it (a checkpoint is saved "
+                    f"first) and close?",
+                    QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                    QtWidgets.QMessageBox.StandardButton.No)
+                if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                    event.ignore()
+                    return
+            self._close_after_stop = True
+            self.gpu_run.stop()
+            self.statusBar().showMessage("Stopping the run on all GPUs: saving a checkpoint, then closing…")
+            self._gpu_timer.start()
+            event.ignore()
+            return
         if self.session.is_active():
             if self._close_after_stop:  # already stopping; wait for it
                 event.ignore()
@@ -765,6 +842,11 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, QtWidgets.QMa
 
     def shutdown(self, msecs: int = 60000) -> None:
         """Stop a run and wait for its thread (for quitting without a close event)."""
+        if self.gpu_run is not None and self.gpu_run.running():
+            self.gpu_run.stop()
+            if self.gpu_run.wait(msecs / 1000) is None:
+                self.gpu_run.proc.kill()
+                self.gpu_run.wait(10)
         if self.session.is_active():
             self.session.stop()
             self.session.wait(msecs)
