@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6 import QtCore
 
 from workbench.gui.window.main_window import MainWindow
+
+from .windows import shown_window, train_steps
 
 TINY = ["--set", "model.n_layer=1", "--set", "model.n_embd=32", "--set", "model.n_head=2",
         "--set", "model.block_size=32", "--set", "training.batch_size=8", "--set", "training.eval_every=10",
@@ -29,23 +30,9 @@ def train_in_background(run: Path, *extra: str) -> subprocess.Popen:
 
 @pytest.fixture
 def window(qtbot, qapp, tmp_path):
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    w.tokenizer.auto_train = False
-    w.resize(1280, 820)
-    w.show()
-    qtbot.waitUntil(w.engine_ready, timeout=30000)
-    yield w
-    w.stop_following()
-    w.confirm_close = False
-    w.shutdown(60000)
-    w.close()
-    w.deleteLater()
-    qtbot.wait(20)
+    with shown_window(qtbot, tmp_path, size=(1280, 820)) as w:
+        yield w
 
-
-def train_steps(w: MainWindow) -> list[int]:
-    return [int(s) for s in w.curves.loss_plot.series_data().get("train/lm", {}).get("step", [])]
 
 
 def shot(w: MainWindow, name: str) -> None:

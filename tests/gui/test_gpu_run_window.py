@@ -17,12 +17,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.distributed as dist
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from workbench.engine import device as device_mod
 from workbench.engine.config import ModelConfig, load_experiment
 from workbench.gui.window import gpu_run
-from workbench.gui.window.main_window import MainWindow
+
+from .windows import shown_window, train_steps
 
 
 def fake_gpus(monkeypatch, n: int) -> None:
@@ -46,21 +47,9 @@ def test_all_gpus_is_offered_with_two_or_more_cuda_devices_after_the_single_ones
 def window(qtbot, qapp, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    w.tokenizer.auto_train = False
-    w.show()
-    qtbot.waitUntil(w.engine_ready, timeout=30000)
-    yield w
-    w.confirm_close = False
-    w.shutdown(60000)
-    w.close()
-    w.deleteLater()
-    qtbot.wait(20)
+    with shown_window(qtbot, tmp_path) as w:
+        yield w
 
-
-def train_steps(w: MainWindow) -> list[int]:
-    return [int(s) for s in w.curves.loss_plot.series_data().get("train/lm", {}).get("step", [])]
 
 
 @pytest.mark.slow

@@ -22,6 +22,8 @@ from workbench.engine.config import ModelConfig
 from workbench.gui import theme
 from workbench.gui.bridge import MetricsBatch, SignalReporter, TrainingSession
 from workbench.gui.window.main_window import MainWindow
+
+from .windows import shown_window
 from workbench.gui.panels.training_panel import command_line
 
 TINY_MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, block_size=32)
@@ -36,17 +38,8 @@ def shared_cache(tmp_path_factory):
 def window(qtbot, qapp, tmp_path, monkeypatch, shared_cache):
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(shared_cache))
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(settings=settings)
-    w.tokenizer.auto_train = False
-    w.show()
-    qtbot.waitUntil(w.engine_ready, timeout=30000)
-    yield w
-    w.confirm_close = False
-    w.shutdown(60000)
-    w.close()
-    w.deleteLater()
-    qtbot.wait(20)
+    with shown_window(qtbot, tmp_path) as w:
+        yield w
 
 
 def tiny(w: MainWindow, **training) -> None:

@@ -394,6 +394,23 @@ class RunDir:
                                   f"the complete ones are at steps {', '.join(map(str, steps)) or '(none)'}.")
         return self.checkpoint_path(step)
 
+    def read_resume(self, step: int | None, wanted) -> tuple[dict, dict]:
+        """(tensors, meta) of the checkpoint a resume of this run with Experiment ``wanted``
+        continues from (``step``: from_step, None = latest), once the settings may go on from it."""
+        from .config import check_resumable, from_dict
+        from .errors import ConfigError
+
+        path = self.checkpoint_to_resume(step)
+        tensors, meta = load_checkpoint(path)
+        require_keys(meta, path, "experiment", "vocab_size")
+        saved = from_dict(meta["experiment"], source=str(self.config), machine=False)
+        check_resumable(saved, wanted, self.path)
+        at, max_steps = meta.get("step", 0), wanted.training.max_steps
+        if isinstance(at, int) and max_steps < at:  # would rewrite the run as shorter
+            raise ConfigError(f"{self.path}: training.max_steps = {max_steps} is below "
+                              f"the step the run continues from ({at}); set it to {at} or more.")
+        return tensors, meta
+
     def latest_checkpoint(self) -> Path:
         steps = self.checkpoint_steps()
         if not steps:

@@ -47,7 +47,7 @@ import torch
 
 from .. import paths
 from . import checkpoint as ckpt
-from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, check_resumable, field_meta, from_dict
+from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, field_meta
 from .control import CONTROL_FILE, SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl, write_status
 from .corpus import Corpus
 from .data import TokenData, build_token_cache
@@ -55,7 +55,7 @@ from .device import (Precision, check_fits_memory, describe_device, is_out_of_me
                      resolve_device)
 from .distributed import Group, Replicas
 from .divergence import DivergenceWatch, advice, band_message, nan_message, set_aside_bad_checkpoints
-from .errors import Cancelled, CheckpointError, ConfigError, Diverged, TrainingError, WorkbenchError
+from .errors import Cancelled, CheckpointError, Diverged, TrainingError, WorkbenchError
 from .events import (AttentionSnapshot, CheckpointSaved, FreezeChanged, EvalResult, Failed, Finished, NullReporter, Paused,
                      Resumed, RunStarted, Status, StepMetrics)
 from .freezing import FreezePlan, apply_trainable, discriminative_scales
@@ -256,7 +256,7 @@ class Trainer:
             self.control.watch_file(self.lock.folder / CONTROL_FILE)  # pause/stop from another process
         if self.resume_arg is not None:
             self.run_dir = ckpt.RunDir.open(self.resume_arg)
-            saved = self._read_resume_checkpoint()
+            saved = self.run_dir.read_resume(self.from_step, self.exp)
         exp, tc = self.exp, self.exp.training
 
         # checked here too: an experiment built in code or resumed from a bigger machine skipped it
@@ -342,19 +342,6 @@ class Trainer:
         self._started = {k: v for k, v in dataclasses.asdict(started).items() if k != "notes"}
         self._status("running")
         return s
-
-    def _read_resume_checkpoint(self) -> tuple[dict, dict]:
-        """The checkpoint a resume continues from, after checking the settings may go on from it."""
-        path = self.run_dir.checkpoint_to_resume(self.from_step)
-        tensors, meta = ckpt.load_checkpoint(path)
-        ckpt.require_keys(meta, path, "experiment", "vocab_size")
-        saved = from_dict(meta["experiment"], source=str(self.run_dir.config), machine=False)
-        check_resumable(saved, self.exp, self.run_dir.path)
-        at, max_steps = meta.get("step", 0), self.exp.training.max_steps
-        if isinstance(at, int) and max_steps < at:  # would rewrite the run as shorter
-            raise ConfigError(f"{self.run_dir.path}: training.max_steps = {max_steps} is below "
-                              f"the step the run continues from ({at}); set it to {at} or more.")
-        return tensors, meta
 
     def _read_data(self, exp: Experiment, *, resumed: bool, init) -> tuple[Tokenizer, TokenData | None]:
         """The tokenizer (the run's on resume, the pretrained model's when fine-tuning, else loaded or

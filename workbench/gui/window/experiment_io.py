@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6 import QtWidgets
 
 from workbench import paths
-from workbench.engine.config import ConfigError, load_experiment, preset_dir, resolve_experiment
+from workbench.engine.config import ConfigError, Experiment, load_experiment, preset_dir, resolve_experiment
 
 from ..panels.training_panel import command_line
 
@@ -206,3 +206,21 @@ class ExperimentFiles:
         for p in items:
             self.recent_menu.addAction(p, lambda p=p: self.open_experiment(p))
         self.recent_menu.setEnabled(bool(items))
+
+    def _can_continue(self, folder: str, exp: Experiment) -> bool:
+        """A run that has trained its steps goes on only when Steps was raised: say so in words."""
+        from workbench.engine.checkpoint import RunDir
+        from workbench.engine.errors import WorkbenchError
+
+        try:
+            steps = RunDir.open(Path(folder)).checkpoint_steps()
+        except WorkbenchError as e:
+            self.training.show_message(str(e))
+            return False
+        start = self.training.from_step() or (steps[-1] if steps else 0)  # an earlier checkpoint, if chosen
+        if steps and start >= exp.training.max_steps:
+            self.training.show_message(
+                f"The run in {folder} has already trained {start:,} steps. To continue it, raise Steps "
+                f"above {start:,}; to train a new run with these settings, press New run.")
+            return False
+        return True

@@ -403,24 +403,6 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         self._trained.append(exp)
         return True
 
-    def _can_continue(self, folder: str, exp: Experiment) -> bool:
-        """A run that has trained its steps goes on only when Steps was raised: say so in words."""
-        from workbench.engine.checkpoint import RunDir
-        from workbench.engine.errors import WorkbenchError
-
-        try:
-            steps = RunDir.open(Path(folder)).checkpoint_steps()
-        except WorkbenchError as e:
-            self.training.show_message(str(e))
-            return False
-        start = self.training.from_step() or (steps[-1] if steps else 0)  # an earlier checkpoint, if chosen
-        if steps and start >= exp.training.max_steps:
-            self.training.show_message(
-                f"The run in {folder} has already trained {start:,} steps. To continue it, raise Steps "
-                f"above {start:,}; to train a new run with these settings, press New run.")
-            return False
-        return True
-
     def pause(self) -> None:
         self.follow.pause() if self.follow.is_following() else self.session.pause()
         self._update_actions()
@@ -684,31 +666,21 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         return answer == QtWidgets.QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        if self.gpu_run is not None and self.gpu_run.running():
-            if self._close_after_stop:  # already stopping; _check_gpu_run closes once the child is gone
-                event.ignore()
-                return
-            if not self._may_stop_to_close(f"A training run on {self.gpu_run.nproc} GPUs"):
-                event.ignore()
-                return
-            self._close_after_stop = True
-            self.gpu_run.stop()
-            self.statusBar().showMessage("Stopping the run on all GPUs: saving a checkpoint, then closing…")
-            self._gpu_timer.start()
+        on_gpus = self.gpu_run is not None and self.gpu_run.running()
+        if on_gpus or self.session.is_active():
+            # Stop the run first (its checkpoint is saved while the window stays responsive); the
+            # window closes once it has stopped (_on_thread_done, _check_gpu_run).
             event.ignore()
-            return
-        if self.session.is_active():
-            if self._close_after_stop:  # already stopping; wait for it
-                event.ignore()
+            what = f"A training run on {self.gpu_run.nproc} GPUs" if on_gpus else "A training run"
+            if self._close_after_stop or not self._may_stop_to_close(what):
                 return
-            if not self._may_stop_to_close("A training run"):
-                event.ignore()
-                return
-            # stop, let the worker save its checkpoint while the window stays responsive, then close
             self._close_after_stop = True
-            self.session.stop()
+            if on_gpus:
+                self.gpu_run.stop()
+                self._gpu_timer.start()
+            else:
+                self.session.stop()
             self.statusBar().showMessage("Stopping: saving a checkpoint, then closing…")
-            event.ignore()
             return
         self.save_last_experiment()
         self.save_settings()
