@@ -70,6 +70,13 @@ class CorpusConfig:
         choices=("strict", "replace"),
     )
     val_fraction: float = _f(0.1, "Share of the tokens held out for validation.", min=0.0, max=0.5)
+    window_start: str = _f(
+        "anywhere", 'Where a training or validation window (a causal_lm or masked_lm task\'s context) may '
+        'start: "anywhere" (any token) or "line" (the first token of a line, so each line\'s parts sit at '
+        'the same positions in every window: lines of a fixed shape, such as the demo\'s, are then learned '
+        'within a few hundred steps). "line" needs a corpus with line breaks.',
+        choices=("anywhere", "line"),
+    )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .checkpoint import atomic_write_json, write_error
-from .errors import Cancelled, DataError
+from .errors import Cancelled, DataError, TokenizerError
 from .ownership import pid_alive, try_lock
 
 CACHE_VERSION = 1
@@ -147,10 +147,43 @@ def _open_cache(bin_path: Path, meta_path: Path, vocab_size: int) -> TokenCache 
     return cache
 
 
-class TokenData:
-    """Train and validation splits of one token cache, and random context windows from them."""
+WINDOW_STARTS = ("anywhere", "line")  # corpus.window_start
 
-    def __init__(self, tokens: np.ndarray, val_fraction: float, block_size: int):
+
+def line_end_ids(tokenizer) -> list[int]:
+    """Ids of the tokens after which a line starts: those whose text ends with a line break, and
+    the end-of-text token between documents. The cache encodes each line on its own, so a line
+    break always ends a token."""
+    texts = tokenizer.token_texts(range(tokenizer.vocab_size))
+    ends = {i for i, t in enumerate(texts) if t.endswith("\n")}
+    try:
+        ends.add(tokenizer.special_id("eos"))
+    except TokenizerError:  # a tokenizer.json of one's own without it: line breaks only
+        pass
+    return sorted(ends)
+
+
+def line_starts(tokens: np.ndarray, ends: list[int], chunk: int = 1 << 24) -> np.ndarray:
+    """Positions of the tokens that start a line (0 and every position after a line-end id), in
+    slices so that a big memory-mapped cache is never in memory at once."""
+    found = [np.zeros(1, dtype=np.int64)]
+    ends_arr = np.asarray(ends, dtype=np.int64)
+    for start in range(0, len(tokens) - 1, chunk):
+        part = np.asarray(tokens[start:min(start + chunk, len(tokens) - 1)])
+        found.append(np.flatnonzero(np.isin(part, ends_arr)).astype(np.int64) + start + 1)
+    return np.concatenate(found)
+
+
+class TokenData:
+    """Train and validation splits of one token cache, and random context windows from them.
+
+    ``line_ends`` (ids from ``line_end_ids``; corpus.window_start = "line") makes every window start
+    at a line start, so the positions of a line's parts are the same in every window: a model then
+    learns a copy that depends on where a letter stands in its line within a few hundred steps (the
+    demo). Without it a window starts at any token."""
+
+    def __init__(self, tokens: np.ndarray, val_fraction: float, block_size: int,
+                 line_ends: list[int] | None = None):
         n = len(tokens)
         n_val = int(n * val_fraction)
         self.train = tokens[: n - n_val]
@@ -168,10 +201,30 @@ class TokenData:
                 f"{n:,}); one context window needs {need:,}. Raise corpus.val_fraction, add text, or lower "
                 f"model.block_size."
             )
+        self.starts: dict[str, np.ndarray] | None = None  # per split: where a window may start
+        if line_ends is not None:
+            self.starts = self._window_starts(tokens, n - n_val, line_ends)
+
+    def _window_starts(self, tokens: np.ndarray, n_train: int, line_ends: list[int]) -> dict[str, np.ndarray]:
+        starts = line_starts(tokens, line_ends)
+        out = {}
+        for name, lo, data in (("train", 0, self.train), ("val", n_train, self.val)):
+            s = starts[(starts >= lo) & (starts < lo + len(data))] - lo
+            out[name] = s[s <= len(data) - self.block_size - 1]  # a whole window (and its target) fits
+        if len(out["train"]) < 2:  # only the corpus start: every window would be the same text
+            raise DataError(f'corpus.window_start = "line": no line break in the training text has a whole window '
+                            f'(model.block_size + 1 = {self.block_size + 1:,} tokens) after it ({len(starts) - 1:,} '
+                            f'line breaks in {len(tokens):,} tokens), so every window would be the same. Set '
+                            f'corpus.window_start = "anywhere", use a corpus with line breaks, or lower '
+                            f'model.block_size.')
+        if len(self.val) and not len(out["val"]):
+            out["val"] = np.zeros(1, dtype=np.int64)  # no line start in a short held-out tail: its own start
+        return out
 
     @classmethod
-    def from_cache(cls, cache: TokenCache, val_fraction: float, block_size: int) -> "TokenData":
-        return cls(cache.array(), val_fraction, block_size)
+    def from_cache(cls, cache: TokenCache, val_fraction: float, block_size: int,
+                   line_ends: list[int] | None = None) -> "TokenData":
+        return cls(cache.array(), val_fraction, block_size, line_ends)
 
     def split(self, name: str) -> np.ndarray:
         data = self.val if name == "val" else self.train
@@ -181,7 +234,11 @@ class TokenData:
         """Random windows: x (B, T) int64 and y = x shifted left by one (B, T)."""
         data = self.split(split)
         T = self.block_size
-        ix = torch.randint(len(data) - T, (batch_size,), generator=generator).numpy()
+        if self.starts is None:
+            ix = torch.randint(len(data) - T, (batch_size,), generator=generator).numpy()
+        else:  # line starts only (of the split the windows come from)
+            starts = self.starts["val" if split == "val" and len(self.val) else "train"]
+            ix = starts[torch.randint(len(starts), (batch_size,), generator=generator).numpy()]
         # One fancy-index gather from the memmap: (B, T+1) in a single numpy call.
         window = data[ix[:, None] + np.arange(T + 1)].astype(np.int64)
         xy = torch.from_numpy(window)

@@ -50,7 +50,7 @@ from . import checkpoint as ckpt
 from .config import PRETRAINING_KINDS, Experiment, TrainingConfig, check_range, field_meta
 from .control import CONTROL_FILE, SAVE_CHECKPOINT, SET_PROBE_TEXT, SNAPSHOT_ATTENTION, RunControl, write_status
 from .corpus import Corpus
-from .data import TokenData, build_token_cache
+from .data import TokenData, build_token_cache, line_end_ids
 from .device import (Precision, check_fits_memory, describe_device, is_out_of_memory, out_of_memory_message,
                      resolve_device)
 from .distributed import Group, Replicas
@@ -364,7 +364,8 @@ class Trainer:
                     corpus, tokenizer, paths.cache_dir(), should_stop=should_stop,
                     progress=lambda chars, toks: report(Status(f"Encoding the corpus: {toks:,} tokens")),
                 )
-                data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size)
+                ends = line_end_ids(tokenizer) if exp.corpus.window_start == "line" else None
+                data = TokenData.from_cache(cache, exp.corpus.val_fraction, exp.model.block_size, ends)
         return tokenizer, data
 
     def _claim_folder(self) -> None:

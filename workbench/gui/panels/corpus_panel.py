@@ -204,14 +204,20 @@ class CorpusPanel(Panel):
         self.val_spin.setSingleStep(0.01)
         self.val_spin.setDecimals(2)
         self.val_spin.setToolTip(field_help(CorpusConfig, "val_fraction"))
+        self.window_combo = QtWidgets.QComboBox()
+        self.window_combo.addItem("anywhere", "anywhere")
+        self.window_combo.addItem("at line starts", "line")
+        self.window_combo.setToolTip(field_help(CorpusConfig, "window_start"))
         for text, w in (("Folder files", self.glob_edit), ("JSONL field / CSV column", self.field_combo),
-                        ("Invalid UTF-8", self.errors_combo), ("Validation share", self.val_spin)):
+                        ("Invalid UTF-8", self.errors_combo), ("Validation share", self.val_spin),
+                        ("Windows start", self.window_combo)):
             opts.add(labelled(text, w))
         lay.addWidget(opts)
         self.glob_edit.editingFinished.connect(self._options_changed)
         self.field_combo.currentTextChanged.connect(self._field_changed)
         self.errors_combo.currentIndexChanged.connect(self._options_changed)
         self.val_spin.valueChanged.connect(lambda _v: self.configChanged.emit())
+        self.window_combo.currentIndexChanged.connect(lambda _i: self.configChanged.emit())
         self.body.addWidget(box, 3)
 
         # preview
@@ -235,16 +241,18 @@ class CorpusPanel(Panel):
     def config(self) -> CorpusConfig:
         return CorpusConfig(paths=tuple(self._sources) or ("builtin:toy",), glob=self.glob_edit.text().strip() or "**/*",
                             text_field=self.field_combo.currentText().strip() or "text",
-                            encoding_errors=self.errors_combo.currentData(), val_fraction=round(self.val_spin.value(), 4))
+                            encoding_errors=self.errors_combo.currentData(), val_fraction=round(self.val_spin.value(), 4),
+                            window_start=self.window_combo.currentData())
 
     def set_config(self, cfg: CorpusConfig) -> None:
-        for w in (self.glob_edit, self.field_combo, self.errors_combo, self.val_spin):
+        for w in (self.glob_edit, self.field_combo, self.errors_combo, self.val_spin, self.window_combo):
             w.blockSignals(True)
         self.glob_edit.setText(cfg.glob)
         self.field_combo.setCurrentText(cfg.text_field)
         self.errors_combo.setCurrentIndex(max(0, self.errors_combo.findData(cfg.encoding_errors)))
         self.val_spin.setValue(cfg.val_fraction)
-        for w in (self.glob_edit, self.field_combo, self.errors_combo, self.val_spin):
+        self.window_combo.setCurrentIndex(max(0, self.window_combo.findData(cfg.window_start)))
+        for w in (self.glob_edit, self.field_combo, self.errors_combo, self.val_spin, self.window_combo):
             w.blockSignals(False)
         self._sources = list(dict.fromkeys(cfg.paths))
         self._offer_undo(None)
@@ -507,7 +515,7 @@ class CorpusPanel(Panel):
         self._editable = editable
         for w in [*self.builtin_buttons.values(), self.add_files_button, self.add_folder_button,
                   self.remove_button, self.undo_button, self.glob_edit, self.field_combo, self.errors_combo,
-                  self.val_spin]:
+                  self.val_spin, self.window_combo]:
             w.setEnabled(editable)
         self.table.setAcceptDrops(editable)
         self.table.viewport().setAcceptDrops(editable)
