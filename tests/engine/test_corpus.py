@@ -383,6 +383,15 @@ def test_single_task_builtins_hold_only_their_task():
             check_toy_line(line)
 
 
+def test_demo_lines_are_five_letter_copies_of_one_shape():
+    piece = next(Corpus(["builtin:demo"]).pieces(max_chars=4096))
+    lines = piece.text.rstrip("\n").split("\n")
+    assert len(lines) > 300
+    for line in lines:
+        assert re.fullmatch(r"[a-p]{5}>[a-p]{5}", line)  # every line 12 characters with its newline
+        check_toy_line(line)
+
+
 def test_toy_is_deterministic_and_about_a_megabyte():
     head = [p.text for _, p in zip(range(3), Corpus(["builtin:toy"]).pieces(max_chars=5000))]
     again = [p.text for _, p in zip(range(3), Corpus(["builtin:toy"]).pieces(max_chars=5000))]

@@ -69,3 +69,50 @@ def test_bench_demo_times_both_levels_on_a_real_run(capsys):
     assert 0 < out["pattern_seconds"] <= out["loss_seconds"] < 120
     assert out["pattern_head"]["task"] in ("copy", "reverse", "brackets", "previous token")
     assert len(out["load_average"]) == 3 and out["cpu"]
+    assert 0 < out["pattern_cpu_seconds"] <= out["loss_cpu_seconds"] and out["step_ms"] > 0
+    # several seeds: each run's figures and the spread of the steps to each level
+    assert main(args + ["--seeds", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["seed"] for r in out["runs"]] == out["seeds"] == [0, 1]
+    assert out["loss_step"] == {"reached": "2 of 2", "median": 10, "min": 10, "max": 10}
+    assert out["pattern_step"]["reached"] == "2 of 2" and out["pattern_step"]["max"] == 0
+
+
+def test_the_demo_loss_level_is_below_what_a_model_that_does_not_copy_can_reach():
+    import math
+
+    from workbench.bench.demo import DEMO_LOSS_LEVEL, UNIFORM_LOSS
+    from workbench.engine.builtin_corpora import DEMO_LETTERS, LETTERS
+
+    # a window of two demo lines (24 characters, 23 targets): the first line's first letter is given,
+    # the second's is a free guess; the other new letters are drawn without repeats; ">" and "\n" are
+    # certain. Copying makes the answers certain; without it each answer letter is a guess among 16.
+    new = sum(math.log(len(LETTERS) - i) for i in range(1, DEMO_LETTERS))
+    copying = (2 * new + math.log(len(LETTERS))) / 23
+    not_copying = copying + 2 * DEMO_LETTERS * math.log(len(LETTERS)) / 23
+    assert UNIFORM_LOSS == math.log(18) and copying < DEMO_LOSS_LEVEL < not_copying
+
+
+def test_the_telling_head_is_a_task_head_before_a_previous_token_head():
+    from workbench.engine.patterns import CLEAR, telling_head
+
+    links = expected_links(PROBE)
+    T = len(PROBE)
+    att = np.full((2, 3, T, T), 1.0 / T, dtype=np.float32)
+    for q, k in links[PREVIOUS]:  # a perfect previous-token head
+        att[0, 1, q] = 0.0
+        att[0, 1, q, k] = 1.0
+    tokens = list(PROBE)
+    found = telling_head(att, tokens)
+    assert (found.task, found.layer, found.head, found.clear) == (PREVIOUS, 0, 1, True)
+    for q, k in links["copy"]:  # a copy head at 0.6 wins over the perfect previous-token head
+        att[1, 2, q] = 0.4 / T
+        att[1, 2, q, k] += 0.6
+    found = telling_head(att, tokens)
+    assert (found.task, found.layer, found.head) == ("copy", 1, 2) and found.score >= CLEAR and found.clear
+    # nothing plain: the best head, marked not clear
+    flat = np.full((2, 3, T, T), 1.0 / T, dtype=np.float32)
+    found = telling_head(flat, tokens)
+    assert found is not None and not found.clear and found.score < CLEAR
+    # tokens of several characters (a BPE probe): no links, no telling head
+    assert telling_head(att[:, :, :3, :3], ["cfh", "k>", "cfhk"]) is None

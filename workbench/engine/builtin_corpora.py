@@ -12,6 +12,8 @@ The separator names the task (">" forward, "<" backward, "|" close), so the mode
 do from the first answer character on. Letters within a word are distinct: every letter then
 appears once before the separator and a head can find "where was this letter" without ambiguity.
 The tasks are also offered alone as ``builtin:copy``, ``builtin:reverse`` and ``builtin:brackets``.
+``builtin:demo`` is the Demo's: copy lines of one fixed shape (``dkgan>dkgan``), learned in a few
+hundred steps when training windows start at line starts (corpus.window_start = "line").
 
 ``builtin:stdlib`` is code: the .py files of the running interpreter's standard library.
 
@@ -40,6 +42,7 @@ LETTERS = "abcdefghijklmnop"  # small, so every letter is seen often and learned
 # learned copy and reverse (~90% of answers exact) in about 1750 steps of 32 x 64 tokens, or 2250
 # steps of 16 x 64; words of 4 to 12 letters took longer. Brackets come first, within 1000 steps.
 WORD_LENGTHS = (3, 8)
+DEMO_LETTERS = 5  # the demo's copy lines: 12 characters with the newline, two to a 24-token context
 OPENERS, CLOSERS = "([{", ")]}"
 MAX_DEPTH = 4
 BRACKET_STEPS = (3, 12)
@@ -67,6 +70,14 @@ def _word(rng: random.Random) -> str:
 
 def copy_line(rng: random.Random) -> str:
     word = _word(rng)
+    return f"{word}>{word}"
+
+
+def demo_line(rng: random.Random) -> str:
+    """A copy line of a fixed shape (DEMO_LETTERS letters, ">", the same letters): with windows that
+    start at line starts (corpus.window_start = "line") every answer letter's source is at a fixed
+    position, which a 2-layer model learns within a few hundred steps."""
+    word = "".join(rng.sample(LETTERS, DEMO_LETTERS))
     return f"{word}>{word}"
 
 
@@ -181,6 +192,8 @@ BUILTINS: dict[str, Builtin] = {
         GeneratedCorpus("toy", "copy, reverse and bracket-closing lines mixed (~1 MB); the "
                         "char-level demo whose attention patterns are easy to see",
                         (copy_line, reverse_line, brackets_line)),
+        GeneratedCorpus("demo", 'lines such as "dkgan>dkgan", always five letters (~1 MB): the Demo\'s corpus; '
+                        "with windows at line starts a copy head forms within a few hundred steps", (demo_line,)),
         GeneratedCorpus("copy", 'lines such as "dkgan>dkgan" (~1 MB): attention looks back a '
                         "fixed distance", (copy_line,)),
         GeneratedCorpus("reverse", 'lines such as "dkgan<nagkd" (~1 MB): attention forms an '

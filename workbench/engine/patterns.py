@@ -23,6 +23,10 @@ from .builtin_corpora import CLOSERS, OPENERS
 
 TASKS = ("copy", "reverse", "brackets")
 PREVIOUS = "previous token"  # every token looking at the one before it: the first head most models grow
+CLEAR = 0.5  # a head with at least half its attention on the keys its task needs shows the task plainly
+# what a head with a high score looks at, in words (for the Attention page's note)
+LOOKS_AT = {"copy": "the letter each answer letter copies", "reverse": "the letter each reversed letter takes",
+            "brackets": "the opener each closer closes", PREVIOUS: "the token just before"}
 
 
 def expected_links(text: str) -> dict[str, list[tuple[int, int]]]:
@@ -90,3 +94,43 @@ def probe_links(tokenizer, text: str) -> dict[str, list[tuple[int, int]]]:
     if getattr(tokenizer, "kind", None) != "char" or len(tokenizer.encode(text)) != len(text):
         return {}
     return expected_links(text)
+
+
+@dataclass(frozen=True)
+class TellingHead:
+    """The head that shows a task of the probe most plainly, and whether it passes CLEAR."""
+
+    task: str
+    layer: int
+    head: int
+    score: float
+    clear: bool
+
+
+def telling_head(attention: np.ndarray, tokens: list[str], level: float = CLEAR) -> TellingHead | None:
+    """The most telling head of a snapshot: the best head of a task (copy, reverse, brackets) when
+    one reaches ``level``, else the best previous-token head when it does (the pattern that forms
+    first, and the least interesting), else the best head of all, marked not clear. None when the
+    probe's tokens are not single characters (the links need them) or it holds nothing to score."""
+    if not tokens or any(len(t) != 1 for t in tokens):
+        return None
+    scores = pattern_scores(attention, expected_links("".join(tokens))).scores
+    if not scores:
+        return None
+
+    def best(tasks) -> TellingHead | None:
+        found = None
+        for task in tasks:
+            if task in scores:
+                grid = scores[task]
+                layer, head = np.unravel_index(int(np.argmax(grid)), grid.shape)
+                value = float(grid[layer, head])
+                if found is None or value > found.score:
+                    found = TellingHead(task, int(layer), int(head), value, value >= level)
+        return found
+
+    for tasks in (TASKS, (PREVIOUS,)):
+        found = best(tasks)
+        if found is not None and found.clear:
+            return found
+    return best((*TASKS, PREVIOUS))

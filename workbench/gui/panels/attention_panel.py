@@ -3,7 +3,9 @@
 The trainer records the attention of a fixed probe text every N steps (and on request); the
 snapshots arrive through the bridge's one-slot mailbox. The big heatmap shows one head (or the
 average of a layer's heads) with tokens on both axes; the grid beside it shows every head of
-every layer, and clicking one selects it. A timeline slider scrubs through every snapshot of
+every layer, and clicking one selects it. Until the person picks a head, the page shows the most
+telling one (``engine.patterns.telling_head``: the head whose attention does a task of the probe,
+copy, reverse, brackets or the previous token) and says why. A timeline slider scrubs through every snapshot of
 this run; for a finished run folder it reads the ``attention/`` snapshots from disk (loaded only
 when shown).
 """
@@ -59,6 +61,8 @@ class AttentionPanel(Panel):
         self._head = 0
         self._run_dir: str | None = None
         self._active = False
+        self._picked = False  # the person chose a head: automatic choices stop until the next run
+        self.telling = None   # engine.patterns.TellingHead of the snapshot shown (None: nothing to score)
 
         # pickers and actions
         bar = FlowRow()  # wraps onto a second line on a narrow page (presentation mode)
@@ -81,6 +85,9 @@ class AttentionPanel(Panel):
         bar.add_stretch()
         bar.add(self.snapshot_button, self.load_button, self.export_button)
         self.body.addWidget(bar)
+        self.head_note = WrapLabel()  # which head is shown and why
+        self.head_note.setObjectName("mutedLabel")
+        self.body.addWidget(self.head_note)
 
         # the maps
         self.heatmap = AttentionHeatmap()
@@ -156,7 +163,7 @@ class AttentionPanel(Panel):
 
         self.layer_combo.currentIndexChanged.connect(self._on_layer)
         self.head_combo.currentIndexChanged.connect(self._on_head)
-        self.grid.headSelected.connect(self.select_head)
+        self.grid.headSelected.connect(self._pick)
         self.timeline.valueChanged.connect(self._scrubbed)
         self.follow_check.toggled.connect(self._follow_toggled)
         self.auto_levels.toggled.connect(self._on_levels)
@@ -194,6 +201,8 @@ class AttentionPanel(Panel):
         self.entries = []
         self._index = -1
         self._run_dir = None
+        self._picked = False
+        self.telling = None
         self._update_controls()
 
     def add_snapshot(self, snap, show: bool = False) -> None:
@@ -267,7 +276,35 @@ class AttentionPanel(Panel):
         with QtCore.QSignalBlocker(self.timeline):
             self.timeline.setValue(i)
         self._fill_pickers(entry.attention.shape[0], entry.attention.shape[1])
+        self._choose_telling_head(entry)
         self._render()
+
+    def _choose_telling_head(self, entry: Entry) -> None:
+        """Score the heads on the probe; show the most telling one unless the person chose a head."""
+        from workbench.engine.patterns import telling_head
+
+        self.telling = telling_head(entry.attention, entry.tokens or [])
+        if self.telling is not None and self.telling.clear and not self._picked:
+            self._layer, self._head = self.telling.layer, self.telling.head
+            with QtCore.QSignalBlocker(self.layer_combo), QtCore.QSignalBlocker(self.head_combo):
+                self.layer_combo.setCurrentIndex(self._layer)
+                self.head_combo.setCurrentIndex(self._head)
+
+    def _head_note(self) -> str:
+        from workbench.engine.patterns import CLEAR, LOOKS_AT
+
+        t = self.telling
+        if t is None:
+            return ""
+        what = f"layer {t.layer} head {t.head}: {t.task} score {t.score:.2f}"
+        if not t.clear:
+            return (f"No head does a task of the probe plainly yet (the best, {what}; {CLEAR:.2f} counts). "
+                    f"Watch as training goes on.")
+        share = f"{t.score:.0%} of its attention goes to {LOOKS_AT[t.task]}"
+        if (self._layer, self._head) == (t.layer, t.head):
+            chosen = "You chose" if self._picked else "Chosen for you, the most telling head:"
+            return f"{chosen} {what} ({share})."
+        return f"The most telling head is {what} ({share}); click it in the grid to see it."
 
     def _scrubbed(self, i: int) -> None:
         """The person moved the timeline (drag, click or keys): an older snapshot stays in view
@@ -320,6 +357,8 @@ class AttentionPanel(Panel):
             self.grid.set_selected(layer, min(self._head, H - 1))
         n = len(self.entries)
         self.step_label.setText(f"step {entry.step:,}  ({self._index + 1} of {n})")
+        self.head_note.setText(self._head_note())
+        self.head_note.setVisible(bool(self.head_note.text()))
         self.caption.setText(f"{what}: {T} probe tokens. Rows: the token that looks; columns: the tokens it "
                              f"looks at (only earlier ones: the model cannot see the future).")
         self.set_summary(f"step {entry.step:,} · {L}×{H} heads")
@@ -337,6 +376,7 @@ class AttentionPanel(Panel):
         if not n:
             self.step_label.setText("—")
             self.caption.setText("")
+            self.head_note.hide()
             self.set_summary("")
         else:
             cur = self.current()
@@ -345,7 +385,7 @@ class AttentionPanel(Panel):
 
     def _on_layer(self, i: int) -> None:
         if i >= 0:
-            self._layer = i
+            self._layer, self._picked = i, True
             self._render()
 
     def _on_head(self, i: int) -> None:
@@ -353,8 +393,14 @@ class AttentionPanel(Panel):
             return
         entry = self.current()
         H = entry.attention.shape[1] if entry is not None and entry.attention is not None else 0
-        self._head = MEAN if i == H else i
+        self._head, self._picked = (MEAN if i == H else i), True
         self._render()
+
+    def _pick(self, layer: int | None, head: int | None) -> None:
+        """The person chose a head (the grid, Sharpest head): it stays shown as snapshots arrive."""
+        if layer is not None:
+            self._picked = True
+            self.select_head(layer, head)
 
     def select_head(self, layer: int, head: int) -> None:
         self._layer, self._head = layer, head
@@ -373,9 +419,7 @@ class AttentionPanel(Panel):
         return int(layer), int(head)
 
     def show_sharpest_head(self) -> None:
-        found = self.sharpest_head()
-        if found is not None:
-            self.select_head(*found)
+        self._pick(*(self.sharpest_head() or (None, None)))
 
     def _on_levels(self, on: bool) -> None:
         self.heatmap.set_auto_levels(on)

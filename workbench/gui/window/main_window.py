@@ -115,6 +115,7 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         self._name_auto: str | None = None    # a name that follows the corpus (a preset's, or derived)
         self._corpus_paths: tuple[str, ...] = ()
         self._snapshot_wanted = False         # the person asked for a snapshot: show it when it comes
+        self._demo_tour = False               # a Demo run on the Curves page: go to Attention once a task head forms
         self.setWindowTitle(theme.APPLICATION)
         self.setMinimumSize(MIN_WINDOW)
 
@@ -372,6 +373,7 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
     def start(self) -> bool:
         if self.session.is_active():
             return False
+        self._demo_tour = False
         if not self.model.is_valid():
             self.show_panel("model")
             return False
@@ -423,6 +425,7 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         ok = self.start()
         if ok:
             self.show_panel("curves")
+            self._demo_tour = True
         return ok
 
     def request_snapshot(self) -> None:
@@ -518,8 +521,22 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         if snap is not None:
             wanted, self._snapshot_wanted = self._snapshot_wanted, False
             self.attention.add_snapshot(snap, show=wanted)
+            self._demo_shows_attention()
             if wanted:
                 self.statusBar().showMessage(f"Attention recorded at step {snap.step:,}", 5000)
+
+    def _demo_shows_attention(self) -> None:
+        """The Demo's second act: once a head does a task of the probe (a copy), the loss has fallen
+        with it; show that head, unless the person left the Curves page meanwhile."""
+        from workbench.engine.patterns import TASKS
+
+        t = self.attention.telling
+        if self._demo_tour and t is not None and t.clear and t.task in TASKS:
+            self._demo_tour = False
+            if self.current_panel() == "curves":
+                self.show_panel("attention")
+                self.statusBar().showMessage(f"The model has learned to {t.task}: layer {t.layer} head {t.head} "
+                                             f"does it (Curves shows the loss)", 15000)
 
     def _on_finished(self, e) -> None:
         self.training.on_finished(e)
