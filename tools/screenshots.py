@@ -4,8 +4,9 @@
     xvfb-run -s "-screen 0 1024x768x24" python tools/screenshots.py --size 1024x768 --presentation
 
 Opens the window (with temporary settings, data and cache folders unless --keep-dirs), shows the
-corpus, tokenizer and model pages, then presses Demo, lets it train for --seconds, and grabs the
-training, curves and attention pages while it runs; pauses it and generates from the live model
+corpus, tokenizer and model pages, then presses Demo, lets it train until it moves to the Attention
+page by itself (a copy head has formed) or for --seconds, and grabs the training, curves and
+attention pages while it runs; pauses it and generates from the live model
 (the Generate page) and switches its most useful head off (the Inside page); stops it and shows the Runs page and the rest. Finally closes cleanly.
 
 Every page is shot at the window size --size (the screen should be that big: the window is kept
@@ -35,7 +36,8 @@ README_PAGES = ("corpus", "tokenizer", "model", "training", "curves", "attention
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    ap.add_argument("--seconds", type=float, default=40.0, help="how long the demo trains before the live shots")
+    ap.add_argument("--seconds", type=float, default=120.0, help="at most this long the demo trains before the live shots (it moves on "
+                    "as soon as a copy head forms)")
     ap.add_argument("--size", default="1440x900", help="window size WIDTHxHEIGHT (at most the screen's free area)")
     ap.add_argument("--modes", nargs="+", choices=("normal", "presentation"), default=["normal"],
                     help="shoot every page in these modes (default: normal)")
@@ -109,23 +111,23 @@ def main() -> int:
     w.show_panel("tokenizer")
     spin(2)
     spin(120, lambda: not w.tokenizer.is_training())
-    w.tokenizer.sample_edit.setPlainText("abcdef>abcdef\nponm<mnop\n([{}])|")
+    w.tokenizer.sample_edit.setPlainText("abcde>abcde\nponmk>ponmk\n")
     spin(0.5)
     shoot("tokenizer", "model", "tasks", "finetune")
 
     w.run_demo()
-    spin(args.seconds)
-    w.attention.show_sharpest_head()
+    spin(args.seconds, lambda: w.current_panel() == "attention")  # the Demo shows its copy head
+    spin(3)  # a few more steps on the curves
     shoot("training", "curves", "balance", "attention")
 
-    # Generate from the live model of the paused run: the demo's copy task ("abcdef>" -> "abcdef")
+    # Generate from the live model of the paused run: the demo's copy task ("bjdpg>" -> "bjdpg")
     from workbench.engine.generate import SamplingSettings
 
     w.pause()
     spin(30, lambda: w.generate.live_available())
     w.show_panel("generate")
     w.generate.set_source("live")
-    w.generate.prompt_edit.setPlainText("bjdpge<")
+    w.generate.prompt_edit.setPlainText("bjdpg>")
     w.generate.set_settings(SamplingSettings(max_tokens=16, temperature=0.0, seed=0))
     w.generate.generate()
     spin(60, lambda: not w.generate.is_generating())

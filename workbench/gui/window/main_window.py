@@ -535,8 +535,7 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
             self._demo_tour = False
             if self.current_panel() == "curves":
                 self.show_panel("attention")
-                self.statusBar().showMessage(f"The model has learned to {t.task}: layer {t.layer} head {t.head} "
-                                             f"does it (Curves shows the loss)", 15000)
+                self.statusBar().showMessage(f"The model learned to {t.task}: layer {t.layer} head {t.head} does it", 15000)
 
     def _on_finished(self, e) -> None:
         self.training.on_finished(e)
