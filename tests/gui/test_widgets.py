@@ -717,3 +717,21 @@ def test_a_single_step_reads_once_on_the_step_axis(plot, qtbot):
     # a long range still gets its usual compact ticks
     labels = [s for sp, vals in axis.tickValues(0, 12000, 600) for s in axis.tickStrings(vals, 1, sp)]
     assert "10k" in labels and len(labels) == len(set(labels))
+
+
+@pytest.mark.parametrize("size", [(1100, 500), (500, 700)])
+def test_the_matrix_sits_beside_its_row_labels_in_a_wide_or_tall_view(heatmap, qtbot, size):
+    # square cells in a wide view used to leave the matrix centred, ~90 px from the row labels
+    m = np.tril(np.ones((len(TOKENS), len(TOKENS))))
+    heatmap.set_attention(m / m.sum(1, keepdims=True), TOKENS)
+    heatmap.resize(*size)
+
+    def beside():
+        axis_right = heatmap.left_axis.sceneBoundingRect().right()
+        image_left = heatmap.image_item.mapToScene(0, 0).x()
+        return abs(image_left - axis_right) <= 3
+
+    qtbot.waitUntil(beside, timeout=3000)
+    # and the whole matrix is still in view
+    (x0, x1), (y0, y1) = heatmap.view_box.viewRange()
+    assert x0 <= 0.01 and x1 >= len(TOKENS) - 0.01 and y0 <= 0.01 and y1 >= len(TOKENS) - 0.01
