@@ -101,7 +101,7 @@ def test_the_probe_text_and_the_name_follow_the_corpus_unless_typed(window, qtbo
     assert w.corpus.sources() == ["builtin:reverse"]
     assert w.attention.probe_text() == "" and w.experiment().training.probe_text == ""
     assert w.training.name() == "reverse"
-    qtbot.mouseClick(w.corpus.builtin_buttons["toy"], LEFT)  # back to the demo's corpus: its own again
+    qtbot.mouseClick(w.corpus.builtin_buttons["demo"], LEFT)  # back to the demo's corpus: its own again
     assert w.attention.probe_text() == DEMO_PROBE and w.training.name() == "demo-toy"
 
     # a typed probe is written for the corpus of its time: another corpus clears it, with an Undo
@@ -166,30 +166,30 @@ def test_a_probe_applied_in_the_demo_does_not_carry_into_a_run_on_ones_own_corpu
 def test_a_file_of_ones_own_replaces_the_built_in_corpus_with_a_way_back(window, qtbot, small_text):
     w = window
     w.show_panel("corpus")
-    assert w.corpus.sources() == ["builtin:toy"]
+    assert w.corpus.sources() == ["builtin:demo"]
     w.corpus.add_paths([str(small_text)])  # what "Add files…" and a drop call
     assert w.corpus.sources() == [str(small_text)], "no silent mix of the demo corpus and the person's"
     assert w.experiment().corpus.paths == (str(small_text),)
     assert w.training.name() == "small" and w.attention.probe_text() == ""
-    assert w.corpus.undo_bar.isVisible() and "toy" in w.corpus.undo_label.text()
-    qtbot.mouseClick(w.corpus.undo_button, LEFT)  # "Keep toy too"
-    assert w.corpus.sources() == ["builtin:toy", str(small_text)] and not w.corpus.undo_bar.isVisible()
-    assert w.training.name() == "toy-mix"
+    assert w.corpus.undo_bar.isVisible() and "demo" in w.corpus.undo_label.text()
+    qtbot.mouseClick(w.corpus.undo_button, LEFT)  # "Keep demo too"
+    assert w.corpus.sources() == ["builtin:demo", str(small_text)] and not w.corpus.undo_bar.isVisible()
+    assert w.training.name() == "demo-mix"
 
     # removing a row (the Delete key) can be taken back
     w.corpus.table.selectRow(0)
     w.corpus.table.setFocus()
     qtbot.keyClick(w.corpus.table, QtCore.Qt.Key.Key_Delete)
     assert w.corpus.sources() == [str(small_text)]
-    assert w.corpus.undo_bar.isVisible() and "toy" in w.corpus.undo_label.text()
+    assert w.corpus.undo_bar.isVisible() and "demo" in w.corpus.undo_label.text()
     qtbot.mouseClick(w.corpus.undo_button, LEFT)
-    assert w.corpus.sources() == ["builtin:toy", str(small_text)]
+    assert w.corpus.sources() == ["builtin:demo", str(small_text)]
 
     # a built-in button replaces the person's files: that too can be taken back
     qtbot.mouseClick(w.corpus.builtin_buttons["copy"], LEFT)
     assert w.corpus.sources() == ["builtin:copy"] and "small.txt" in w.corpus.undo_label.text()
     qtbot.mouseClick(w.corpus.undo_button, LEFT)
-    assert w.corpus.sources() == ["builtin:toy", str(small_text)]
+    assert w.corpus.sources() == ["builtin:demo", str(small_text)]
 
 
 def test_a_typed_name_stays_when_a_file_replaces_the_built_in_corpus(window, qtbot, small_text):
