@@ -5,9 +5,9 @@ snapshots arrive through the bridge's one-slot mailbox. The big heatmap shows on
 average of a layer's heads) with tokens on both axes; the grid beside it shows every head of
 every layer, and clicking one selects it. Until the person picks a head, the page shows the most
 telling one (``engine.patterns.telling_head``: the head whose attention does a task of the probe,
-copy, reverse, brackets or the previous token) and says why. A timeline slider scrubs through every snapshot of
-this run; for a finished run folder it reads the ``attention/`` snapshots from disk (loaded only
-when shown).
+copy, reverse, brackets or the previous token) and says why. A timeline slider scrubs through
+every snapshot of this run; for a finished run folder it reads the ``attention/`` snapshots from
+disk (loaded only when shown).
 """
 
 from __future__ import annotations
