@@ -43,7 +43,7 @@ def conclude(r: LessonResult) -> str:
         return (words + " With 200 labels the auxiliary loss makes no clear difference here; GPT-1 reported "
                 "the same trend: it helped on its larger datasets, not on the smaller ones.")
     if r.effect < 0:
-        return (words + " Here it hurts: the LM loss on 200 short sentences also pulls the model towards "
+        return (words + " Here it hurts: an LM loss on a few short sentences can pull the model towards "
                 "their few words.")
     return words
 

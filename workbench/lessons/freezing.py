@@ -23,7 +23,7 @@ def run(ctx: RunContext) -> Outcome:
     s = sizes(ctx)
     train_tsv, test_tsv = T.labelled_files(ctx, s)
     # gradual: the head (and final LayerNorm) first, then one block from the top every quarter of the
-    # run, the embeddings last (2 blocks: all of it trains from the third quarter on)
+    # run, the embeddings last (2 blocks: both train from the third quarter on, the embeddings in the fourth)
     exp = T.finetune_experiment(ctx.seed, s, train_tsv, test_tsv, init=ctx.shared, tokenizer=ctx.shared / "tokenizer.json",
                                 freeze=FREEZE[ctx.condition], unfreeze_every=max(1, s.finetune_steps // 4))
     r = T.train(ctx, exp, ctx.workdir / "run", x="seconds")
