@@ -260,6 +260,6 @@ BUILTINS["icl"] = GeneratedCorpus(
 from . import word_kinds  # noqa: E402  (its own module: the lessons' language and labelled sets)
 
 BUILTINS["kinds"] = GeneratedCorpus(
-    "kinds", 'sentences such as "the dax sleeps ." and "a tupo beeps and spins ." (~0.6 MB): 80 made-up '
+    "kinds", 'sentences such as "the blebop sleeps ." and "a snorb beeps and spins ." (~0.6 MB): 80 made-up '
     "nouns of two kinds (animals, machines) that only the verbs around them tell apart (the transfer lessons)",
     (word_kinds.clause,), size_chars=word_kinds.SIZE_CHARS, version=f"kinds-v{word_kinds.VERSION}")

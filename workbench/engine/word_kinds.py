@@ -1,14 +1,14 @@
 """``builtin:kinds``: a made-up language whose nouns come in two hidden kinds (the transfer lessons).
 
-Eighty invented nouns ("dax", "tupo") are of two kinds. Nothing in a noun's spelling says which
+Eighty invented nouns ("blebop", "snorb") are of two kinds. Nothing in a noun's spelling says which
 (they are random syllables); only the company it keeps does. Animals eat, sleep and run; machines
 beep, rust and spin, and two nouns named together are of one kind:
 
-    the dax sleeps .            a tupo beeps and spins .
-    the dax and the mirb eat .  i saw the tupo .
+    the blebop sleeps .              a snorb beeps and spins .
+    the blebop and the glup eat .    i saw the snorb .
 
 The unlabelled text (``builtin:kinds``, for pretraining) is such sentences. The labelled sentences
-(``labelled_examples``) use only the neutral frames ("i saw the dax", "look at the tupo"), whose
+(``labelled_examples``) use only the neutral frames ("i saw the blebop", "look at the snorb"), whose
 words say nothing about the kind, labelled with the noun's kind; the labels name only a few nouns
 and the test sentences only the others. A model that learned from the unlabelled text which
 nouns behave alike can carry a few labels over to nouns it never saw labelled; a model trained

@@ -14,7 +14,7 @@ from .base import (Finished, Lesson, LessonEvent, LessonResult, LessonStopped, M
 
 # module name -> the lesson's command-line name comes from the module's LESSON.name
 MODULES: tuple[str, ...] = (
-    "pretraining", "freezing", "aux_lm",   # transfer (helper "transfer")
+    "pretraining", "freezing", "aux_lm",   # transfer: what pretraining gives a fine-tuned classifier
 )
 
 

@@ -65,7 +65,7 @@ LESSON = Lesson(
     small_seeds=1,
     how=("The pretrained GPT of the pretraining lesson is fine-tuned twice on the same 200 labelled sentences "
          "(their label is the kind of the last noun; each starts with one sentence of the unlabelled kind, "
-         "\"the mirb sleeps . i saw the dax\", text the LM loss can learn from): once with the task loss alone "
+         "\"the glup sleeps . i saw the snorb\", text the LM loss can learn from): once with the task loss alone "
          "(lambda 0), once adding half the language-model loss on the same sentences (lambda 0.5, GPT-1's "
          "setting). Both are tested on sentences about nouns no label named."),
     conclude=conclude,

@@ -48,8 +48,9 @@ LESSON = Lesson(
          "spin; two nouns named together are of one kind. A small GPT first learns to predict the next word of "
          "that text (pretraining; no labels). From it alone the model can learn which nouns keep the same "
          "company, i.e. which nouns are of one kind, without being told what the kinds are. Then a classifier is "
-         "fine-tuned on 200 labelled sentences such as \"i saw the dax\" -> animal, which name only 16 of the "
-         "nouns, and tested on sentences about the other 64. The pretrained model carries the 16 labels over "
+         "fine-tuned on 200 labelled sentences such as \"i saw the blebop\" -> animal, which name only 16 of the "
+         "nouns, and tested on sentences about the other 64; both models fine-tune the same way (the same "
+         "labels, steps and settings, the task loss alone) and differ only in their starting weights. The pretrained model carries the 16 labels over "
          "to the nouns it knows behave like them. The model from scratch has read only the 200 labelled "
          "sentences, whose words (\"i saw the\") say nothing about a kind: for a noun it never saw labelled "
          "it has nothing to go on, and can only guess."),
