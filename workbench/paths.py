@@ -1,7 +1,7 @@
 """Where the workbench keeps things (platformdirs), overridable for tests and shared machines.
 
 WORKBENCH_DATA_DIR   runs (config, metrics, checkpoints, attention snapshots)
-WORKBENCH_CACHE_DIR  token caches and trained tokenizers (safe to delete)
+WORKBENCH_CACHE_DIR  token caches, trained tokenizers and the lessons' pretrained models (safe to delete)
 WORKBENCH_CONFIG_DIR the window's last experiment (last.toml), reopened at the next launch
 """
 

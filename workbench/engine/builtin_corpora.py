@@ -159,13 +159,15 @@ class GeneratedCorpus:
     tasks: tuple[Callable[[random.Random], str], ...]
     size_chars: int = SIZE_CHARS
     seed: int = SEED
+    version: str = ""   # a generator module's own version (word_kinds.VERSION), part of the identity
 
     def chunks(self) -> Iterator[str]:
         return generate(self.tasks, size_chars=self.size_chars, seed=self.seed)
 
     def identity(self) -> str:
         tasks = ",".join(t.__name__ for t in self.tasks)
-        return f"{self.name} v{VERSION} tasks={tasks} seed={self.seed} size={self.size_chars}"
+        own = f" {self.version}" if self.version else ""
+        return f"{self.name} v{VERSION}{own} tasks={tasks} seed={self.seed} size={self.size_chars}"
 
 
 @dataclass(frozen=True)
@@ -264,3 +266,13 @@ BUILTINS["icl"] = GeneratedCorpus(
     "icl", 'lines such as "c4 k1 c4 z7 k1" (~2 MB), each with its own random key -> value '
     "mapping: only looking back in context predicts the values (induction heads)",
     (keyvalue_line,), size_chars=2 * SIZE_CHARS)
+
+
+# -- transfer: nouns of two hidden kinds, told apart only by the company they keep (word_kinds.py) --
+
+from . import word_kinds  # noqa: E402  (its own module: the lessons' language and labelled sets)
+
+BUILTINS["kinds"] = GeneratedCorpus(
+    "kinds", 'sentences such as "the blebop sleeps ." and "a snorb beeps and spins ." (~0.6 MB): 80 made-up '
+    "nouns of two kinds (animals, machines) that only the verbs around them tell apart (the transfer lessons)",
+    (word_kinds.clause,), size_chars=word_kinds.SIZE_CHARS, version=f"kinds-v{word_kinds.VERSION}")

@@ -13,7 +13,10 @@ from .base import (Finished, Lesson, LessonEvent, LessonResult, LessonStopped, M
                    Point, RunContext, RunDone, Started, run_lesson)
 
 # module name -> the lesson's command-line name comes from the module's LESSON.name
-MODULES: tuple[str, ...] = ("heads",)
+MODULES: tuple[str, ...] = (
+    "pretraining", "freezing", "aux_lm",   # transfer: what pretraining gives a fine-tuned classifier
+    "heads",                               # how attention heads form (the Demo's model)
+)
 
 
 class UnknownLesson(KeyError):
