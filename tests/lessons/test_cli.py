@@ -27,8 +27,8 @@ def test_the_list_names_every_lesson_with_title_budget_and_claim(registered, cap
     registered(toy_lesson("toy"), toy_lesson("other", title="Another", claim="Other claim.", budget_s=150))
     assert main(["lesson"]) == 0
     out = capsys.readouterr().out
-    assert "toy" in out and "Toy lesson (about 1:00" in out and "Pretrained beats scratch." in out
-    assert "other" in out and "Another (about 2:30" in out and "Other claim." in out
+    assert "toy" in out and "Toy lesson (about 1 min" in out and "Pretrained beats scratch." in out
+    assert "other" in out and "Another (about 2.5 min" in out and "Other claim." in out
     assert main(["lesson", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [x["name"] for x in listed] == ["toy", "other"] and listed[1]["budget_seconds"] == 150

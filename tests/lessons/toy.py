@@ -4,6 +4,7 @@ moment and return fixed per-seed values, so a test can check that a view shows w
 from __future__ import annotations
 
 import threading
+import time
 
 from workbench.lessons.base import Lesson, Outcome
 
@@ -11,11 +12,13 @@ VALUES = {"pretrained": [0.9, 0.8, 0.85], "scratch": [0.5, 0.6, 0.55]}
 
 
 def toy_lesson(name: str = "toy", values: dict | None = None, *, fail_at: tuple[str, int] | None = None,
-               on_run=None, gate: threading.Event | None = None, **kw) -> Lesson:
+               on_run=None, gate: threading.Event | None = None,
+               hold_at: tuple[str, int] | None = None, **kw) -> Lesson:
     """Conditions ``values``' keys; each run draws the points (1, v/2) and (2, v) (and (2, 0.9 v) on a
     "train" curve), marks x=1 "halfway", and returns v = values[condition][seed]. ``fail_at``
     (condition, seed) raises there; ``on_run(ctx)`` is called at the start of every run; with ``gate``
-    each run waits for it after its first point (a test holds a lesson mid-run)."""
+    each run waits for it after its first point; the run ``hold_at`` (condition, seed) waits there until
+    the lesson is stopped (a test holds a lesson mid-run)."""
     values = values or VALUES
 
     def prepare(ctx):
@@ -33,6 +36,9 @@ def toy_lesson(name: str = "toy", values: dict | None = None, *, fail_at: tuple[
         if gate is not None:
             while not gate.wait(0.01):
                 ctx.check()
+        while hold_at == (ctx.condition, ctx.seed):
+            ctx.check()
+            time.sleep(0.01)
         ctx.mark(1, "halfway")
         ctx.point(2, v)
         ctx.point(2, v * 0.9, series="train")

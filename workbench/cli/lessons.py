@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from workbench.fmt import fmt_duration
+from workbench.fmt import fmt_about, fmt_duration
 
 from .args import number_type
 
@@ -105,7 +105,7 @@ def _list(all_lessons: dict, as_json: bool) -> int:
         return 0
     width = max(len(n) for n in all_lessons)
     for les in all_lessons.values():
-        print(f"{les.name:<{width}}  {les.title} (about {fmt_duration(les.budget_s)} on a 2-core CPU)")
+        print(f"{les.name:<{width}}  {les.title} ({fmt_about(les.budget_s)} on a 2-core CPU)")
         print(f"{'':<{width}}  {les.claim}")
     print("\nrun one: workbench lesson NAME  (--size small: a quick reduced version; --json: the figures)")
     return 0
