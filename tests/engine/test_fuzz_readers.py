@@ -212,3 +212,22 @@ def test_a_gpt2_config_of_any_values_is_read_or_refused_naming_config_json(cfg):
         assert "config.json" in str(e)
         return
     assert config.n_layer >= 1 and config.n_embd % config.n_head == 0
+
+
+@pytest.mark.parametrize("name, body, columns, what", [
+    ("fields.csv", "text,label\nfine,pos\none,two,three\n", {"label": "label"}, "3 fields"),
+    ("empty_text.csv", "text,label\n,pos\n", {"label": "label"}, "empty text"),
+    ("null_label.jsonl", '{"text": "a", "label": "pos"}\n{"text": "b", "label": null}\n', {"label": "label"},
+     "missing label"),
+    ("header_only.tsv", "text\tlabel\n", {"label": "label"}, "no examples"),
+    ("latin1.csv", "text,label\ncaf\xe9,pos\n".encode("latin-1"), {"label": "label"}, "not UTF-8"),
+])
+def test_a_damaged_labelled_file_names_its_line_and_exits_1(tmp_path, name, body, columns, what):
+    # exit codes (README): 2 a bad command or setting (a column the file lacks is a setting), 1 a file
+    # that turned out damaged
+    path = tmp_path / name
+    path.write_bytes(body if isinstance(body, bytes) else body.encode())
+    with pytest.raises(WorkbenchError) as e:
+        read_labelled(path, Columns(**columns))
+    assert str(path) in str(e.value) and what in str(e.value)
+    assert e.value.exit_code == 1, str(e.value)

@@ -160,6 +160,13 @@ def page_problems(w: MainWindow, key: str) -> list[str]:
             if isinstance(c, pg.PlotWidget) and c.getPlotItem().getViewBox().height() < MIN_VIEW_HEIGHT:
                 problems.append(f"{name}: a plot whose data area is "
                                 f"{c.getPlotItem().getViewBox().height():.0f} px high (< {MIN_VIEW_HEIGHT})")
+        if isinstance(c, QtWidgets.QTableView) and c.isVisible() and c.model() and c.model().columnCount():
+            h = c.horizontalHeader()
+            if h.sectionResizeMode(0) == QtWidgets.QHeaderView.ResizeMode.Stretch:
+                need = c.fontMetrics().horizontalAdvance("x" * 10)
+                if h.sectionSize(0) < need:
+                    problems.append(f"{name}: its first column, which names the row, is {h.sectionSize(0)} px "
+                                    f"wide (< 10 characters, {need} px)")
     if page.horizontalScrollBar().maximum() > 0:
         problems.append(f"{key}: the page is {panel.width()} px wide, wider than the window's "
                         f"{page.viewport().width()} px (it should reflow, not scroll sideways)")

@@ -701,3 +701,37 @@ def test_a_thick_training_line_is_drawn_thick_on_screen(qtbot):
     # the flat line and the slanted one cross the middle column; the flat one alone is >= 2 rows
     runs = np.split(np.array(dark), np.where(np.diff(dark) > 1)[0] + 1) if dark else []
     assert max(len(r) for r in runs) >= 2, dark
+
+
+def test_a_single_step_reads_once_on_the_step_axis(plot, qtbot):
+    # one validation per run (the Runs page comparing short runs) zooms the x axis to one step;
+    # the axis used to write "200 200 200" for the ticks 199.8, 200 and 200.2
+    plot.add_point("val", 200, 1.5)
+    plot.refresh(force=True)
+    qtbot.wait(50)
+    axis = plot._x_axis_item
+    lo, hi = plot.view_box.viewRange()[0]
+    assert hi - lo < 5
+    labels = [s for sp, vals in axis.tickValues(lo, hi, 600) for s in axis.tickStrings(vals, 1, sp)]
+    assert labels == ["200"]
+    # a long range still gets its usual compact ticks
+    labels = [s for sp, vals in axis.tickValues(0, 12000, 600) for s in axis.tickStrings(vals, 1, sp)]
+    assert "10k" in labels and len(labels) == len(set(labels))
+
+
+@pytest.mark.parametrize("size", [(1100, 500), (500, 700)])
+def test_the_matrix_sits_beside_its_row_labels_in_a_wide_or_tall_view(heatmap, qtbot, size):
+    # square cells in a wide view used to leave the matrix centred, ~90 px from the row labels
+    m = np.tril(np.ones((len(TOKENS), len(TOKENS))))
+    heatmap.set_attention(m / m.sum(1, keepdims=True), TOKENS)
+    heatmap.resize(*size)
+
+    def beside():
+        axis_right = heatmap.left_axis.sceneBoundingRect().right()
+        image_left = heatmap.image_item.mapToScene(0, 0).x()
+        return abs(image_left - axis_right) <= 3
+
+    qtbot.waitUntil(beside, timeout=3000)
+    # and the whole matrix is still in view
+    (x0, x1), (y0, y1) = heatmap.view_box.viewRange()
+    assert x0 <= 0.01 and x1 >= len(TOKENS) - 0.01 and y0 <= 0.01 and y1 >= len(TOKENS) - 0.01

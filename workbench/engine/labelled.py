@@ -82,7 +82,7 @@ def read_labelled(path: str | Path, cols: Columns, labels: list[str] | None = No
         if limit and len(examples) >= limit:
             break
     if not examples:
-        raise CorpusError(f"{path}: no examples in the file; it has a header but no rows.")
+        raise CorpusError(f"{path}: no examples in the file; it has a header but no rows.", exit_code=1)
     vocab = _label_vocab(examples, labels, path, cols)
     return LabelledData(path, examples, vocab)
 
@@ -148,9 +148,9 @@ def _table_rows(path: Path, delimiter: str, quoting: int):
         try:
             header = next(reader)
         except StopIteration:
-            raise CorpusError(f"{path}: empty file; a header row naming the columns is needed.") from None
+            raise CorpusError(f"{path}: empty file; a header row naming the columns is needed.", exit_code=1) from None
         except UnicodeDecodeError as e:
-            raise CorpusError(f"{path}: not UTF-8 (byte {e.start}); save the file as UTF-8.") from None
+            raise CorpusError(f"{path}: not UTF-8 (byte {e.start}); save the file as UTF-8.", exit_code=1) from None
         except csv.Error as e:
             raise CorpusError(f"{path}, line 1: the header row cannot be read ({e}). Check the quotes.",
                               exit_code=1) from None
@@ -163,11 +163,11 @@ def _table_rows(path: Path, delimiter: str, quoting: int):
                 if len(row) != len(header):
                     raise CorpusError(f"{path}, line {line}: {len(row)} fields where the header has {len(header)} "
                                       f"({', '.join(header)}). Check for a stray "
-                                      f"{'tab' if delimiter == chr(9) else 'comma'} or an unclosed quote.")
+                                      f"{'tab' if delimiter == chr(9) else 'comma'} or an unclosed quote.", exit_code=1)
                 yield line, dict(zip(header, row))
         except UnicodeDecodeError as e:
             raise CorpusError(f"{path}: not UTF-8 near line {reader.line_num} (byte {e.start} of a chunk); "
-                              f"save the file as UTF-8.") from None
+                              f"save the file as UTF-8.", exit_code=1) from None
         except csv.Error as e:
             what = ("a quoted field is never closed before the end of the file" if "unexpected end" in str(e)
                     else str(e))
@@ -210,7 +210,7 @@ def _get(row: dict, name: str, path: Path, line: int, what: str):
 def _text(row, name, path, line, what) -> str:
     value = _get(row, name, path, line, what)
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise CorpusError(f"{path}, line {line}: empty {what} in column {name!r}. Remove the row or fill it in.")
+        raise CorpusError(f"{path}, line {line}: empty {what} in column {name!r}. Remove the row or fill it in.", exit_code=1)
     return str(value)
 
 
@@ -221,7 +221,7 @@ def _example(row: dict, cols: Columns, path: Path, line: int) -> Example:
     if cols.label:
         raw = _get(row, cols.label, path, line, "label")
         if raw is None or str(raw).strip() == "":
-            raise CorpusError(f"{path}, line {line}: missing label in column {cols.label!r}.")
+            raise CorpusError(f"{path}, line {line}: missing label in column {cols.label!r}.", exit_code=1)
         label = str(raw).strip()
     score = None
     if cols.score:
@@ -248,7 +248,7 @@ def _choices(row, cols: Columns, path, line) -> tuple[tuple[str, ...], list[str]
         return texts, [str(i + cols.answer_base) for i in range(len(texts))]
     value = _get(row, cols.choices[0], path, line, "choices")
     if not isinstance(value, list) or not value:
-        raise CorpusError(f"{path}, line {line}: column {cols.choices[0]!r} should hold a list of answers.")
+        raise CorpusError(f"{path}, line {line}: column {cols.choices[0]!r} should hold a list of answers.", exit_code=1)
     texts, keys = [], []
     for i, item in enumerate(value):
         if isinstance(item, dict):

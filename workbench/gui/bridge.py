@@ -354,6 +354,27 @@ class TrainingSession(QtCore.QObject):
 # -- short background jobs -----------------------------------------------------------------------
 
 
+LIVE_MODEL_NOT_PAUSED = "The live model can be used only while a training run is paused: pause it first."
+
+
+def model_to_use(session: "TrainingSession | None", trained, *, live: bool, loading: bool, none_message: str):
+    """``(hold, (model, tokenizer, step))`` for the model a page works on, or the message why there is none.
+
+    ``live``: the paused run's model, used inside ``hold()`` (``session.hold_live_model``) so a resume
+    waits for the borrower; otherwise ``trained``, a loaded checkpoint (``engine.loading.TrainedModel``),
+    whose ``hold()`` holds nothing. ``loading`` says a checkpoint is on its way.
+    """
+    if live:
+        lent = session.live_model() if session is not None else None
+        if lent is None:
+            return LIVE_MODEL_NOT_PAUSED
+        return session.hold_live_model, lent
+    if trained is None:
+        return "The checkpoint is still loading." if loading else none_message
+    lent = (trained.model, trained.tokenizer, trained.step)
+    return (lambda: contextlib.nullcontext(lent)), lent
+
+
 class JobState:
     """What a job's function sees: a stop flag to poll and a way to report progress."""
 

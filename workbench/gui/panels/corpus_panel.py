@@ -22,6 +22,10 @@ from ..widgets.flow import FlowRow, labelled
 from . import Panel, card, field_help, human_bytes, human_count, muted_label
 
 COLUMNS = ("Source", "Kind", "Files", "Size", "Characters", "Lines", "Documents")
+# On a narrow table (1024 px in presentation mode) these columns give way, in this order, so the
+# source's name keeps room to be read; the summary line above the table still gives the totals.
+YIELDING_COLUMNS = (5, 2, 4, 6)
+MIN_SOURCE_CHARS = 16
 FILE_FILTER = "Text and data (*.txt *.md *.rst *.py *.jsonl *.csv *.tsv);;All files (*)"
 
 
@@ -74,10 +78,27 @@ class SourcesTable(QtWidgets.QTableWidget):
         samples = {1: "builtin", 2: "100,000", 3: "100.0 MB", 4: "100,000,000", 5: "10,000,000", 6: "1,000,000"}
         for i, sample in samples.items():
             self.setColumnWidth(i, max(fm.horizontalAdvance(sample), fm.horizontalAdvance(COLUMNS[i])) + 30)
+        self.fit_to_width()
+
+    def fit_to_width(self) -> None:
+        """Hide the yielding columns, least useful first, until the source name has room."""
+        room = self.viewport().width() - self.fontMetrics().horizontalAdvance("x" * MIN_SOURCE_CHARS)
+        hidden = set()
+        for col in YIELDING_COLUMNS:
+            shown = sum(self.columnWidth(i) for i in range(1, len(COLUMNS)) if i not in hidden)
+            if shown <= room:
+                break
+            hidden.add(col)
+        for col in YIELDING_COLUMNS:
+            self.setColumnHidden(col, col in hidden)
         self.fit_error_rows()
 
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        self.fit_to_width()
+
     def error_width(self) -> int:
-        return sum(self.columnWidth(i) for i in range(1, len(COLUMNS)))
+        return sum(self.columnWidth(i) for i in range(1, len(COLUMNS)) if not self.isColumnHidden(i))
 
     def fit_error_rows(self) -> None:
         base = self.fontMetrics().height() + 12

@@ -19,14 +19,13 @@ forward passes a measurement takes).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..bridge import JobSlot
+from ..bridge import JobSlot, model_to_use
 from ..jobs import inside as jobs
 from ..jobs.models import load_checkpoint
 from ..widgets.flow import FlowRow
@@ -243,17 +242,9 @@ class InsidePanel(Panel):
 
     def _hold(self):
         """(hold factory, lent) for the chosen source, or a message why there is no model."""
-        if self.live_radio.isChecked():
-            lent = self._session.live_model() if self._session is not None else None
-            if lent is None:
-                return "The live model can be used only while a training run is paused: pause it first."
-            return self._session.hold_live_model, lent
-        tm = self._trained
-        if tm is None:
-            return ("The checkpoint is still loading." if "load" in self._running
-                    else "No model yet: open a run folder (or pause a training run).")
-        lent = (tm.model, tm.tokenizer, tm.step)
-        return (lambda: contextlib.nullcontext(lent)), lent
+        return model_to_use(self._session, self._trained, live=self.live_radio.isChecked(),
+                            loading="load" in self._running,
+                            none_message="No model yet: open a run folder (or pause a training run).")
 
     # -- jobs ----------------------------------------------------------------------------------
 

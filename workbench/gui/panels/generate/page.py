@@ -35,7 +35,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ... import theme
-from ...bridge import JobSlot
+from ...bridge import JobSlot, model_to_use
 from ...jobs.generate import stream_tokens
 from ...jobs.models import load_checkpoint
 from ...widgets.token_strip import TokenStrip
@@ -349,19 +349,8 @@ class GeneratePanel(Panel):
 
     def _model_for(self, source: str):
         """(hold context-manager factory, (model, tokenizer, step)) for the source, or a message."""
-        if source == "live":
-            session = self._session
-            lent = session.live_model() if session is not None else None
-            if lent is None:
-                return "The live model can be used only while a training run is paused: pause it first."
-            return session.hold_live_model, lent
-        tm = self._trained
-        if tm is None:
-            if self._loading:
-                return "The checkpoint is still loading."
-            return "No model yet: open a run folder or a checkpoint (or pause a training run)."
-        lent = (tm.model, tm.tokenizer, tm.step)
-        return (lambda: contextlib.nullcontext(lent)), lent
+        return model_to_use(self._session, self._trained, live=source == "live", loading=self._loading,
+                            none_message="No model yet: open a run folder or a checkpoint (or pause a training run).")
 
     def generate(self) -> bool:
         """Start generating with the prompt and settings typed in; False (and a message) when it

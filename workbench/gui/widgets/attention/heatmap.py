@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum"
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -109,6 +111,11 @@ class AttentionHeatmap(QtWidgets.QWidget):
         self.plot_widget.viewport().installEventFilter(self)
         wheel_scrolls_page(self.plot_widget, reset=self.reset_view)
         self.view_box.sigRangeChangedManually.connect(self._keep_on_matrix)
+        # square cells in a wide widget left the matrix centred far from its row labels: the plot
+        # narrows to the matrix instead (see _fit_width), re-fitted whenever the widget resizes
+        self._fit_timer = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._fit_timer.timeout.connect(self._fit_width)
+        self.view_box.sigResized.connect(lambda *_a: self._fit_timer.start())
 
         self.info = ElidedLabel()  # a narrow heatmap shortens the hint (whole in the tooltip)
         self.info.setTextFormat(QtCore.Qt.TextFormat.PlainText)
@@ -206,6 +213,23 @@ class AttentionHeatmap(QtWidgets.QWidget):
     def reset_view(self) -> None:
         m = self._matrix
         self.view_box.setRange(xRange=(0, m.shape[1]), yRange=(0, m.shape[0]), padding=0)
+        self._fit_timer.start()
+
+    def resizeEvent(self, e) -> None:
+        # let the plot take the whole width again; _fit_width narrows it once the layout settled
+        self.plot_widget.setMaximumWidth(QWIDGETSIZE_MAX)
+        super().resizeEvent(e)
+        self._fit_timer.start()
+
+    def _fit_width(self) -> None:
+        """Narrow the plot to what the square-celled matrix needs, so the row labels sit beside it."""
+        m = self._matrix
+        if not m.size:
+            return
+        vb = self.view_box.geometry()
+        spare = vb.width() - vb.height() * m.shape[1] / m.shape[0]
+        if spare > 2:
+            self.plot_widget.setMaximumWidth(max(60, int(self.plot_widget.width() - spare)))
 
     def _keep_on_matrix(self, *_mask) -> None:
         """After a zoom or drag: the view's centre stays on the matrix, and zooming out stops at

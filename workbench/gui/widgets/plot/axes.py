@@ -55,6 +55,19 @@ class XAxis(pg.AxisItem):
                       and major / s <= 6), major / 2)
         return [(major, 0), (minor, 0)]
 
+    def tickValues(self, minVal, maxVal, size):
+        levels = super().tickValues(minVal, maxVal, size)
+        if self.logMode or self.mode == "time":
+            return levels
+        # Steps and tokens are whole numbers: zoomed to a single point (one validation of each run)
+        # the default ticks 199.8, 200, 200.2 would all read "200".
+        whole = [(sp, [v for v in vals if float(v).is_integer()]) for sp, vals in levels if sp >= 1]
+        whole = [(sp, vals) for sp, vals in whole if vals]
+        if not whole:
+            inside = [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)]
+            whole = [(1.0, inside)] if inside else []
+        return whole
+
     def tickStrings(self, values, scale, spacing):
         if self.logMode:
             return super().tickStrings(values, scale, spacing)
