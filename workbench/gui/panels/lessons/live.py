@@ -7,7 +7,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from workbench.lessons import Mark, Planned, Point
+from workbench.lessons import Mark, Point
 
 from ... import theme
 from ...widgets.flow import Columns, FlowRow
@@ -49,31 +49,29 @@ class LiveCurves(QtWidgets.QWidget):
         lay.addWidget(self.plots, 1)
         self.prepare_plot.hide()
 
-    def begin(self, lesson, planned: Planned | None = None) -> None:
+    def begin(self, lesson) -> None:
         """Empty plots for ``lesson`` (its curves' names and axes)."""
         self.clear()
         self._colors = condition_colors(lesson.conditions)
         self._prepare_label = lesson.prepare_label if lesson.prepare is not None else ""
         self.prepare_plot.setVisible(bool(self._prepare_label))
-        self.prepare_plot.set_title(self._prepare_label.capitalize() + " (shared by the conditions of a seed)"
-                                    if self._prepare_label else "")
-        self.runs_plot.set_title("Each run" + (f": {lesson.y_label}" if lesson.y_label else ""))
-        self.runs_plot.set_y_label(lesson.y_label)
+        # short titles: a chart is never narrower than its title (the page scrolls sideways instead)
+        self.prepare_plot.set_title(self._prepare_label.capitalize())
+        self.runs_plot.set_title(lesson.y_label.capitalize() if lesson.y_label else "Each run")
         for plot in (self.prepare_plot, self.runs_plot):
             plot.set_x_label(lesson.x_label)
         items = list(self._colors.items()) + ([(self._prepare_label, PREPARE_COLOR)] if self._prepare_label else [])
-        for label in self._legend_labels:
-            label.deleteLater()
+        for label in self._legend_labels:   # the last lesson's
+            self.legend.flow.removeWidget(label)
+            label.setParent(None)   # gone now (a deleteLater waits for an event loop to come round)
         self._legend_labels = []
         for name, color in items:
             label = QtWidgets.QLabel(f"<span style='color:{color}; font-size:large'>●</span> {name}")
             self._legend_labels.append(label)
-            self.legend.add(label)
-        seeds = f"one line per seed ({len(planned.seeds)})" if planned is not None else "one line per seed"
-        note = QtWidgets.QLabel(seeds)
+        note = QtWidgets.QLabel("one line per seed")
         note.setObjectName("mutedLabel")
         self._legend_labels.append(note)
-        self.legend.add(note)
+        self.legend.add(*self._legend_labels)
 
     def clear(self) -> None:
         for plot in (self.prepare_plot, self.runs_plot):
@@ -130,6 +128,7 @@ class LiveCurves(QtWidgets.QWidget):
                                labelOpts={"position": position, "color": color, "anchors": [(0, 0.5), (0, 0.5)],
                                           "fill": pg.mkBrush(255, 255, 255, 210)})
         line.label.setFont(theme.font(self._scale, size=9))
+        line.setZValue(60)   # its words over the curves
         plot = self._plot_for(m.condition)
         plot.plot_item.addItem(line)
         self._marks.append((m, line, plot))

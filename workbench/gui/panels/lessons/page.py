@@ -25,6 +25,7 @@ from .results import ResultsView, Verdict
 SIZES = (("full", "Full size"), ("small", "Quick"))
 REFRESH_MS = 250   # the curves redraw at most 4 times a second while a lesson runs
 TITLE_ROLE = QtCore.Qt.ItemDataRole.UserRole
+LIST_WIDTH, LIST_HEIGHT = 180, 140   # the lesson list's minimum at scale 1 (presentation mode scales it)
 
 
 class LessonsPanel(Panel):
@@ -54,7 +55,9 @@ class LessonsPanel(Panel):
         self.list = QtWidgets.QListWidget()
         self.list.setObjectName("lessonList")
         self.list.setWordWrap(True)
-        self.list.setMinimumWidth(200)
+        self.list.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)   # wrapped titles re-wrap
+        self.list.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setVerticalScrollMode(QtWidgets.QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list.currentRowChanged.connect(self._selected)
         bl.addWidget(self.list)
         top.add(box, 1)
@@ -89,8 +92,15 @@ class LessonsPanel(Panel):
         cl.addWidget(self.cpu_note)
         self.error = error_label()
         cl.addWidget(self.error)
-        top.add(box, 3)
+        top.add(box, 4)
         self.body.addWidget(top)
+
+        # what it showed comes before the curves: one line while running, the verdict at the end
+        box, vl = card("What it showed")
+        self.verdict_box = box
+        self.verdict = Verdict()
+        vl.addWidget(self.verdict)
+        self.body.addWidget(box)
 
         middle = Columns(spacing=12)
         box, ll = card("As it trains")
@@ -103,11 +113,7 @@ class LessonsPanel(Panel):
         middle.add(box, 2)
         self.body.addWidget(middle, 1)
 
-        box, vl = card("What it showed")
-        self.verdict = Verdict()
-        vl.addWidget(self.verdict)
-        self.body.addWidget(box)
-
+        self.set_presentation(1.0)
         self._timer = QtCore.QTimer(self, interval=REFRESH_MS)
         self._timer.timeout.connect(self.live.refresh)
         self._update_controls()
@@ -163,18 +169,20 @@ class LessonsPanel(Panel):
         prep = f", after {les.prepare_label} once per seed (shared by its conditions)" if les.prepare else ""
         self.plan.setText(f"Conditions: {', '.join(les.conditions)}, each run once per seed ({les.seeds} seeds at "
                           f"full size){prep}. Each run gives {les.metric}. The effect is {les.effect[0]} "
-                          f"minus {les.effect[1]}. {_budget(les.budget_s)}.")
+                          f"minus {les.effect[1]}. Full size takes {fmt_about(les.budget_s)} on a 2-core CPU.")
         show_error(self.error, "")
         self._show(les, self._history.get(les.name, []))
 
     def _show(self, les, events: list) -> None:
         """The views for ``les``, filled with the events of its last run (if any)."""
-        planned = next((e for e in events if isinstance(e, Planned)), None)
-        self.live.begin(les, planned)
+        self.live.begin(les)
         self.results.begin(les)
         self.verdict.waiting()
         self._dispatch(events)
         self.live.refresh()
+        # the details of the plan give their room to the curves once there are some (the verdict
+        # card says what runs)
+        self.plan.setVisible(not events and self._running != les.name)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -183,6 +191,10 @@ class LessonsPanel(Panel):
 
     def set_size(self, size: str) -> None:
         self.size_combo.setCurrentIndex(self.size_combo.findData(size))
+
+    def progress(self) -> tuple[int, int]:
+        """(runs finished, runs planned) of the lesson running or last run."""
+        return self._done, self._total
 
     def is_running(self) -> bool:
         return self._running is not None
@@ -199,6 +211,7 @@ class LessonsPanel(Panel):
         self.status.setText("Starting…")
         self._run_job.start(jobs.run, les, self.size())
         self._timer.start()
+        self._reveal(self.verdict_box)
         self._update_controls()
         self.runningChanged.emit(True)
         return True
@@ -241,6 +254,7 @@ class LessonsPanel(Panel):
                 self.verdict.planned(les, e)
             elif isinstance(e, Finished):
                 self.verdict.finished(e)
+                QtCore.QTimer.singleShot(0, lambda: self._reveal(self.verdict_box))
 
     def _run_failed(self, message: str, _details: str) -> None:
         where = self._where
@@ -257,11 +271,19 @@ class LessonsPanel(Panel):
             self.status.setText("Stopped" if r.stopped else f"Done in {fmt_duration(r.seconds)}")
             a, b = r.lesson.effect
             if r.conditions[a].values and r.conditions[b].values:
-                self.set_summary(f"{name}: effect {r.effect:+.3f}")
+                self.set_summary(f"effect {r.effect:+.3f} ({name})")
         else:
             self.status.setText("Failed")
         self._update_controls()
         self.runningChanged.emit(False)
+
+    def _reveal(self, widget: QtWidgets.QWidget) -> None:
+        """Scroll the page (where it scrolls: a small screen, presentation mode) to show ``widget``."""
+        area = self.parentWidget()
+        while area is not None and not isinstance(area, QtWidgets.QScrollArea):
+            area = area.parentWidget()
+        if area is not None and self.isVisible():
+            area.ensureWidgetVisible(widget, 0, 0)
 
     # -- the rest of the window ----------------------------------------------------------------
 
@@ -286,6 +308,7 @@ class LessonsPanel(Panel):
         self.list.setEnabled(not running)
 
     def set_presentation(self, scale: float) -> None:
+        self.list.setMinimumSize(int(LIST_WIDTH * scale), int(LIST_HEIGHT * scale))
         self.live.set_presentation(scale)
         self.results.set_presentation(scale)
 
