@@ -187,3 +187,29 @@ def test_the_page_is_reachable_from_the_sidebar_and_takes_turns_with_training(qt
         w.lessons.stop()
         qtbot.waitUntil(lambda: not w.lessons.is_running(), timeout=20000)
         assert w.start_action.isEnabled() == w.model.is_valid() and w.demo_action.isEnabled()
+
+
+def test_a_finished_lesson_fits_every_size_and_its_verdict_scrolls_into_view(qtbot, tmp_path, registered):
+    from .test_layout import _settle, page_problems
+
+    registered(toy_lesson())
+    with shown_window(qtbot, tmp_path, size=(1024, 768)) as w:
+        w.set_presentation(True)
+        w.show_panel("lessons")
+        qtbot.waitUntil(lambda: w.lessons.list.count() == 1, timeout=10000)
+        w.lessons.set_size("small")
+        w.lessons.run()
+        qtbot.waitUntil(lambda: not w.lessons.is_running(), timeout=20000)
+        _settle(qtbot)
+        page = w.stack.currentWidget()
+        box = w.lessons.verdict_box
+        top = box.mapTo(page.viewport(), box.rect().topLeft()).y()
+        assert page.verticalScrollBar().value() > 0 and 0 <= top < page.viewport().height() // 2
+        problems = []
+        for size in ((1024, 768), (1440, 900)):
+            for presentation in (False, True):
+                w.set_presentation(presentation)
+                w.resize(*size)
+                _settle(qtbot)
+                problems += [f"{size} {presentation}: {p}" for p in page_problems(w, "lessons")]
+        assert problems == []
