@@ -10,6 +10,8 @@ lesson's times would not be its own); while a lesson runs, the window's Start wa
 
 from __future__ import annotations
 
+import time
+
 from PySide6 import QtCore, QtWidgets
 
 from workbench.fmt import fmt_about, fmt_duration
@@ -43,6 +45,7 @@ class LessonsPanel(Panel):
         self._where = ""                      # "condition, seed N" of the run going on
         self._done = 0
         self._total = 0
+        self._started_at = 0.0
         self._training = False
         self._following = False
         self._listed = False
@@ -206,6 +209,7 @@ class LessonsPanel(Panel):
         self._running = les.name
         self._history[les.name] = []
         self._done, self._total, self._where = 0, 0, ""
+        self._started_at = time.monotonic()
         show_error(self.error, "")
         self._show(les, [])
         self.status.setText("Starting…")
@@ -241,7 +245,10 @@ class LessonsPanel(Panel):
             elif isinstance(e, RunDone):
                 self._done += 1
         if self._running is not None and self._total:
-            self.status.setText(f"{self._where} · {self._done} of {self._total} runs done")
+            les = self._lessons[self._running]
+            budget = f" of {fmt_about(les.budget_s)}" if self.size() == "full" else ""
+            self.status.setText(f"{self._where} · {self._done} of {self._total} runs done · "
+                                f"{fmt_duration(time.monotonic() - self._started_at)}{budget}")
             self.set_summary(f"{self._running}: {self._done} of {self._total} runs")
 
     def _dispatch(self, events: list) -> None:
