@@ -83,6 +83,10 @@ def test_points_become_curves_run_done_dots_and_finished_the_verdict(page, qtbot
     assert "Quick size" in p.verdict.note.text()
     assert p.run_button.isEnabled() and not p.stop_button.isEnabled()
     assert p.summary() == "effect +0.300 (toy)"
+    # how it works gave its room to the figures; one click brings it back
+    assert p.how.isHidden() and p.plan.isHidden()
+    p.how_button.click()
+    assert p.how.text() == "Two conditions, fixed numbers." and p.how.isVisible() and p.plan.isVisible()
 
 
 def test_stop_keeps_what_finished(page, qtbot):

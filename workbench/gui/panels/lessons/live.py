@@ -35,6 +35,7 @@ class LiveCurves(QtWidgets.QWidget):
         self._colors: dict[str, str] = {}
         self._prepare_label = ""
         self._marks: list[tuple[Mark, pg.InfiniteLine, LossPlot]] = []
+        self._first_series: dict[str, str] = {}   # condition -> the series of its first point
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(6)
@@ -74,6 +75,8 @@ class LiveCurves(QtWidgets.QWidget):
         self.legend.add(*self._legend_labels)
 
     def clear(self) -> None:
+        self._first_series: dict[str, str] = {}
+        self.prepare_plot.set_y_label("")
         for plot in (self.prepare_plot, self.runs_plot):
             plot.clear()
         for _mark, line, plot in self._marks:
@@ -86,9 +89,13 @@ class LiveCurves(QtWidgets.QWidget):
                 plot = self._plot_for(e.condition)
                 name = series_name(e.condition, e.seed, e.series)
                 if name not in plot.series_names():
+                    # a condition's first series is its curve; another one ("train" beside it) is thinner
+                    first = self._first_series.setdefault(e.condition, e.series)
+                    if plot is self.prepare_plot and e.series and first == e.series:
+                        plot.set_y_label(e.series)   # what pretraining's curve is ("lm loss")
                     color = self._colors.get(e.condition, PREPARE_COLOR)
                     plot.set_series_style(name, color=color, symbol=None,
-                                          width=SECOND_SERIES_WIDTH if e.series else None)
+                                          width=SECOND_SERIES_WIDTH if e.series != first else None)
                 plot.add_point(name, e.x, e.y)
             elif isinstance(e, Mark):
                 self._add_mark(e)

@@ -68,9 +68,17 @@ class LessonsPanel(Panel):
         box, cl = card("The claim")
         self.claim = WrapLabel("Loading the lessons…")
         self.claim.setObjectName("lessonClaim")
+        self.how_button = QtWidgets.QToolButton()
+        self.how_button.setObjectName("howButton")
+        self.how_button.setText("How the experiment works")
+        self.how_button.setCheckable(True)
+        self.how_button.setChecked(True)
+        self.how_button.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.how_button.toggled.connect(self._show_how)
         self.how = muted_label()
         self.plan = muted_label()
         cl.addWidget(self.claim)
+        cl.addWidget(self.how_button)
         cl.addWidget(self.how)
         cl.addWidget(self.plan)
         row = FlowRow()
@@ -168,7 +176,6 @@ class LessonsPanel(Panel):
             return
         self.claim.setText(les.claim)
         self.how.setText(les.how)
-        self.how.setVisible(bool(les.how))
         prep = f", after {les.prepare_label} once per seed (shared by its conditions)" if les.prepare else ""
         self.plan.setText(f"Conditions: {', '.join(les.conditions)}, each run once per seed ({les.seeds} seeds at "
                           f"full size){prep}. Each run gives {les.metric}. The effect is {les.effect[0]} "
@@ -183,9 +190,16 @@ class LessonsPanel(Panel):
         self.verdict.waiting()
         self._dispatch(events)
         self.live.refresh()
-        # the details of the plan give their room to the curves once there are some (the verdict
-        # card says what runs)
-        self.plan.setVisible(not events and self._running != les.name)
+        # how it works and the plan give their room to the curves once there are some (the verdict
+        # card says what runs; the button brings them back)
+        self.how_button.setChecked(not events and self._running != les.name)
+        self._show_how(self.how_button.isChecked())
+
+    def _show_how(self, shown: bool) -> None:
+        self.how_button.setArrowType(QtCore.Qt.ArrowType.DownArrow if shown else QtCore.Qt.ArrowType.RightArrow)
+        les = self.selected()
+        self.how.setVisible(shown and les is not None and bool(les.how))
+        self.plan.setVisible(shown)
 
     # -- running -----------------------------------------------------------------------------
 
