@@ -140,7 +140,7 @@ class StripChart(QtWidgets.QWidget):
             label.setPos(i, max(values + [mean + std]))
             self._add(label)
         n = max(1, len(self._groups))
-        pi.setXRange(-0.6, n - 0.4, padding=0)
+        pi.setXRange(-0.75, n - 0.25, padding=0)   # room for the figures written over the outer groups
         if shown:
             spreads = [mean_std(self._values[g]) for g in self._groups if self._values.get(g)]
             lo = min(shown + [m - sd for m, sd in spreads])

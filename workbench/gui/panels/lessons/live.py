@@ -62,17 +62,17 @@ class LiveCurves(QtWidgets.QWidget):
         for plot in (self.prepare_plot, self.runs_plot):
             plot.set_x_label(lesson.x_label)
         items = list(self._colors.items()) + ([(self._prepare_label, PREPARE_COLOR)] if self._prepare_label else [])
-        for label in self._legend_labels:   # the last lesson's
-            self.legend.flow.removeWidget(label)
-            label.setParent(None)   # gone now (a deleteLater waits for an event loop to come round)
-        self._legend_labels = []
-        for name, color in items:
-            label = QtWidgets.QLabel(f"<span style='color:{color}; font-size:large'>●</span> {name}")
+        texts = [f"<span style='color:{color}; font-size:large'>●</span> {name}" for name, color in items]
+        texts.append(f"<span style='color:{theme.MUTED}'>one line per seed</span>")
+        # the labels are kept and reused: a widget taken out of a FlowLayout (a Python layout) left
+        # its layout item to be freed twice at exit
+        while len(self._legend_labels) < len(texts):
+            label = QtWidgets.QLabel()
             self._legend_labels.append(label)
-        note = QtWidgets.QLabel("one line per seed")
-        note.setObjectName("mutedLabel")
-        self._legend_labels.append(note)
-        self.legend.add(*self._legend_labels)
+            self.legend.add(label)
+        for label, text in zip(self._legend_labels, texts + [""] * (len(self._legend_labels) - len(texts))):
+            label.setText(text)
+            label.setVisible(bool(text))
 
     def clear(self) -> None:
         self._first_series: dict[str, str] = {}
