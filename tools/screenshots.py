@@ -50,6 +50,7 @@ def main() -> int:
     ap.add_argument("--lesson", help="the lesson to run on the Lessons page (default: the first one listed)")
     ap.add_argument("--lesson-size", choices=("full", "small"), default="full",
                     help="its size (default full: the figures the docs report; small: quicker)")
+    ap.add_argument("--only-lessons", action="store_true", help="shoot the Lessons page only (no demo run)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="workbench-shots-"))
@@ -57,6 +58,7 @@ def main() -> int:
         os.environ["WORKBENCH_DATA_DIR"] = str(tmp / "data")
         os.environ["WORKBENCH_CACHE_DIR"] = str(tmp / "cache")
 
+    import shiboken6
     from PySide6 import QtCore
 
     from workbench.gui.app import create_app
@@ -110,9 +112,31 @@ def main() -> int:
                 shot.add(panel)
         w.set_presentation(False)
 
+    def shoot_lessons() -> None:
+        """A lesson while it runs (once half its runs have finished) and at its end."""
+        w.show_panel("lessons")
+        spin(120, lambda: bool(w.lessons.lesson_names()) or bool(w.lessons.error.text()))
+        if not w.lessons.lesson_names():
+            print("note: no lessons are installed; the Lessons page is shot empty", flush=True)
+            return
+        w.lessons.select(args.lesson or w.lessons.lesson_names()[0])
+        w.lessons.set_size(args.lesson_size)
+        w.lessons.run()
+        half = lambda: w.lessons.progress()[1] > 0 and w.lessons.progress()[0] >= w.lessons.progress()[1] // 2
+        spin(1200, lambda: not w.lessons.is_running() or half())
+        shoot("lessons", name="lessons_running")
+        spin(1200, lambda: not w.lessons.is_running())
+        shoot("lessons")
+
     if (w.width(), w.height()) != (width, height):
         print(f"note: the window is {w.width()}x{w.height()}: the screen has no room for {args.size}", flush=True)
     spin(30, w.engine_ready)
+    if args.only_lessons:
+        shoot_lessons()
+        w.confirm_close = False
+        w.close()
+        shiboken6.delete(w)  # now, not at the interpreter's exit, where a plot's callback crashed it
+        return 0
     spin(30, lambda: not w.corpus.is_counting())
     shoot("corpus")
     w.show_panel("tokenizer")
@@ -177,20 +201,7 @@ def main() -> int:
     w.runs.select_runs([w.session.run_dir])
     spin(1.0)
     shoot("runs")
-    # a lesson while it runs and at its end
-    w.show_panel("lessons")
-    spin(120, lambda: bool(w.lessons.lesson_names()) or bool(w.lessons.error.text()))
-    if w.lessons.lesson_names():
-        w.lessons.select(args.lesson or w.lessons.lesson_names()[0])
-        w.lessons.set_size(args.lesson_size)
-        w.lessons.run()
-        spin(1200, lambda: not w.lessons.is_running() or (w.lessons.progress()[1] > 0 and
-                                                          w.lessons.progress()[0] >= w.lessons.progress()[1] // 2))
-        shoot("lessons", name="lessons_running")
-        spin(1200, lambda: not w.lessons.is_running())
-        shoot("lessons")
-    else:
-        print("note: no lessons are installed; the Lessons page is shot empty", flush=True)
+    shoot_lessons()
     rest = [p for p in w.panels if p not in shot]  # Evaluate with the demo's model, unless --icl-run
     shoot(*rest)
     w.close()
