@@ -89,9 +89,9 @@ def main() -> int:
 
     shot: set[str] = set()
 
-    def shoot(*panels: str, name: str = "") -> None:
+    def shoot(*panels: str, name: str = "", then=lambda: None) -> None:
         """Each page in each mode (the window's own pixels: the same with any window manager), into
-        <panel>.png or ``name``.png."""
+        <panel>.png or ``name``.png; ``then()`` once the page is shown (scroll to what matters)."""
         for mode in modes:
             w.set_presentation(mode == "presentation")
             for panel in panels:
@@ -99,6 +99,7 @@ def main() -> int:
                 spin(0.6)
                 w.curves.refresh(force=True)
                 w.lessons.live.refresh()
+                then()
                 spin(0.3)
                 file = name or panel
                 paths = [folders[mode] / f"{file}.png"]
@@ -126,7 +127,7 @@ def main() -> int:
         spin(1200, lambda: not w.lessons.is_running() or half())
         shoot("lessons", name="lessons_running")
         spin(1200, lambda: not w.lessons.is_running())
-        shoot("lessons")
+        shoot("lessons", then=w.lessons.reveal_verdict)
 
     if (w.width(), w.height()) != (width, height):
         print(f"note: the window is {w.width()}x{w.height()}: the screen has no room for {args.size}", flush=True)

@@ -82,7 +82,7 @@ def test_points_become_curves_run_done_dots_and_finished_the_verdict(page, qtbot
     assert p.verdict.effect.text() == "Effect (pretrained − scratch): +0.300"
     assert "Quick size" in p.verdict.note.text()
     assert p.run_button.isEnabled() and not p.stop_button.isEnabled()
-    assert p.summary() == "effect +0.300 (toy)"
+    assert p.summary() == "effect +0.300"
     # how it works gave its room to the figures; one click brings it back
     assert p.how.isHidden() and p.plan.isHidden()
     p.how_button.click()

@@ -27,7 +27,8 @@ from .results import ResultsView, Verdict
 SIZES = (("full", "Full size"), ("small", "Quick"))
 REFRESH_MS = 250   # the curves redraw at most 4 times a second while a lesson runs
 TITLE_ROLE = QtCore.Qt.ItemDataRole.UserRole
-LIST_WIDTH, LIST_HEIGHT = 180, 140   # the lesson list's minimum at scale 1 (presentation mode scales it)
+LIST_WIDTH, LIST_HEIGHT = 160, 140   # the lesson list's minimum at scale 1 (presentation mode scales it)
+CLAIM_WIDTH = 380   # narrower, the claim goes under the list instead of into a tall thin column
 
 
 class LessonsPanel(Panel):
@@ -145,7 +146,7 @@ class LessonsPanel(Panel):
         self._lessons = {les.name: les for les in lessons}
         self.list.clear()
         for les in lessons:
-            item = QtWidgets.QListWidgetItem(f"{les.title}\n{_budget(les.budget_s)}")
+            item = QtWidgets.QListWidgetItem(f"{les.title}\n{fmt_about(les.budget_s)}")
             item.setData(TITLE_ROLE, les.name)
             item.setToolTip(les.claim)
             self.list.addItem(item)
@@ -292,11 +293,14 @@ class LessonsPanel(Panel):
             self.status.setText("Stopped" if r.stopped else f"Done in {fmt_duration(r.seconds)}")
             a, b = r.lesson.effect
             if r.conditions[a].values and r.conditions[b].values:
-                self.set_summary(f"effect {r.effect:+.3f} ({name})")
+                self.set_summary(f"effect {r.effect:+.3f}")
         else:
             self.status.setText("Failed")
         self._update_controls()
         self.runningChanged.emit(False)
+
+    def reveal_verdict(self) -> None:
+        self._reveal(self.verdict_box)
 
     def _reveal(self, widget: QtWidgets.QWidget) -> None:
         """Scroll the page (where it scrolls: a small screen, presentation mode) to show ``widget``."""
@@ -330,9 +334,7 @@ class LessonsPanel(Panel):
 
     def set_presentation(self, scale: float) -> None:
         self.list.setMinimumSize(int(LIST_WIDTH * scale), int(LIST_HEIGHT * scale))
+        self.claim.setMinimumWidth(int(CLAIM_WIDTH * scale))
         self.live.set_presentation(scale)
         self.results.set_presentation(scale)
 
-
-def _budget(seconds: float) -> str:
-    return f"{fmt_about(seconds)} at full size"
