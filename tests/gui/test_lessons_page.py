@@ -77,6 +77,7 @@ def test_points_become_curves_run_done_dots_and_finished_the_verdict(page, qtbot
     assert p.results.chart.values("pretrained") == [0.9, 0.8]
     assert p.results.chart.values("scratch") == [0.5, 0.6]
     assert p.results.chart.label_text("pretrained") == "0.850 ± 0.071"
+    assert "seeds: 0.900, 0.800 &nbsp; seed: 0, 1" in p.results.figures.text()   # the runs' numeric extras
     expected = run_lesson(toy_lesson(), "small")
     assert p.verdict.text.text() == expected.verdict()
     assert p.verdict.effect.text() == "Effect (pretrained − scratch): +0.300"

@@ -40,6 +40,7 @@ def test_a_run_prints_the_claim_each_run_the_table_effect_and_verdict(registered
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "claim: Pretrained beats scratch." in out
+    assert "  scratch      seed 1     0.6000" in out and out.count("  seed 1\n") == 2   # the numeric extras
     runs = [line.split() for line in lines if line.startswith("  pretrained ") or line.startswith("  scratch ")]
     assert [(r[0], r[2], r[3]) for r in runs] == [("pretrained", "0", "0.9000"), ("scratch", "0", "0.5000"),
                                                   ("pretrained", "1", "0.8000"), ("scratch", "1", "0.6000"),

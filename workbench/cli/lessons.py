@@ -159,7 +159,9 @@ class _RunPrinter:
             self.current, self.current_seed = f"{e.condition}, seed {e.seed}", e.seed
         elif isinstance(e, RunDone):
             self.finished += 1
-            print(f"  {e.condition:<{self.width}}  seed {e.seed}  {e.value:>9.4f}  {e.seconds:>7.1f} s",
+            extras = "".join(f"  {k.replace('_', ' ')} {v:.4g}" for k, v in e.extra.items()
+                             if isinstance(v, (int, float)) and not isinstance(v, bool))
+            print(f"  {e.condition:<{self.width}}  seed {e.seed}  {e.value:>9.4f}  {e.seconds:>7.1f} s{extras}",
                   file=self.out, flush=True)
             self.current = ""
 

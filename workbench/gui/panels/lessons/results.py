@@ -29,11 +29,13 @@ class ResultsView(QtWidgets.QWidget):
         self.figures.setObjectName("lessonFigures")
         lay.addWidget(self.figures)
         self._lesson = None
+        self._extras: dict[str, dict[str, list]] = {}   # condition -> extra's name -> per-seed numbers
 
     def begin(self, lesson) -> None:
         self._lesson = lesson
         colors = condition_colors(lesson.conditions)
         self.chart.set_groups(list(lesson.conditions), [colors[c] for c in lesson.conditions])
+        self._extras = {}
         self.caption.setText(f"Each finished run's {lesson.metric} is a dot; the bar is its condition's mean, the "
                              f"whisker one standard deviation either side.")
         self._show_figures()
@@ -43,6 +45,8 @@ class ResultsView(QtWidgets.QWidget):
         for e in events:
             if isinstance(e, RunDone):
                 self.chart.add_value(e.condition, e.value)
+                for key, value in scalar_extras(e.extra).items():
+                    self._extras.setdefault(e.condition, {}).setdefault(key, []).append(value)
                 changed = True
         if changed:
             self._show_figures()
@@ -54,12 +58,21 @@ class ResultsView(QtWidgets.QWidget):
             if values:
                 mean, std = mean_std(values)
                 lines.append(f"<b>{name}</b> {mean:.3f} ± {std:.3f} &nbsp; seeds: "
-                             + ", ".join(f"{v:.3f}" for v in values))
+                             + ", ".join(f"{v:.3f}" for v in values)
+                             + "".join(f" &nbsp; {key}: " + ", ".join(f"{v:.4g}" for v in vs)
+                                       for key, vs in self._extras.get(name, {}).items()))
         self.figures.setText("<br>".join(lines))
         self.figures.setVisible(bool(lines))
 
     def set_presentation(self, scale: float) -> None:
         self.chart.set_presentation(scale)
+
+
+def scalar_extras(extra: dict) -> dict[str, float]:
+    """The numbers among a run's extras, named for a person ("train_seconds" -> "train seconds"); a
+    matrix or a text stays in the JSON of `workbench lesson --json`."""
+    return {k.replace("_", " "): float(v) for k, v in extra.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class Verdict(QtWidgets.QWidget):
