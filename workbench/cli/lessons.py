@@ -10,8 +10,10 @@ second Ctrl-C aborts.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
+import textwrap
 import time
 import traceback
 from pathlib import Path
@@ -104,9 +106,11 @@ def _list(all_lessons: dict, as_json: bool) -> int:
         print("no lessons are installed")
         return 0
     width = max(len(n) for n in all_lessons)
+    columns = min(100, shutil.get_terminal_size((100, 24)).columns)
     for les in all_lessons.values():
         print(f"{les.name:<{width}}  {les.title} ({fmt_about(les.budget_s)} on a 2-core CPU)")
-        print(f"{'':<{width}}  {les.claim}")
+        print(textwrap.fill(les.claim, columns, initial_indent=" " * (width + 2),
+                            subsequent_indent=" " * (width + 2)))
     print("\nrun one: workbench lesson NAME  (--size small: a quick reduced version; --json: the figures)")
     return 0
 
