@@ -105,7 +105,7 @@ def main() -> int:
                 paths = [folders[mode] / f"{file}.png"]
                 readme = file in README_PAGES and (panel != "evaluate" or args.icl_run)  # README's is of ICL
                 if args.top_level and mode == "normal" and readme:
-                    paths.append(out / f"{panel}.png")
+                    paths.append(out / f"{file}.png")
                 image = w.grab()
                 for path in paths:
                     image.save(str(path))
