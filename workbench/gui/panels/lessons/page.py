@@ -27,7 +27,7 @@ from .results import ResultsView, Verdict
 SIZES = (("full", "Full size"), ("small", "Quick"))
 REFRESH_MS = 250   # the curves redraw at most 4 times a second while a lesson runs
 TITLE_ROLE = QtCore.Qt.ItemDataRole.UserRole
-LIST_WIDTH, LIST_HEIGHT = 160, 140   # the lesson list's minimum at scale 1 (presentation mode scales it)
+LIST_WIDTH, LIST_HEIGHT = 175, 140   # the lesson list's minimum at scale 1 (presentation mode scales it)
 CLAIM_WIDTH = 380   # narrower, the claim goes under the list instead of into a tall thin column
 
 
@@ -60,6 +60,7 @@ class LessonsPanel(Panel):
         self.list.setObjectName("lessonList")
         self.list.setWordWrap(True)
         self.list.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)   # wrapped titles re-wrap
+        self.list.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
         self.list.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setVerticalScrollMode(QtWidgets.QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list.currentRowChanged.connect(self._selected)
