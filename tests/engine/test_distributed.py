@@ -328,3 +328,54 @@ def test_gradual_unfreezing_under_ddp_trains_what_the_plan_says(small_text, tmp_
         w = at(step)
         assert all(same(w, p) for p in frozen), step
         assert not any(same(w, p) for p in trained), step
+
+
+def test_a_pause_from_the_control_file_holds_every_rank_and_changes_no_number(small_text, tmp_path):
+    """`workbench control RUN pause` on a 2-process run: both ranks wait at one step boundary (rank 0
+    reads control.json, the pause reaches the other through the step's all-reduce), then resume, stop,
+    and have computed the one-process losses."""
+    from tests.e2e.test_control_file import train_steps
+
+    toml = experiment(small_text, tmp_path / "e.toml", "training.max_steps=100000", "training.lr_decay_steps=400",
+                      "training.eval_every=0", "training.checkpoint_every=0", "training.attention_every=0")
+    run = tmp_path / "two"
+    # the console progress goes to a file: a pipe nobody reads fills up and blocks the run
+    log = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(toml), "--run-dir", str(run),
+                             "--nproc", "2"], env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+
+    def control(word):
+        return subprocess.run([sys.executable, "-m", "workbench", "control", str(run), word], env=child_env(),
+                              cwd=ROOT, capture_output=True, text=True, timeout=LIMIT)
+
+    def wait_for_step(n):
+        while not ((run / "metrics.jsonl").is_file() and train_steps(run) and train_steps(run)[-1] >= n):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()[-3000:]
+            time.sleep(0.05)
+
+    try:
+        deadline = time.monotonic() + LIMIT
+        wait_for_step(3)
+        r = control("pause")
+        assert r.returncode == 0 and "paused at step" in r.stderr, r.stderr
+        paused_at = json.loads((run / "status.json").read_text())["step"]
+        time.sleep(2.0)   # both ranks hold: no step is trained, and no collective times out meanwhile
+        assert train_steps(run)[-1] == paused_at and proc.poll() is None
+        r = control("resume")
+        assert r.returncode == 0 and "running at step" in r.stderr, r.stderr
+        wait_for_step(paused_at + 3)
+        r = control("stop")
+        assert r.returncode == 0 and "stopped at step" in r.stderr, r.stderr
+        proc.wait(timeout=LIMIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 0, err[-3000:]
+    assert f"paused at step {paused_at}" in err and "resumed at step" in err
+    last = train_steps(run)[-1]
+    exp = _load(toml).with_overrides([f"training.max_steps={last}"])
+    assert Trainer(exp, run_dir=tmp_path / "one").run().status == "completed"
+    assert_same_losses(train_losses(tmp_path / "one"), train_losses(run), range(1, last + 1))

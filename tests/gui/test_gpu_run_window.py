@@ -90,13 +90,21 @@ def test_start_on_all_gpus_runs_a_torchrun_child_follows_it_and_closing_stops_it
     assert run.exp_path.parent == run.run_dir.parent and run.exp_path.name == run.run_dir.name + ".toml"
     saved = load_experiment(run.exp_path)
     assert saved.training.device == "cuda" and saved.model.n_embd == 32
-    # followed like any other process's run; Pause is off (DDP ignores it), and the window says so
+    # followed like any other process's run; Pause holds every process (the ranks agree on it)
     assert w.follow.is_following() and Path(w.follow.run_dir) == run.run_dir
-    assert "Pause is not available" in w.statusBar().currentMessage()
+    assert "Pause holds every process" in w.statusBar().currentMessage()
     qtbot.waitUntil(lambda: len(train_steps(w)) >= 3, timeout=240000)
     qtbot.waitUntil(lambda: w.follow.state == "running", timeout=30000)  # from status.json, polled apart
-    assert not w.pause_action.isEnabled() and w.stop_action.isEnabled()
-    assert "Pause is not available" in w.pause_action.toolTip()
+    assert w.pause_action.isEnabled() and w.stop_action.isEnabled()
+    w.pause_action.trigger()
+    qtbot.waitUntil(lambda: w.follow.state == "paused", timeout=60000)
+    paused_at = json.loads((run.run_dir / "status.json").read_text())["step"]
+    qtbot.waitUntil(lambda: train_steps(w)[-1] == paused_at, timeout=30000)  # the curve catches up
+    qtbot.wait(1500)
+    assert train_steps(w)[-1] == paused_at and run.running()  # and trains no further
+    assert w.resume_action.isEnabled() and not w.pause_action.isEnabled()
+    w.resume_action.trigger()
+    qtbot.waitUntil(lambda: w.follow.state == "running", timeout=60000)
     status = json.loads((run.run_dir / "status.json").read_text())
     assert status["state"] == "running"
 

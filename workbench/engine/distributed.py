@@ -50,6 +50,8 @@ class Group:
     def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0):
         self.rank, self.world, self.local_rank = rank, world, local_rank
         self.stop_seen = False  # a rank asked to stop (agreed at the last step)
+        self.pause_seen = False  # rank 0 was asked to pause (agreed at the last step)
+        self._pauses = 0
         self._store = None
 
     @property
@@ -131,21 +133,40 @@ class Group:
 
     # -- agreement between ranks -------------------------------------------------------------
 
-    def agree(self, values: torch.Tensor, stop: bool) -> tuple[list[float], bool]:
+    def agree(self, values: torch.Tensor, stop: bool, pause: bool = False) -> tuple[list[float], bool]:
         """One all-reduce per step: the mean of ``values`` over the ranks, and whether any rank asked to
-        stop. The answer's stop flag is remembered in ``stop_seen`` for the next step boundary."""
+        stop. The answer's stop and pause flags are remembered (``stop_seen``, ``pause_seen``) for the
+        next step boundary, where every rank acts on them together."""
         if not self.active:
             return values.float().tolist(), stop
-        packed = torch.cat([values.detach().float().reshape(-1),
-                            torch.tensor([1.0 if stop else 0.0], device=values.device)])
+        flags = torch.tensor([1.0 if stop else 0.0, 1.0 if pause else 0.0], device=values.device)
+        packed = torch.cat([values.detach().float().reshape(-1), flags])
         dist.all_reduce(packed)
-        out = (packed[:-1] / self.world).tolist()
-        self.stop_seen = self.stop_seen or packed[-1].item() > 0
+        out = (packed[:-2] / self.world).tolist()
+        self.stop_seen = self.stop_seen or packed[-2].item() > 0
+        self.pause_seen = packed[-1].item() > 0
         return out, self.stop_seen
 
     def should_stop(self, local: bool) -> bool:
         """At a step boundary: stop now? One process: its own request; N: the request every rank saw."""
         return self.stop_seen if self.active else local
+
+    def pause_together(self, wait_on_rank0, wait_s: float = 7 * 24 * 3600) -> bool:
+        """Every rank waits at the same step boundary while rank 0 is paused; True when the pause ended
+        in a stop. Rank 0 runs ``wait_on_rank0()`` (it waits on its control file and returns whether a
+        stop was asked); the others wait on the rendezvous store, not a collective, because a pause may
+        last longer than the collectives' timeout."""
+        key = f"workbench/pause/{self._pauses}"
+        self._pauses += 1
+        self.pause_seen = False
+        if self.rank == 0:
+            stop = bool(wait_on_rank0())
+            self._store.set(key, "stop" if stop else "resume")
+        else:
+            self._store.wait([key], datetime.timedelta(seconds=wait_s))
+            stop = self._store.get(key) == b"stop"
+        self.stop_seen = self.stop_seen or stop
+        return stop
 
     def from_rank0(self, values: list[float], device: torch.device) -> list[float]:
         """Rank 0's numbers on every rank (validation results: every rank takes the same decision)."""

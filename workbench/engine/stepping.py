@@ -54,10 +54,11 @@ class Tally:
         self.values.append((name, i, out.loss.detach() / accum))
         self.values += [(f"{name}/{k}", -1, v / accum) for k, v in out.metrics.items()]
 
-    def read(self, group, stop: bool) -> tuple[float, dict[str, float], dict[int, float], bool]:
+    def read(self, group, stop: bool, pause: bool = False) -> tuple[float, dict[str, float], dict[int, float], bool]:
         """(total loss, per-task losses and metrics by name, per-task losses by task index, stop): on N
-        processes the means over the ranks and whether any rank asked to stop (one all-reduce)."""
-        numbers, stop = group.agree(torch.stack(self.terms + [v for _, _, v in self.values]), stop)
+        processes the means over the ranks and whether any rank asked to stop (one all-reduce, which
+        also carries a pause request to every rank)."""
+        numbers, stop = group.agree(torch.stack(self.terms + [v for _, _, v in self.values]), stop, pause)
         total = sum(numbers[:len(self.terms)])
         sums: dict[str, float] = {}
         raw: dict[int, float] = {}

@@ -412,6 +412,8 @@ class Trainer:
                 if not control.stop_requested:
                     report(Resumed(s.step))
                     self._status("running")
+            elif self.group.pause_seen:  # N processes: rank 0 was asked; all wait at this boundary
+                self._pause_all_ranks()
             elif control.acknowledged != self._acked and not control.stop_requested:
                 self._status("running")  # a request that changed nothing (resume a running run); a stop
                 # is answered by the status it ends with, after its checkpoint
@@ -488,7 +490,7 @@ class Trainer:
                         scaler.scale(loss).backward()
                 tally.add(i, task.name, loss, out, tc.grad_accum_steps)
         s.replicas.reduce(s.task_grads)  # multi-task on N processes: global (per-task) gradients
-        total, sums, raw, _ = tally.read(s.group, self.control.stop_requested)  # means over the ranks
+        total, sums, raw, _ = tally.read(s.group, self.control.stop_requested, self.control.paused)  # means over ranks
         if not math.isfinite(total):
             raise self._nan(f"the loss became {total}")
         # Weights W_s just gave a finite loss; the watch sees it before anything is written. A pending
@@ -529,6 +531,21 @@ class Trainer:
         """The step under way met something non-finite (``what``): stop before its update."""
         s = self.state
         return Diverged(nan_message(s.step + 1, what, s.watch, s.run_dir))
+
+    def _pause_all_ranks(self) -> None:
+        """Pause every rank at this step boundary until rank 0's control file says resume or stop."""
+        s, control, writes = self.state, self.control, self.group.writes
+        if writes:
+            self.reporter.report(Paused(s.step))
+            self._status("paused")
+
+        def wait() -> bool:
+            control.wait_while_paused(self._run_commands)
+            return control.stop_requested
+
+        if not self.group.pause_together(wait) and writes:
+            self.reporter.report(Resumed(s.step))
+            self._status("running")
 
     def _run_commands(self, commands: list[tuple[str, tuple]]) -> None:
         """Commands from the RunControl, between two steps or while paused."""

@@ -459,10 +459,8 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
                                      else "Fix the model settings first (see the Model page)")
         if following:  # the buttons ask the followed run (control.json); its answer sets the state
             fst = self.follow.state
-            ddp = self._gpu_run_followed() and self.gpu_run.nproc > 1  # the trainer ignores pause there
-            self.pause_action.setEnabled(fst in ("preparing", "running") and not ddp)
-            self.pause_action.setToolTip("Pause is not available on more than one process (DDP); Stop saves a "
-                                         "checkpoint" if ddp else "Pause after this step; everything stays in memory")
+            self.pause_action.setEnabled(fst in ("preparing", "running"))
+            self.pause_action.setToolTip("Pause the run after its current step (every process waits)")
             self.resume_action.setEnabled(fst == "paused")
             self.stop_action.setEnabled(fst in ("preparing", "running", "paused", "pausing", "resuming"))
         else:

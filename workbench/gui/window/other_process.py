@@ -40,7 +40,7 @@ class OtherProcessRuns:
         self.training.log_line(f"Started on {nproc} GPUs: {' '.join(run.argv)} (output in {run.log_path})")
         self.statusBar().showMessage(
             f"Training on {nproc} GPUs in a torchrun child process (output in {run.log_path.name}). "
-            f"Pause is not available with more than one process (DDP); Stop saves a checkpoint and stops.", 20000)
+            f"Pause holds every process; Stop saves a checkpoint and stops.", 20000)
         self._gpu_timer.start()
         self._update_actions()
         return True
