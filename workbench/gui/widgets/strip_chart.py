@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from .. import theme
 from .plot_input import wheel_scrolls_page
@@ -58,6 +58,7 @@ class StripChart(QtWidgets.QWidget):
         self._groups = list(names)
         self._colors = dict(zip(names, colors))
         self._values = {n: [] for n in names}
+        self._style()
         self._redraw()
 
     def set_values(self, name: str, values: list[float]) -> None:
@@ -109,7 +110,11 @@ class StripChart(QtWidgets.QWidget):
             self.plot_item.setLabel("left", self._y_label, color=theme.MUTED, **{"font-size": f"{9.5 * sc:.1f}pt"})
         self.plot_item.layout.setContentsMargins(4 * sc, 8 * sc, 10 * sc, 4 * sc)
         self._empty.setFont(theme.font(sc, size=10))
-        self.plot_widget.setMinimumSize(int(220 * sc), int(180 * sc))
+        # every group's name under it without touching its neighbour's (the x range is n + 0.5 groups)
+        fm = QtGui.QFontMetricsF(theme.font(sc, size=10, bold=True))
+        widest = max((fm.horizontalAdvance(n) for n in self._groups), default=0.0)
+        names = (len(self._groups) + 0.5) * (widest + 14 * sc) + 76 * sc
+        self.plot_widget.setMinimumSize(int(max(220 * sc, names)), int(180 * sc))
 
     def _redraw(self) -> None:
         pi = self.plot_item
