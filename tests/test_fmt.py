@@ -1,7 +1,7 @@
 """workbench.fmt and the one reader of nested field names: formats a person reads."""
 
 from workbench.engine.corpus import flatten_fields
-from workbench.fmt import fmt_duration, human_bytes, human_count, label_stride
+from workbench.fmt import fmt_about, fmt_duration, human_bytes, human_count, label_stride
 
 
 def test_sizes_and_durations_read_as_people_write_them():
@@ -10,6 +10,8 @@ def test_sizes_and_durations_read_as_people_write_them():
                                                                               "3.4 M", "2.5 G"]
     assert [fmt_duration(s) for s in (0, 59.9, 75, 3599, 3725, 36000, -4)] == [
         "0:00", "0:59", "1:15", "59:59", "1:02:05", "10:00:00", "0:00"]
+    assert [fmt_about(s) for s in (45, 60, 120, 150, 300)] == [
+        "about 45 s", "about 1 min", "about 2 min", "about 2.5 min", "about 5 min"]
 
 
 def test_nested_fields_are_named_with_dots():

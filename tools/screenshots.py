@@ -6,8 +6,11 @@
 Opens the window (with temporary settings, data and cache folders unless --keep-dirs), shows the
 corpus, tokenizer and model pages, then presses Demo, lets it train until it moves to the Attention
 page by itself (a copy head has formed) or for --seconds, and grabs the training, curves and
-attention pages while it runs; pauses it and generates from the live model
-(the Generate page) and switches its most useful head off (the Inside page); stops it and shows the Runs page and the rest. Finally closes cleanly.
+attention pages while it runs; pauses it and generates from the live model (the Generate page) and
+switches its most useful head off (the Inside page); stops it and shows the Runs page;
+runs a lesson (--lesson, the first listed by default) and shoots the Lessons page while it runs
+(lessons_running.png, once half its runs have finished) and at its end (lessons.png); then the rest.
+Finally closes cleanly.
 
 Every page is shot at the window size --size (the screen should be that big: the window is kept
 on its screen) in each of --modes (--presentation: presentation mode only), into
@@ -30,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 # the pages README.md shows (tools/screens_mt_ft.py makes tasks, balance, finetune)
 README_PAGES = ("corpus", "tokenizer", "model", "training", "curves", "attention", "evaluate", "generate", "inside",
-                "runs")
+                "runs", "lessons", "lessons_running")
 
 
 def main() -> int:
@@ -46,6 +49,10 @@ def main() -> int:
                     help="also write the normal-mode shots of the README's pages to OUT/<page>.png")
     ap.add_argument("--keep-dirs", action="store_true", help="use the normal data and cache folders")
     ap.add_argument("--icl-run", help="a run of the icl_keyvalue preset: also shoot the Evaluate page on it")
+    ap.add_argument("--lesson", help="the lesson to run on the Lessons page (default: the first one listed)")
+    ap.add_argument("--lesson-size", choices=("full", "small"), default="full",
+                    help="its size (default full: the figures the docs report; small: quicker)")
+    ap.add_argument("--only-lessons", action="store_true", help="shoot the Lessons page only (no demo run)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="workbench-shots-"))
@@ -53,6 +60,7 @@ def main() -> int:
         os.environ["WORKBENCH_DATA_DIR"] = str(tmp / "data")
         os.environ["WORKBENCH_CACHE_DIR"] = str(tmp / "cache")
 
+    import shiboken6
     from PySide6 import QtCore
 
     from workbench.gui.app import create_app
@@ -83,19 +91,23 @@ def main() -> int:
 
     shot: set[str] = set()
 
-    def shoot(*panels: str) -> None:
-        """Each page in each mode (the window's own pixels: the same with any window manager)."""
+    def shoot(*panels: str, name: str = "", then=lambda: None) -> None:
+        """Each page in each mode (the window's own pixels: the same with any window manager), into
+        <panel>.png or ``name``.png; ``then()`` once the page is shown (scroll to what matters)."""
         for mode in modes:
             w.set_presentation(mode == "presentation")
             for panel in panels:
                 w.show_panel(panel)
                 spin(0.6)
                 w.curves.refresh(force=True)
+                w.lessons.live.refresh()
+                then()
                 spin(0.3)
-                paths = [folders[mode] / f"{panel}.png"]
-                readme = panel in README_PAGES and (panel != "evaluate" or args.icl_run)  # README's is of ICL
+                file = name or panel
+                paths = [folders[mode] / f"{file}.png"]
+                readme = file in README_PAGES and (panel != "evaluate" or args.icl_run)  # README's is of ICL
                 if args.top_level and mode == "normal" and readme:
-                    paths.append(out / f"{panel}.png")
+                    paths.append(out / f"{file}.png")
                 image = w.grab()
                 for path in paths:
                     image.save(str(path))
@@ -103,9 +115,31 @@ def main() -> int:
                 shot.add(panel)
         w.set_presentation(False)
 
+    def shoot_lessons() -> None:
+        """A lesson while it runs (once half its runs have finished) and at its end."""
+        w.show_panel("lessons")
+        spin(120, lambda: bool(w.lessons.lesson_names()) or bool(w.lessons.error.text()))
+        if not w.lessons.lesson_names():
+            print("note: no lessons are installed; the Lessons page is shot empty", flush=True)
+            return
+        w.lessons.select(args.lesson or w.lessons.lesson_names()[0])
+        w.lessons.set_size(args.lesson_size)
+        w.lessons.run()
+        half = lambda: w.lessons.progress()[1] > 0 and w.lessons.progress()[0] >= w.lessons.progress()[1] // 2
+        spin(1200, lambda: not w.lessons.is_running() or half())
+        shoot("lessons", name="lessons_running")
+        spin(1200, lambda: not w.lessons.is_running())
+        shoot("lessons", then=w.lessons.reveal_verdict)
+
     if (w.width(), w.height()) != (width, height):
         print(f"note: the window is {w.width()}x{w.height()}: the screen has no room for {args.size}", flush=True)
     spin(30, w.engine_ready)
+    if args.only_lessons:
+        shoot_lessons()
+        w.confirm_close = False
+        w.close()
+        shiboken6.delete(w)  # now, not at the interpreter's exit, where a plot's callback crashed it
+        return 0
     spin(30, lambda: not w.corpus.is_counting())
     shoot("corpus")
     w.show_panel("tokenizer")
@@ -170,6 +204,7 @@ def main() -> int:
     w.runs.select_runs([w.session.run_dir])
     spin(1.0)
     shoot("runs")
+    shoot_lessons()
     rest = [p for p in w.panels if p not in shot]  # Evaluate with the demo's model, unless --icl-run
     shoot(*rest)
     w.close()

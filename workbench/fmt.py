@@ -32,6 +32,14 @@ def fmt_duration(seconds: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+def fmt_about(seconds: float) -> str:
+    """A rough length of time, as a budget is said: 45 -> "about 45 s", 150 -> "about 2.5 min"."""
+    if seconds < 60:
+        return f"about {seconds:.0f} s"
+    minutes = seconds / 60
+    return f"about {minutes:.0f} min" if abs(minutes - round(minutes)) < 0.05 else f"about {minutes:.1f} min"
+
+
 # ---------------------------------------------------------------------------------------------
 # whitespace made visible (tokens in the window's views and the report's heatmaps)
 

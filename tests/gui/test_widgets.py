@@ -120,6 +120,21 @@ def test_curve_shows_the_points_added(plot):
     assert plot.series_names() == ["train/lm"]
 
 
+def test_axes_name_what_they_show_without_a_prefix_of_their_own(plot, qtbot):
+    """An accuracy between 0.6 and 0.8 reads 0.6 .. 0.8, not 600 .. 800 "(x0.001)"; the x axis can be
+    named after what the points count."""
+    plot.set_y_label("accuracy")
+    plot.set_x_label("seconds")
+    plot.add_points("acc", [1, 2, 3], [0.6, 0.7, 0.8])
+    plot.refresh()
+    qtbot.wait(10)
+    left, bottom = plot.plot_item.getAxis("left"), plot.plot_item.getAxis("bottom")
+    assert left.autoSIPrefixScale == 1.0 and "x0.001" not in left.labelString() and "accuracy" in left.labelString()
+    assert "seconds" in bottom.labelString()
+    plot.set_x_label("")
+    assert "step" in bottom.labelString()
+
+
 def test_smoothed_curve_follows_the_ema_and_raw_stays_behind(plot):
     rng = np.random.default_rng(2)
     y = 3 + 0.3 * rng.standard_normal(300)

@@ -12,6 +12,7 @@ without paying for torch until they use it. The package, by job:
     runs.py         runs, report, export, import
     bench.py        bench train / demo / gui
     inside.py       inside heads / knockout / lens / history
+    lessons.py      lesson (the list, or one lesson run headless)
     experiments.py  presets, settings
 
 ``main`` (here) parses, dispatches through ``COMMANDS`` and turns errors into exit codes: 0 done,
@@ -27,6 +28,7 @@ from .data import cmd_corpus
 from .evaluate import cmd_eval, cmd_generate
 from .experiments import cmd_presets, cmd_settings
 from .inside import cmd_inside
+from .lessons import cmd_lesson
 from .parser import build_parser
 from .runs import cmd_export, cmd_import, cmd_report, cmd_runs
 from .train import cmd_control, cmd_train
@@ -57,4 +59,5 @@ def main(argv: list[str] | None = None) -> int:
 
 COMMANDS = {"train": cmd_train, "corpus": cmd_corpus, "bench": cmd_bench, "presets": cmd_presets, "runs": cmd_runs,
             "eval": cmd_eval, "generate": cmd_generate, "export": cmd_export, "import": cmd_import,
-            "report": cmd_report, "settings": cmd_settings, "inside": cmd_inside, "control": cmd_control}
+            "report": cmd_report, "settings": cmd_settings, "inside": cmd_inside, "control": cmd_control,
+            "lesson": cmd_lesson}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import bench, data, evaluate, experiments, inside, runs, train
+from . import bench, data, evaluate, experiments, inside, lessons, runs, train
 
 EPILOG = """examples:
   workbench                                   open the window
@@ -26,6 +26,8 @@ EPILOG = """examples:
   workbench report RUN_DIR --out report.html  a run as one HTML page (--format folder: files)
   workbench settings                          every experiment setting with its default
   workbench inside heads RUN_DIR              each attention head's effect on the probe's loss
+  workbench lesson                            the lessons: each claim, shown by an experiment
+  workbench lesson pretraining --json         run one (every condition x seed) and print its figures
 """
 
 
@@ -45,5 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parsers(sub)
     runs.add_parsers(sub)
     inside.add_parsers(sub)
+    lessons.add_parsers(sub)
     experiments.add_parsers(sub)
     return p

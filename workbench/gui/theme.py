@@ -164,6 +164,11 @@ def stylesheet(scale: float = 1.0) -> str:
     QLabel#mutedLabel, QLabel#statName {{ color: #6b6b6b; }}
     QLabel#statValue {{ color: #1f2430; }}
     QLabel#headline {{ font-size: {pt(11.5)}; color: #1f2430; padding: 2px 2px; }}
+    QGroupBox#card QLabel#lessonClaim {{ font-size: {pt(17)}; font-weight: 600; color: #1f2430; }}
+    QGroupBox#card QLabel#lessonEffect {{ font-size: {pt(20)}; font-weight: 700; color: #1f2430; }}
+    QGroupBox#card QLabel#lessonVerdict {{ font-size: {pt(14)}; color: #1f2430; }}
+    QListWidget#lessonList::item {{ padding: 6px 4px; }}
+    QToolButton#howButton {{ border: none; background: transparent; padding: 2px 0px; color: {UI_ACCENT}; }}
     QGroupBox#card {{
         background: #ffffff; border: 1px solid #e1e4e8; border-radius: 8px;
         margin-top: {px(title_px + 8)}; padding: 8px 10px 8px 10px; font-weight: 600;

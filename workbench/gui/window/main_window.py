@@ -37,6 +37,7 @@ from ..panels.curves_panel import CurvesPanel
 from ..panels.evaluate.page import EvaluatePanel
 from ..panels.generate.page import GeneratePanel
 from ..panels.inside_panel import InsidePanel
+from ..panels.lessons.page import LessonsPanel
 from ..panels.model_panel import ModelPanel
 from ..panels.runs_panel import RunsPanel
 from ..panels.tokenizer_panel import TokenizerPanel
@@ -133,11 +134,12 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         self.generate = GeneratePanel()
         self.inside = InsidePanel()
         self.runs = RunsPanel()
+        self.lessons = LessonsPanel()
         self.panels = {"corpus": self.corpus, "tokenizer": self.tokenizer, "model": self.model,
                        "tasks": self.tasks, "finetune": self.finetune, "training": self.training,
                        "curves": self.curves, "balance": self.balance, "attention": self.attention,
                        "evaluate": self.evaluate, "generate": self.generate, "inside": self.inside,
-                       "runs": self.runs}
+                       "runs": self.runs, "lessons": self.lessons}
 
         self._build_actions()
         self._build_layout()
@@ -345,6 +347,7 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         self.inside.set_session(s)    # knock-out and logit lens on it too
         self.runs.openRunRequested.connect(self.open_run)
         self.runs.followRunRequested.connect(self.follow_run)
+        self.lessons.runningChanged.connect(lambda _on: self._update_actions())  # one of them uses the CPU
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -451,8 +454,10 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
         st = self.session.state
         active = self.session.is_active()
         following = self.follow.is_following()
-        self.start_action.setEnabled(not active and not following and self.model.is_valid())
+        lesson = self.lessons.is_running()
+        self.start_action.setEnabled(not active and not following and not lesson and self.model.is_valid())
         self.start_action.setToolTip("Stop following the other run first (File > Stop following)" if following
+                                     else "A lesson is running (Lessons page): stop it first" if lesson
                                      else "Train with the current settings" if self.model.is_valid()
                                      else "Fix the model settings first (see the Model page)")
         if following:  # the buttons ask the followed run (control.json); its answer sets the state
@@ -465,7 +470,8 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
             self.pause_action.setEnabled(st in ("preparing", "running") and not self.session.control.paused)
             self.resume_action.setEnabled(st in ("paused", "preparing", "running") and self.session.control.paused)
             self.stop_action.setEnabled(active and st != "stopping")
-        self.demo_action.setEnabled(not active and not following)
+        self.demo_action.setEnabled(not active and not following and not lesson)
+        self.lessons.set_training_active(active, following)
         self.snapshot_action.setEnabled(st in ("running", "paused"))
         for a in (self.open_action, self.open_run_action):
             a.setEnabled(not active)

@@ -80,6 +80,12 @@ class YAxis(pg.AxisItem):
     """Left axis: compact numbers (12k), scientific notation for small ones (6e-4), and in
     log mode plain values at 1-2-5 steps (0.5, 1, 2, 5) instead of powers of ten."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # the tick labels are written here; pyqtgraph's own prefix turned an accuracy axis into
+        # "600, 800" with "(x0.001)" after the axis name
+        self.enableAutoSIPrefix(False)
+
     def tickValues(self, minVal, maxVal, size):
         if not self.logMode:
             return super().tickValues(minVal, maxVal, size)

@@ -358,6 +358,11 @@ class LossPlot(QtWidgets.QWidget):
         self._y_label = label
         self._apply_labels()
 
+    def set_x_label(self, label: str) -> None:
+        """Name the x axis (the step of something else, seconds); "" gives back the axis' own name."""
+        self._x_label = label
+        self._apply_labels()
+
     def reset_view(self) -> None:
         """Fit all data (what double-click does)."""
         self.view_box.enableAutoRange()
@@ -551,7 +556,7 @@ class LossPlot(QtWidgets.QWidget):
     def _apply_labels(self) -> None:
         sc = self._scale
         css = {"color": theme.MUTED, "font-size": f"{9.5 * sc:.1f}pt"}
-        self.plot_item.setLabel("bottom", X_AXIS_LABELS[self._x_axis], **css)
+        self.plot_item.setLabel("bottom", getattr(self, "_x_label", "") or X_AXIS_LABELS[self._x_axis], **css)
         self.plot_item.showLabel("bottom", getattr(self, "_x_label_shown", True))
         if self._y_label:
             self.plot_item.setLabel("left", self._y_label, **css)
