@@ -13,7 +13,9 @@ from .base import (Finished, Lesson, LessonEvent, LessonResult, LessonStopped, M
                    Point, RunContext, RunDone, Started, run_lesson)
 
 # module name -> the lesson's command-line name comes from the module's LESSON.name
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = (
+    "tasks",
+)
 
 
 class UnknownLesson(KeyError):
