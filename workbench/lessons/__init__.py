@@ -15,6 +15,7 @@ from .base import (Finished, Lesson, LessonEvent, LessonResult, LessonStopped, M
 # module name -> the lesson's command-line name comes from the module's LESSON.name
 MODULES: tuple[str, ...] = (
     "tasks",
+    "few_shot",
 )
 
 

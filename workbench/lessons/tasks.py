@@ -121,7 +121,7 @@ def run(ctx: RunContext) -> Outcome:
     cosines: list[tuple[int, float]] = []
     weights: list[list[float]] = []  # the tasks' loss weights at each report (GradNorm moves them)
 
-    def listen(event) -> None:
+    def listen(event, state) -> None:
         if isinstance(event, EvalResult):
             evals.append(event)
             ctx.point(event.step, event.metrics["A/accuracy"])
