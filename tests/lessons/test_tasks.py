@@ -4,6 +4,7 @@ a helper's gradient points A's way; and a stop ends the engine's run between ste
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -28,13 +29,15 @@ def test_small_lesson_shows_the_fight_the_rescue_and_the_help():
     assert r.complete
     c = r.conditions
     loud, balanced = c[tasks.LOUD], c[tasks.BALANCED]
-    # summed with the loud task, A stays near chance in every seed; GradNorm lifts it well above
-    assert max(loud.values) < 0.65
+    # summed with the loud task, A stays near chance (0.5); GradNorm lifts it in every seed
+    assert loud.mean < 0.65 and max(loud.values) < 0.7
     for drowned, rescued in zip(loud.values, balanced.values):
-        assert rescued > drowned + 0.2
-    assert r.effect > 0.2 and not r.overlap
-    # the loud task's loss is on another scale (hundredths), and GradNorm turned its weight down
-    assert min(e["B_val_loss"] for e in loud.extras) > 1000
+        assert rescued > drowned + 0.1
+    assert r.effect > 0.15 and not r.overlap
+    # the helper never costs A anything, and A alone has room to gain (few labels)
+    assert all(h >= a for h, a in zip(c[tasks.HELPER].values, c[tasks.ALONE].values)) and c[tasks.ALONE].mean < 0.95
+    # the loud task's loss is on another scale (tenths: A's loss is below 1), and GradNorm turned its weight down
+    assert min(e["B_val_loss"] for e in loud.extras) > 20
     assert all(e["B_weight_mean"] < 0.8 for e in balanced.extras)
     assert all(e["weights"] == [[1.0, 1.0]] * len(e["weights"]) for e in loud.extras)  # plain sum: fixed
     # the helper needs A's feature: its gradient points A's way on average
@@ -57,3 +60,16 @@ def test_a_stop_ends_the_training_run_between_steps_and_keeps_nothing_half_done(
     assert r.stopped and not r.complete
     assert all(not c.values for c in r.conditions.values())  # the first run was stopped, not finished
     assert len(seen) == 1 and seen[0].x == pytest.approx(tasks.SIZES["small"].eval_every)
+
+
+def test_gradnorm_swinging_the_loud_weight_is_not_taken_for_divergence(monkeypatch):
+    # With the loud task in hundredths, seed 0's GradNorm run at full size used to stop at step 199 as
+    # "diverged": its weighted total loss jumps 1000-fold whenever GradNorm swings the loud weight back up.
+    monkeypatch.setattr(tasks, "LOUD_UNIT", 100.0)
+    lesson = replace(lessons.get("tasks"), conditions=(tasks.BALANCED,), effect=(tasks.BALANCED, tasks.BALANCED))
+    r = run_lesson(lesson, "full", seeds=(0,))
+    assert not r.stopped and r.conditions[tasks.BALANCED].seeds == [0]
+    extra = r.conditions[tasks.BALANCED].extras[0]
+    assert extra["A_accuracy_curve"][-1][0] == tasks.SIZES["full"].steps
+    swings = [w[1] for w in extra["weights"]]
+    assert min(swings) < 0.01 and max(swings) > 0.5  # the swings that made the total loss jump

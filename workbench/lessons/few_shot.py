@@ -45,7 +45,7 @@ class Size:
 
 
 SIZES = {
-    "full": Size(steps=3000, eval_every=250, queries=200, draws=5, probe=60),
+    "full": Size(steps=3500, eval_every=250, queries=200, draws=5, probe=60),
     # seconds, not minutes: too short for the look-up to form; the test checks the machinery around it
     "small": Size(steps=60, eval_every=30, queries=40, draws=2, probe=20,
                   overrides=("model.n_embd=32", "training.batch_size=16")),
