@@ -114,7 +114,8 @@ def conclude(r: LessonResult) -> str:
     if not heads:
         return words
     named = [f"seed {seed}: layer {e['induction_head'][0]} head {e['induction_head'][1]} "
-             f"(k={KS[-1]} accuracy {value:.2f}, {e[f'k={KS[-1]}_without_induction_head']:.2f} without it)"
+             f"(k={KS[-1]} accuracy {value:.2f}, {e[f'k={KS[-1]}_without_induction_head']:.2f} without it; the look-up "
+             + (f"formed at step {e['formed_at_step']})" if e["formed_at_step"] else "had not clearly formed in training)")
              for seed, value, e in zip(r.conditions[f"k={KS[-1]}"].seeds, r.conditions[f"k={KS[-1]}"].values, heads)]
     return (f"{words} The look-back (induction) head, the one where a repeated key attends most to the value after "
             f"its earlier copies: {'; '.join(named)}.")
