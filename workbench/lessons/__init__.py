@@ -15,6 +15,7 @@ from .base import (Finished, Lesson, LessonEvent, LessonResult, LessonStopped, M
 # module name -> the lesson's command-line name comes from the module's LESSON.name
 MODULES: tuple[str, ...] = (
     "pretraining", "freezing", "aux_lm",   # transfer: what pretraining gives a fine-tuned classifier
+    "tasks", "few_shot",                   # multi-task conflict and balancing; learning in context
     "heads",                               # how attention heads form (the Demo's model)
 )
 

@@ -1,0 +1,46 @@
+"""Train one run of a lesson with the engine's Trainer, inside the lesson's stop and its live curves.
+
+A lesson's run is an ordinary training run (its own folder under the run's workdir). ``train`` hands
+each engine event, with the run's live state (``RunState``: its model, tokenizer...), to the lesson's
+``listen`` (to draw curves from validation results, task balance reports, an evaluation of its own);
+it turns a stop request into the Trainer's own stop (the run ends between steps, cleanly) and then
+into ``LessonStopped``, and raises a run that failed as a ``TrainingError`` (exit code 1) with the
+engine's message. The Trainer comes back: ``trainer.state.model`` is the model as the run left it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..engine.config import Experiment
+from ..engine.control import RunControl
+from ..engine.errors import TrainingError
+from ..engine.trainer import RunState, Trainer
+from .base import LessonStopped, RunContext
+
+
+def train(ctx: RunContext, exp: Experiment, folder: Path,
+          listen: Callable[[object, RunState], None] | None = None) -> Trainer:
+    """Run ``exp`` to its end in ``folder``; ``listen(event, state)`` sees every engine event as it comes
+    (called in the training thread, between steps: the model may be evaluated there)."""
+    control = RunControl()
+
+    class Reporter:
+        def report(self, event) -> None:
+            if listen is not None and trainer.state is not None:
+                try:
+                    listen(event, trainer.state)
+                except LessonStopped:  # ctx.point noticed the stop: end the run between steps
+                    control.stop()
+            if ctx.stop_requested():
+                control.stop()
+
+    trainer = Trainer(exp, run_dir=folder, overwrite=True)
+    result = trainer.run(control, Reporter())
+    if result.status == "stopped" or ctx.stop_requested():
+        raise LessonStopped()
+    if result.status not in ("completed", "early_stopped"):
+        raise TrainingError(f"lesson {ctx.lesson}, {ctx.condition or 'prepare'} (seed {ctx.seed}): the training run "
+                            f"{result.status}: {result.message}", exit_code=1)
+    return trainer
