@@ -22,6 +22,7 @@ def shown_window(qtbot, tmp_path: Path, size: tuple[int, int] | None = None):
     try:
         yield w
     finally:
+        w.set_presentation(False)  # the application's font is global: the next test starts normal
         w.stop_following()
         w.confirm_close = False
         w.shutdown(60000)
