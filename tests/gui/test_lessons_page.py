@@ -218,3 +218,24 @@ def test_a_finished_lesson_fits_every_size_and_its_verdict_scrolls_into_view(qtb
                 _settle(qtbot)
                 problems += [f"{size} {presentation}: {p}" for p in page_problems(w, "lessons")]
         assert problems == []
+
+
+def test_closing_the_window_during_a_lesson_asks_first_then_stops_it(qtbot, tmp_path, registered, monkeypatch):
+    from PySide6 import QtWidgets
+
+    registered(toy_lesson(hold_at=("scratch", 0)))
+    answers = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: answers.pop(0) if answers else QtWidgets.QMessageBox.StandardButton.No)
+    with shown_window(qtbot, tmp_path, size=(1024, 768)) as w:
+        w.show_panel("lessons")
+        qtbot.waitUntil(lambda: w.lessons.list.count() == 1, timeout=10000)
+        assert w.lessons.run()
+        qtbot.waitUntil(lambda: w.lessons.progress()[0] >= 1, timeout=20000)   # held in (scratch, 0)
+        w.confirm_close = True
+        answers.append(QtWidgets.QMessageBox.StandardButton.No)
+        w.close()
+        assert w.isVisible() and w.lessons.is_running() and not answers   # asked; No keeps both
+        answers.append(QtWidgets.QMessageBox.StandardButton.Yes)
+        w.close()
+        assert not answers and not w.lessons.is_running() and not w.isVisible()

@@ -10,7 +10,8 @@ positions and recent experiments persist in QSettings.
 The rest of the window lives beside this module, one job each: sidebar.py, page_host.py (the
 page stack's scrolling pages), redraw.py (the redraw budget), geometry.py, experiment_state.py
 (the forms and the rules that keep a person's setup), experiment_io.py (experiment files, the
-last session's setup, run folders) and icons.py.
+last session's setup, run folders), other_process.py (runs another process trains), closing.py
+(settings kept between launches, and closing: asking before it stops a run or a lesson) and icons.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from workbench.engine import control as control_mod
 from workbench.engine.config import ConfigError, Experiment, preset_dir, resolve_experiment
 
 from .. import theme
-from ..bridge import Job, JobSlot, TrainingSession
+from ..bridge import JobSlot, TrainingSession
 from ..follow import FollowSession
 from ..jobs.startup import import_engine
 from ..panels.attention_panel import AttentionPanel
@@ -45,6 +46,7 @@ from ..panels.training_panel import TrainingPanel
 from . import sidebar as sidebar_mod
 from .experiment_io import DEMO_PRESET, LAST_EXPERIMENT, ExperimentFiles
 from .experiment_state import ExperimentState
+from .closing import SettingsAndClosing
 from .geometry import MIN_WINDOW, WindowGeometry
 from .gpu_run import GpuRun
 from .icons import make_icon
@@ -81,7 +83,8 @@ def window_settings() -> QtCore.QSettings:
     return QtCore.QSettings(theme.ORGANIZATION, theme.APPLICATION)
 
 
-class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessRuns, QtWidgets.QMainWindow):
+class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessRuns, SettingsAndClosing,
+                 QtWidgets.QMainWindow):
     """See the module docstring. ``settings``: a QSettings to use (tests pass a temporary one in INI
     format; the last experiment is then kept beside its file, else in the config dir)."""
 
@@ -645,79 +648,3 @@ class MainWindow(ExperimentState, ExperimentFiles, WindowGeometry, OtherProcessR
 
     def toggle_fullscreen(self, on: bool) -> None:
         self.showFullScreen() if on else self.showNormal()
-
-    # -- settings and closing --------------------------------------------------------------
-
-    def _restore_settings(self) -> None:
-        s = self.settings
-        self._restore_geometry(s)
-        for key, splitter in (("window/splitter", self.splitter), ("curves/splitter", self.curves.splitter),
-                              ("curves/bottom", self.curves.bottom_splitter),
-                              ("attention/splitter", self.attention.splitter)):
-            v = s.value(key)
-            if v is not None:
-                splitter.restoreState(v)
-        page = s.value("window/page")
-        if page is not None:
-            try:
-                self.show_panel(int(page))
-            except (TypeError, ValueError):
-                pass
-
-    def save_settings(self) -> None:
-        s = self.settings
-        self._save_geometry(s)
-        s.setValue("window/splitter", self._normal_split if self.presentation and self._normal_split is not None
-                   else self.splitter.saveState())  # the next launch opens in normal mode
-        s.setValue("curves/splitter", self.curves.splitter.saveState())
-        s.setValue("curves/bottom", self.curves.bottom_splitter.saveState())
-        s.setValue("attention/splitter", self.attention.splitter.saveState())
-        s.setValue("window/page", self.stack.currentIndex())
-        s.sync()
-
-    def _may_stop_to_close(self, what: str) -> bool:
-        """Ask before closing stops a run (unless confirm_close is off, as in tests)."""
-        if not self.confirm_close:
-            return True
-        answer = QtWidgets.QMessageBox.question(
-            self, "Stop training?", f"{what} is going on. Stop it (a checkpoint is saved first) and close?",
-            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
-            QtWidgets.QMessageBox.StandardButton.No)
-        return answer == QtWidgets.QMessageBox.StandardButton.Yes
-
-    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        on_gpus = self.gpu_run is not None and self.gpu_run.running()
-        if on_gpus or self.session.is_active():
-            # Stop the run first (its checkpoint is saved while the window stays responsive); the
-            # window closes once it has stopped (_on_thread_done, _check_gpu_run).
-            event.ignore()
-            what = f"A training run on {self.gpu_run.nproc} GPUs" if on_gpus else "A training run"
-            if self._close_after_stop or not self._may_stop_to_close(what):
-                return
-            self._close_after_stop = True
-            if on_gpus:
-                self.gpu_run.stop()
-                self._gpu_timer.start()
-            else:
-                self.session.stop()
-            self.statusBar().showMessage("Stopping: saving a checkpoint, then closing…")
-            return
-        self.save_last_experiment()
-        self.save_settings()
-        for panel in (self.corpus, self.tokenizer):
-            panel.shutdown()
-        self.pacer.stop()
-        Job.shutdown_all(5000)
-        super().closeEvent(event)
-
-    def shutdown(self, msecs: int = 60000) -> None:
-        """Stop a run and wait for its thread (for quitting without a close event)."""
-        if self.gpu_run is not None and self.gpu_run.running():
-            self.gpu_run.stop()
-            if self.gpu_run.wait(msecs / 1000) is None:
-                self.gpu_run.proc.kill()
-                self.gpu_run.wait(10)
-        if self.session.is_active():
-            self.session.stop()
-            self.session.wait(msecs)
-        Job.shutdown_all(15000)
