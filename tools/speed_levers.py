@@ -1,6 +1,16 @@
-"""Levers of the eager training step, interleaved in one process (docs/BENCHMARKS.md, issue #13): AdamW
-implementation, host syncs, threads, mkldnn. Usage: python tools/speed_levers.py L H C T B ROUNDS
-(4 4 128 64 12 12 is Tiny Shakespeare's model). Prints one JSON line: speed of each over the engine's step."""
+"""Levers of the training step, interleaved in one process (docs/BENCHMARKS.md, issue #13).
+
+Usage: python tools/speed_levers.py L H C T B ROUNDS [VARIANT,VARIANT,...]
+(4 4 128 64 12 40 is Tiny Shakespeare's model and batch). The first variant is the baseline; the
+default list is every variant. Each variant is a copy of one model trained on one fixed batch
+(forward + loss, backward, clip with its host sync, AdamW, zero_grad); the rounds take one step of
+each in turn, so a noisy neighbour slows each alike. Every compiled variant compiles its own
+function (its own code object), so dynamo does not hand it another variant's graph. Prints one
+JSON line: the speed of each over the baseline by median wall time and by median CPU time of the
+calling thread (steadier on a loaded machine with one thread: WB_THREADS=1), the load average,
+and each variant's compile time. Compiled code is cached under $TORCHINDUCTOR_CACHE_DIR.
+"""
+import contextlib
 import copy
 import json
 import os
@@ -11,33 +21,104 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from workbench.engine.model import GPT, GPTConfig
-torch.manual_seed(0)
-L, H, C, T, B, N = [int(a) for a in sys.argv[1:7]]
-cfg = GPTConfig(vocab_size=65, n_layer=L, n_head=H, n_embd=C, block_size=T)
-base = GPT(cfg)
-x = torch.randint(0, 65, (B, T)); y = torch.randint(0, 65, (B, T))
-def make(opt_kind="fused", sync=True, threads=2, mkldnn=True):
-    m = copy.deepcopy(base)
-    kw = {"fused": True} if opt_kind == "fused" else {"foreach": True} if opt_kind == "foreach" else {"foreach": False}
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, **kw)
+from workbench.engine.model import GPT, GPTConfig  # noqa: E402
+
+THREADS = int(os.environ.get("WB_THREADS", "0")) or torch.get_num_threads()
+
+VARIANTS = {  # name: options of make()
+    "eager": {},
+    "eager bf16": {"bf16": True},
+    "eager foreach AdamW": {"adamw": "foreach"},
+    "eager for-loop AdamW": {"adamw": "loop"},
+    "eager no host sync": {"sync": False},
+    "eager explicit attention": {"explicit": True},
+    "eager 1 thread": {"threads": 1},
+    "eager mkldnn off": {"mkldnn": False},
+    "compiled": {"compiled": True},
+    "compiled bf16": {"compiled": True, "bf16": True},
+    "compiled cpp_wrapper": {"compiled": True, "options": {"cpp_wrapper": True}},
+    "compiled max-autotune": {"compiled": True, "options": {"max_autotune": True}},
+    "compiled explicit attention": {"compiled": True, "explicit": True},
+    "compiled + compiled AdamW": {"compiled": True, "adamw": "compiled"},
+}
+
+
+def explicit_attention(model):
+    """softmax(q k^T / sqrt(d)) v written out (the model's explicit path) in place of SDPA."""
+    for block in model.transformer.h:
+        attn = block.attn
+
+        def forward(x, causal=True, mask=None, explicit=False, attn=attn):
+            T = x.size(1)
+            m = torch.ones(T, T, dtype=torch.bool, device=x.device).tril().view(1, 1, T, T)
+            return type(attn).forward(attn, x, causal, m, True)
+        attn.forward = forward
+
+
+def make(base, x, y, compiled=False, options=None, bf16=False, adamw="fused", sync=True, explicit=False,
+         threads=None, mkldnn=True):
+    model = copy.deepcopy(base)
+    if explicit:
+        explicit_attention(model)
+    kw = {"fused": True} if adamw == "fused" else {"foreach": True} if adamw == "foreach" else {"foreach": False}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **kw)
+    ns = {"model": model}
+    exec(f"def loss_{id(model)}(x, y):\n    return model(x, y)[1]\n", ns)  # a code object of its own
+    loss_fn = ns[f"loss_{id(model)}"]
+    if compiled:
+        loss_fn = torch.compile(loss_fn, dynamic=False, options=options)
+    opt_step = torch.compile(opt.step) if adamw == "compiled" else opt.step
+
     def step():
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads or THREADS)
         torch.backends.mkldnn.enabled = mkldnn
-        _, loss = m(x, y)
+        with torch.autocast("cpu", torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = loss_fn(x, y)
         loss.backward()
-        n = torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         if sync:
-            n.item(); loss.item()
-        opt.step(); opt.zero_grad(set_to_none=True)
+            norm.item(), loss.item()
+        opt_step()
+        opt.zero_grad(set_to_none=True)
+        torch.set_num_threads(THREADS)
+        torch.backends.mkldnn.enabled = True
     return step
-variants = {"fused AdamW (engine)": make(), "foreach AdamW": make("foreach"), "for-loop AdamW": make("loop"),
-            "no host syncs": make(sync=False), "1 thread": make(threads=1), "mkldnn off": make(mkldnn=False)}
-times = {k: [] for k in variants}
-for s in variants.values(): s(); s()
-for r in range(N):
-    for k, s in variants.items():
-        t0 = time.perf_counter(); s(); times[k].append(time.perf_counter() - t0)
-b = statistics.median(times["fused AdamW (engine)"])
-out = {k: round(b / statistics.median(v), 3) for k, v in times.items()}
-print(json.dumps({"shape": sys.argv[1:6], "rounds": N, "base_step_ms": round(1000*b, 1), "speed_vs_engine": out, "load": os.getloadavg()}))
+
+
+def main():
+    L, H, C, T, B, rounds = (int(a) for a in sys.argv[1:7])
+    names = sys.argv[7].split(",") if len(sys.argv) > 7 else list(VARIANTS)
+    torch.manual_seed(0)
+    torch._dynamo.config.recompile_limit = 64
+    base = GPT(GPTConfig(vocab_size=65, n_layer=L, n_head=H, n_embd=C, block_size=T))
+    x, y = torch.randint(0, 65, (B, T)), torch.randint(0, 65, (B, T))
+    steps, compile_s = {}, {}
+    for name in names:
+        steps[name] = make(base, x, y, **VARIANTS[name])
+        t0 = time.perf_counter()
+        steps[name]()
+        steps[name]()  # compiles a compiled variant (forward, backward); warms an eager one
+        compile_s[name] = round(time.perf_counter() - t0, 1)
+    wall = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    load = os.getloadavg()[0]
+    for _ in range(rounds):
+        for name, step in steps.items():
+            t0, c0 = time.perf_counter(), time.thread_time()
+            step()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.thread_time() - c0)
+    w0, c0 = statistics.median(wall[names[0]]), statistics.median(cpu[names[0]])
+    print(json.dumps({
+        "shape": {"n_layer": L, "n_head": H, "n_embd": C, "block_size": T, "batch_size": B}, "rounds": rounds,
+        "threads": THREADS, "baseline": names[0], "base_step_ms": round(1000 * w0, 2),
+        "speed_wall": {n: round(w0 / statistics.median(v), 3) for n, v in wall.items()},
+        "speed_cpu": {n: round(c0 / statistics.median(v), 3) for n, v in cpu.items()},
+        "first_two_steps_s": compile_s, "load_avg": [round(load, 2), round(os.getloadavg()[0], 2)],
+        "cpu": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+                    "?") if os.path.exists("/proc/cpuinfo") else "?",
+    }))
+
+
+if __name__ == "__main__":
+    main()

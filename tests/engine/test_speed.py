@@ -147,6 +147,19 @@ def test_bf16_and_fp32_give_close_losses(small_text, tmp_path):
     assert a != b and max(abs(x - y) for x, y in zip(a, b)) < BF16_ATOL
 
 
+def test_a_bf16_run_resumes_bit_for_bit(small_text, tmp_path):
+    """What auto may choose on a CPU with bf16 instructions: autocast keeps a resume exact too."""
+    exp = tiny_experiment(small_text, compile="off", precision="bf16", max_steps=8, eval_every=0,
+                          checkpoint_every=100, attention_every=0)
+    straight, _ = _run(exp, tmp_path / "a")
+    control = RunControl()
+    first = StopAt(control, 4)
+    _run(exp, tmp_path / "b", first, control)
+    second, _ = _run(saved_experiment(tmp_path / "b"), None, resume=tmp_path / "b")
+    assert second.of(RunStarted)[0].precision == "bf16"
+    assert len(_losses(straight)) == 8 and _losses(straight) == _losses(first) + _losses(second)
+
+
 def test_without_a_cpp_compiler_compile_on_trains_eagerly_and_says_so(small_text, tmp_path, monkeypatch):
     empty = tmp_path / "bin"
     empty.mkdir()
