@@ -34,13 +34,15 @@ def test_small_lesson_asks_every_k_and_names_a_look_back_head():
         for value, extra in zip(c.values, c.extras):
             assert 0.0 <= value <= 1.0
             assert extra["demos_used"] == k  # every prompt kept all its shots: k = 8 fits the context
-            assert len(extra["draws"]) == size.draws and extra["chance"] == pytest.approx(0.25)
-            assert value == pytest.approx(sum(extra["draws"]) / size.draws)
-    # the values are the engine's evaluation of the seed's model on that seed's unseen mapping
+            assert len(extra["draws"]) == size.draws * size.mappings and extra["chance"] == pytest.approx(0.25)
+            assert extra["mappings"] == size.mappings
+            assert value == pytest.approx(sum(extra["draws"]) / len(extra["draws"]))
+    # the values are the engine's evaluation of the seed's model on that seed's unseen mappings
     for seed, shared in enumerate(models):
-        task = builtin_icl_task(n=size.queries, seed=seed)
-        again = evaluate_in_context(shared["model"], shared["tokenizer"], task, ks=(4,), draws=size.draws)
-        assert r.conditions["k=4"].values[seed] == pytest.approx(again.results[0].accuracy)
+        accs = [evaluate_in_context(shared["model"], shared["tokenizer"],
+                                    builtin_icl_task(n=size.queries // size.mappings, seed=seed + 10_000 * m),
+                                    ks=(4,), draws=size.draws).results[0].accuracy for m in range(size.mappings)]
+        assert r.conditions["k=4"].values[seed] == pytest.approx(sum(accs) / len(accs))
     for extra in r.conditions["k=8"].extras:
         layer, head = extra["induction_head"]
         assert 0 <= layer < 2 and 0 <= head < 4  # the icl_keyvalue preset: 2 layers of 4 heads

@@ -61,7 +61,7 @@ def test_overlapping_seeds_say_so_and_lower_is_better_flips_the_words():
     r = run_lesson(_lesson({"a": [0.6, 0.4], "b": [0.5, 0.45]}), "full")
     assert r.overlap and "overlap" in r.verdict()
     r = run_lesson(_lesson({"a": [2.0, 2.1], "b": [1.0, 1.1]}, higher_is_better=False), "full")
-    assert r.effect == pytest.approx(1.0) and "not better" in r.verdict()
+    assert r.effect == pytest.approx(1.0) and "a is worse by 1.000" in r.verdict()
 
 
 def test_small_size_uses_fewer_seeds():

@@ -240,8 +240,10 @@ def default_verdict(r: LessonResult) -> str:
     seeds = f"{n} seed{'s' if n != 1 else ''}"
     agree = ("every seed agrees (the ranges do not overlap)" if not r.overlap
              else "the seeds' ranges overlap, so the difference is not clear at this size")
+    compared = ("the two are level" if r.effect == 0
+                else f"{a.name} is {'better' if better else 'worse'} by {abs(r.effect):.3f}")
     return (f"{a.name} {a.mean:.3f} ± {a.std:.3f} against {b.name} {b.mean:.3f} ± {b.std:.3f} "
-            f"over {seeds}: {a.name} is {'better' if better else 'not better'} by {abs(r.effect):.3f}; {agree}.")
+            f"over {seeds}: {compared}; {agree}.")
 
 
 # --- the runner -----------------------------------------------------------------------------------

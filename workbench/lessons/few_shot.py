@@ -4,9 +4,11 @@ examples (shots) its prompt shows, without any change to its weights.
 Each seed trains one char-level GPT on the built-in key -> value corpus (``builtin:icl``: lines such
 as "c4 k1 c4 z7 k1", each with its own random mapping, so only looking back in the line predicts a
 repeated key's value). Then the engine's in-context evaluation (engine/evaluate.py) asks it for the
-value of a key of one mapping it never saw, after k demonstrations "a3 q7 d1 ... q": with k = 0 it
+value of a key of mappings it never saw, after k demonstrations "a3 q7 d1 ... q": with k = 0 it
 can only guess among the four values (chance 0.25); once the query's key is among the shots, a
-model that looks back finds the answer. Each condition is one k, over several draws of the shots.
+model that looks back finds the answer. Each condition is one k, over several unseen mappings (one
+mapping's zero-shot figure swings with how well its values happen to match the model's favourite
+guesses) and several draws of the shots.
 
 The look-back heads are named from the model's own attention (``evaluate.look_back_attention``):
 the head where a repeated key attends most to the value after its earlier copies (the induction
@@ -41,8 +43,9 @@ FORMED_AT = 0.5
 class Size:
     steps: int
     eval_every: int
-    queries: int        # test queries per condition (one mapping per seed; chance 0.25)
+    queries: int        # test queries per condition, split over `mappings` unseen mappings (chance 0.25)
     draws: int          # draws of the demonstrations per k > 0
+    mappings: int       # unseen mappings per seed: one mapping's zero-shot figure swings from 0 to ~0.5
     probe: int          # queries of the curve drawn while training (one draw)
     overrides: tuple[str, ...] = ()
 
@@ -51,11 +54,11 @@ SIZES = {
     # Twice the preset's batch at twice its learning rate: in 3500 steps of the preset's own settings the
     # look-up had formed in no seed (k=8 0.48-0.52); with these, seed 0 reached 0.69 in 2500 steps
     # (docs/EXPERIMENTS.md, "Lessons"), at ~1.4 times the CPU time.
-    "full": Size(steps=2500, eval_every=250, queries=200, draws=5, probe=60,
+    "full": Size(steps=2500, eval_every=250, queries=200, draws=5, mappings=4, probe=60,
                  overrides=("training.batch_size=64", "training.learning_rate=6e-3", "training.min_lr=6e-4",
                             "training.warmup_steps=200")),
     # seconds, not minutes: too short for the look-up to form; the test checks the machinery around it
-    "small": Size(steps=60, eval_every=30, queries=40, draws=2, probe=20,
+    "small": Size(steps=60, eval_every=30, queries=40, draws=2, mappings=2, probe=20,
                   overrides=("model.n_embd=32", "training.batch_size=16")),
 }
 
@@ -86,17 +89,28 @@ def prepare(ctx: RunContext) -> dict:
 
     done = train(ctx, experiment(ctx.seed, size), ctx.workdir / "run", listen)
     model, tokenizer = done.state.model, done.state.tokenizer
-    task = builtin_icl_task(n=size.queries, seed=ctx.seed)
+    # mapping m of seed s: seed s + 10000 m (the probe's 1000 + s is none of them)
+    tasks = [builtin_icl_task(n=size.queries // size.mappings, seed=ctx.seed + 10_000 * m)
+             for m in range(size.mappings)]
+    task = tasks[0]
     look = look_back_attention(model, tokenizer, task.look_back_texts, task.look_back_only)
     li, hi, induction = look.strongest("induction")
     ls, hs, same = look.strongest("same_token")
     with knocked_out(model, [(li, hi)]):
-        without = evaluate_in_context(model, tokenizer, task, ks=(KS[-1],), draws=size.draws).results[0].accuracy
+        without = accuracy(model, tokenizer, tasks, KS[-1], size.draws)[0]
     heads = {"induction_head": [li, hi], "induction_score": round(induction, 4),
              "same_key_head": [ls, hs], "same_key_score": round(same, 4),
              f"k={KS[-1]}_without_induction_head": round(without, 4),
              "formed_at_step": formed[0] if formed else None}
-    return {"model": model, "tokenizer": tokenizer, "task": task, "heads": heads}
+    return {"model": model, "tokenizer": tokenizer, "tasks": tasks, "heads": heads}
+
+
+def accuracy(model, tokenizer, tasks: list, k: int, draws: int, should_stop=None) -> tuple[float, list[float], float]:
+    """(mean accuracy over the mappings, every draw's accuracy, demonstrations used) at k shots."""
+    results = [evaluate_in_context(model, tokenizer, t, ks=(k,), draws=draws, should_stop=should_stop).results[0]
+               for t in tasks]
+    return (sum(r.accuracy for r in results) / len(results), [a for r in results for a in r.accuracies],
+            sum(r.demos_used for r in results) / len(results))
 
 
 def run(ctx: RunContext) -> Outcome:
@@ -104,15 +118,14 @@ def run(ctx: RunContext) -> Outcome:
     k = int(ctx.condition.removeprefix("k="))
     s = ctx.shared
     try:
-        res = evaluate_in_context(s["model"], s["tokenizer"], s["task"], ks=(k,), draws=size.draws,
-                                  should_stop=ctx.stop_requested).results[0]
+        value, draws, used = accuracy(s["model"], s["tokenizer"], s["tasks"], k, size.draws, ctx.stop_requested)
     except Cancelled:
         raise LessonStopped() from None
-    extra = {"draws": [round(a, 4) for a in res.accuracies], "demos_used": round(res.demos_used, 2),
-             "chance": round(s["task"].chance(), 4)}
+    extra = {"draws": [round(a, 4) for a in draws], "demos_used": round(used, 2), "mappings": len(s["tasks"]),
+             "chance": round(s["tasks"][0].chance(), 4)}
     if k == KS[-1]:
         extra |= s["heads"]
-    return Outcome(res.accuracy, extra)
+    return Outcome(value, extra)
 
 
 def conclude(r: LessonResult) -> str:
@@ -135,7 +148,8 @@ LESSON = Lesson(
     claim=("A model trained on text where each line defines its own key -> value mapping learns to look back in its "
            "context. Shown k examples of a mapping it never saw, it answers better the larger k, with no change to "
            "its weights: zero-shot it can only guess."),
-    metric="accuracy on 200 queries of an unseen key -> value mapping (4 keys: chance 0.25), mean over 5 draws of the shots",
+    metric=("accuracy on 200 queries of 4 unseen key -> value mappings (4 keys each: chance 0.25), mean over 5 draws "
+            "of the shots"),
     conditions=CONDITIONS,
     effect=(f"k={KS[-1]}", "k=0"),
     run=run,
@@ -148,7 +162,7 @@ LESSON = Lesson(
     small_seeds=2,
     budget_s=300.0,
     how=("Per seed, one 2-layer, 64-wide char-level GPT trains on builtin:icl (lines like \"c4 k1 c4 z7 k1\", each "
-         "with its own random mapping). Then each condition prompts it with k shots of an unseen mapping "
+         "with its own random mapping). Then each condition prompts it with k shots of unseen mappings "
          "(\"a3 q7 d1 ... q\") and scores the four possible values. The look-back head is named from the model's "
          "attention and knocked out to see what it carries."),
     conclude=conclude,
