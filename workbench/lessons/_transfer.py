@@ -20,9 +20,9 @@ from .. import paths
 from ..engine import word_kinds
 from ..engine.config import (CorpusConfig, Experiment, FinetuneConfig, ModelConfig, TaskConfig, TokenizerConfig,
                              TrainingConfig)
-from ..engine.errors import TrainingError
 from ..engine.events import EvalResult, StepMetrics
-from .base import LessonStopped, RunContext
+from . import engine_run
+from .base import RunContext
 
 LM_SERIES = "lm loss"  # the series pretraining's points carry (the conditions' points: accuracy)
 TASK = "kind"  # the classification task's name: its metrics are "kind/accuracy"
@@ -128,31 +128,26 @@ def labelled_files(ctx: RunContext, sizes: Sizes, context: int = 0) -> tuple[Pat
     return paths_
 
 
-class _Bridge:
-    """The trainer's reporter: evaluations become the lesson's points; a stop of the lesson stops the run."""
+class _Curve:
+    """Listens to a transfer run: its evaluations become the lesson's points; keeps what the lesson reads."""
 
-    def __init__(self, ctx: RunContext, control, metric: str | None, x: str):
-        self.ctx, self.control, self.metric, self.x = ctx, control, metric, x
+    def __init__(self, ctx: RunContext, metric: str | None, x: str):
+        self.ctx, self.metric, self.x = ctx, metric, x
         self.last: EvalResult | None = None
         self.elapsed = 0.0
         self.first_losses: dict[str, float] = {}   # the first and last training steps' losses and metrics
         self.last_losses: dict[str, float] = {}
 
-    def report(self, event) -> None:
+    def __call__(self, event, _state) -> None:
         if isinstance(event, StepMetrics):
             self.elapsed = event.elapsed
             self.first_losses = self.first_losses or dict(event.losses)
             self.last_losses = dict(event.losses)
-            if self.ctx.stop_requested():
-                self.control.stop()
         elif isinstance(event, EvalResult):
             self.last = event
             y = event.metrics[self.metric] if self.metric else next(iter(event.losses.values()))
-            try:  # pretraining's curve is its validation LM loss, a series of its own
-                self.ctx.point(event.elapsed if self.x == "seconds" else event.step, y,
-                               "" if self.metric else LM_SERIES)
-            except LessonStopped:
-                self.control.stop()
+            # pretraining's curve is its validation LM loss, a series of its own
+            self.ctx.point(event.elapsed if self.x == "seconds" else event.step, y, "" if self.metric else LM_SERIES)
 
 
 @dataclass
@@ -170,17 +165,8 @@ class Trained:
 
 def train(ctx: RunContext, exp: Experiment, folder: Path, *, metric: str | None = f"{TASK}/accuracy",
           x: str = "step") -> Trained:
-    """Run ``exp`` with the engine's Trainer in ``folder``, drawing its evaluations on the lesson's
-    curve (``metric``, or the first task's validation loss)."""
-    from ..engine.control import RunControl
-    from ..engine.trainer import Trainer
-
-    control = RunControl()
-    bridge = _Bridge(ctx, control, metric, x)
-    result = Trainer(exp, run_dir=folder, default_threads=os.cpu_count() or 1).run(control, bridge)
-    if result.status == "stopped":
-        raise LessonStopped()
-    if result.status not in ("completed", "early_stopped"):
-        raise TrainingError(f"The lesson's run ({exp.name}, seed {ctx.seed}) {result.status}: {result.message}")
-    ctx.check()
-    return Trained(folder, bridge.last, bridge.elapsed, bridge.first_losses, bridge.last_losses)
+    """Run ``exp`` with the engine's Trainer in ``folder`` (engine_run.train), drawing its evaluations on
+    the lesson's curve (``metric``, or the first task's validation loss)."""
+    curve = _Curve(ctx, metric, x)
+    engine_run.train(ctx, exp, folder, curve)
+    return Trained(folder, curve.last, curve.elapsed, curve.first_losses, curve.last_losses)

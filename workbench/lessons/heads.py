@@ -19,7 +19,7 @@ the steps allowed reports the fall over its last 2 x WINDOW steps and says so.
 
 from __future__ import annotations
 
-from .base import Lesson, LessonResult, LessonStopped, Outcome, RunContext
+from .base import Lesson, LessonResult, Outcome, RunContext
 
 ANSWER, NEW = "answer letters", "new letters"
 EVERY = 10          # steps between measurements (and attention snapshots)
@@ -63,23 +63,20 @@ def _train(ctx: RunContext) -> dict:
     import torch
 
     from workbench.engine.config import resolve_experiment
-    from workbench.engine.control import RunControl
     from workbench.engine.events import AttentionSnapshot, StepMetrics
     from workbench.engine.patterns import CLEAR, pattern_scores, probe_links
-    from workbench.engine.trainer import Trainer
+
+    from .engine_run import train
 
     max_steps = MAX_STEPS[ctx.size]
     exp = resolve_experiment("demo_toy", [
         f"training.seed={ctx.seed}", f"training.max_steps={max_steps}", f"training.attention_every={EVERY}",
         "training.eval_every=0", "training.checkpoint_every=0", "training.threads=1"])
-    control = RunControl()
-    trainer = Trainer(exp, run_dir=ctx.workdir / "run")
     curves: dict[str, list[tuple[int, float]]] = {ANSWER: [], NEW: [], "copy score": []}
     formed: dict = {}
     fixed: dict = {}
 
-    def measure(step: int, attention) -> None:
-        s = trainer.state
+    def measure(step: int, attention, s) -> bool:
         if not fixed:  # the same held-out windows every time
             gen = torch.Generator().manual_seed(12345)
             x, y = s.data.batch("val", EVAL_ROWS, gen)
@@ -94,25 +91,18 @@ def _train(ctx: RunContext) -> dict:
         if not formed and score >= CLEAR:
             formed.update(step=step, layer=layer, head=head, score=round(score, 3))
             ctx.mark(step, f"copy head forms: layer {layer} head {head} (score {score:.2f})")
-        if formed and step >= formed["step"] + WINDOW:
-            control.stop()  # the fall after the forming is measured: the rest adds nothing
+        # the fall after the forming is measured: the rest adds nothing
+        return bool(formed) and step >= formed["step"] + WINDOW
 
-    class Reporter:
-        def report(self, e) -> None:
-            try:
-                if isinstance(e, StepMetrics):
-                    ctx.point(e.step, e.loss)
-                elif isinstance(e, AttentionSnapshot):
-                    measure(e.step, e.attention)
-            except LessonStopped:
-                control.stop()
+    def listen(e, state) -> bool:
+        if isinstance(e, StepMetrics):
+            ctx.point(e.step, e.loss)
+        elif isinstance(e, AttentionSnapshot):
+            return measure(e.step, e.attention, state)
+        return False
 
-    result = trainer.run(control, Reporter())
-    if ctx.stop_requested():
-        raise LessonStopped()
-    if result.status == "failed":
-        raise RuntimeError(f"the heads lesson's training run failed: {result.message}")
-    return {"curves": curves, "formed": formed or None, "steps": result.step}
+    trainer = train(ctx, exp, ctx.workdir / "run", listen)
+    return {"curves": curves, "formed": formed or None, "steps": trainer.state.step}
 
 
 def _fall(curve: list[tuple[int, float]], start: int, end: int) -> float:
