@@ -406,15 +406,8 @@ class Trainer:
         while s.step < tc.max_steps:
             # Between steps: commands, pause, stop.
             self._run_commands(control.pending_commands())
-            if control.paused and not self.group.active:  # a paused rank would stall the others
-                report(Paused(s.step))
-                self._status("paused")
-                control.wait_while_paused(self._run_commands)  # commands meanwhile: at once
-                if not control.stop_requested:
-                    report(Resumed(s.step))
-                    self._status("running")
-            elif self.group.pause_seen:  # N processes: rank 0 was asked; all wait at this boundary
-                self._pause_all_ranks()
+            if (control.paused and not self.group.active) or self.group.pause_seen:
+                self._pause()
             elif control.acknowledged != self._acked and not control.stop_requested:
                 self._status("running")  # a request that changed nothing (resume a running run); a stop
                 # is answered by the status it ends with, after its checkpoint
@@ -533,18 +526,20 @@ class Trainer:
         s = self.state
         return Diverged(nan_message(s.step + 1, what, s.watch, s.run_dir))
 
-    def _pause_all_ranks(self) -> None:
-        """Pause every rank at this step boundary until rank 0's control file says resume or stop."""
+    def _pause(self) -> None:
+        """Wait at this step boundary while paused, carrying out commands meanwhile. On N processes rank
+        0 reads the request and every rank waits with it (the pause rode the last step's all-reduce)."""
         s, control, writes = self.state, self.control, self.group.writes
         if writes:
             self.reporter.report(Paused(s.step))
             self._status("paused")
 
         def wait() -> bool:
-            control.wait_while_paused(self._run_commands)
+            control.wait_while_paused(self._run_commands)  # commands meanwhile: at once
             return control.stop_requested
 
-        if not self.group.pause_together(wait) and writes:
+        stopped = self.group.pause_together(wait) if self.group.active else wait()
+        if not stopped and writes:
             self.reporter.report(Resumed(s.step))
             self._status("running")
 
