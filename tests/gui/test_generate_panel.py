@@ -227,9 +227,10 @@ def test_live_model_of_a_paused_run(qtbot, tmp_path):
     session.start(tiny_experiment(STEPS), run_dir=tmp_path / "live", default_threads=1)
     session.pause()
     try:
-        qtbot.waitUntil(panel.live_available, timeout=120000)
+        # the worker blocks first; the page hears of it with the session's queued "paused" signal
+        qtbot.waitUntil(lambda: panel.live_available() and panel.live_radio.isEnabled(), timeout=120000)
         assert session.state == "paused"
-        assert panel.live_radio.isEnabled() and panel.source() == "live"  # nothing else loaded: the run
+        assert panel.source() == "live"  # nothing else loaded: the run
         assert "live model of the paused run, step 0" in panel.source_label.text()
         model, tokenizer, step = session.live_model()
         assert step == 0 and model.training  # the trainer's own model, in train mode

@@ -346,8 +346,11 @@ class LossPlot(QtWidgets.QWidget):
         self.logYChanged.emit(on)
 
     def set_title(self, title: str) -> None:
+        had = bool(self._title)
         self._title = title
         self._apply_labels()
+        if had != bool(title):
+            self._apply_style()  # the minimum height leaves the data area room under a title
 
     def show_x_label(self, show: bool) -> None:
         """Show the x axis name under the ticks (PlotStack keeps it on the bottom plot only)."""
