@@ -155,7 +155,9 @@ class Group:
         """Every rank waits at the same step boundary while rank 0 is paused; True when the pause ended
         in a stop. Rank 0 runs ``wait_on_rank0()`` (it waits on its control file and returns whether a
         stop was asked); the others wait on the rendezvous store, not a collective, because a pause may
-        last longer than the collectives' timeout."""
+        last longer than the collectives' timeout. One process just waits."""
+        if not self.active:
+            return bool(wait_on_rank0())
         key = f"workbench/pause/{self._pauses}"
         self._pauses += 1
         self.pause_seen = False

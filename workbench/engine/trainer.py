@@ -11,22 +11,19 @@ How a run goes, in the order of this file:
    the tasks and their heads, the multi-task weighting and AdamW, and on resume puts back every
    state of the checkpoint (checkpoint.py holds the optimizer and RNG (de)serialisation). All of it
    lands in one ``RunState`` (``Trainer.state``), the only thing the loop changes.
-2. ``_loop``: between steps, commands (a new probe text, a snapshot, a checkpoint), pause and stop;
-   a freezing plan that trains other groups from this step on rebuilds the optimizer; the learning
-   rate of the step (warmup, cosine); ``_train_step``; one metrics row (``MetricsWriter``) and a
-   ``StepMetrics`` event; at their intervals validation, early stopping, an attention snapshot and a
-   checkpoint.
-3. ``_train_step`` is nanoGPT's step: for each micro-batch (and each task the sampler picked) forward
-   under autocast, loss / grad_accum_steps, backward through the grad scaler; then unscale, clip,
-   step, update the scale, zero the gradients. Hung on it: the per-task gradients of multi-task
-   runs (``multitask.TaskGradients``: measured around each backward, combined before unscaling,
-   taught to GradNorm and reported as a conflict matrix after the step) and the divergence checks
-   (``divergence.py``): a non-finite loss or gradient norm, or a loss out of its band, stops the
-   run before the update.
-4. A checkpoint holds only weights whose loss was seen finite: a periodic one of step s is written
-   during step s + 1, once its loss and gradients are known finite, with the RNG states as step
-   s + 1 began (so resuming from it is exact); one that cannot wait checks the weights first
-   (``_checkpoint_now``).
+2. ``_loop``: between steps, commands (probe text, snapshot, checkpoint), pause (``_pause``) and
+   stop; a freezing plan's change rebuilds the optimizer; the step's learning rate; ``_train_step``;
+   a metrics row (``MetricsWriter``) and a ``StepMetrics`` event; at their intervals validation,
+   early stopping, an attention snapshot and a checkpoint.
+3. ``_train_step`` is nanoGPT's step: per micro-batch (and task the sampler picked) forward under
+   autocast, loss / grad_accum_steps, backward through the grad scaler; then unscale, clip, step,
+   update the scale, zero the gradients. Hung on it: multi-task runs' per-task gradients
+   (``multitask.TaskGradients``: for GradNorm and the conflict matrix) and the divergence checks
+   (``divergence.py``: a non-finite loss or gradient norm, or a loss out of its band, stops the run
+   before the update).
+4. A checkpoint holds only weights whose loss was seen finite: step s's periodic one is written
+   during step s + 1, with the RNG states as step s + 1 began (so resuming is exact); one that
+   cannot wait checks the weights first (``_checkpoint_now``).
 
 Every failure becomes a ``Failed`` event and a ``RunResult``; ``run`` does not raise.
 """
@@ -406,7 +403,7 @@ class Trainer:
         while s.step < tc.max_steps:
             # Between steps: commands, pause, stop.
             self._run_commands(control.pending_commands())
-            if (control.paused and not self.group.active) or self.group.pause_seen:
+            if (control.paused and not self.group.active) or self.group.pause_seen:  # N: rank 0 was asked
                 self._pause()
             elif control.acknowledged != self._acked and not control.stop_requested:
                 self._status("running")  # a request that changed nothing (resume a running run); a stop
@@ -527,19 +524,14 @@ class Trainer:
         return Diverged(nan_message(s.step + 1, what, s.watch, s.run_dir))
 
     def _pause(self) -> None:
-        """Wait at this step boundary while paused, carrying out commands meanwhile. On N processes rank
-        0 reads the request and every rank waits with it (the pause rode the last step's all-reduce)."""
+        """Wait at this step boundary while paused, doing commands; on N processes every rank waits."""
         s, control, writes = self.state, self.control, self.group.writes
         if writes:
             self.reporter.report(Paused(s.step))
             self._status("paused")
-
-        def wait() -> bool:
-            control.wait_while_paused(self._run_commands)  # commands meanwhile: at once
-            return control.stop_requested
-
-        stopped = self.group.pause_together(wait) if self.group.active else wait()
-        if not stopped and writes:
+        # wait_while_paused returns None: the answer is whether the pause ended in a stop
+        if not self.group.pause_together(lambda: control.wait_while_paused(self._run_commands)
+                                         or control.stop_requested) and writes:
             self.reporter.report(Resumed(s.step))
             self._status("running")
 

@@ -1,8 +1,6 @@
 """The curve plot: ``LossPlot`` (training curves) and its compact variant ``MetricPlot``.
 
-Feeding (``add_points``) only copies; ``refresh`` draws what changed, with what series.py,
-smoothing.py and items.py provide (the package's notes say how and why).
-"""
+Feeding (``add_points``) only copies; ``refresh`` draws what changed (series.py, items.py, curves.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +23,6 @@ from .series import X_AXES, X_AXIS_LABELS, SeriesStyle, Series, overlay_columns,
 from workbench.curves import SMOOTH_MAX
 
 ArrayLike = np.ndarray | Sequence[float] | float | int
-
 
 MIN_PLOT_WIDTH = 180  # pixels at scale 1 (presentation mode multiplies them)
 MIN_PLOT_HEIGHT = 120
@@ -346,11 +343,9 @@ class LossPlot(QtWidgets.QWidget):
         self.logYChanged.emit(on)
 
     def set_title(self, title: str) -> None:
-        had = bool(self._title)
         self._title = title
         self._apply_labels()
-        if had != bool(title):
-            self._apply_style()  # the minimum height leaves the data area room under a title
+        self._apply_style()  # the minimum height leaves the data area room under the title
 
     def show_x_label(self, show: bool) -> None:
         """Show the x axis name under the ticks (PlotStack keeps it on the bottom plot only)."""
