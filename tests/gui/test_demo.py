@@ -10,17 +10,13 @@ from workbench.engine import events as ev
 from workbench.engine.patterns import CLEAR, expected_links, pattern_scores
 from workbench.engine.config import resolve_experiment
 
-from .windows import shown_window
 
 PROBE = "cfhka>cfhka\nbjdpg>bjdpg\n"
 
 
 @pytest.fixture
-def window(qtbot, qapp, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    with shown_window(qtbot, tmp_path) as w:
-        yield w
+def window(fresh_window):
+    return fresh_window
 
 
 def snapshot(step: int, copy_at: tuple[int, int] | None, shape=(2, 4)) -> ev.AttentionSnapshot:

@@ -23,7 +23,7 @@ from workbench.engine import device as device_mod
 from workbench.engine.config import ModelConfig, load_experiment
 from workbench.gui.window import gpu_run
 
-from .windows import shown_window, train_steps
+from .windows import train_steps
 
 
 def fake_gpus(monkeypatch, n: int) -> None:
@@ -44,11 +44,8 @@ def test_all_gpus_is_offered_with_two_or_more_cuda_devices_after_the_single_ones
 
 
 @pytest.fixture
-def window(qtbot, qapp, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    with shown_window(qtbot, tmp_path) as w:
-        yield w
+def window(fresh_window):
+    return fresh_window
 
 
 
