@@ -40,7 +40,24 @@ VARIANTS = {  # name: options of make()
     "compiled max-autotune": {"compiled": True, "options": {"max_autotune": True}},
     "compiled explicit attention": {"compiled": True, "explicit": True},
     "compiled + compiled AdamW": {"compiled": True, "adamw": "compiled"},
+    "compiled bf16 fp32-attention": {"compiled": True, "bf16": True, "fp32_attention": True},
+    "compiled bf16 explicit attention": {"compiled": True, "bf16": True, "explicit": True},
+    "eager bf16 fp32-attention": {"bf16": True, "fp32_attention": True},
+    "eager bf16 explicit attention": {"bf16": True, "explicit": True},
 }
+
+
+def fp32_attention(model):
+    """SDPA on fp32 q, k, v under bf16 autocast (CPU's bf16 flash backward is slow at small T)."""
+    import workbench.engine.model as m
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def attention(q, k, v, **kw):
+        with torch.autocast("cpu", enabled=False):
+            return sdpa(q.float(), k.float(), v.float(), **kw).to(q.dtype)
+    m.F = type("F", (), {"scaled_dot_product_attention": staticmethod(attention),
+                         "softmax": torch.nn.functional.softmax,
+                         "cross_entropy": torch.nn.functional.cross_entropy})
 
 
 def explicit_attention(model):
@@ -56,8 +73,10 @@ def explicit_attention(model):
 
 
 def make(base, x, y, compiled=False, options=None, bf16=False, adamw="fused", sync=True, explicit=False,
-         threads=None, mkldnn=True):
+         threads=None, mkldnn=True, fp32_attention=False):
     model = copy.deepcopy(base)
+    if fp32_attention:
+        globals()["fp32_attention"](model)
     if explicit:
         explicit_attention(model)
     kw = {"fused": True} if adamw == "fused" else {"foreach": True} if adamw == "foreach" else {"foreach": False}

@@ -1,4 +1,4 @@
-"""training.compile and training.precision: compiled and eager runs agree, a missing C++ compiler falls
+"""training.compile, .precision and .attention: compiled and eager runs agree, so do the two attention kernels, a missing C++ compiler falls
 back to eager with a message, "auto" measures once per machine and model shape and then reads its cache.
 
 The compiled tests use a 2 x 32 model and a few steps; inductor's code cache is shared by the tests of
@@ -77,7 +77,7 @@ def test_compiled_and_eager_runs_give_the_same_losses_snapshots_and_checkpoints(
     ta, _ = ckpt.load_checkpoint(ckpt.RunDir.open(tmp_path / "eager").checkpoint_path(6))
     tb, meta = ckpt.load_checkpoint(ckpt.RunDir.open(tmp_path / "compiled").checkpoint_path(6))
     assert set(ta) == set(tb) and not any("_orig_mod" in k for k in tb)
-    assert meta["speed"] == {"compile": True, "precision": "fp32"}
+    assert meta["speed"] == {"compile": True, "precision": "fp32", "attention": "sdpa"}
 
 
 @pytest.mark.slow
@@ -189,8 +189,8 @@ def test_a_failed_compile_falls_back_to_eager(small_text, tmp_path, monkeypatch)
 
 
 def test_auto_probes_once_then_reads_its_cache(small_text, tmp_path, monkeypatch):
-    """The probe (here between fp32 and bf16, eager: no compiler) runs on the first run and is read
-    from the cache by the second: no second measurement."""
+    """The probe (here fp32 and bf16, each with SDPA and with attention written out, eager: no
+    compiler) runs on the first run and is read from the cache by the second: no second measurement."""
     monkeypatch.setattr(speed, "PAYBACK_SECONDS", 0.0)  # the tiny run counts as long enough
     monkeypatch.setattr(speed, "PROBE_SECONDS", 0.0)
     monkeypatch.setattr(speed, "cpu_bf16", lambda: True)
@@ -206,18 +206,46 @@ def test_auto_probes_once_then_reads_its_cache(small_text, tmp_path, monkeypatch
     monkeypatch.setattr(speed, "_measure_variants", counting)
     exp = tiny_experiment(small_text, max_steps=2, eval_every=0, attention_every=0)
     first, _ = _run(exp, tmp_path / "one")
-    assert probes == [[(False, "fp32"), (False, "bf16")]]
+    assert probes == [[(False, "fp32", "sdpa"), (False, "fp32", "explicit"), (False, "bf16", "sdpa"),
+                       (False, "bf16", "explicit")]]  # eager only: nothing to compile, no second round
     cache = json.loads(speed.probe_cache_path().read_text())
     (key, entry), = cache.items()
-    assert "L2 H2 C32 T32" in key and set(entry["speedups"]) == {"eager fp32", "eager bf16"}
+    assert "L2 H2 C32 T32" in key and "fp32/bf16" in key and "sdpa/explicit" in key
+    assert set(entry["speedups"]) == {"eager fp32", "eager fp32 + explicit attention", "eager bf16",
+                                      "eager bf16 + explicit attention"}
     assert "measured on this machine" in first.of(RunStarted)[0].speed
 
     second, _ = _run(exp, tmp_path / "two")
     assert len(probes) == 1  # read, not measured again
     reason = second.of(RunStarted)[0].speed
     assert "(cached)" in reason
-    chosen = "bf16" if entry["speedups"]["eager bf16"] >= speed.MARGIN else "fp32"
-    assert second.of(RunStarted)[0].precision == chosen and reason.startswith(f"eager {chosen}")
+    speedups = entry["speedups"]
+    best = max(speedups, key=speedups.get) if max(speedups.values()) >= speed.MARGIN else "eager fp32"
+    assert reason.startswith(best + ":")
+    assert second.of(RunStarted)[0].precision == ("bf16" if "bf16" in best else "fp32")
+    _, meta = ckpt.load_checkpoint(ckpt.RunDir.open(tmp_path / "two").checkpoint_path(2))
+    assert meta["speed"]["attention"] == ("explicit" if "explicit" in best else "sdpa")
+
+
+def test_the_probe_compiles_only_the_kernel_that_won_eagerly(tmp_path, monkeypatch):
+    """Round one times the kernels eagerly; round two compiles each precision with its winner (here
+    bf16 wins written out, fp32 with SDPA) and times it against the baseline."""
+    rounds = []
+
+    def fake(model, task, tc, device, variants, seconds):
+        rounds.append(variants)
+        fast = {(False, "bf16", "explicit"): 1.4, (True, "bf16", "explicit"): 1.8, (True, "fp32", "sdpa"): 1.2}
+        return {"speedups": {speed._name(*v): fast.get(v, 1.0 if v[2] == "sdpa" else 0.9) for v in variants},
+                "step_ms": 40.0, "compile_seconds": 9.0, "rounds": 3}
+
+    monkeypatch.setattr(speed, "_measure_variants", fake)
+    entry = speed._probe(None, [None], None, torch.device("cpu"), ["fp32", "bf16"], [False, True],
+                         ["sdpa", "explicit"])
+    assert rounds[1] == [(False, "fp32", "sdpa"), (True, "fp32", "sdpa"), (False, "bf16", "explicit"),
+                         (True, "bf16", "explicit")]
+    assert entry["candidates"] == [list(v) for v in rounds[1]]
+    assert entry["speedups"]["compiled bf16 + explicit attention"] == 1.8
+    assert entry["speedups"]["eager fp32 + explicit attention"] == 0.9  # round one's figures are kept
 
 
 def test_auto_skips_the_probe_for_a_run_too_short_to_pay(small_text, tmp_path, monkeypatch):
@@ -240,6 +268,40 @@ def test_a_resume_keeps_what_auto_chose(small_text, tmp_path, monkeypatch):
                   resume=tmp_path / "run")
     started = rep.of(RunStarted)[0]
     assert started.precision == "bf16" and "as the run was trained" in started.speed
+
+
+def test_explicit_attention_and_sdpa_give_the_same_losses_and_a_bf16_run_written_out_resumes_exactly(
+        small_text, tmp_path):
+    """The two kernels compute one function (fp32: rounding apart); bf16 with attention written out,
+    what auto chooses on an AVX512-BF16 CPU, stays close to fp32 and resumes bit for bit."""
+    settings = dict(max_steps=5, eval_every=0, attention_every=0, checkpoint_every=100, compile="off")
+    sdpa, _ = _run(tiny_experiment(small_text, precision="fp32", attention="sdpa", **settings), tmp_path / "a")
+    written, _ = _run(tiny_experiment(small_text, precision="fp32", attention="explicit", **settings),
+                      tmp_path / "b")
+    a, b = _losses(sdpa), _losses(written)
+    assert len(a) == 5 and max(abs(x - y) for x, y in zip(a, b)) < COMPILE_ATOL
+    assert "eager fp32 + explicit attention" in written.of(RunStarted)[0].speed
+
+    exp = tiny_experiment(small_text, compile="off", precision="bf16", attention="explicit", max_steps=8,
+                          eval_every=0, checkpoint_every=100, attention_every=0)
+    straight, _ = _run(exp, tmp_path / "c")
+    assert max(abs(x - y) for x, y in zip(_losses(straight), a)) < BF16_ATOL
+    control = RunControl()
+    first = StopAt(control, 4)
+    _run(exp, tmp_path / "d", first, control)
+    second, _ = _run(saved_experiment(tmp_path / "d"), None, resume=tmp_path / "d")
+    assert _losses(straight) == _losses(first) + _losses(second)
+
+
+def test_a_resume_keeps_the_attention_kernel_auto_chose(small_text, tmp_path, monkeypatch):
+    exp = tiny_experiment(small_text, max_steps=4, eval_every=0, attention_every=0, checkpoint_every=2)
+    monkeypatch.setattr(speed, "_choose", lambda *a: speed.SpeedPlan(
+        False, speed.resolve_precision("fp32", torch.device("cpu")), "eager fp32: test", attention="explicit"))
+    _run(exp.with_overrides(["training.max_steps=2"]), tmp_path / "run")
+    monkeypatch.undo()
+    rep, _ = _run(saved_experiment(tmp_path / "run").with_overrides(["training.max_steps=4"]), None,
+                  resume=tmp_path / "run")
+    assert rep.of(RunStarted)[0].speed.startswith("eager fp32 + explicit attention: as the run was trained")
 
 
 def test_compile_setting_is_checked_with_a_clear_message():

@@ -2,9 +2,9 @@
 
 Three loops run the same model, optimizer settings and batches in one process, in alternating
 rounds (so a noisy neighbour hurts each alike): the engine as configured ("default":
-training.compile and training.precision, "auto" resolved first as a real run of the experiment
-would resolve it, probe or cache included), the engine with every speed-up off (eager, fp32) and
-the bare fp32 eager loop (sample, forward, backward, clip, step: the stand-in for a plain reference
+training.compile, .precision and .attention, "auto" resolved first as a real run of the experiment
+would resolve it, probe or cache included), the engine with every speed-up off (eager, fp32, SDPA)
+and the bare fp32 eager loop (sample, forward, backward, clip, step: the stand-in for a plain reference
 implementation). Each step is timed on its own and the figures are tokens per step over the
 *median* step time of all rounds: on a small shared machine a burst of noise lands in a few steps,
 and the median ignores them where a round's mean would not. Periodic evaluation, attention
@@ -60,8 +60,9 @@ def _engine_round(exp: Experiment, steps: int, warmup: int, run_dir: str) -> tup
     return [b - a for a, b in zip(t, t[1:])], clock.started
 
 
-def _with_speed(exp: Experiment, compile: str, precision: str) -> Experiment:
-    return exp.replace(training=dataclasses.replace(exp.training, compile=compile, precision=precision))
+def _with_speed(exp: Experiment, compile: str, precision: str, attention: str) -> Experiment:
+    return exp.replace(training=dataclasses.replace(exp.training, compile=compile, precision=precision,
+                                                    attention=attention))
 
 
 def chosen_configuration(exp: Experiment, run_dir: str):
@@ -82,7 +83,7 @@ def _bare_round(exp: Experiment, steps: int, warmup: int):
     from workbench.engine.stepping import build_optimizer, lr_at
     from workbench.engine.trainer import Trainer
 
-    exp = _with_speed(exp, "off", "fp32")  # the plain loop: fp32, eager
+    exp = _with_speed(exp, "off", "fp32", "sdpa")  # the plain loop: fp32, eager, SDPA
     tc = exp.training
     # Reuse the engine's preparation for data, model and device (the token cache is warm by now).
     with tempfile.TemporaryDirectory() as d:
@@ -141,7 +142,7 @@ SIZES = {"experiment": [], "10m": ["model.n_layer=6", "model.n_head=6", "model.n
 def bench_train(exp: Experiment, steps: int = 60, warmup: int = 10, rounds: int = 2) -> dict:
     """Three loops over the same model and batches, in alternating rounds: the engine as configured
     ("default": training.compile / precision as set, auto resolved as a real run of the experiment
-    would), the engine with every speed-up off (eager, fp32) and the bare fp32 eager loop.
+    would), the engine with every speed-up off (eager, fp32, SDPA) and the bare fp32 eager loop.
     ``ratio`` is tokens/s of the default over the bare loop's."""
     from workbench.engine.model import model_stats
 
@@ -157,12 +158,12 @@ def bench_train(exp: Experiment, steps: int = 60, warmup: int = 10, rounds: int 
         t0 = time.perf_counter()
         plan = chosen_configuration(exp, os.path.join(tmp, "plan"))
         choose_s = time.perf_counter() - t0
-        chosen = _with_speed(exp, "on" if plan.compile else "off", plan.precision.name)
+        chosen = _with_speed(exp, "on" if plan.compile else "off", plan.precision.name, plan.attention)
         for r in range(rounds):
             times, started = _engine_round(chosen, steps, warmup, os.path.join(tmp, f"run{r}"))
             engine.append(times)
             compile_s.append(started.compile_seconds)
-            off.append(_engine_round(_with_speed(exp, "off", "fp32"), steps, warmup, os.path.join(tmp, f"off{r}"))[0])
+            off.append(_engine_round(_with_speed(exp, "off", "fp32", "sdpa"), steps, warmup, os.path.join(tmp, f"off{r}"))[0])
             times, model = _bare_round(exp, steps, warmup)
             bare.append(times)
     tokens = exp.training.batch_size * exp.training.grad_accum_steps * exp.model.block_size
@@ -182,7 +183,8 @@ def bench_train(exp: Experiment, steps: int = 60, warmup: int = 10, rounds: int 
         "rounds": rounds,
         "threads": torch.get_num_threads(),
         "device": str(device),
-        "configuration": {"compile": plan.compile, "precision": plan.precision.name, "reason": plan.reason},
+        "configuration": {"compile": plan.compile, "precision": plan.precision.name, "attention": plan.attention,
+                          "reason": plan.reason},
         "choose_seconds": round(choose_s, 1),
         "compile_seconds": round(plan.compile_seconds, 1),
         "compile_seconds_rounds": [round(x, 1) for x in compile_s],

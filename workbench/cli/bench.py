@@ -15,8 +15,9 @@ def add_parsers(sub) -> None:
     bt = bsub.add_parser("train", help="engine tokens/s (as configured, and with speed-ups off) vs a bare fp32 "
                          "forward/backward/step loop on the same model",
                          description="Prints one JSON line: ratio = tokens/s of the engine as configured "
-                         "(training.compile / precision; auto resolved as a real run would) over the bare fp32 "
-                         "eager loop's; ratio_vs_off = over the engine with compile off and fp32; compile "
+                         "(training.compile / precision / attention; auto resolved as a real run would) over the "
+                         "bare fp32 eager loop's; ratio_vs_off = over the engine with compile off, fp32 and "
+                         "SDPA; compile "
                          "seconds, MFU against fp32 and bf16 matmuls, peak memory, load average.")
     bt.add_argument("experiment", help="experiment TOML or preset name")
     bt.add_argument("--steps", type=number_type(int, 2, 100_000), default=60, help="measured steps per round (default 60)")

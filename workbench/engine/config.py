@@ -153,6 +153,13 @@ class TrainingConfig:
         "cached), on always tries, off never. A failed compile falls back to eager with a message.",
         choices=("auto", "on", "off"),
     )
+    attention: str = _f(
+        "auto", "How the training step computes attention (the same function either way): sdpa, PyTorch's "
+        "fused kernel; explicit, softmax(q k^T / sqrt(d)) v written out (on a CPU at small block sizes, "
+        "and in bf16, often the faster); auto, whichever the measured probe finds faster (sdpa where "
+        "nothing is probed).",
+        choices=("auto", "sdpa", "explicit"),
+    )
     threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI; at most "
                           "4 x the cores).", min=0, max=MAX_THREADS, machine=True)
     dist_timeout: int = _f(60, "Seconds a process of a multi-process run (torchrun) waits for the others in a "
@@ -653,7 +660,7 @@ def describe_settings() -> list[tuple[str, str, Any]]:
 # Settings that may differ on resume without changing the numbers already computed (the rates and
 # clipping change only the steps still to come: they are how a diverged run is continued).
 RESUMABLE = {"training.max_steps", "training.device", "training.threads", "training.compile", "training.eval_every",
-             "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
+             "training.attention", "training.checkpoint_every", "training.keep_checkpoints", "training.attention_every",
              "training.probe_text", "training.learning_rate", "training.min_lr", "training.grad_clip",
              "training.divergence_factor", "training.divergence_margin", "training.divergence_steps",
              "logging.tensorboard", "training.dist_timeout"}

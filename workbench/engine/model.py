@@ -8,6 +8,8 @@ Attention has two paths that compute the same function:
 - the fast path, ``F.scaled_dot_product_attention``, used for training;
 - the explicit path, softmax(q k^T / sqrt(d)) v written out, which also returns the weights of every
   layer and head; the attention view and probes use it.
+Training uses the fast path unless ``GPT.attention_kernel`` is "explicit": on a CPU, at small block
+sizes and in bf16, the written-out path is often the faster one (speed.py measures which).
 Both can run causally (the GPT objective) or bidirectionally (masked LM), with an optional padding
 mask over keys.
 """
@@ -142,6 +144,8 @@ class GPT(nn.Module):
         self.transformer.wte.weight = self.lm_head.weight  # tied input/output embedding
         # Task heads (classifiers, ...) on the shared trunk, by task name; empty for plain LM.
         self.heads = nn.ModuleDict()
+        # how the training path computes attention: "sdpa" or "explicit" (the same function; speed.py)
+        self.attention_kernel = "sdpa"
         self.apply(self.init_weights)
         # GPT-2: residual projections scaled down by depth so the residual stream's variance stays put
         for name, p in self.named_parameters():
@@ -170,15 +174,16 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {T} tokens is longer than the context ({self.config.block_size})")
         pos = torch.arange(T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        written_out = explicit or self.attention_kernel == "explicit"
         # The fast causal path needs no explicit mask (is_causal); everything else gets one.
         mask = None
-        if explicit or padding_mask is not None or not causal:
+        if written_out or padding_mask is not None or not causal:
             mask = attention_mask(T, causal, padding_mask, idx.device)
         maps = [] if explicit else None
         if residuals is not None:
             residuals.append(x)
         for block in self.transformer.h:
-            x, att = block(x, causal, mask, explicit)
+            x, att = block(x, causal, mask, written_out)
             if explicit:
                 maps.append(att)
             if residuals is not None:

@@ -1,14 +1,19 @@
-"""How fast a run steps: torch.compile and the precision, chosen per machine by measurement.
+"""How fast a run steps: torch.compile, the precision and the attention kernel, chosen per machine by
+measurement.
 
-``training.compile`` (auto/on/off) and ``training.precision`` (auto/fp32/bf16/fp16) come here once the
-model and tasks are built (``configure``, called from ``Trainer.prepare``). "auto" is never a guess:
+``training.compile`` (auto/on/off), ``training.precision`` (auto/fp32/bf16/fp16) and
+``training.attention`` (auto/sdpa/explicit) come here once the model and tasks are built
+(``configure``, called from ``Trainer.prepare``). "auto" is never a guess:
 
 - a run too short to pay for compiling is not probed: when ``max_steps`` eager steps (two timed)
   take under ``PAYBACK_SECONDS``, it trains eagerly (the demo, tests, short fine-tunes);
 - otherwise a probe times forward + backward of copies of the model, interleaved (a noisy
-  neighbour slows each alike): fp32 eager, fp32 compiled, and on a CPU with bf16 instructions bf16
-  eager and compiled. A variant wins only when it is ``MARGIN`` faster than fp32 eager (or than what
-  the settings fix), so the choice never makes a run slower than eager by more than noise;
+  neighbour slows each alike): fp32, and on a CPU with bf16 instructions bf16, each with PyTorch's
+  fused attention (SDPA) and with attention written out, eagerly; then each precision with its
+  faster kernel compiled. A variant wins only when it is ``MARGIN`` faster than fp32 eager SDPA
+  (or than what the settings fix), so the choice never makes a run slower than eager by more than
+  noise. (The kernel matters: on an AVX512-BF16 CPU at block size 64, SDPA's bf16 backward is
+  about 3x its fp32 one, so bf16 only pays with attention written out; docs/BENCHMARKS.md);
 - the result is cached as JSON (``probe.json`` in the workbench cache) per CPU model, core and
   thread count, device, torch version and model shape: the next run reads it and probes nothing.
 
@@ -56,9 +61,10 @@ class SpeedPlan:
     precision: Precision
     reason: str
     compile_seconds: float = 0.0   # the warm-up that compiled the graphs (0 when eager)
+    attention: str = "sdpa"        # the training path's attention kernel: sdpa or explicit (model.py)
 
     def to_json(self) -> dict:
-        return {"compile": self.compile, "precision": self.precision.name}
+        return {"compile": self.compile, "precision": self.precision.name, "attention": self.attention}
 
 
 # -- what this machine has -------------------------------------------------------------------
@@ -177,12 +183,15 @@ def _write_cache(key: str, entry: dict) -> None:
 
 
 class _Variant:
-    """A copy of the model trained forward + backward on one fixed batch, eager or compiled."""
+    """A copy of the model trained forward + backward on one fixed batch: eager or compiled, in one
+    precision, with one attention kernel."""
 
-    def __init__(self, model, task, batch, device, precision: Precision, compiled: bool):
+    def __init__(self, model, task, batch, device, variant: tuple[bool, str, str]):
+        compiled, precision, attention = variant
         self.model = copy.deepcopy(model)
-        self.task, self.batch, self.device, self.precision = task, batch, device, precision
-        self.compiled = compiled
+        self.model.attention_kernel = attention
+        self.task, self.batch, self.device = task, batch, device
+        self.precision = resolve_precision(precision, device)
         self.times: list[float] = []
         if compiled:
             self.model.compile(dynamic=False)
@@ -209,9 +218,10 @@ def _probe_batch(task, tc, device) -> dict:
     return {k: v.to(device) for k, v in task.sample("train", tc.batch_size, gen).items()}
 
 
-def _measure(model, tasks, tc, device, variants: list[tuple[bool, str]], seconds: float) -> dict:
-    """Speed of each (compiled, precision) variant over the first (fp32 eager or the fixed baseline):
-    {"compiled bf16": ratio, ...}, the baseline's step in ms and the seconds the compiles took."""
+def _measure(model, tasks, tc, device, variants: list[tuple[bool, str, str]], seconds: float) -> dict:
+    """Speed of each (compiled, precision, attention) variant over the first (the baseline):
+    {"compiled bf16 + explicit attention": ratio, ...}, the baseline's step in ms and the seconds
+    the compiles took."""
     with _own_rng(device):  # dropout in the probe must not move the run's RNG
         return _measure_variants(model, tasks[0], tc, device, variants, seconds)
 
@@ -224,11 +234,11 @@ def _measure_variants(model, task, tc, device, variants, seconds) -> dict:
     batch = _probe_batch(task, tc, device)
     runs = []
     compile_s = 0.0
-    for compiled, prec in variants:
-        v = _Variant(model, task, batch, device, resolve_precision(prec, device), compiled)
+    for variant in variants:
+        v = _Variant(model, task, batch, device, variant)
         t0 = time.perf_counter()
         v.step()  # compiles a compiled variant; warms the caches of an eager one
-        if compiled:
+        if variant[0]:
             compile_s = max(compile_s, time.perf_counter() - t0)
         runs.append(v)
     t_end = time.perf_counter() + seconds
@@ -238,13 +248,14 @@ def _measure_variants(model, task, tc, device, variants, seconds) -> dict:
             v.times.append(v.step())
         rounds += 1
     base = statistics.median(runs[0].times)
-    return {"speedups": {_name(c, p): round(base / statistics.median(v.times), 3)
-                         for (c, p), v in zip(variants, runs)},
+    return {"speedups": {_name(*variant): round(base / statistics.median(v.times), 3)
+                         for variant, v in zip(variants, runs)},
             "step_ms": round(1000 * base, 2), "compile_seconds": round(compile_s, 1), "rounds": rounds}
 
 
-def _name(compiled: bool, precision: str) -> str:
-    return f"{'compiled' if compiled else 'eager'} {precision}"
+def _name(compiled: bool, precision: str, attention: str = "sdpa") -> str:
+    return f"{'compiled' if compiled else 'eager'} {precision}" + (
+        " + explicit attention" if attention == "explicit" else "")
 
 
 # -- the choice --------------------------------------------------------------------------------
@@ -252,52 +263,57 @@ def _name(compiled: bool, precision: str) -> str:
 
 def configure(model, tasks, tc, device: torch.device, saved: dict | None = None, report=None, *,
               processes: int = 1) -> SpeedPlan:
-    """Decide compile and precision for this run (see the module's docstring), compile ``model`` in
-    place when chosen, and return the plan. ``saved``: the meta of the checkpoint a resume continues
-    from: "auto" then keeps what the run used (a resume stays exact); a run saved before these
-    settings existed trained eagerly, in fp32 on a CPU. On N ``processes`` (torchrun) every rank must
-    choose alike, so nothing is probed: auto is eager in the device's default precision."""
+    """Decide compile, precision and attention kernel for this run (see the module's docstring),
+    set them on ``model`` (compiled in place when chosen) and return the plan. ``saved``: the meta of
+    the checkpoint a resume continues from: "auto" then keeps what the run used (a resume stays
+    exact); a run saved before these settings existed trained eagerly, with SDPA, in fp32 on a CPU.
+    On N ``processes`` (torchrun) every rank must choose alike, so nothing is probed: auto is eager
+    SDPA in the device's default precision."""
     import dataclasses
 
     from .events import Status
 
     if processes > 1:
         tc = dataclasses.replace(tc, compile="off" if tc.compile == "auto" else tc.compile,
-                                 precision=resolve_precision(tc.precision, device).name)
+                                 precision=resolve_precision(tc.precision, device).name,
+                                 attention="sdpa" if tc.attention == "auto" else tc.attention)
 
     use_cache_dir()
     say = (report or (lambda e: None))
     plan = _choose(model, tasks, tc, device, saved, lambda m: say(Status(m)))
+    model.attention_kernel = plan.attention
     if not plan.compile:
         return plan
     missing = compiler_missing(device)
     if missing:
-        return SpeedPlan(False, plan.precision, f"eager: training.compile = {tc.compile!r}, but {missing}; "
-                         f"training eagerly")
+        return dataclasses.replace(plan, compile=False, reason=f"eager: training.compile = {tc.compile!r}, but "
+                                   f"{missing}; training eagerly")
     say(Status("Compiling the model (torch.compile; cached for the next run)"))
     try:
         seconds = compile_in_place(model, tasks, tc, device, plan.precision)
     except Exception as e:  # never a failed run for a failed compile
         uncompile(model)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        return SpeedPlan(False, plan.precision, f"eager: training.compile = {tc.compile!r}, but compiling failed "
-                         f"({type(e).__name__}: {first}); training eagerly")
-    return SpeedPlan(True, plan.precision, f"{plan.reason}; compiled in {seconds:.1f} s", seconds)
+        return dataclasses.replace(plan, compile=False, reason=f"eager: training.compile = {tc.compile!r}, but "
+                                   f"compiling failed ({type(e).__name__}: {first}); training eagerly")
+    return dataclasses.replace(plan, reason=f"{plan.reason}; compiled in {seconds:.1f} s", compile_seconds=seconds)
+
+
+def _plan(variant: tuple[bool, str, str], device, reason: str) -> SpeedPlan:
+    compiled, precision, attention = variant
+    return SpeedPlan(compiled, resolve_precision(precision, device), reason, attention=attention)
 
 
 def _choose(model, tasks, tc, device, saved, status) -> SpeedPlan:
     fixed_prec = None if tc.precision == "auto" else tc.precision
-    if saved is not None and (tc.compile == "auto" or fixed_prec is None):
+    fixed_attn = None if tc.attention == "auto" else tc.attention
+    if saved is not None and (tc.compile == "auto" or fixed_prec is None or fixed_attn is None):
         was = saved.get("speed") or {"compile": False, "precision": resolve_precision("auto", device).name
                                      if device.type != "cpu" else "fp32"}
-        comp = was["compile"] if tc.compile == "auto" else tc.compile == "on"
-        prec = was["precision"] if fixed_prec is None else fixed_prec
-        return SpeedPlan(comp, resolve_precision(prec, device),
-                         f"{'compiled' if comp else 'eager'}, {prec}: as the run was trained (a resume keeps "
-                         f"its choice)")
-    if tc.compile != "auto" and fixed_prec is not None:
-        return SpeedPlan(tc.compile == "on", resolve_precision(fixed_prec, device),
-                         f"{'compiled' if tc.compile == 'on' else 'eager'}: training.compile = {tc.compile!r}")
+        v = (was["compile"] if tc.compile == "auto" else tc.compile == "on",
+             was["precision"] if fixed_prec is None else fixed_prec,
+             was.get("attention", "sdpa") if fixed_attn is None else fixed_attn)
+        return _plan(v, device, f"{_name(*v)}: as the run was trained (a resume keeps its choice)")
     # what auto may choose from
     if fixed_prec is not None:
         precs = [fixed_prec]
@@ -308,46 +324,66 @@ def _choose(model, tasks, tc, device, saved, status) -> SpeedPlan:
     comps = [tc.compile == "on"] if tc.compile != "auto" else [False, True]
     if tc.compile == "auto" and compiler_missing(device):
         comps = [False]
-    base_prec = precs[0]
-    if len(precs) * len(comps) == 1:
-        return SpeedPlan(comps[0], resolve_precision(base_prec, device),
-                         f"{'compiled' if comps[0] else 'eager'}, {base_prec}: "
-                         + (f"nothing else to try here ({compiler_missing(device)})"
-                            if tc.compile == "auto" and compiler_missing(device) else "as set"))
+    attns = [fixed_attn] if fixed_attn else ["sdpa", "explicit"]
+    baseline = (comps[0], precs[0], attns[0])
+    if len(precs) * len(comps) * len(attns) == 1:
+        return _plan(baseline, device, f"{_name(*baseline)}: " + (
+            f"nothing else to try here ({compiler_missing(device)})"
+            if tc.compile == "auto" and compiler_missing(device) else "as set"))
 
-    key = probe_key(model, tasks, tc, device)
+    # the search space is part of the key: runs that may choose from different variants probe apart
+    key = f"{probe_key(model, tasks, tc, device)} | {'/'.join(precs)} {comps} {'/'.join(attns)}"
     entry = _read_cache().get(key)
-    variants = [(c, p) for p in precs for c in comps]
-    cached = entry is not None and all(_name(c, p) in entry.get("speedups", {}) for c, p in variants)
     # a run too short to repay a compile is not probed: its eager step is timed (or known) first
-    step_ms = entry["step_ms"] if cached else _measure(model, tasks, tc, device, [(False, base_prec)], 0.0)["step_ms"]
+    step_ms = entry["step_ms"] if entry else _measure(model, tasks, tc, device, [baseline], 0.0)["step_ms"]
     run_s = step_ms / 1000 * tc.grad_accum_steps * len(tasks) * tc.max_steps
     if run_s < PAYBACK_SECONDS:
-        comp = tc.compile == "on"
-        return SpeedPlan(comp, resolve_precision(base_prec, device),
-                         f"{_name(comp, base_prec)}: the run's steps take about {run_s:.0f} s, too short for "
-                         f"{'' if comp else 'compiling or '}a probe to pay (auto probes runs of "
-                         f"{PAYBACK_SECONDS:.0f} s or more)")
-    if not cached:
+        return _plan(baseline, device, f"{_name(*baseline)}: the run's steps take about {run_s:.0f} s, too short "
+                     f"for {'' if baseline[0] else 'compiling or '}a probe to pay (auto probes runs of "
+                     f"{PAYBACK_SECONDS:.0f} s or more)")
+    if entry is None:
         status("Measuring what runs fastest on this machine (once per model shape; cached)")
-        entry = _measure(model, tasks, tc, device, variants, PROBE_SECONDS)
+        entry = _probe(model, tasks, tc, device, precs, comps, attns)
         entry["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
         _write_cache(key, entry)
         source = "measured on this machine"
     else:
         source = "measured on this machine earlier (cached)"
     speed = entry["speedups"]
-    best = max(variants, key=lambda v: speed[_name(*v)])
-    baseline = variants[0]
+    candidates = [tuple(v) for v in entry["candidates"]]
+    best = max(candidates, key=lambda v: speed[_name(*v)])
     if speed[_name(*best)] < MARGIN:
         best = baseline
-    others = ", ".join(f"{n} {x:.2f}x" for n, x in speed.items() if n != _name(*best) and n != _name(*baseline))
+    others = ", ".join(f"{n} {x:.2f}x" for n, x in speed.items() if n not in (_name(*best), _name(*baseline)))
     if best == baseline:
-        why = (f"{_name(*best)}: nothing measured faster ({others}; over {_name(*baseline)}, {source})")
+        why = f"{_name(*best)}: nothing measured faster ({others}; over {_name(*baseline)}, {source})"
     else:
         why = (f"{_name(*best)}: {speed[_name(*best)]:.2f}x {_name(*baseline)}, {source}"
                + (f"; {others}" if others else ""))
-    return SpeedPlan(best[0], resolve_precision(best[1], device), why)
+    return _plan(best, device, why)
+
+
+def _probe(model, tasks, tc, device, precs, comps, attns) -> dict:
+    """Time the variants in two rounds: first, eagerly (nothing to compile), which attention kernel
+    is faster in each precision; then each precision with its kernel, eager and compiled, against
+    the baseline. Compiling is what costs (tens of seconds a variant on a CPU), so only the kernel
+    that won eagerly is compiled (where the kernels differed by more than noise eagerly, the same
+    one won compiled: docs/BENCHMARKS.md)."""
+    baseline = (comps[0], precs[0], attns[0])
+    speedups: dict[str, float] = {}
+    kernel = {p: attns[0] for p in precs}
+    if len(attns) > 1:
+        first = _measure(model, tasks, tc, device, [(False, p, a) for p in precs for a in attns], PROBE_SECONDS)
+        speedups.update(first["speedups"])
+        kernel = {p: max(attns, key=lambda a: first["speedups"][_name(False, p, a)]) for p in precs}
+    candidates = [baseline] + [v for v in ((c, p, kernel[p]) for p in precs for c in comps) if v != baseline]
+    if len(candidates) > 1 and (len(attns) == 1 or any(c for c, _, _ in candidates)):
+        second = _measure(model, tasks, tc, device, candidates, PROBE_SECONDS)
+    else:  # every candidate is eager and was timed against the baseline already
+        second = {"speedups": {}, "step_ms": first["step_ms"], "compile_seconds": 0.0}
+    speedups.update(second["speedups"])
+    return {"speedups": speedups, "candidates": [list(v) for v in candidates], "step_ms": second["step_ms"],
+            "compile_seconds": second["compile_seconds"]}
 
 
 # -- compiling in place -------------------------------------------------------------------------

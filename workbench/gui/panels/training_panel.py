@@ -39,6 +39,7 @@ HYPER = [
 ]
 PRECISIONS = [("auto", "Automatic"), ("fp32", "fp32 (full)"), ("bf16", "bf16"), ("fp16", "fp16 (loss scaling)")]
 COMPILES = [("auto", "Automatic (measured)"), ("on", "On"), ("off", "Off")]
+ATTENTIONS = [("auto", "Automatic (measured)"), ("sdpa", "Fused kernel (SDPA)"), ("explicit", "Written out")]
 
 
 def toml_value(value) -> str:
@@ -109,6 +110,10 @@ class TrainingPanel(Panel):
         for key, label in COMPILES:
             self.compile_combo.addItem(label, key)
         self.compile_combo.setToolTip(field_help(TrainingConfig, "compile"))
+        self.attention_combo = QtWidgets.QComboBox()
+        for key, label in ATTENTIONS:
+            self.attention_combo.addItem(label, key)
+        self.attention_combo.setToolTip(field_help(TrainingConfig, "attention"))
         # what the engine chose for the run and why ("compiled fp32: 1.40x eager fp32, measured ...")
         self.speed_label = muted_label("chosen when a run starts")
         self.speed_label.setWordWrap(True)
@@ -117,6 +122,7 @@ class TrainingPanel(Panel):
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
         form.addRow("Compile", self.compile_combo)
+        form.addRow("Attention", self.attention_combo)
         form.addRow("Speed", self.speed_label)
         self.tensorboard_check = QtWidgets.QCheckBox("also write TensorBoard event files")
         self.tensorboard_check.setToolTip(field_help(LoggingConfig, "tensorboard"))
@@ -267,6 +273,7 @@ class TrainingPanel(Panel):
         self.device_combo.currentIndexChanged.connect(self._changed)
         self.precision_combo.currentIndexChanged.connect(self._changed)
         self.compile_combo.currentIndexChanged.connect(self._changed)
+        self.attention_combo.currentIndexChanged.connect(self._changed)
         self.set_config(TrainingConfig())
 
     # -- wiring from the window --------------------------------------------------------------
@@ -323,11 +330,13 @@ class TrainingPanel(Panel):
             values["device"] = "cuda"
         values["precision"] = self.precision_combo.currentData() or "auto"
         values["compile"] = self.compile_combo.currentData() or "auto"
+        values["attention"] = self.attention_combo.currentData() or "auto"
         return replace(self._base, **values)
 
     def set_config(self, cfg: TrainingConfig) -> None:
         self._base = cfg
-        widgets = list(self.fields.values()) + [self.device_combo, self.precision_combo, self.compile_combo]
+        widgets = list(self.fields.values()) + [self.device_combo, self.precision_combo, self.compile_combo,
+                                                self.attention_combo]
         for w in widgets:
             w.blockSignals(True)
         for name, _label, _kind in HYPER:
@@ -335,6 +344,7 @@ class TrainingPanel(Panel):
         self._select_device(cfg.device)
         self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(cfg.precision)))
         self.compile_combo.setCurrentIndex(max(0, self.compile_combo.findData(cfg.compile)))
+        self.attention_combo.setCurrentIndex(max(0, self.attention_combo.findData(cfg.attention)))
         for w in widgets:
             w.blockSignals(False)
         self._changed()
@@ -400,7 +410,7 @@ class TrainingPanel(Panel):
     def set_editable(self, editable: bool) -> None:
         """Settings are fixed while a run is going."""
         for w in list(self.fields.values()) + [self.name_edit, self.device_combo, self.precision_combo, self.compile_combo,
-                                               self.tensorboard_check, self.resume_button, self.resume_clear,
+                                               self.attention_combo, self.tensorboard_check, self.resume_button, self.resume_clear,
                                                self.from_step_combo]:
             w.setEnabled(editable)
 
