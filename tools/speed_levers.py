@@ -44,6 +44,10 @@ VARIANTS = {  # name: options of make()
     "compiled bf16 explicit attention": {"compiled": True, "bf16": True, "explicit": True},
     "eager bf16 fp32-attention": {"bf16": True, "fp32_attention": True},
     "eager bf16 explicit attention": {"bf16": True, "explicit": True},
+    "compiled bf16 explicit attention cpp_wrapper": {"compiled": True, "bf16": True, "explicit": True,
+                                                     "options": {"cpp_wrapper": True}},
+    "compiled bf16 explicit attention aten-gelu": {"compiled": True, "bf16": True, "explicit": True,
+                                                    "aten_gelu": True},
 }
 
 
@@ -73,8 +77,11 @@ def explicit_attention(model):
 
 
 def make(base, x, y, compiled=False, options=None, bf16=False, adamw="fused", sync=True, explicit=False,
-         threads=None, mkldnn=True, fp32_attention=False):
+         threads=None, mkldnn=True, fp32_attention=False, aten_gelu=False):
     model = copy.deepcopy(base)
+    if aten_gelu:  # ATen's tanh GELU kernel under compile too (the model writes it with sigmoid there)
+        for block in model.transformer.h:
+            block.mlp.gelu = torch.nn.GELU(approximate="tanh")
     if fp32_attention:
         globals()["fp32_attention"](model)
     if explicit:

@@ -11,7 +11,7 @@ import torch
 from workbench.engine.config import Experiment, MultitaskConfig, TaskConfig, setting_warnings
 from workbench.engine.events import ListReporter, StepMetrics, TaskBalance
 from workbench.engine.evaluate import look_back_attention
-from workbench.engine.model import GPT, GPTConfig
+from workbench.engine.model import GPT, GPTConfig, gelu_tanh_as_sigmoid
 from workbench.engine.multitask import conflict_matrix
 from workbench.engine.tasks.labelled import LabelledTask
 from workbench.engine.tokenizer import train_tokenizer
@@ -251,6 +251,7 @@ def test_the_mlp_uses_gpt2s_tanh_gelu():
     exact = 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
     assert (tanh_form - exact).abs().max() > 1e-4  # the two variants are distinguishable here
     assert torch.allclose(mlp.gelu(x), tanh_form, rtol=0, atol=1e-12)
+    assert torch.allclose(gelu_tanh_as_sigmoid(x), tanh_form, rtol=0, atol=1e-12)  # its compiled form
     h = torch.randn(3, 8, dtype=torch.float64)
     u = mlp.c_fc(h)
     manual = mlp.c_proj(0.5 * u * (1 + torch.tanh(math.sqrt(2 / math.pi) * (u + 0.044715 * u ** 3))))
