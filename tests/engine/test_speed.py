@@ -83,9 +83,11 @@ def test_compiled_and_eager_runs_give_the_same_losses_snapshots_and_checkpoints(
 @pytest.mark.slow
 @compiles
 @needs_compiler
-def test_a_compiled_run_resumes_bit_for_bit(small_text, tmp_path):
-    exp = tiny_experiment(small_text, compile="on", max_steps=8, eval_every=0, checkpoint_every=100,
-                          attention_every=0)
+@pytest.mark.parametrize("precision,attention", [("fp32", "sdpa"), ("bf16", "explicit")])
+def test_a_compiled_run_resumes_bit_for_bit(small_text, tmp_path, precision, attention):
+    """fp32 with SDPA and bf16 written out: what auto chooses on CPUs without and with bf16 instructions."""
+    exp = tiny_experiment(small_text, compile="on", precision=precision, attention=attention, max_steps=8,
+                          eval_every=0, checkpoint_every=100, attention_every=0)
     straight, _ = _run(exp, tmp_path / "a")
     control = RunControl()
     first = StopAt(control, 4)
