@@ -285,7 +285,7 @@ def test_panels_show_synthetic_events(window, qtbot, monkeypatch):
     assert "out of memory" in w.training.error.text()
 
 
-def test_the_compile_setting_goes_to_the_experiment_and_back(window):
+def test_the_speed_settings_go_to_the_experiment_and_back(window):
     t = window.training
     cfg = t.config()
     assert cfg.compile == "off"  # the demo the window opens with: no speed probe before it trains
@@ -294,6 +294,12 @@ def test_the_compile_setting_goes_to_the_experiment_and_back(window):
     t.compile_combo.setCurrentIndex(t.compile_combo.findData("on"))
     assert t.config().compile == "on"
     assert "C++ compiler" in t.compile_combo.toolTip()
+    # the attention kernel, the third lever, makes the same round trip
+    t.set_config(dataclasses.replace(cfg, attention="explicit"))
+    assert t.attention_combo.currentText() == "Written out" and t.config().attention == "explicit"
+    t.attention_combo.setCurrentIndex(t.attention_combo.findData("auto"))
+    assert t.config().attention == "auto"
+    assert "sdpa" in t.attention_combo.toolTip()
 
 
 def test_metrics_are_batched_and_ordered(qapp):

@@ -153,6 +153,8 @@ def probe_key(model, tasks, tc, device: torch.device) -> str:
     c = model.config
     where = cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device) if device.type == "cuda" \
         else device.type
+    if os.environ.get("ATEN_CPU_CAPABILITY"):  # kernels held to a lesser ISA (how docs/BENCHMARKS.md
+        where += f" as {os.environ['ATEN_CPU_CAPABILITY']}"  # measured an AVX2-only CPU)
     return (f"{where} | {os.cpu_count()} cores, {torch.get_num_threads()} threads | {device.type} | torch "
             f"{torch.__version__} | L{c.n_layer} H{c.n_head} C{c.n_embd} T{c.block_size} V{c.vocab_size} "
             f"B{tc.batch_size} dropout {c.dropout} bias {c.bias} | {'+'.join(t.kind for t in tasks)}")
