@@ -238,7 +238,7 @@ def test_the_probe_compiles_only_the_kernel_that_won_eagerly(tmp_path, monkeypat
         rounds.append(variants)
         fast = {(False, "bf16", "explicit"): 1.4, (True, "bf16", "explicit"): 1.8, (True, "fp32", "sdpa"): 1.2}
         return {"speedups": {speed._name(*v): fast.get(v, 1.0 if v[2] == "sdpa" else 0.9) for v in variants},
-                "step_ms": 40.0, "compile_seconds": 9.0, "rounds": 3}
+                "failed": {}, "step_ms": 40.0, "compile_seconds": 9.0, "rounds": 3}
 
     monkeypatch.setattr(speed, "_measure_variants", fake)
     entry = speed._probe(None, [None], None, torch.device("cpu"), ["fp32", "bf16"], [False, True],
@@ -270,6 +270,42 @@ def test_a_resume_keeps_what_auto_chose(small_text, tmp_path, monkeypatch):
                   resume=tmp_path / "run")
     started = rep.of(RunStarted)[0]
     assert started.precision == "bf16" and "as the run was trained" in started.speed
+
+
+def test_a_variant_that_fails_in_the_probe_is_left_out_and_named(small_text, tmp_path, monkeypatch):
+    """A compile error or an out-of-memory in one variant's probe step must not fail the run."""
+    monkeypatch.setattr(speed, "PAYBACK_SECONDS", 0.0)
+    monkeypatch.setattr(speed, "PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(speed, "cpu_bf16", lambda: False)
+    monkeypatch.setattr(speed, "compiler_missing", lambda device: "no compiler (test)")
+    real_step = speed._Variant.step
+
+    def step(self):
+        if self.model.attention_kernel == "explicit":
+            raise torch.OutOfMemoryError("out of memory (test)")
+        return real_step(self)
+
+    monkeypatch.setattr(speed._Variant, "step", step)
+    rep, result = _run(tiny_experiment(small_text, max_steps=2, eval_every=0, attention_every=0), tmp_path / "run")
+    started = rep.of(RunStarted)[0]
+    assert result.status == "completed" and started.speed.startswith("eager fp32:")
+    assert "eager fp32 + explicit attention failed (OutOfMemoryError: out of memory (test))" in started.speed
+    (entry,) = json.loads(speed.probe_cache_path().read_text()).values()
+    assert entry["speedups"]["eager fp32 + explicit attention"] == 0.0
+
+
+def test_auto_leaves_attention_written_out_alone_where_its_weights_would_not_fit(small_text, tmp_path,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(speed, "PAYBACK_SECONDS", 0.0)
+    monkeypatch.setattr(speed, "PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(speed, "cpu_bf16", lambda: True)
+    monkeypatch.setattr(speed, "compiler_missing", lambda device: "no compiler (test)")
+    # the tiny model keeps 2 x 4 bytes x B 8 x 2 heads x 32^2 x 2 layers = 256 KiB of attention weights
+    monkeypatch.setattr(speed, "WRITTEN_OUT_BYTES", 256 * 1024 - 1)
+    rep, _ = _run(tiny_experiment(small_text, max_steps=2, eval_every=0, attention_every=0), tmp_path / "run")
+    (key, entry), = json.loads(speed.probe_cache_path().read_text()).items()
+    assert set(entry["speedups"]) == {"eager fp32", "eager bf16"} and "explicit" not in key
+    assert "explicit" not in rep.of(RunStarted)[0].speed
 
 
 def test_explicit_attention_and_sdpa_give_the_same_losses_and_a_bf16_run_written_out_resumes_exactly(

@@ -157,7 +157,8 @@ class TrainingConfig:
         "auto", "How the training step computes attention (the same function either way): sdpa, PyTorch's "
         "fused kernel; explicit, softmax(q k^T / sqrt(d)) v written out (on a CPU at small block sizes, "
         "and in bf16, often the faster); auto, whichever the measured probe finds faster (sdpa where "
-        "nothing is probed).",
+        "nothing is probed, and where the written-out attention weights kept for the backward pass "
+        "would take over 1 GiB).",
         choices=("auto", "sdpa", "explicit"),
     )
     threads: int = _f(0, "CPU threads for training (0: all cores headless, all but one in the GUI; at most "

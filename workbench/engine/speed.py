@@ -13,7 +13,9 @@ measurement.
   faster kernel compiled. A variant wins only when it is ``MARGIN`` faster than fp32 eager SDPA
   (or than what the settings fix), so the choice never makes a run slower than eager by more than
   noise. (The kernel matters: on an AVX512-BF16 CPU at block size 64, SDPA's bf16 backward is
-  about 3x its fp32 one, so bf16 only pays with attention written out; docs/BENCHMARKS.md);
+  about 3x its fp32 one, so bf16 only pays with attention written out; docs/BENCHMARKS.md). A
+  variant that fails in the probe (a compile error, out of memory) is left out and named in the
+  reason; attention written out is only tried where its saved weights fit ``WRITTEN_OUT_BYTES``;
 - the result is cached as JSON (``probe.json`` in the workbench cache) per CPU model, core and
   thread count, device, torch version and model shape: the next run reads it and probes nothing.
 
@@ -52,6 +54,7 @@ PAYBACK_SECONDS = 60.0   # auto probes only runs whose eager steps take at least
 MARGIN = 1.05            # a variant must be this much faster than the baseline to be chosen
 PROBE_SECONDS = 3.0      # timed, interleaved steps of the probe (after compiling)
 RECOMPILE_LIMIT = 64     # graphs per compiled function: train/eval x each freezing stage
+WRITTEN_OUT_BYTES = 2**30  # auto tries attention written out only where its saved weights fit this
 
 
 @dataclass(frozen=True)
@@ -233,25 +236,36 @@ def _own_rng(device: torch.device):
 
 
 def _measure_variants(model, task, tc, device, variants, seconds) -> dict:
+    """A variant whose first step fails (a compile error, out of memory) is left out and named in
+    "failed", with speed 0; only the baseline's failure is the run's (it trains that way)."""
     batch = _probe_batch(task, tc, device)
-    runs = []
+    runs, failed = [], {}
     compile_s = 0.0
     for variant in variants:
-        v = _Variant(model, task, batch, device, variant)
-        t0 = time.perf_counter()
-        v.step()  # compiles a compiled variant; warms the caches of an eager one
+        try:
+            v = _Variant(model, task, batch, device, variant)
+            t0 = time.perf_counter()
+            v.step()  # compiles a compiled variant; warms the caches of an eager one
+        except Exception as e:
+            if not runs:
+                raise
+            failed[_name(*variant)] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:120]}"
+            v = None
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
         if variant[0]:
             compile_s = max(compile_s, time.perf_counter() - t0)
-        runs.append(v)
+        runs.append((variant, v))
     t_end = time.perf_counter() + seconds
     rounds = 0
     while rounds < 3 or (time.perf_counter() < t_end and rounds < 50):
-        for v in runs:
+        for _, v in runs:
             v.times.append(v.step())
         rounds += 1
-    base = statistics.median(runs[0].times)
-    return {"speedups": {_name(*variant): round(base / statistics.median(v.times), 3)
-                         for variant, v in zip(variants, runs)},
+    base = statistics.median(runs[0][1].times)
+    speedups = {_name(*variant): round(base / statistics.median(v.times), 3) for variant, v in runs}
+    return {"speedups": {**speedups, **{n: 0.0 for n in failed}}, "failed": failed,
             "step_ms": round(1000 * base, 2), "compile_seconds": round(compile_s, 1), "rounds": rounds}
 
 
@@ -324,9 +338,11 @@ def _choose(model, tasks, tc, device, saved, status) -> SpeedPlan:
     else:
         precs = [resolve_precision("auto", device).name]  # a GPU's auto precision is settled
     comps = [tc.compile == "on"] if tc.compile != "auto" else [False, True]
-    if tc.compile == "auto" and compiler_missing(device):
+    attns = [fixed_attn] if fixed_attn else ["sdpa", "explicit"] if _written_out_fits(model, tc) else ["sdpa"]
+    if compiler_missing(device):
+        if tc.compile == "on":  # nothing compiled can be measured; configure says why it trains eagerly
+            return _plan((True, precs[0], attns[0]), device, f"{_name(True, precs[0], attns[0])}: as set")
         comps = [False]
-    attns = [fixed_attn] if fixed_attn else ["sdpa", "explicit"]
     baseline = (comps[0], precs[0], attns[0])
     if len(precs) * len(comps) * len(attns) == 1:
         return _plan(baseline, device, f"{_name(*baseline)}: " + (
@@ -337,7 +353,8 @@ def _choose(model, tasks, tc, device, saved, status) -> SpeedPlan:
     key = f"{probe_key(model, tasks, tc, device)} | {'/'.join(precs)} {comps} {'/'.join(attns)}"
     entry = _read_cache().get(key)
     # a run too short to repay a compile is not probed: its eager step is timed (or known) first
-    step_ms = entry["step_ms"] if entry else _measure(model, tasks, tc, device, [baseline], 0.0)["step_ms"]
+    eager = (False, precs[0], attns[0])
+    step_ms = entry["step_ms"] if entry else _measure(model, tasks, tc, device, [eager], 0.0)["step_ms"]
     run_s = step_ms / 1000 * tc.grad_accum_steps * len(tasks) * tc.max_steps
     if run_s < PAYBACK_SECONDS:
         return _plan(baseline, device, f"{_name(*baseline)}: the run's steps take about {run_s:.0f} s, too short "
@@ -356,13 +373,23 @@ def _choose(model, tasks, tc, device, saved, status) -> SpeedPlan:
     best = max(candidates, key=lambda v: speed[_name(*v)])
     if speed[_name(*best)] < MARGIN:
         best = baseline
-    others = ", ".join(f"{n} {x:.2f}x" for n, x in speed.items() if n not in (_name(*best), _name(*baseline)))
+    failed = entry.get("failed", {})
+    others = ", ".join(f"{n} failed ({failed[n]})" if n in failed else f"{n} {x:.2f}x" for n, x in speed.items()
+                       if n not in (_name(*best), _name(*baseline)))
     if best == baseline:
         why = f"{_name(*best)}: nothing measured faster ({others}; over {_name(*baseline)}, {source})"
     else:
         why = (f"{_name(*best)}: {speed[_name(*best)]:.2f}x {_name(*baseline)}, {source}"
                + (f"; {others}" if others else ""))
     return _plan(best, device, why)
+
+
+def _written_out_fits(model, tc) -> bool:
+    """Attention written out keeps every layer's (B, nh, T, T) scores and weights for the backward
+    pass, where SDPA keeps none: at long contexts that is gigabytes (GPT-2 small, B 8, T 1024: 9 GiB
+    in fp32), so auto only considers it under ``WRITTEN_OUT_BYTES``."""
+    c = model.config
+    return 2 * 4 * tc.batch_size * c.n_head * c.block_size ** 2 * c.n_layer <= WRITTEN_OUT_BYTES
 
 
 def _probe(model, tasks, tc, device, precs, comps, attns) -> dict:
@@ -373,19 +400,22 @@ def _probe(model, tasks, tc, device, precs, comps, attns) -> dict:
     one won compiled: docs/BENCHMARKS.md)."""
     baseline = (comps[0], precs[0], attns[0])
     speedups: dict[str, float] = {}
+    failed: dict[str, str] = {}
     kernel = {p: attns[0] for p in precs}
     if len(attns) > 1:
         first = _measure(model, tasks, tc, device, [(False, p, a) for p in precs for a in attns], PROBE_SECONDS)
         speedups.update(first["speedups"])
+        failed.update(first["failed"])
         kernel = {p: max(attns, key=lambda a: first["speedups"][_name(False, p, a)]) for p in precs}
     candidates = [baseline] + [v for v in ((c, p, kernel[p]) for p in precs for c in comps) if v != baseline]
     if len(candidates) > 1 and (len(attns) == 1 or any(c for c, _, _ in candidates)):
         second = _measure(model, tasks, tc, device, candidates, PROBE_SECONDS)
     else:  # every candidate is eager and was timed against the baseline already
-        second = {"speedups": {}, "step_ms": first["step_ms"], "compile_seconds": 0.0}
+        second = {"speedups": {}, "failed": {}, "step_ms": first["step_ms"], "compile_seconds": 0.0}
     speedups.update(second["speedups"])
+    failed.update(second["failed"])
     return {"speedups": speedups, "candidates": [list(v) for v in candidates], "step_ms": second["step_ms"],
-            "compile_seconds": second["compile_seconds"]}
+            "compile_seconds": second["compile_seconds"], "failed": failed}
 
 
 # -- compiling in place -------------------------------------------------------------------------
