@@ -251,14 +251,21 @@ class TrainingPanel(Panel):
                                          ("params", "Parameters"), ("run", "Run folder"))):
             name = QtWidgets.QLabel(text)
             name.setObjectName("statName")
-            val = WrapLabel("—") if key == "run" else QtWidgets.QLabel("—")  # a long folder wraps
+            val = WrapLabel("—") if key == "run" else QtWidgets.QLabel("—")
             val.setObjectName("statValue")
             val.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.progress_labels[key] = val
+            if key == "run":  # a row of its own, the card's width: a long folder wraps only where it must
+                row = QtWidgets.QHBoxLayout()
+                row.setSpacing(18)
+                row.addWidget(name)
+                row.addWidget(val, 1)
+                continue
             r, c = i % 3, i // 3
             stat_grids[c].addWidget(name, r, 0)
             stat_grids[c].addWidget(val, r, 1)
-            self.progress_labels[key] = val
         lay.addWidget(stats)
+        lay.addLayout(row)
         self.status_label = muted_label()
         lay.addWidget(self.status_label)
         self.log = QtWidgets.QPlainTextEdit()
