@@ -40,9 +40,7 @@ VARIANTS = {  # name: options of make()
     "compiled max-autotune": {"compiled": True, "options": {"max_autotune": True}},
     "compiled explicit attention": {"compiled": True, "explicit": True},
     "compiled + compiled AdamW": {"compiled": True, "adamw": "compiled"},
-    "compiled bf16 fp32-attention": {"compiled": True, "bf16": True, "fp32_attention": True},
     "compiled bf16 explicit attention": {"compiled": True, "bf16": True, "explicit": True},
-    "eager bf16 fp32-attention": {"bf16": True, "fp32_attention": True},
     "eager bf16 explicit attention": {"bf16": True, "explicit": True},
     "compiled bf16 explicit attention cpp_wrapper": {"compiled": True, "bf16": True, "explicit": True,
                                                      "options": {"cpp_wrapper": True}},
@@ -51,41 +49,14 @@ VARIANTS = {  # name: options of make()
 }
 
 
-def fp32_attention(model):
-    """SDPA on fp32 q, k, v under bf16 autocast (CPU's bf16 flash backward is slow at small T)."""
-    import workbench.engine.model as m
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-
-    def attention(q, k, v, **kw):
-        with torch.autocast("cpu", enabled=False):
-            return sdpa(q.float(), k.float(), v.float(), **kw).to(q.dtype)
-    m.F = type("F", (), {"scaled_dot_product_attention": staticmethod(attention),
-                         "softmax": torch.nn.functional.softmax,
-                         "cross_entropy": torch.nn.functional.cross_entropy})
-
-
-def explicit_attention(model):
-    """softmax(q k^T / sqrt(d)) v written out (the model's explicit path) in place of SDPA."""
-    for block in model.transformer.h:
-        attn = block.attn
-
-        def forward(x, causal=True, mask=None, explicit=False, attn=attn):
-            T = x.size(1)
-            m = torch.ones(T, T, dtype=torch.bool, device=x.device).tril().view(1, 1, T, T)
-            return type(attn).forward(attn, x, causal, m, True)
-        attn.forward = forward
-
-
 def make(base, x, y, compiled=False, options=None, bf16=False, adamw="fused", sync=True, explicit=False,
-         threads=None, mkldnn=True, fp32_attention=False, aten_gelu=False):
+         threads=None, mkldnn=True, aten_gelu=False):
     model = copy.deepcopy(base)
     if aten_gelu:  # ATen's tanh GELU kernel under compile too (the model writes it with sigmoid there)
         for block in model.transformer.h:
             block.mlp.gelu = torch.nn.GELU(approximate="tanh")
-    if fp32_attention:
-        globals()["fp32_attention"](model)
-    if explicit:
-        explicit_attention(model)
+    if explicit:  # the model's own switch (what training.attention = "explicit" sets)
+        model.attention_kernel = "explicit"
     kw = {"fused": True} if adamw == "fused" else {"foreach": True} if adamw == "foreach" else {"foreach": False}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **kw)
     ns = {"model": model}

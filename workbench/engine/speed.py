@@ -250,7 +250,6 @@ def _measure_variants(model, task, tc, device, variants, seconds) -> dict:
             if not runs:
                 raise
             failed[_name(*variant)] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:120]}"
-            v = None
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             continue

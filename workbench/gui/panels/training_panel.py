@@ -245,27 +245,30 @@ class TrainingPanel(Panel):
         for grid in stat_grids:
             grid.setHorizontalSpacing(18)
         self.progress_labels: dict[str, QtWidgets.QLabel] = {}
-        for i, (key, text) in enumerate((("step", "Step"), ("eta", "Time left"), ("speed", "Speed"),
-                                         ("loss", "Training loss"), ("val", "Validation loss"),
-                                         ("elapsed", "Training time"), ("device", "Device"),
-                                         ("params", "Parameters"), ("run", "Run folder"))):
+
+        def stat(key: str, text: str, val: QtWidgets.QLabel) -> QtWidgets.QLabel:
             name = QtWidgets.QLabel(text)
             name.setObjectName("statName")
-            val = WrapLabel("—") if key == "run" else QtWidgets.QLabel("—")
             val.setObjectName("statValue")
             val.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.progress_labels[key] = val
-            if key == "run":  # a row of its own, the card's width: a long folder wraps only where it must
-                row = QtWidgets.QHBoxLayout()
-                row.setSpacing(18)
-                row.addWidget(name)
-                row.addWidget(val, 1)
-                continue
-            r, c = i % 3, i // 3
-            stat_grids[c].addWidget(name, r, 0)
-            stat_grids[c].addWidget(val, r, 1)
+            return name
+
+        for i, (key, text) in enumerate((("step", "Step"), ("eta", "Time left"), ("speed", "Speed"),
+                                         ("loss", "Training loss"), ("val", "Validation loss"),
+                                         ("elapsed", "Training time"), ("device", "Device"),
+                                         ("params", "Parameters"))):
+            val = QtWidgets.QLabel("—")
+            stat_grids[i // 3].addWidget(stat(key, text, val), i % 3, 0)
+            stat_grids[i // 3].addWidget(val, i % 3, 1)
         lay.addWidget(stats)
-        lay.addLayout(row)
+        # the run folder on a row of its own, the card's width: a long path wraps only where it must
+        run_row = QtWidgets.QHBoxLayout()
+        run_row.setSpacing(18)
+        val = WrapLabel("—")
+        run_row.addWidget(stat("run", "Run folder", val))
+        run_row.addWidget(val, 1)
+        lay.addLayout(run_row)
         self.status_label = muted_label()
         lay.addWidget(self.status_label)
         self.log = QtWidgets.QPlainTextEdit()
